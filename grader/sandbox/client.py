@@ -1,0 +1,435 @@
+"""The trusted end of the sandbox: starts the worker inside the best isolation available,
+opens one session per submission, enforces wall-clock limits, and replaces a worker that
+died or stopped answering.
+
+Everything that arrives from the sandbox is decoded by `protocol` (JSON and arrays,
+never pickle) and treated as a claim by the student, not as a fact about their grade.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from . import protocol
+
+SANDBOX_PACKAGE = Path(__file__).resolve().parent
+WORKER_START_TIMEOUT = 120.0
+
+
+# ---------------------------------------------------------------- errors as values
+
+class SandboxError(Exception):
+    """Grading this submission hit a problem in the sandbox; `str()` is student-facing."""
+
+
+class StudentCodeError(SandboxError):
+    def __init__(self, name: str, error: dict, output: str = ""):
+        self.name = name
+        self.type = str(error.get("type", "Exception"))
+        self.detail = str(error.get("message", ""))
+        self.traceback = str(error.get("traceback", ""))
+        self.not_implemented = bool(error.get("not_implemented"))
+        self.output = output
+        if self.not_implemented:
+            text = f"`{name}` is not implemented yet (it raises NotImplementedError)."
+        else:
+            text = f"`{name}` raised {self.type}: {self.detail}".rstrip(": ")
+        super().__init__(text)
+
+
+class MissingFunction(SandboxError):
+    pass
+
+
+class SandboxTimeout(SandboxError):
+    pass
+
+
+class SandboxCrashed(SandboxError):
+    pass
+
+
+class ReplyRejected(SandboxError):
+    pass
+
+
+class IsolationUnavailable(SandboxError):
+    pass
+
+
+# ---------------------------------------------------------------- isolation levels
+
+@dataclass(frozen=True)
+class Limits:
+    call_timeout: float = 60.0  # wall-clock seconds per call (and for loading definitions)
+    data_bytes: int = 2 * 1024 ** 3
+    cpu_seconds: int = 120
+    file_bytes: int = 16 * 1024 ** 2
+    open_files: int = 256
+    max_reply_bytes: int = protocol.MAX_BLOB
+
+
+def _clean_env(keras: str) -> dict[str, str]:
+    """The worker sees no secrets from the grader's environment: only what it needs."""
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": "/tmp",
+        "LANG": "C.UTF-8",
+        "OPENBLAS_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "TF_ENABLE_ONEDNN_OPTS": "0",
+        "PYTHONHASHSEED": "0",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "MPLBACKEND": "Agg",
+        "KERAS_HOME": "/tmp/.keras",
+    }
+    for key in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):  # machine quirks, see shared notes
+        if key in os.environ:
+            env[key] = os.environ[key]
+    if keras == "2":
+        env["TF_USE_LEGACY_KERAS"] = "1"
+    return env
+
+
+def _python_roots() -> list[str]:
+    """The directories the Python environment needs: the venv and the interpreter it links to."""
+    roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+    exe = Path(sys.executable)
+    roots.add(str(exe.resolve().parent.parent))
+    return sorted(r for r in roots if r and os.path.isdir(r))
+
+
+def _bwrap_command(python: str) -> list[str]:
+    cmd = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+           "--clearenv", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    for path in ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin"):
+        if os.path.islink(path):
+            cmd += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path):
+            cmd += ["--ro-bind", path, path]
+    for path in ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime",
+                 "/etc/passwd", "/etc/group", "/sys/devices/system/cpu", "/sys/fs/cgroup"):
+        if os.path.exists(path):
+            cmd += ["--ro-bind", path, path]
+    for root in _python_roots():
+        cmd += ["--ro-bind", root, root]
+    # The sandbox package alone, under its own name: no grader, references or tests.
+    cmd += ["--ro-bind", str(SANDBOX_PACKAGE), "/opt/grader/grader_sandbox",
+            "--setenv", "PYTHONPATH", "/opt/grader", "--chdir", "/tmp"]
+    return cmd + [python, "-s", "-m", "grader_sandbox.worker"]
+
+
+_probe_cache: dict[str, bool] = {}
+
+
+def _works(cmd: list[str]) -> bool:
+    key = " ".join(cmd)
+    if key not in _probe_cache:
+        try:
+            _probe_cache[key] = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                               stderr=subprocess.DEVNULL, timeout=20).returncode == 0
+        except (OSError, subprocess.TimeoutExpired):
+            _probe_cache[key] = False
+    return _probe_cache[key]
+
+
+def choose_isolation(requested: str = "auto") -> str:
+    """The strongest level that works here: "full" (bubblewrap), "namespace" (no network),
+    or "process" (a separate process with limits and seccomp only).
+
+    `requested` is "auto", "strict" (full or refuse), or a level name to force.
+    """
+    full_ok = shutil.which("bwrap") is not None and _works(
+        ["bwrap", "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/", "true"])
+    if requested in ("strict", "full"):
+        if not full_ok:
+            raise IsolationUnavailable(
+                "full isolation (bubblewrap) is not available on this machine; install the "
+                "'bubblewrap' package or grade without --sandbox strict")
+        return "full"
+    if requested == "process":
+        return "process"
+    if requested == "auto" and full_ok:
+        return "full"
+    if shutil.which("unshare") and _works(["unshare", "-n", "true"]):
+        return "namespace"
+    if requested == "namespace":
+        raise IsolationUnavailable("network namespaces (unshare -n) are not available here")
+    return "process"
+
+
+def worker_command(level: str) -> tuple[list[str], dict[str, str] | None]:
+    python = sys.executable
+    if level == "full":
+        return _bwrap_command(python), None
+    extra = {"PYTHONPATH": str(SANDBOX_PACKAGE.parent)}
+    cmd = [python, "-s", "-m", "grader.sandbox.worker"]
+    if level == "namespace":
+        cmd = ["unshare", "-n", "--"] + cmd
+    return cmd, extra
+
+
+# ---------------------------------------------------------------- the worker
+
+class Worker:
+    """One preloaded worker process; thread-safe for one caller at a time per session."""
+
+    def __init__(self, *, keras: str = "3", isolation: str = "auto", limits: Limits = Limits(),
+                 seccomp: bool = True):
+        self.keras = keras
+        self.requested_isolation = isolation
+        self.limits = limits
+        self.seccomp = seccomp
+        self.level = choose_isolation(isolation)
+        self.proc: subprocess.Popen | None = None
+        self.control: socket.socket | None = None
+        self.info: dict = {}
+        self._lock = threading.Lock()
+        self.restarts = 0
+
+    # -- lifecycle
+    def start(self) -> "Worker":
+        ours, theirs = socket.socketpair()
+        cmd, extra = worker_command(self.level)
+        env = _clean_env(self.keras)
+        child_config = {"limits": {"data_bytes": self.limits.data_bytes, "cpu_seconds": self.limits.cpu_seconds,
+                                   "file_bytes": self.limits.file_bytes, "open_files": self.limits.open_files},
+                        "seccomp": self.seccomp}
+        env["GRADER_CONTROL_FD"] = str(theirs.fileno())
+        env["GRADER_CHILD_CONFIG"] = json.dumps(child_config)
+        if self.level == "full":
+            # --clearenv drops the environment: hand each variable over explicitly.
+            pre = cmd[: cmd.index("--chdir")]
+            post = cmd[cmd.index("--chdir"):]
+            for k, v in env.items():
+                pre += ["--setenv", k, v]
+            cmd = pre + post
+            env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+        else:
+            env.update(extra or {})
+        self._stderr = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=self._stderr, env=env, pass_fds=(theirs.fileno(),),
+                                     start_new_session=True)
+        theirs.close()
+        self.control = ours
+        ours.settimeout(WORKER_START_TIMEOUT)
+        try:
+            header, _ = protocol.recv_message(ours)
+        except (EOFError, OSError, protocol.ProtocolError) as exc:
+            self._stderr.seek(0)
+            tail = self._stderr.read()[-2000:].decode("utf-8", "replace")
+            self.stop()
+            raise SandboxError(f"the sandbox worker ({self.level}) did not start: {exc}\n{tail}") from None
+        self.info = header
+        return self
+
+    def stop(self) -> None:
+        if self.control is not None:
+            try:
+                self.control.close()
+            except OSError:
+                pass
+            self.control = None
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+                try:
+                    self.proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    pass
+            self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.restarts += 1
+        self.start()
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None and self.control is not None
+
+    def __enter__(self) -> "Worker":
+        return self.start() if not self.alive() else self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # -- control requests
+    def _request(self, message: dict, fds: Sequence[int] = (), timeout: float = 10.0) -> dict:
+        with self._lock:
+            if not self.alive():
+                raise SandboxCrashed("the sandbox worker is not running")
+            assert self.control is not None
+            self.control.settimeout(timeout)
+            protocol.send_message(self.control, message)
+            if fds:
+                socket.send_fds(self.control, [b"F"], list(fds))
+            reply, _ = protocol.recv_message(self.control)
+            return reply
+
+    def session(self, chunks: Sequence[dict], *, support: dict[str, str] | None = None, seed: int = 0,
+                timeout: float | None = None) -> "Session":
+        """Fork a fresh child for one submission and load its definitions into it."""
+        if not self.alive():
+            self.restart()
+        ours, theirs = socket.socketpair()
+        try:
+            try:
+                reply = self._request({"cmd": "spawn"}, fds=[theirs.fileno()])
+            except (EOFError, OSError, protocol.ProtocolError):
+                self.restart()  # a dead or wedged worker is replaced, once
+                reply = self._request({"cmd": "spawn"}, fds=[theirs.fileno()])
+        finally:
+            theirs.close()
+        session = Session(self, ours, int(reply["pid"]))
+        session.load(chunks, support or {}, seed, timeout or self.limits.call_timeout)
+        return session
+
+    def kill(self, pid: int) -> dict:
+        try:
+            return self._request({"cmd": "kill", "pid": pid}, timeout=5.0)
+        except (EOFError, OSError, protocol.ProtocolError, SandboxCrashed):
+            # The worker itself is wedged or gone (a child may have attacked it): replace it.
+            self.restart()
+            return {"exited": True, "worker_restarted": True}
+
+    def status(self, pid: int, wait: float = 0.5) -> dict:
+        try:
+            return self._request({"cmd": "status", "pid": pid, "wait": wait}, timeout=wait + 5.0)
+        except (EOFError, OSError, protocol.ProtocolError, SandboxCrashed):
+            self.restart()
+            return {"exited": True, "worker_restarted": True}
+
+
+@dataclass
+class CallResult:
+    value: Any
+    args_after: list | None
+    output: str
+    seconds: float
+
+
+@dataclass
+class Session:
+    """One submission's child: its definitions are loaded once, then any number of calls."""
+
+    worker: Worker
+    sock: socket.socket
+    pid: int
+    load_errors: list[dict] = field(default_factory=list)
+    defined: list[str] = field(default_factory=list)
+    load_output: str = ""
+    seccomp: str = ""
+    closed: bool = False
+    dead_reason: str = ""
+
+    def load(self, chunks, support, seed, timeout) -> None:
+        protocol.send_message(self.sock, {"chunks": list(chunks), "support": support, "seed": seed})
+        reply, _ = self._receive(timeout, "loading your notebook's definitions")
+        self.load_errors = [e for e in reply.get("errors", []) if isinstance(e, dict)]
+        self.defined = [str(d) for d in reply.get("defined", [])]
+        self.load_output = str(reply.get("output", ""))[: 2 * 8192]
+        self.seccomp = str(reply.get("seccomp", ""))
+
+    def call(self, name: str, *args, timeout: float | None = None, return_args: bool = False,
+             seed: int = 0, **kwargs) -> CallResult:
+        if self.dead_reason:
+            raise SandboxCrashed(self.dead_reason)
+        try:
+            tree, blob = protocol.encode_value((list(args), kwargs))
+        except TypeError as exc:
+            raise ValueError(f"cannot send these arguments to the sandbox: {exc}") from None
+        started = time.perf_counter()
+        try:
+            protocol.send_message(self.sock, {"cmd": "call", "name": name, "args": tree,
+                                              "return_args": return_args, "seed": seed}, blob)
+        except OSError:
+            self._died(f"calling `{name}`")
+        reply, out_blob = self._receive(timeout or self.worker.limits.call_timeout, f"running `{name}`")
+        seconds = time.perf_counter() - started
+        output = str(reply.get("output", ""))[: 2 * 8192]
+        if reply.get("missing"):
+            raise MissingFunction(f"`{name}` is not defined in your notebook")
+        if not reply.get("ok"):
+            error = reply.get("error") if isinstance(reply.get("error"), dict) else {}
+            raise StudentCodeError(name, error, output)
+        try:
+            payload = protocol.decode_value(reply.get("value"), out_blob)
+        except protocol.ProtocolError as exc:
+            raise ReplyRejected(f"what `{name}` returned could not be read back: {exc}") from None
+        if not isinstance(payload, dict) or "value" not in payload:
+            raise ReplyRejected(f"what `{name}` returned could not be read back")
+        after = payload.get("args_after")
+        return CallResult(payload["value"], after if isinstance(after, list) else None, output, seconds)
+
+    def _receive(self, timeout: float, doing: str) -> tuple[dict, bytes]:
+        self.sock.settimeout(timeout)
+        try:
+            return protocol.recv_message(self.sock, max_blob=self.worker.limits.max_reply_bytes)
+        except socket.timeout:
+            self.worker.kill(self.pid)
+            self.dead_reason = (f"stopped after {timeout:g} s while {doing}: the time limit was reached "
+                                f"(an infinite loop, or far too much work?)")
+            self._close_socket()
+            raise SandboxTimeout(self.dead_reason) from None
+        except protocol.MessageTooLarge as exc:
+            self.worker.kill(self.pid)
+            self.dead_reason = f"stopped while {doing}: the returned data was too large ({exc})"
+            self._close_socket()
+            raise ReplyRejected(self.dead_reason) from None
+        except protocol.ProtocolError as exc:
+            self.worker.kill(self.pid)
+            self.dead_reason = f"stopped while {doing}: the reply was malformed ({exc})"
+            self._close_socket()
+            raise ReplyRejected(self.dead_reason) from None
+        except (EOFError, OSError):
+            self._died(doing)
+        raise AssertionError("unreachable")
+
+    def _died(self, doing: str) -> None:
+        status = self.worker.status(self.pid, wait=1.0)
+        self._close_socket()
+        sig = status.get("signal")
+        if sig == signal.SIGKILL:
+            why = "it was killed (SIGKILL): usually the memory limit, or the CPU-time limit"
+        elif sig == signal.SIGXCPU:
+            why = "it used up its CPU-time limit"
+        elif sig:
+            why = f"it was killed by signal {signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else sig}"
+        elif status.get("code") is not None:
+            why = f"the process exited with status {status['code']} (did the code call exit() or os._exit()?)"
+        elif status.get("worker_restarted"):
+            why = "the sandbox worker stopped answering and was replaced"
+        else:
+            why = "the process ended unexpectedly"
+        self.dead_reason = f"your code stopped while {doing}: {why}"
+        raise SandboxCrashed(self.dead_reason)
+
+    def _close_socket(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self._close_socket()
+        if not self.dead_reason:
+            self.worker.kill(self.pid)  # also takes anything the student left running in its group
