@@ -38,8 +38,7 @@ class Visibility(str, Enum):
 class Table:
     """Expected and found side by side, one row per aligned item.
 
-    `marked` is the index of the row holding the first difference (or None); `notes`
-    is a per-row marker column such as "missing" / "extra" / "" that renderers may show.
+    `marked` is the index of the row holding the first difference (or None).
     """
 
     headers: tuple[str, ...]
@@ -52,6 +51,8 @@ class Table:
 
 @dataclass
 class TestResult:
+    __test__ = False  # a result, not a pytest test class
+
     name: str  # what is checked, e.g. "layer order"; shown as "<exercise> · <name>"
     exercise: str  # the graded function's name, e.g. "happyModel"
     score: float
@@ -124,4 +125,28 @@ class SubmissionResult:
             "tests": [t.to_dict() for t in self.tests],
             "errors": list(self.errors),
             "warnings": list(self.warnings),
+            "hidden_tests_run": self.hidden_tests_run,
         }
+
+
+def test_result_from_dict(d: dict[str, Any]) -> TestResult:
+    table = d.get("table")
+    return TestResult(
+        name=d["name"], exercise=d.get("exercise", ""), score=float(d["score"]), max_score=float(d["max_score"]),
+        status=Status(d["status"]), visibility=Visibility(d.get("visibility", "visible")),
+        message=d.get("message", ""), hint=d.get("hint", ""),
+        table=Table(tuple(table["headers"]), tuple(tuple(r) for r in table["rows"]), table.get("marked"))
+        if table else None,
+        student_traceback=d.get("student_traceback", ""), output=d.get("output", ""), number=d.get("number", ""),
+        duration=float(d.get("duration", 0.0)), diagnosis=d.get("diagnosis", ""), nodeid=d.get("nodeid", ""))
+
+
+def submission_result_from_dict(d: dict[str, Any]) -> SubmissionResult:
+    """The inverse of `SubmissionResult.to_dict`, for results crossing between our own processes
+    or read back from the gradebook (never for anything a student's process produced)."""
+    return SubmissionResult(
+        submission=d["submission"], assignment=d.get("assignment", ""),
+        tests=[test_result_from_dict(t) for t in d.get("tests", [])], errors=list(d.get("errors", [])),
+        warnings=list(d.get("warnings", [])), execution_time=float(d.get("execution_time", 0.0)),
+        isolation=d.get("isolation", ""), hidden_tests_run=bool(d.get("hidden_tests_run", True)),
+        student=d.get("student", ""))

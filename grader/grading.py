@@ -1,0 +1,62 @@
+"""Grade one submission: open it, run the assignment's pytest tests on it, collect results.
+
+This is the single path every front end takes (CLI, batch, self-check, platform bundles),
+so a submission gets the same grade wherever it is graded.
+"""
+from __future__ import annotations
+
+import io
+import os
+import time
+from contextlib import redirect_stdout, redirect_stderr
+from pathlib import Path
+
+import pytest
+
+from grader.assignment import Assignment
+from grader.plugin import CONTEXT, GradingContext, build_result
+from grader.results import SubmissionResult
+from grader.sandbox.client import Worker
+from grader.submission import Submission
+
+
+class _Inject:
+    """Hands the prepared context to the plugin before collection starts."""
+
+    def __init__(self, ctx: GradingContext):
+        self.ctx = ctx
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_configure(self, config):
+        config.stash[CONTEXT] = self.ctx
+
+
+def pytest_args(assignment: Assignment) -> list[str]:
+    args = [str(assignment.tests_dir), "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
+            "--import-mode=importlib", f"--rootdir={assignment.tests_dir}", "-o", "addopts=",
+            "-o", "python_files=test_*.py", "-W", "ignore::DeprecationWarning"]
+    if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
+        args += ["-p", "grader.plugin"]
+    return args
+
+
+def grade_submission(path: str | Path, assignment: Assignment, worker: Worker | None, *,
+                     include_hidden: bool = True, seed: int = 0) -> SubmissionResult:
+    started = time.perf_counter()
+    submission = Submission(Path(path), assignment, worker, seed=seed)
+    try:
+        submission.open()
+        ctx = GradingContext(assignment, submission, include_hidden=include_hidden)
+        if submission.load_error is None:
+            sink = io.StringIO()
+            with redirect_stdout(sink), redirect_stderr(sink):
+                code = pytest.main(pytest_args(assignment), plugins=[_Inject(ctx)])
+            if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) and not ctx.results:
+                ctx.warnings.append(f"the assignment's tests did not run (pytest exit {int(code)}): "
+                                    f"{sink.getvalue()[-500:]}")
+        result = build_result(ctx, time.perf_counter() - started)
+        if submission.load_error is None and not ctx.results:
+            result.errors.append(f"{path}: no test ran for this submission (see warnings)")
+        return result
+    finally:
+        submission.close()

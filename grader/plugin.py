@@ -1,0 +1,296 @@
+"""The pytest plugin: assignment tests are plain pytest, graded in the grading process.
+
+It gives tests the `submission` and `reference` fixtures (and `hidden_rng` for hidden
+inputs), reads the `points` / `exercise` / `visibility` / `depends` markers, and turns
+each test's outcome into a `TestResult`. Two ways in:
+
+- `grader.grading.grade_submission` runs pytest on an assignment's tests with a context
+  already holding the submission (the CLI, batch grading, platform bundles);
+- an instructor runs `pytest assignments/NAME/tests --notebook SUBMISSION.ipynb`, and the
+  plugin opens the notebook itself and prints the feedback at the end.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from grader.checks import CheckFailed
+from grader.results import Status, SubmissionResult, TestResult, Visibility
+
+CONTEXT = pytest.StashKey["GradingContext"]()
+
+
+@dataclass
+class GradingContext:
+    assignment: Any  # grader.assignment.Assignment
+    submission: Any  # grader.submission.Submission
+    include_hidden: bool = True
+    results: list[TestResult] = field(default_factory=list)
+    outcomes: dict[str, Status] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    owns_worker: bool = False
+    _reference: Any = None
+
+    def reference_module(self):
+        if self._reference is None:
+            path = Path(self.assignment.reference)
+            name = f"_grader_reference_{self.assignment.name}"
+            if name in sys.modules:
+                self._reference = sys.modules[name]
+            else:
+                spec = importlib.util.spec_from_file_location(name, path)
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[name] = module
+                spec.loader.exec_module(module)
+                self._reference = module
+        return self._reference
+
+
+# ---------------------------------------------------------------- configuration
+
+def pytest_addoption(parser):
+    group = parser.getgroup("grader", "grade a notebook submission with an assignment's tests")
+    group.addoption("--notebook", default=None, help="the submitted notebook to grade")
+    group.addoption("--assignment", dest="grader_assignment", default=None,
+                    help="assignment name or folder (default: the one the tests live in)")
+    group.addoption("--visible-only", action="store_true", default=False,
+                    help="run only visible tests, as a student's self-check does")
+    group.addoption("--sandbox", dest="grader_sandbox", default="auto",
+                    help="isolation: auto, strict (bubblewrap or refuse), namespace, process")
+    group.addoption("--grader-json", default=None, help="also write the result as JSON to this path")
+
+
+def pytest_configure(config):
+    for line in ("points(value): points this test is worth",
+                 "exercise(name): the graded function this test checks",
+                 "visibility(value): visible, hidden, after_due_date or after_published",
+                 "depends(*names): run only if these tests passed"):
+        config.addinivalue_line("markers", line)
+    notebook = config.getoption("notebook", None)
+    if notebook and CONTEXT not in config.stash:
+        config.stash[CONTEXT] = _context_from_options(config, Path(notebook))
+
+
+def _context_from_options(config, notebook: Path) -> GradingContext:
+    from grader.assignment import find_assignment_for, load_assignment
+    from grader.sandbox.client import Worker
+    from grader.submission import Submission
+
+    name = config.getoption("grader_assignment")
+    if name is None:
+        for arg in config.args:
+            found = find_assignment_for(Path(arg).resolve())
+            if found:
+                name = found
+                break
+    if name is None:
+        raise pytest.UsageError("--notebook needs --assignment NAME (or run the tests of an assignment folder)")
+    assignment = load_assignment(name)
+    worker = Worker(keras=assignment.keras, isolation=config.getoption("grader_sandbox")).start()
+    submission = Submission(notebook, assignment, worker).open()
+    ctx = GradingContext(assignment, submission, include_hidden=not config.getoption("visible_only"),
+                         owns_worker=True)
+    ctx.started = time.perf_counter()
+    return ctx
+
+
+def _ctx(config) -> GradingContext | None:
+    return config.stash.get(CONTEXT, None)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    ctx = _ctx(config)
+    if ctx is None:
+        return
+    keep, drop = [], []
+    for item in items:
+        (keep if ctx.include_hidden or _visibility(item) is Visibility.VISIBLE else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+    for number, item in enumerate(items, start=1):
+        item.stash[_NUMBER] = str(number)
+
+
+_NUMBER = pytest.StashKey[str]()
+_RECORDED = pytest.StashKey[bool]()
+
+
+# ---------------------------------------------------------------- fixtures
+
+@pytest.fixture(scope="session")
+def grading_context(request) -> GradingContext:
+    ctx = _ctx(request.config)
+    if ctx is None:
+        pytest.skip("no submission to grade: pass --notebook SUBMISSION.ipynb")
+    return ctx
+
+
+@pytest.fixture(scope="session")
+def submission(grading_context):
+    return grading_context.submission
+
+
+@pytest.fixture(scope="session")
+def reference(grading_context):
+    return grading_context.reference_module()
+
+
+@pytest.fixture
+def hidden_rng(request, grading_context):
+    """Inputs no student has seen: seeded by the instructor's secret and the test's name."""
+    import numpy as np
+    digest = hashlib.sha256(f"{grading_context.assignment.secret}:{request.node.name}".encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "big"))
+
+
+# ---------------------------------------------------------------- markers
+
+def _marker_arg(item, name: str, default=None):
+    marker = item.get_closest_marker(name)
+    return marker.args[0] if marker is not None and marker.args else default
+
+
+def _visibility(item) -> Visibility:
+    try:
+        return Visibility(_marker_arg(item, "visibility", "visible"))
+    except ValueError:
+        return Visibility.VISIBLE
+
+
+def _display_name(item) -> str:
+    base = getattr(item, "originalname", None) or item.name.split("[")[0]
+    base = base[5:] if base.startswith("test_") else base
+    name = base.replace("_", " ")
+    if "[" in item.name:
+        name += " [" + item.name.split("[", 1)[1]
+    return name
+
+
+def pytest_runtest_setup(item):
+    ctx = _ctx(item.config)
+    if ctx is None:
+        return
+    marker = item.get_closest_marker("depends")
+    for needed in (marker.args if marker else ()):
+        key = f"{item.module.__name__}::{needed}"
+        if ctx.outcomes.get(key) is not Status.PASSED:
+            pretty = needed[5:] if needed.startswith("test_") else needed
+            pytest.skip(f"fix `{pretty.replace('_', ' ')}` first")
+
+
+# ---------------------------------------------------------------- outcomes
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    ctx = _ctx(item.config)
+    if ctx is None or item.stash.get(_RECORDED, False):
+        return
+    report = outcome.get_result()
+    if call.when == "setup" and report.passed:
+        return
+    if call.when == "teardown" and report.passed:
+        return
+    item.stash[_RECORDED] = True
+    result = _to_result(item, call, report, ctx)
+    ctx.results.append(result)
+    ctx.outcomes[f"{item.module.__name__}::{getattr(item, 'originalname', item.name)}"] = result.status
+
+
+def _to_result(item, call, report, ctx: GradingContext) -> TestResult:
+    max_score = float(_marker_arg(item, "points", 1.0))
+    result = TestResult(
+        name=_display_name(item), exercise=str(_marker_arg(item, "exercise", "")), score=0.0,
+        max_score=max_score, status=Status.FAILED, visibility=_visibility(item),
+        number=item.stash.get(_NUMBER, ""), duration=round(call.duration, 4), nodeid=item.nodeid)
+    submission = ctx.submission
+    if submission is not None and hasattr(submission, "take_output"):
+        result.output = submission.take_output()
+    if report.skipped:
+        result.status = Status.NOT_RUN
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        result.message = reason.removeprefix("Skipped: ")
+        return result
+    if report.passed:
+        result.status, result.score = Status.PASSED, max_score
+        return result
+    _explain(result, call.excinfo.value if call.excinfo else None, ctx)
+    return result
+
+
+def _explain(result: TestResult, exc: BaseException | None, ctx: GradingContext) -> None:
+    from grader.sandbox import client
+
+    if isinstance(exc, CheckFailed):
+        result.message, result.hint, result.table = exc.message, exc.hint, exc.table
+        result.diagnosis = exc.diagnosis
+        result.score = round(result.max_score * exc.fraction, 6)
+    elif isinstance(exc, client.StudentCodeError):
+        if exc.not_implemented:
+            result.message = f"`{exc.name}` is not implemented yet."
+            result.hint = "Replace `raise NotImplementedError()` with your code."
+            result.diagnosis = "not_implemented"
+        else:
+            result.message = f"Your `{exc.name}` raised {exc.type}: {exc.detail}".rstrip(": ")
+            result.student_traceback = exc.traceback
+            result.diagnosis = "raised"
+    elif isinstance(exc, client.MissingFunction):
+        result.message, result.diagnosis = str(exc), "missing"
+        result.hint = "Keep the graded function's name and signature exactly as given in the assignment."
+    elif isinstance(exc, client.SandboxTimeout):
+        result.message, result.diagnosis = str(exc), "timeout"
+    elif isinstance(exc, client.SandboxError):
+        result.message, result.diagnosis = str(exc), "sandbox"
+    elif isinstance(exc, AssertionError):
+        result.message = str(exc) or "a check failed"
+    else:
+        # A bug in the check or the reference, not the student's fault: say so loudly.
+        result.message = (f"the grader's own check failed ({type(exc).__name__}: {exc}); "
+                          f"this is not your fault, please tell your instructor")
+        result.diagnosis = "grader_error"
+        ctx.warnings.append(f"internal error in test {result.nodeid}: {type(exc).__name__}: {exc}")
+
+
+# ---------------------------------------------------------------- direct pytest use
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    ctx = _ctx(config)
+    if ctx is None or not ctx.owns_worker:
+        return
+    from grader.render import render_text
+    result = build_result(ctx, time.perf_counter() - getattr(ctx, "started", time.perf_counter()))
+    terminalreporter.write_sep("=", "grader feedback")
+    terminalreporter.write_line(render_text(result, color=terminalreporter.isatty(), audience="instructor"))
+    path = config.getoption("grader_json")
+    if path:
+        import json
+        Path(path).write_text(json.dumps(result.to_dict(), indent=2), encoding="utf-8")
+
+
+def pytest_unconfigure(config):
+    ctx = _ctx(config)
+    if ctx is not None and ctx.owns_worker:
+        ctx.submission.close()
+        if ctx.submission.worker is not None:
+            ctx.submission.worker.stop()
+
+
+def build_result(ctx: GradingContext, seconds: float) -> SubmissionResult:
+    sub = ctx.submission
+    worker = getattr(sub, "worker", None)
+    isolation = worker.level if worker is not None else ""
+    if sub.session is not None and sub.session.seccomp and sub.session.seccomp != "on":
+        isolation += f", seccomp {sub.session.seccomp}"
+    return SubmissionResult(
+        submission=str(sub.path), assignment=ctx.assignment.name, tests=list(ctx.results),
+        errors=[str(sub.load_error)] if sub.load_error else [],
+        warnings=list(dict.fromkeys(sub.warnings + ctx.warnings)), execution_time=seconds,
+        isolation=isolation, hidden_tests_run=ctx.include_hidden)
