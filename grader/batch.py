@@ -59,7 +59,18 @@ def _init(options: Options) -> None:
     assignment = load_assignment(options.assignment)
     _state["assignment"] = assignment
     _state["options"] = options
-    _state["worker"] = Worker(keras=assignment.keras, isolation=options.isolation).start()
+    worker = Worker(keras=assignment.keras, isolation=options.isolation).launch()
+    _preload_grading_side(assignment.keras)  # overlaps with the worker's own import
+    _state["worker"] = worker.wait_ready()
+
+
+def _preload_grading_side(keras: str) -> None:
+    """The grading process rebuilds models too; import Keras while the worker starts."""
+    import tensorflow  # noqa: F401
+    if keras == "2":
+        import tf_keras  # noqa: F401
+    else:
+        import keras as _keras  # noqa: F401
 
 
 def _grade_one(path: str) -> dict:

@@ -41,12 +41,13 @@ def pytest_args(assignment: Assignment) -> list[str]:
 
 
 def grade_submission(path: str | Path, assignment: Assignment, worker: Worker | None, *,
-                     include_hidden: bool = True, seed: int = 0) -> SubmissionResult:
+                     include_hidden: bool = True, seed: int = 0,
+                     only_exercises: frozenset[str] | None = None) -> SubmissionResult:
     started = time.perf_counter()
     submission = Submission(Path(path), assignment, worker, seed=seed)
     try:
         submission.open()
-        ctx = GradingContext(assignment, submission, include_hidden=include_hidden)
+        ctx = GradingContext(assignment, submission, include_hidden=include_hidden, only_exercises=only_exercises)
         if submission.load_error is None:
             sink = io.StringIO()
             with redirect_stdout(sink), redirect_stderr(sink):

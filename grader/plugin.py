@@ -32,6 +32,7 @@ class GradingContext:
     assignment: Any  # grader.assignment.Assignment
     submission: Any  # grader.submission.Submission
     include_hidden: bool = True
+    only_exercises: frozenset[str] | None = None  # a self-check of one exercise runs only its tests
     results: list[TestResult] = field(default_factory=list)
     outcomes: dict[str, Status] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
@@ -111,7 +112,10 @@ def pytest_collection_modifyitems(session, config, items):
         return
     keep, drop = [], []
     for item in items:
-        (keep if ctx.include_hidden or _visibility(item) is Visibility.VISIBLE else drop).append(item)
+        wanted = ctx.include_hidden or _visibility(item) is Visibility.VISIBLE
+        if ctx.only_exercises is not None and _marker_arg(item, "exercise", "") not in ctx.only_exercises:
+            wanted = False
+        (keep if wanted else drop).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep

@@ -48,7 +48,8 @@ class Submission:
         try:
             self.session = self.worker.session(_program_chunks(self.program),
                                                support=self.assignment.support_files(), seed=self.seed,
-                                               timeout=self.assignment.call_timeout)
+                                               timeout=self.assignment.call_timeout,
+                                               future=self.program.future)
         except client.SandboxError as exc:
             self.session_error = exc
             self.warnings.append(f"your notebook's definitions could not be loaded: {exc}")

@@ -97,12 +97,23 @@ def _error(exc: BaseException, labels: set[str]) -> dict[str, Any]:
             "not_implemented": isinstance(exc, NotImplementedError)}
 
 
+def _future_flags(names) -> int:
+    """A notebook's `from __future__ import x` applies to every later cell, as in IPython."""
+    import __future__
+    flags = 0
+    for name in names or ():
+        feature = getattr(__future__, str(name), None)
+        flags |= getattr(feature, "compiler_flag", 0)
+    return flags
+
+
 def _load(request: dict, namespace: dict, labels: set[str]) -> list[dict]:
     errors = []
+    flags = _future_flags(request.get("future"))
     for chunk in request.get("chunks", []):
         code_text = "\n" * (int(chunk["line"]) - 1) + chunk["source"]
         try:
-            exec(compile(code_text, chunk["label"], "exec"), namespace)  # noqa: S102 - this IS the sandbox
+            exec(compile(code_text, chunk["label"], "exec", flags=flags, dont_inherit=True), namespace)  # noqa: S102 - this IS the sandbox
         except BaseException as exc:  # noqa: BLE001 - SystemExit too: a student's exit() must not end grading
             errors.append({"label": chunk["label"], "kind": chunk.get("kind", ""),
                            "line": chunk["line"], **_error(exc, labels)})

@@ -201,6 +201,10 @@ class Worker:
 
     # -- lifecycle
     def start(self) -> "Worker":
+        return self.launch().wait_ready()
+
+    def launch(self) -> "Worker":
+        """Start the worker without waiting for its ~3 s import (overlap it with your own)."""
         ours, theirs = socket.socketpair()
         cmd, extra = worker_command(self.level)
         env = _clean_env(self.keras)
@@ -225,9 +229,13 @@ class Worker:
                                      start_new_session=True)
         theirs.close()
         self.control = ours
-        ours.settimeout(WORKER_START_TIMEOUT)
+        return self
+
+    def wait_ready(self) -> "Worker":
+        assert self.control is not None, "launch() first"
+        self.control.settimeout(WORKER_START_TIMEOUT)
         try:
-            header, _ = protocol.recv_message(ours)
+            header, _ = protocol.recv_message(self.control)
         except (EOFError, OSError, protocol.ProtocolError) as exc:
             self._stderr.seek(0)
             tail = self._stderr.read()[-2000:].decode("utf-8", "replace")
@@ -283,7 +291,7 @@ class Worker:
             return reply
 
     def session(self, chunks: Sequence[dict], *, support: dict[str, str] | None = None, seed: int = 0,
-                timeout: float | None = None) -> "Session":
+                timeout: float | None = None, future: Sequence[str] = ()) -> "Session":
         """Fork a fresh child for one submission and load its definitions into it."""
         if not self.alive():
             self.restart()
@@ -297,7 +305,7 @@ class Worker:
         finally:
             theirs.close()
         session = Session(self, ours, int(reply["pid"]))
-        session.load(chunks, support or {}, seed, timeout or self.limits.call_timeout)
+        session.load(chunks, support or {}, seed, timeout or self.limits.call_timeout, list(future))
         return session
 
     def kill(self, pid: int) -> dict:
@@ -338,8 +346,9 @@ class Session:
     closed: bool = False
     dead_reason: str = ""
 
-    def load(self, chunks, support, seed, timeout) -> None:
-        protocol.send_message(self.sock, {"chunks": list(chunks), "support": support, "seed": seed})
+    def load(self, chunks, support, seed, timeout, future=()) -> None:
+        protocol.send_message(self.sock, {"chunks": list(chunks), "support": support, "seed": seed,
+                                          "future": list(future)})
         reply, _ = self._receive(timeout, "loading your notebook's definitions")
         self.load_errors = [e for e in reply.get("errors", []) if isinstance(e, dict)]
         self.defined = [str(d) for d in reply.get("defined", [])]
