@@ -32,7 +32,10 @@ class _Inject:
 
 
 def pytest_args(assignment: Assignment) -> list[str]:
+    # unraisableexception/threadexception run gc.collect several times per session, which
+    # costs over a second with TensorFlow objects alive: too much per submission.
     args = [str(assignment.tests_dir), "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
+            "-p", "no:unraisableexception", "-p", "no:threadexception",
             "--import-mode=importlib", f"--rootdir={assignment.tests_dir}", "-o", "addopts=",
             "-o", "python_files=test_*.py", "-W", "ignore::DeprecationWarning"]
     if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):

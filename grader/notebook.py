@@ -827,6 +827,19 @@ def _is_future(node: ast.stmt) -> bool:
     return isinstance(node, ast.ImportFrom) and node.module == "__future__"
 
 
+# The grader's own self-check (`from grader import check`) is for the student's kernel; it
+# is not installed in the sandbox and no graded function needs it.
+_GRADER_MODULES = frozenset({"grader"})
+
+
+def _is_grader_import(node: ast.stmt) -> bool:
+    if isinstance(node, ast.ImportFrom):
+        return node.level == 0 and (node.module or "").split(".")[0] in _GRADER_MODULES
+    if isinstance(node, ast.Import):
+        return all(alias.name.split(".")[0] in _GRADER_MODULES for alias in node.names)
+    return False
+
+
 # --- finding the graded definitions ------------------------------------------------------
 
 
@@ -1073,6 +1086,9 @@ def extract_program(nb: Any, exercises: Sequence[str]) -> Program:
         for node in cell.tree.body:
             if _is_future(node):
                 future.extend(a.name for a in node.names if a.name not in future)  # type: ignore[union-attr]
+                skipped += 1
+                continue
+            if _is_grader_import(node):
                 skipped += 1
                 continue
             classified = _classify(node, imported)

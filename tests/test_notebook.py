@@ -573,3 +573,15 @@ def test_chunks_are_frozen_values():
     assert chunk == Chunk("import os", 0, 1, "import", "cell 1")
     with pytest.raises(AttributeError):
         chunk.line = 2  # type: ignore[misc]
+
+
+def test_the_graders_own_self_check_import_is_not_run(tmp_path):
+    """`from grader import check` belongs to the student's kernel; in the sandbox it would only fail."""
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("import numpy as np\nfrom grader import check\nimport grader.selfcheck"),
+        nbformat.v4.new_code_cell("def standardize(a, b):\n    return a, b", metadata={"tags": ["standardize"]}),
+        nbformat.v4.new_code_cell("check('standardize')"),
+    ])
+    program = extract_program(nb, ["standardize"])
+    sources = [c.source for c in program.chunks]
+    assert sources == ["import numpy as np", "def standardize(a, b):\n    return a, b"]
