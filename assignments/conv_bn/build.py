@@ -1,0 +1,177 @@
+"""Regenerate every notebook derived from the master `source/conv_bn.py`.
+
+    python assignments/conv_bn/build.py
+
+The percent-format `.py` file is the only thing an instructor edits. This script rebuilds
+the master notebook, the student release (template plus `faces.py`) and the sample
+submissions from it, so none of them can drift from the source. A test rebuilds into a
+temporary folder and compares, which catches a forgotten rebuild.
+
+Each sample is made from the solved notebook by a small textual edit, and the edit must
+match exactly as often as expected. If the master changes so that an edit no longer
+applies, the build fails. It does not quietly write a "broken" sample identical to the
+correct one.
+"""
+from __future__ import annotations
+
+import copy
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+HERE = Path(__file__).resolve().parent
+MASTER = HERE / "source" / "conv_bn.py"
+DATA_MODULE = HERE / "faces.py"
+
+if __package__ in (None, "") and str(HERE.parents[1]) not in sys.path:
+    sys.path.insert(0, str(HERE.parents[1]))  # run as a script from a checkout
+
+import nbformat  # noqa: E402
+
+from grader.assign import annotate, make_template, read_master  # noqa: E402
+
+
+def _cell_of(nb, exercise: str):
+    for cell in nb.cells:
+        if cell.metadata.get("grader", {}).get("exercise") == exercise:
+            return cell
+    raise LookupError(f"no graded cell for {exercise!r}")
+
+
+def _edit(nb, exercise: str, old: str, new: str, count: int = 1):
+    cell = _cell_of(nb, exercise)
+    found = cell.source.count(old)
+    if found != count:
+        raise RuntimeError(f"sample edit for {exercise!r} expected {count} match(es) of {old!r}, "
+                           f"found {found}: update build.py to the new master")
+    cell.source = cell.source.replace(old, new)
+    return nb
+
+
+def _relu_before_bn(nb):
+    return _edit(nb, "happyModel",
+                 "        tfl.BatchNormalization(axis=3),\n        tfl.ReLU(),\n",
+                 "        tfl.ReLU(),\n        tfl.BatchNormalization(axis=3),\n")
+
+
+def _bn_missing(nb):
+    return _edit(nb, "convolutional_model", "    x = tfl.BatchNormalization(axis=3)(x)\n", "", count=2)
+
+
+def _test_stats_leak(nb):
+    return _edit(nb, "standardize",
+                 "    X_test_std = ((test - mean) / std).astype(np.float32)",
+                 "    X_test_std = ((test - test.mean(axis=axes)) / test.std(axis=axes)).astype(np.float32)")
+
+
+def _eps_outside_sqrt(nb):
+    return _edit(nb, "batchnorm_forward", "np.sqrt(var + eps)", "(np.sqrt(var) + eps)")
+
+
+LONG_TRAINING_CELL = """\
+%matplotlib inline
+# More data and more epochs, to see how good happyModel can get.
+X_big, y_big, _, _ = load_faces(n_train=20000, n_test=2)
+model = happyModel()
+model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
+model.fit(X_big, y_big, epochs=200, batch_size=16)
+"""
+
+
+def _broken_tags(nb):
+    """What a student's notebook looks like after retyping the answers into new cells.
+
+    Cells the student creates carry no metadata, so the grader must find the functions by
+    name. The added training cell would run for hours if the grader executed the notebook
+    top to bottom.
+    """
+    graded = [c for c in nb.cells if c.metadata.get("grader", {}).get("grade")]
+    others = [c for c in nb.cells if not c.metadata.get("grader", {}).get("grade")]
+    for cell in graded:
+        cell.metadata = {}
+    nb.cells = others + graded + [nbformat.v4.new_code_cell(LONG_TRAINING_CELL.rstrip("\n"), id="student-training")]
+    return nb
+
+
+def _mixed(nb):
+    _edit(nb, "batchnorm_forward", "var = x.var(axis=axes)", "var = np.variance(x, axis=axes)")
+    return _edit(nb, "convolutional_model", "\n    return model", "")
+
+
+@dataclass(frozen=True)
+class Sample:
+    name: str
+    contents: str
+    should_fail: str
+    make: Callable
+
+
+SAMPLES = (
+    Sample("correct", "the master's solutions, outputs cleared",
+           "nothing", lambda nb: nb),
+    Sample("template", "the untouched student template",
+           "all four exercises (NotImplementedError)", None),
+    Sample("relu_before_bn", "happyModel puts ReLU before BatchNormalization",
+           "happyModel (layer order: BN must follow the Conv2D directly)", _relu_before_bn),
+    Sample("bn_missing", "convolutional_model has no BatchNormalization layers",
+           "convolutional_model (two layers missing, output shape still (None, 6))", _bn_missing),
+    Sample("test_stats_leak", "standardize uses the test set's own mean and std for X_test",
+           "standardize (X_test values; X_train is still right)", _test_stats_leak),
+    Sample("eps_outside_sqrt", "batchnorm_forward divides by sqrt(var) + eps",
+           "batchnorm_forward (error about 1e-3 for unit variance, large for small variance)",
+           _eps_outside_sqrt),
+    Sample("broken_tags", "correct code, but the graded cells lost their tags and metadata and moved "
+           "to the end, followed by a `%matplotlib inline` + `model.fit` cell that would train for hours",
+           "nothing, if the grader finds functions by name and runs no top-level statements",
+           _broken_tags),
+    Sample("mixed", "standardize and happyModel correct; batchnorm_forward raises AttributeError "
+           "(np.variance); convolutional_model returns None",
+           "batchnorm_forward and convolutional_model; standardize and happyModel pass", _mixed),
+)
+
+
+def _readme() -> str:
+    lines = ["# Sample submissions for conv_bn",
+             "",
+             "Generated by `assignments/conv_bn/build.py` from the master; do not edit by hand.",
+             "Each sample needs `faces.py` (one folder up) to be importable, like a real submission.",
+             ""]
+    lines += [f"- `{s.name}.ipynb`: {s.contents}. Should fail: {s.should_fail}." for s in SAMPLES]
+    return "\n".join(lines) + "\n"
+
+
+def _write(nb, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    return path
+
+
+def build(root: Path = HERE) -> list[Path]:
+    """Write the master notebook, release and samples under `root`; return the paths written."""
+    root = Path(root)
+    master = read_master(MASTER)
+    for cell in master.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    written = [_write(master, root / "source" / "conv_bn.ipynb")]
+
+    template = make_template(master)
+    written.append(_write(template, root / "release" / "conv_bn.ipynb"))
+    (root / "release").mkdir(parents=True, exist_ok=True)
+    written.append(Path(shutil.copyfile(DATA_MODULE, root / "release" / "faces.py")))
+
+    solved = annotate(master)
+    for sample in SAMPLES:
+        nb = make_template(master) if sample.make is None else sample.make(copy.deepcopy(solved))
+        written.append(_write(nb, root / "samples" / f"{sample.name}.ipynb"))
+    readme = root / "samples" / "README.md"
+    readme.write_text(_readme(), encoding="utf-8")
+    written.append(readme)
+    return written
+
+
+if __name__ == "__main__":
+    for path in build():
+        print(path.relative_to(HERE) if path.is_relative_to(HERE) else path)
