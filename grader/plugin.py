@@ -72,7 +72,8 @@ def pytest_configure(config):
     for line in ("points(value): points this test is worth",
                  "exercise(name): the graded function this test checks",
                  "visibility(value): visible, hidden, after_due_date or after_published",
-                 "depends(*names): run only if these tests passed"):
+                 "depends(*names): run only if these tests passed",
+                 "title(text): the test's name in feedback (default: the function name)"):
         config.addinivalue_line("markers", line)
     notebook = config.getoption("notebook", None)
     if notebook and CONTEXT not in config.stash:
@@ -118,7 +119,10 @@ def pytest_collection_modifyitems(session, config, items):
         (keep if wanted else drop).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
-        items[:] = keep
+    # Feedback follows the assignment's order of exercises, not the test files' names.
+    order = {name: i for i, name in enumerate(ctx.assignment.exercises)}
+    keep.sort(key=lambda it: order.get(_marker_arg(it, "exercise", ""), len(order)))
+    items[:] = keep
     for number, item in enumerate(items, start=1):
         item.stash[_NUMBER] = str(number)
 
@@ -170,6 +174,9 @@ def _visibility(item) -> Visibility:
 
 
 def _display_name(item) -> str:
+    title = _marker_arg(item, "title")
+    if title:
+        return str(title)
     base = getattr(item, "originalname", None) or item.name.split("[")[0]
     base = base[5:] if base.startswith("test_") else base
     name = base.replace("_", " ")

@@ -40,10 +40,15 @@ after_due_date = visibility("after_due_date")
 after_published = visibility("after_published")
 
 
+def title(text: str):
+    """The check's name in feedback, when the function name cannot say it well."""
+    return pytest.mark.title(text)
+
+
 def depends(*test_names: str):
     """Not run (and say why) unless these tests of the same module passed."""
     return pytest.mark.depends(*test_names)
 
 
-__all__ = ["points", "exercise", "visibility", "hidden", "after_due_date", "after_published", "depends",
+__all__ = ["points", "exercise", "title", "visibility", "hidden", "after_due_date", "after_published", "depends",
            "CheckFailed", "partial"]

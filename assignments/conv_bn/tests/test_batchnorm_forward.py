@@ -3,12 +3,13 @@ import numpy as np
 
 from grader.checks.arrays import expect_close
 from grader.checks.batchnorm import expect_batchnorm, keras_batchnorm, make_hidden_batchnorm_inputs
-from grader.testing import exercise, hidden, points
+from grader.testing import exercise, hidden, points, title
 
 pytestmark = exercise("batchnorm_forward")
 
 
 @points(3)
+@title("matches Keras BatchNormalization(training=True)")
 def test_matches_keras_batchnorm_training(submission, hidden_rng):
     x, gamma, beta = make_hidden_batchnorm_inputs(int(hidden_rng.integers(0, 2**31)))
     found = submission.call("batchnorm_forward", x, gamma, beta)

@@ -1,7 +1,7 @@
 """standardize: per-channel statistics from the training set only, applied to both sets."""
 from grader.checks.standardize import (expect_float32, expect_inputs_unchanged, expect_standardize_returns,
                                        expect_standardized_values, make_hidden_standardize_inputs)
-from grader.testing import depends, exercise, points
+from grader.testing import depends, exercise, points, title
 
 pytestmark = exercise("standardize")
 
@@ -11,6 +11,7 @@ def _hidden_inputs(hidden_rng):
 
 
 @points(2)
+@title("shape and dtype, inputs left untouched")
 def test_shape_dtype_and_inputs_untouched(submission, hidden_rng):
     X_train, X_test = _hidden_inputs(hidden_rng)
     call = submission.call_full("standardize", X_train.copy(), X_test.copy(), return_args=True)

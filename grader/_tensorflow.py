@@ -1,0 +1,38 @@
+"""Import TensorFlow in the grading process without its start-up chatter.
+
+TensorFlow 2.21 writes oneDNN/CUDA notices to file descriptor 2 from C++ before Python's
+logging exists, ignoring TF_CPP_MIN_LOG_LEVEL for some of them. A grader's stderr is its
+progress and error channel, so those lines are dropped for the import only.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from contextlib import contextmanager
+
+
+@contextmanager
+def _fd2_silenced():
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def import_quietly(keras: str = "3") -> None:
+    """Import TensorFlow and the requested Keras ("3" or "2" = tf_keras) once, silently."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "tensorflow" in sys.modules and (keras != "2" or "tf_keras" in sys.modules):
+        return
+    with _fd2_silenced():
+        import tensorflow  # noqa: F401
+        if keras == "2":
+            import tf_keras  # noqa: F401
+        else:
+            import keras as _keras  # noqa: F401
