@@ -21,9 +21,12 @@ cleanly under version control; both produce the same template.
 """
 from __future__ import annotations
 
+import argparse
 import copy
 import hashlib
 import re
+import shutil
+import sys
 from pathlib import Path
 
 import nbformat
@@ -204,3 +207,61 @@ def edited_locked_cells(student_nb: nbformat.NotebookNode) -> list[int]:
         if isinstance(info, dict) and info.get("locked") and checksum(cell.get("source", "")) != info.get("checksum"):
             edited.append(index)
     return edited
+
+
+# ---------------------------------------------------------------- command line
+
+def register(subparsers):
+    """`grader assign SOURCE --out release/`."""
+    p = subparsers.add_parser(
+        "assign", help="make the student template from an instructor's master notebook",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""\
+Turn a master notebook (.ipynb, or a Jupytext percent-format .py) into
+the notebook students receive:
+
+  - solution regions (### BEGIN SOLUTION ... ### END SOLUTION) become
+    `raise NotImplementedError()` stubs
+  - cells tagged `hidden` and ### BEGIN HIDDEN TESTS regions are dropped
+  - outputs are cleared
+  - every code cell is labelled for the grader: graded (with its
+    exercise) or locked (edits to it are reported)
+
+The template is named after the master: conv_bn.py -> DIR/conv_bn.ipynb.""",
+        epilog="example:\n  grader assign assignments/conv_bn/source/conv_bn.py \\\n"
+               "      --out assignments/conv_bn/release --copy assignments/conv_bn/faces.py")
+    p.add_argument("source", metavar="SOURCE", help="the master notebook (.ipynb or percent-format .py)")
+    p.add_argument("--out", "-o", default="release", metavar="DIR",
+                   help="folder to write the template into (default: release)")
+    p.add_argument("--copy", action="append", default=[], metavar="FILE",
+                   help="also copy this file (data, helper module) next to the template; repeatable")
+    p.set_defaults(handler=run)
+    return p
+
+
+def run(args) -> int:
+    """0 when the template was written, 1 when the master cannot become one, 2 for a bad path."""
+    source = Path(args.source)
+    if not source.is_file():
+        print(f"grader: {source}: no such file", file=sys.stderr)
+        return 2
+    missing = [f for f in args.copy if not Path(f).is_file()]
+    if missing:
+        print(f"grader: cannot copy {', '.join(missing)}: no such file", file=sys.stderr)
+        return 2
+    try:
+        target = assign(source, args.out)
+    except MasterError as exc:
+        print(f"grader: {source}: {exc}", file=sys.stderr)
+        return 1
+    for extra in args.copy:
+        shutil.copyfile(extra, Path(args.out) / Path(extra).name)
+    template = nbformat.read(target, as_version=4)
+    graded = [c.metadata["grader"]["exercise"] for c in template.cells
+              if c.metadata.get("grader", {}).get("grade")]
+    locked = sum(1 for c in template.cells if c.metadata.get("grader", {}).get("locked"))
+    print(f"wrote {target}: {len(graded)} graded cells ({', '.join(graded) or 'none'}), {locked} locked cells"
+          + (f"; copied {', '.join(Path(f).name for f in args.copy)}" if args.copy else ""))
+    if not graded:
+        print("warning: no cell holds a solution region, so there is nothing to grade", file=sys.stderr)
+    return 0

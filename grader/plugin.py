@@ -42,7 +42,9 @@ class GradingContext:
     def reference_module(self):
         if self._reference is None:
             path = Path(self.assignment.reference)
-            name = f"_grader_reference_{self.assignment.name}"
+            # Keyed by path too: two copies of an assignment may have different references.
+            digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
+            name = f"_grader_reference_{self.assignment.name}_{digest}"
             if name in sys.modules:
                 self._reference = sys.modules[name]
             else:

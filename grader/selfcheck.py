@@ -61,6 +61,11 @@ def _in_jupyter() -> bool:
 
 def check(exercise: str, *, notebook: str | None = None, assignment: str | None = None,
           sandbox: str = "auto", show: bool = True) -> SubmissionResult | None:
+    """Grade `exercise` in the saved notebook and show the feedback (`show=False`: return it).
+
+    When the feedback is shown nothing is returned: `check(...)` is usually the last line of
+    a cell, and Jupyter would print the returned object's long repr under the feedback.
+    """
     if os.environ.get("GRADER_SELF_CHECK", "").lower() in ("off", "0", "false", "no"):
         print(f"[grader] self-check of `{exercise}` skipped (GRADER_SELF_CHECK=off)")
         return None
@@ -78,10 +83,11 @@ def check(exercise: str, *, notebook: str | None = None, assignment: str | None 
                                   only_exercises=frozenset({exercise}))
     result.warnings.insert(0, f"checked the saved file {nb_path.name}: save the notebook first to check your "
                               f"latest code")
-    if show:
-        if _in_jupyter():
-            from IPython.display import HTML, display
-            display(HTML(render_html_fragment(result, audience="student")))
-        else:
-            print(render_text(result, audience="student"))
-    return result
+    if not show:
+        return result
+    if _in_jupyter():
+        from IPython.display import HTML, display
+        display(HTML(render_html_fragment(result, audience="student")))
+    else:
+        print(render_text(result, audience="student"))
+    return None

@@ -1,0 +1,384 @@
+"""`grader validate-assignment NAME`: prove an assignment is sound before students see it.
+
+Every way an assignment goes wrong in front of a class is cheap to detect beforehand and
+expensive afterwards: a reference that fails its own tests gives every student a wrong
+grade, a template that already earns points rewards doing nothing, a test without points
+or an exercise is graded as 1 point under no exercise (so `check("happyModel")` silently
+skips it), and tests that no longer add up to the advertised total mean one was lost or
+added by accident. Each is checked here, on the real grading path (pytest, the sandbox,
+`grade_submission`), and reported as a checklist with exit status 0 only if all hold.
+
+The reference solution graded is the master notebook: `assignments/NAME/source/NAME.ipynb`
+(or the spec's `master = "..."`, or `source/NAME.py` in Jupytext percent format), after
+`grader.assign.annotate`, i.e. exactly what a student who solved everything would hand in.
+Without a master, one is generated from the reference module (one tagged cell per exercise,
+the function body marked as the solution), so even an assignment that is only a spec, tests
+and a reference can be checked, template included.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import io
+import os
+import sys
+import tempfile
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+import pytest
+
+PASS, FAIL, SKIP = "✔", "✘", "–"
+
+
+@dataclass
+class Item:
+    title: str
+    ok: bool | None  # None: not checked, because something it needs failed first
+    details: list[str] = field(default_factory=list)
+
+    @property
+    def mark(self) -> str:
+        return PASS if self.ok else (SKIP if self.ok is None else FAIL)
+
+
+@dataclass
+class Report:
+    name: str
+    items: list[Item] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.items) and all(i.ok for i in self.items)
+
+    def add(self, title: str, ok: bool | None, details=()) -> Item:
+        item = Item(title, ok, list(details))
+        self.items.append(item)
+        return item
+
+    def render(self) -> str:
+        lines = [f"Validating assignment {self.name}"]
+        for item in self.items:
+            lines.append(f"{item.mark} {item.title}")
+            lines += [f"    {d}" for d in item.details]
+        failed = sum(1 for i in self.items if not i.ok)
+        if self.ok:
+            lines.append(f"All {len(self.items)} checks passed: {self.name} is ready to release.")
+        else:
+            lines.append(f"{failed} of {len(self.items)} checks did not pass: fix them before releasing "
+                         f"{self.name}.")
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- collecting the tests
+
+@dataclass(frozen=True)
+class Collected:
+    nodeid: str
+    exercise: str | None
+    points: object  # the marker's argument, None when the marker is missing
+    visibility: str
+
+
+class _Collector:
+    """Reads each test's markers as the grading plugin will, without running anything."""
+
+    def __init__(self):
+        self.tests: list[Collected] = []
+        self.errors: list[str] = []
+
+    def pytest_collectreport(self, report):
+        if report.failed:
+            text = str(report.longrepr).strip().splitlines()
+            self.errors.append(f"{report.nodeid or 'collection'}: {text[-1] if text else 'failed'}")
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, session, config, items):
+        def arg(item, name):
+            marker = item.get_closest_marker(name)
+            return marker.args[0] if marker is not None and marker.args else None
+        for item in items:
+            self.tests.append(Collected(item.nodeid, arg(item, "exercise"), arg(item, "points"),
+                                        str(arg(item, "visibility") or "visible")))
+
+
+def collect_tests(assignment) -> _Collector:
+    """The assignment's tests as pytest collects them for grading (same arguments)."""
+    from grader.grading import pytest_args
+
+    collector = _Collector()
+    sink = io.StringIO()
+    with redirect_stdout(sink), redirect_stderr(sink):
+        code = pytest.main(pytest_args(assignment) + ["--collect-only"], plugins=[collector])
+    if code not in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED) and not collector.errors:
+        collector.errors.append(f"pytest exit {int(code)}: {sink.getvalue().strip()[-300:]}")
+    return collector
+
+
+# ---------------------------------------------------------------- the master notebook
+
+def _named_or_only(folder: Path, names: list[str], suffix: str) -> Path | None:
+    """`folder/NAME.suffix` for the first name that exists, else the folder's only such file."""
+    for name in names:
+        if (folder / f"{name}{suffix}").is_file():
+            return folder / f"{name}{suffix}"
+    found = sorted(folder.glob(f"*{suffix}")) if folder.is_dir() else []
+    return found[0] if len(found) == 1 else None
+
+
+def find_master(assignment) -> Path | None:
+    """The spec's `master`, else source/NAME.ipynb, else source/NAME.py (either may be the
+    folder's only one of its kind: a copied assignment keeps its files' names)."""
+    declared = assignment.extra.get("master")
+    if declared and (assignment.root / str(declared)).is_file():
+        return assignment.root / str(declared)
+    names = list(dict.fromkeys([assignment.name, assignment.root.name]))
+    source = assignment.root / "source"
+    return _named_or_only(source, names, ".ipynb") or _named_or_only(source, names, ".py")
+
+
+def find_release(assignment) -> Path | None:
+    names = list(dict.fromkeys([assignment.name, assignment.root.name]))
+    return _named_or_only(assignment.root / "release", names, ".ipynb")
+
+
+def master_from_reference(assignment) -> nbformat.NotebookNode:
+    """A master notebook made of the reference module's own code.
+
+    Module-level code (imports, helpers, constants) goes into one untagged cell; each
+    exercise's function into its own cell tagged with its name, its body (after the
+    docstring) between solution markers, so `make_template` stubs it out as it would in a
+    hand-written master.
+    """
+    from grader.assign import BEGIN_SOLUTION, END_SOLUTION, MasterError
+
+    source = assignment.reference.read_text(encoding="utf-8")
+    lines = source.splitlines()
+    tree = ast.parse(source, filename=str(assignment.reference))
+
+    def span(node) -> tuple[int, int]:
+        first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
+        return first - 1, node.end_lineno
+
+    setup: list[str] = []
+    graded: dict[str, str] = {}
+    for index, node in enumerate(tree.body):
+        start, end = span(node)
+        if index == 0 and isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+            continue  # the module docstring
+        if isinstance(node, ast.ImportFrom) and node.module == "__future__":
+            continue
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in assignment.exercises:
+            body = node.body
+            has_doc = isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                and isinstance(body[0].value.value, str)
+            solution = body[1:] if has_doc else body
+            if not solution or solution[0].lineno == node.lineno:
+                raise MasterError(f"{assignment.reference}: cannot mark the body of {node.name}() as a "
+                                  f"solution (write it on lines of its own, after the docstring)")
+            first = span(solution[0])[0]
+            indent = " " * solution[0].col_offset
+            text = lines[start:first] + [indent + BEGIN_SOLUTION] + lines[first:end] + [indent + END_SOLUTION]
+            graded[node.name] = "\n".join(text)
+        else:
+            setup.append("\n".join(lines[start:end]))
+    missing = [e for e in assignment.exercises if e not in graded]
+    if missing:
+        raise MasterError(f"{assignment.reference}: defines no top-level function for "
+                          f"{', '.join(missing)}")
+    cells = [nbformat.v4.new_code_cell("\n\n".join(setup))] if setup else []
+    cells += [nbformat.v4.new_code_cell(graded[e], metadata={"tags": [e]}) for e in assignment.exercises]
+    nb = nbformat.v4.new_notebook(cells=cells)
+    nb.metadata["grader"] = {"assignment": assignment.name}
+    return nb
+
+
+def _sources(nb) -> list[tuple[str, str]]:
+    return [(c.cell_type, c.source.strip()) for c in nb.cells]
+
+
+# ---------------------------------------------------------------- validating
+
+def _where(path: Path, assignment) -> str:
+    """A path as the spec would write it: relative to the assignment, unless that is far away."""
+    relative = Path(os.path.relpath(path, assignment.root))
+    return str(relative) if relative.parts[:3].count("..") < 3 else str(path)
+
+
+def _problems(result) -> list[str]:
+    out = [f"could not be graded: {e}" for e in result.errors]
+    for t in result.tests:
+        if t.score < t.max_score:
+            message = (t.message or t.status.value).strip().splitlines()[0][:160]
+            out.append(f"{t.title}: {t.score:g} / {t.max_score:g} ({message})")
+    return out
+
+
+def validate(name_or_dir, worker=None, *, isolation: str = "auto") -> Report:
+    """Check everything; `worker` lets a caller share one sandbox across validations."""
+    from grader.assign import MasterError, annotate, make_template, read_master
+    from grader.assignment import AssignmentError, load_assignment
+
+    report = Report(str(name_or_dir))
+    try:
+        a = load_assignment(name_or_dir)
+    except AssignmentError as exc:
+        report.add("the spec (assignment.toml) loads", False, [str(exc)])
+        return report
+    report.name = a.name
+    report.add(f"the spec loads: {len(a.exercises)} exercises ({', '.join(a.exercises)}), reference "
+               f"{_where(a.reference, a)}", True)
+
+    # -- the tests, as collected for grading
+    collected = collect_tests(a)
+    tests = collected.tests
+    files = len({t.nodeid.split("::")[0] for t in tests})
+    report.add(f"the tests collect: {len(tests)} tests in {files} files" if tests else "the tests collect",
+               bool(tests) and not collected.errors,
+               collected.errors or ([] if tests else [f"no test found in {_where(a.tests_dir, a)}"]))
+    no_exercise = [t.nodeid for t in tests if not t.exercise]
+    unknown = [f"{t.nodeid}: exercise({t.exercise!r}) is not one of the spec's exercises" for t in tests
+               if t.exercise and t.exercise not in a.exercises]
+    report.add("every test names one of the spec's exercises", bool(tests) and not no_exercise and not unknown,
+               [f"{n}: no exercise marker (add `pytestmark = exercise(\"NAME\")` or @exercise(\"NAME\"))"
+                for n in no_exercise] + unknown)
+
+    def points_problem(t: Collected) -> str:
+        if t.points is None:
+            return f"{t.nodeid}: no points marker (add @points(N); without it the test counts 1 point)"
+        try:
+            value = float(t.points)
+        except (TypeError, ValueError):
+            return f"{t.nodeid}: points({t.points!r}) is not a number"
+        return "" if value > 0 else f"{t.nodeid}: points({t.points!r}) is worth nothing"
+    bad_points = [p for p in map(points_problem, tests) if p]
+    report.add("every test has points", bool(tests) and not bad_points, bad_points)
+
+    untested = [e for e in a.exercises if not any(t.exercise == e for t in tests)]
+    report.add("every exercise has tests", not untested,
+               [f"{e}: no test checks it, so it can never earn or lose points" for e in untested])
+
+    def counted(t: Collected) -> float:  # what grading will count: a missing marker is 1 point
+        try:
+            return 1.0 if t.points is None else float(t.points)
+        except (TypeError, ValueError):
+            return 0.0
+    total = sum(map(counted, tests))
+    hidden = sum(1 for t in tests if t.visibility != "visible")
+    spread = f"{len(tests)} tests, {hidden} hidden"
+    if a.total_points is None:
+        report.add(f"the points add up to total_points: not declared ({total:g} points over {spread})", False,
+                   [f"add `total_points = {total:g}` to assignment.toml, so that a test lost or added by "
+                    f"accident is noticed"])
+    else:
+        declared = float(a.total_points)
+        same = abs(total - declared) < 1e-9
+        report.add(f"the points add up to total_points = {declared:g}: "
+                   + (f"{total:g} over {spread}" if same else f"the tests give {total:g} ({spread})"),
+                   same, [] if same else ["change a test's points or total_points in assignment.toml"])
+
+    # -- the reference solution and the template, graded for real
+    master_path = find_master(a)
+    try:
+        if master_path is not None:
+            master = read_master(master_path)
+            master_label = _where(master_path, a)
+        else:
+            master = master_from_reference(a)
+            master_label = f"generated from {_where(a.reference, a)}"
+        solved = annotate(master)
+        release = find_release(a)
+        template_made = make_template(master)
+    except (MasterError, OSError, SyntaxError, ValueError) as exc:
+        report.add("the reference solution scores full marks", False, [f"no usable master: {exc}"])
+        report.add("the untouched template scores zero", None, ["not checked: no usable master"])
+        return report
+    if release is not None:
+        template_path, template_label = release, _where(release, a)
+        if master_path is not None:
+            stale = _sources(nbformat.read(release, as_version=4)) != _sources(template_made)
+            report.add(f"{template_label} is the template made from {master_label}", not stale,
+                       [f"rebuild it: grader assign {master_label} --out {_where(release.parent, a)}"]
+                       if stale else [])
+    else:
+        template_path, template_label = None, ("made from the generated master" if master_path is None
+                                               else f"made from {master_label}")
+    if not tests or collected.errors:
+        for title in ("the reference solution scores full marks", "the untouched template scores zero"):
+            report.add(title, None, ["not checked: the tests do not collect"])
+        return report
+
+    from grader.grading import grade_submission
+    from grader.sandbox.client import Worker
+
+    with tempfile.TemporaryDirectory(prefix="grader-validate-") as tmp:
+        solved_path = Path(tmp) / f"{a.name}_solved.ipynb"
+        nbformat.write(solved, solved_path)
+        if template_path is None:
+            template_path = Path(tmp) / f"{a.name}_template.ipynb"
+            nbformat.write(template_made, template_path)
+        own = worker is None
+        if own:
+            worker = Worker(keras=a.keras, isolation=isolation).start()
+        try:
+            ref = grade_submission(solved_path, a, worker, include_hidden=True)
+            blank = grade_submission(template_path, a, worker, include_hidden=True)
+        finally:
+            if own:
+                worker.stop()
+    full = not ref.errors and ref.tests and ref.score == ref.max_score
+    report.add(f"the reference solution ({master_label}) scores full marks: {ref.score:g} / {ref.max_score:g}",
+               bool(full), _problems(ref))
+    zero = not blank.errors and blank.tests and blank.score == 0
+    earned = [f"could not be graded: {e}" for e in blank.errors] + \
+             [f"{t.title}: {t.score:g} / {t.max_score:g} without any work" for t in blank.tests if t.score > 0]
+    report.add(f"the untouched template ({template_label}) scores zero: {blank.score:g} / {blank.max_score:g}",
+               bool(zero), earned)
+    return report
+
+
+# ---------------------------------------------------------------- command line
+
+def register(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "validate-assignment", help="check an assignment is sound before releasing it",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""\
+Check an assignment before students see it, on the real grading path:
+
+  - the spec (assignment.toml) loads and its tests collect
+  - every test names one of the spec's exercises and has points
+  - every exercise has tests, and the points add up to total_points
+  - the reference solution scores full marks: the master notebook
+    (source/NAME.ipynb), or one generated from the reference module
+  - the untouched template scores zero: release/NAME.ipynb, or one made
+    from the master; and the release is up to date with the master
+
+Prints a checklist. Exit status 0 if every check passes, 1 if any fails,
+2 for an unknown assignment.""",
+        epilog="example:\n  grader validate-assignment conv_bn")
+    p.add_argument("assignment", metavar="NAME", help="assignment name (assignments/NAME) or folder")
+    p.add_argument("--sandbox", default="auto", choices=("auto", "strict", "namespace", "process"),
+                   help="isolation for grading the reference and the template (default: auto)")
+    p.set_defaults(handler=run)
+    return p
+
+
+def run(args) -> int:
+    from grader.assignment import AssignmentError, resolve
+    from grader.sandbox.client import IsolationUnavailable
+
+    try:
+        resolve(args.assignment)
+    except AssignmentError as exc:
+        print(f"grader: {exc}", file=sys.stderr)
+        return 2
+    try:
+        report = validate(args.assignment, isolation=args.sandbox)
+    except IsolationUnavailable as exc:
+        print(f"grader: {exc}", file=sys.stderr)
+        return 1
+    print(report.render())
+    return 0 if report.ok else 1

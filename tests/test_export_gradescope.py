@@ -1,0 +1,199 @@
+"""`grader export gradescope`: the zip carries everything Gradescope needs, and its
+run_autograder, run in a folder laid out like Gradescope's, writes a well-formed results.json
+for a correct, a wrong, a corrupt, a missing and an ambiguous submission."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+from grader.export import register
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLES = REPO / "assignments" / "conv_bn" / "samples"
+VENV_BIN = Path(sys.executable).parent
+TEST_FIELDS = {"score": float, "max_score": float, "status": str, "name": str, "number": str, "output": str,
+               "output_format": str, "tags": list, "visibility": str}
+
+
+def export(*argv: str) -> int:
+    parser = argparse.ArgumentParser(prog="grader")
+    register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["export", *argv])
+    return args.handler(args)
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("gradescope") / "autograder.zip"
+    assert export("gradescope", "conv_bn", "--out", str(out)) == 0
+    return out
+
+
+def unpack(bundle: Path, root: Path, submission: dict[str, bytes]) -> Path:
+    """/autograder as Gradescope prepares it: source/ (the zip, modes kept as unzip does),
+    run_autograder copied to the top, submission/ holding what the student uploaded."""
+    with zipfile.ZipFile(bundle) as zf:
+        zf.extractall(root / "source")
+        for info in zf.infolist():
+            os.chmod(root / "source" / info.filename, (info.external_attr >> 16) & 0o777)
+    shutil.copy2(root / "source" / "run_autograder", root / "run_autograder")
+    (root / "submission").mkdir()
+    for name, data in submission.items():
+        (root / "submission" / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / "submission" / name).write_bytes(data)
+    return root
+
+
+def start(root: Path) -> subprocess.Popen:
+    # The venv's python first on PATH stands in for the set-up's virtual environment.
+    env = dict(os.environ, GRADER_AUTOGRADER_ROOT=str(root), TF_CPP_MIN_LOG_LEVEL="3",
+               PATH=os.pathsep.join([str(VENV_BIN), os.environ.get("PATH", "")]))
+    env.pop("PYTHONPATH", None)
+    return subprocess.Popen([str(root / "run_autograder")], cwd="/", env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def finish(root: Path, proc: subprocess.Popen) -> tuple[dict, str]:
+    out = proc.communicate(timeout=300)[0]
+    assert proc.returncode == 0, out
+    return json.loads((root / "results" / "results.json").read_text()), out
+
+
+def well_formed(results: dict) -> None:
+    assert isinstance(results["score"], float) and isinstance(results["execution_time"], int)
+    assert isinstance(results["output"], str) and results["output_format"] == "md"
+    assert results["visibility"] == "visible" and results["stdout_visibility"] == "hidden"
+    for test in results["tests"]:
+        assert set(TEST_FIELDS) <= set(test), test
+        for key, kind in TEST_FIELDS.items():
+            assert isinstance(test[key], kind), (key, test)
+        assert test["status"] in ("passed", "failed")
+        assert test["visibility"] in ("hidden", "after_due_date", "after_published", "visible")
+        assert test["output_format"] in ("text", "html", "simple_format", "md", "ansi")
+
+
+# ---------------------------------------------------------------- the bundle itself
+
+def test_the_zip_holds_the_grader_the_assignment_and_its_reference_only(bundle):
+    with zipfile.ZipFile(bundle) as zf:
+        names = set(zf.namelist())
+        modes = {i.filename: (i.external_attr >> 16) & 0o777 for i in zf.infolist()}
+    assert {"setup.sh", "run_autograder", "requirements.txt", "grader/__init__.py", "grader/plugin.py",
+            "grader/sandbox/worker.py", "grader/export/gradescope.py", "assignments/conv_bn/assignment.toml",
+            "assignments/conv_bn/faces.py", "assignments/conv_bn/tests/test_happy_model.py",
+            "reference/conv_bn.py"} <= names
+    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+    # No copy of the solutions beyond the reference, nothing student-facing.
+    assert not [n for n in names if n.startswith(("assignments/conv_bn/source", "assignments/conv_bn/samples",
+                                                  "assignments/conv_bn/release"))]
+    assert modes["setup.sh"] == modes["run_autograder"] == 0o755 and modes["requirements.txt"] == 0o644
+
+
+def test_requirements_are_pinned_to_the_versions_installed_here(bundle):
+    with zipfile.ZipFile(bundle) as zf:
+        lines = [l for l in zf.read("requirements.txt").decode().splitlines() if l and not l.startswith("#")]
+    pins = dict(line.split("==") for line in lines)
+    for dist in ("tensorflow-cpu", "numpy", "nbformat", "pytest", "keras", "protobuf", "pyseccomp"):
+        name = next(n for n in pins if n.lower().replace("_", "-") == dist)
+        assert pins[name] == metadata.version(dist), dist
+    assert not [n for n in pins if n.lower() in ("nbclient", "ipykernel", "grader")]  # dev extras, ourselves
+
+
+def test_the_scripts_install_bubblewrap_and_the_pins_and_parse(bundle, tmp_path):
+    with zipfile.ZipFile(bundle) as zf:
+        zf.extractall(tmp_path)
+    setup = (tmp_path / "setup.sh").read_text()
+    assert "apt-get install" in setup and "bubblewrap" in setup
+    assert "pip install --quiet --no-cache-dir -r requirements.txt" in setup
+    assert f"PY=python{sys.version_info.major}.{sys.version_info.minor}" in setup
+    run = (tmp_path / "run_autograder").read_text()
+    assert "-m grader.export.gradescope --assignment \"$SOURCE/assignments/conv_bn\"" in run
+    for script in ("setup.sh", "run_autograder"):
+        subprocess.run(["bash", "-n", str(tmp_path / script)], check=True)
+
+
+def test_bad_targets_are_refused(tmp_path, capsys):
+    assert export("gradescope", "conv_bn", "--out", str(tmp_path / "autograder.tar")) == 1
+    assert "must be a .zip file" in capsys.readouterr().err
+    assert export("gradescope", "no_such_assignment", "--out", str(tmp_path / "a.zip")) == 2
+    assert not list(tmp_path.iterdir())
+
+
+def test_help_says_what_the_bundle_holds(capsys):
+    for argv in (["export", "--help"], ["export", "gradescope", "--help"]):
+        parser = argparse.ArgumentParser(prog="grader")
+        register(parser.add_subparsers(dest="command"))
+        with pytest.raises(SystemExit):
+            parser.parse_args(argv)
+    text = capsys.readouterr().out
+    for phrase in ("gradescope", "coursera", "pinned", "setup.sh", "run_autograder",
+                   "/autograder/results/results.json", "grader export gradescope conv_bn --out autograder.zip"):
+        assert phrase in text
+
+
+# ---------------------------------------------------------------- run_autograder
+
+def test_a_python_that_cannot_start_still_leaves_a_results_file(bundle, tmp_path):
+    root = unpack(bundle, tmp_path / "ag", {"conv_bn.ipynb": (SAMPLES / "correct.ipynb").read_bytes()})
+    broken = tmp_path / "bin"
+    broken.mkdir()
+    (broken / "python3").write_text("#!/bin/sh\necho 'ModuleNotFoundError: No module named numpy' >&2\nexit 3\n")
+    (broken / "python3").chmod(0o755)
+    env = dict(os.environ, GRADER_AUTOGRADER_ROOT=str(root), PATH=f"{broken}{os.pathsep}/usr/bin:/bin")
+    proc = subprocess.run([str(root / "run_autograder")], env=env, capture_output=True, text=True)
+    assert proc.returncode == 3 and "No module named numpy" in proc.stderr
+    results = json.loads((root / "results" / "results.json").read_text())
+    assert results["score"] == 0.0 and results["tests"] == []
+    assert "failed before it could grade your notebook (exit status 3)" in results["output"]
+
+
+@pytest.mark.slow
+def test_run_autograder_grades_correct_and_wrong_submissions(bundle, tmp_path):
+    roots = {name: unpack(bundle, tmp_path / name, {f"{name}.ipynb": (SAMPLES / f"{name}.ipynb").read_bytes()})
+             for name in ("correct", "relu_before_bn")}
+    procs = {name: start(root) for name, root in roots.items()}  # both at once: two cores
+    (correct, out), (wrong, _) = (finish(roots[n], procs[n]) for n in ("correct", "relu_before_bn"))
+
+    # The bundle's own copy of the grader graded, not the one installed in this venv.
+    assert f"from {(roots['correct'] / 'source' / 'grader').resolve()}" in out
+    for results in (correct, wrong):
+        well_formed(results)
+        assert len(results["tests"]) == 8 and results["extra_data"]["hidden_tests_run"] is True
+        hidden = [t for t in results["tests"] if t["visibility"] == "hidden"]
+        assert [t["name"] for t in hidden] == ["batchnorm_forward · other ranks and eps"]
+    assert correct["score"] == 23.0 and all(t["status"] == "passed" for t in correct["tests"])
+    assert wrong["score"] == 16.0
+    failed = {t["name"]: t for t in wrong["tests"] if t["status"] == "failed"}
+    assert set(failed) == {"happyModel · layer order", "happyModel · output on hidden inputs"}
+    assert "ReLU comes before BatchNormalization" in failed["happyModel · layer order"]["output"]
+    assert failed["happyModel · layer order"]["tags"] == ["happyModel"]
+    assert "Hidden tests also count toward your final grade" in wrong["output"]
+
+
+def test_unusable_submissions_score_zero_with_one_clear_failed_test(bundle, tmp_path):
+    cases = {
+        "corrupt": ({"conv_bn.ipynb": b'{"cells": [{"cell_type": "code", "sour'}, "ends in the middle of the JSON"),
+        "none": ({"answers.py": b"print(1)\n"}, "no Jupyter notebook (.ipynb) was found in your submission "
+                                                "(answers.py)"),
+        "several": ({"a.ipynb": b"{}", "work/b.ipynb": b"{}"}, "holds 2 notebooks (a.ipynb, work/b.ipynb)"),
+    }
+    roots = {name: unpack(bundle, tmp_path / name, files) for name, (files, _) in cases.items()}
+    procs = {name: start(root) for name, root in roots.items()}
+    for name, (_, says) in cases.items():
+        results, out = finish(roots[name], procs[name])
+        well_formed(results)
+        assert results["score"] == 0.0, name
+        (test,) = results["tests"]
+        assert (test["status"], test["score"], test["max_score"]) == ("failed", 0.0, 23.0)
+        assert test["name"] == "could not be graded" and test["visibility"] == "visible"
+        assert says in test["output"].replace("\\", ""), (name, test["output"])
+        assert str(tmp_path) not in json.dumps(results)  # files named as the student knows them
