@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import os
+import sys
 import time
 from contextlib import redirect_stdout, redirect_stderr
 from pathlib import Path
@@ -43,6 +44,18 @@ def pytest_args(assignment: Assignment) -> list[str]:
     return args
 
 
+def _forget_other_test_modules(assignment: Assignment) -> None:
+    """pytest's importlib mode names a test module after its file's stem and reuses a
+    module of that name already in sys.modules, so in a process that grades several
+    assignments, the first one's `tests/test_happy_model.py` would also be run for the
+    next. Forget a same-named module that was loaded from another file."""
+    for path in [*assignment.tests_dir.rglob("test_*.py"), *assignment.tests_dir.rglob("conftest.py")]:
+        module = sys.modules.get(path.stem)
+        where = getattr(module, "__file__", None)
+        if module is not None and (where is None or Path(where).resolve() != path.resolve()):
+            del sys.modules[path.stem]
+
+
 def grade_submission(path: str | Path, assignment: Assignment, worker: Worker | None, *,
                      include_hidden: bool = True, seed: int = 0,
                      only_exercises: frozenset[str] | None = None) -> SubmissionResult:
@@ -53,6 +66,7 @@ def grade_submission(path: str | Path, assignment: Assignment, worker: Worker | 
         ctx = GradingContext(assignment, submission, include_hidden=include_hidden, only_exercises=only_exercises)
         if submission.load_error is None:
             sink = io.StringIO()
+            _forget_other_test_modules(assignment)
             with redirect_stdout(sink), redirect_stderr(sink):
                 code = pytest.main(pytest_args(assignment), plugins=[_Inject(ctx)])
             if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) and not ctx.results:

@@ -1,0 +1,26 @@
+"""convolutional_model: Conv2D -> ReLU -> MaxPool, twice, then Flatten -> Dense(6, softmax),
+functional API, no BatchNormalization (tf_keras, Keras 2 API)."""
+import numpy as np
+
+from grader.checks.architecture import expect_architecture
+from grader.checks.models import expect_same_outputs
+from grader.testing import depends, exercise, points
+
+pytestmark = exercise("convolutional_model")
+INPUT_SHAPE = (64, 64, 3)
+
+
+@points(4)
+def test_layer_graph(submission, reference):
+    found = submission.model("convolutional_model", INPUT_SHAPE, expected="a functional tf.keras.Model")
+    expect_architecture(reference.convolutional_model(INPUT_SHAPE), found, exercise="convolutional_model")
+
+
+@points(3)
+@depends("test_layer_graph")
+def test_output_on_hidden_inputs(submission, reference, hidden_rng):
+    x = hidden_rng.normal(0.0, 1.0, size=(4, *INPUT_SHAPE)).astype(np.float32)
+    student = submission.model("convolutional_model", INPUT_SHAPE)
+    ref = reference.convolutional_model(INPUT_SHAPE)
+    expect_same_outputs(ref, student, x, training=False, what="inference output")
+    expect_same_outputs(ref, student, x, training=True, what="training output")
