@@ -302,6 +302,8 @@ def build_result(ctx: GradingContext, seconds: float) -> SubmissionResult:
     isolation = worker.level if worker is not None else ""
     if sub.session is not None and sub.session.seccomp and sub.session.seccomp != "on":
         isolation += f", seccomp {sub.session.seccomp}"
+    if sub.session is not None and sub.session.privileges and sub.session.privileges != "ok":
+        isolation += f", capabilities {sub.session.privileges}"
     return SubmissionResult(
         submission=str(sub.path), assignment=ctx.assignment.name, tests=list(ctx.results),
         errors=[str(sub.load_error)] if sub.load_error else [],

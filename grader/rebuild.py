@@ -1,9 +1,18 @@
 """Turn a model that came back from the sandbox (JSON config + weights) into a Keras model.
 
 The config was written by untrusted code, so it is vetted before Keras sees it: every
-layer must be a built-in class on the allow-list below, every serialized object must come
-from a `keras` module, and Keras' own safe mode stays on. A Lambda holding a named
-function (e.g. `keras.ops.relu`) passes Keras' safe mode, so safe mode alone is not enough.
+layer must be a built-in class on the allow-list below, every serialized object anywhere
+in the config must come from a `keras` module, and Keras' own safe mode is forced on. A
+Lambda holding a named function (e.g. `keras.ops.relu`) passes Keras' safe mode, so safe
+mode alone is not enough. The parts of a config that grading never needs and that name
+arbitrary objects (`compile_config`: optimizer, losses, metrics) are dropped, and Keras
+reads our re-serialized copy of the vetted config, never the student's text.
+
+Sizes are checked before memory is spent: the grading process must survive a config that
+asks for a Dense layer of a billion units. With Keras 3 the model is first built inside a
+`StatelessScope`, where variables get shapes but no memory, then its weight count and the
+size of every layer's output are checked, and only then are the variables created, from
+the student's weights. (tf_keras has no such scope: there, declared dimensions are capped.)
 """
 from __future__ import annotations
 
@@ -32,8 +41,13 @@ ALLOWED_ACTIVATIONS = frozenset({
     "swish", "silu", "gelu", "hard_sigmoid", "hard_silu", "hard_swish", "exponential", "leaky_relu",
     "log_softmax", "mish", None,
 })
-MAX_LAYERS = 500
+MAX_LAYERS = 500  # in the whole model, nested models included
 MAX_PARAMS = 50_000_000
+# Elements of one layer's output for one example (a None batch counts as 1): 16 MB of
+# float32. The checks feed small batches; a model asking for more is an attack or a bug.
+MAX_OUTPUT_ELEMENTS = 4 * 1024 * 1024
+MAX_DIMENSION = 1 << 20  # any single declared size (tf_keras only, see the module docstring)
+KERAS_MODULES = ("keras", "tf_keras")
 
 
 class ModelRejected(Exception):
@@ -54,24 +68,31 @@ def _layer_entries(config: dict) -> list[dict]:
     return layers if isinstance(layers, list) else []
 
 
-def vet_config(config: Any, *, depth: int = 0) -> None:
-    """Raise ModelRejected unless every layer is an allow-listed built-in layer."""
+def vet_config(config: Any, *, depth: int = 0, _count: list[int] | None = None) -> None:
+    """Raise ModelRejected unless every layer is an allow-listed built-in layer.
+
+    Drops `compile_config` entries in place (see the module docstring).
+    """
+    count = _count if _count is not None else [0]
     if depth > 8:
         raise ModelRejected("the model nests other models too deeply to check")
     if not isinstance(config, dict) or not isinstance(config.get("class_name"), str):
         raise ModelRejected("the returned object is not a Keras model configuration")
     if config["class_name"] not in MODEL_CLASSES:
         raise ModelRejected(f"a {config['class_name']} is not a Keras Sequential or functional Model")
+    _vet_module(config, "the model")
+    config.pop("compile_config", None)
     entries = _layer_entries(config)
-    if len(entries) > MAX_LAYERS:
-        raise ModelRejected(f"the model has {len(entries)} layers, more than the {MAX_LAYERS} this grader checks")
+    count[0] += len(entries)
+    if count[0] > MAX_LAYERS:
+        raise ModelRejected(f"the model has more than the {MAX_LAYERS} layers this grader checks")
     for entry in entries:
         if not isinstance(entry, dict):
             raise ModelRejected("the model configuration is malformed")
         cls = entry.get("class_name")
         name = (entry.get("config") or {}).get("name", "?") if isinstance(entry.get("config"), dict) else "?"
         if cls in MODEL_CLASSES:
-            vet_config(entry, depth=depth + 1)
+            vet_config(entry, depth=depth + 1, _count=count)
             continue
         if cls not in ALLOWED_LAYERS:
             if cls == "Lambda":
@@ -82,61 +103,203 @@ def vet_config(config: Any, *, depth: int = 0) -> None:
             raise ModelRejected(
                 f"layer '{name}' is a {cls}, which is not allowed: only built-in Keras layers can be "
                 f"graded (custom layer classes run code of their own). Build the model from tf.keras.layers.")
+        # Built-in layers name their Keras module and no registered name; a class of the
+        # student's own has no module (or their own) and registers under its name, even
+        # when that name is a built-in's ("ReLU").
         module = entry.get("module")
-        if module is not None and not str(module).startswith(("keras", "tf_keras")):
-            raise ModelRejected(f"layer '{name}' comes from module {module!r}, not from Keras")
+        if (not (isinstance(module, str) and module.split(".")[0] in KERAS_MODULES)
+                or entry.get("registered_name") is not None):
+            raise ModelRejected(
+                f"layer '{name}' is a custom {cls} class (from module {str(module)[:60]!r}), which is not "
+                f"allowed: only built-in Keras layers can be graded. Use tf.keras.layers.{cls}.")
+        entry.pop("compile_config", None)
         _vet_objects(entry.get("config"), name)
+        _vet_objects(entry.get("build_config"), name)
+        _vet_objects(entry.get("inbound_nodes"), name)
+    for key, value in config.items():
+        if key != "config":
+            _vet_objects(value, "the model")
+    inner = config.get("config")
+    if isinstance(inner, dict):
+        for key, value in inner.items():
+            if key != "layers":
+                _vet_objects(value, "the model")
 
 
-def _vet_objects(node: Any, layer: str) -> None:
-    """Serialized functions and objects inside a layer (activations, initializers) must be Keras'."""
+def _vet_module(node: dict, what: str) -> None:
+    module = node.get("module")
+    if module is not None and not (isinstance(module, str) and module.split(".")[0] in KERAS_MODULES):
+        raise ModelRejected(f"{what} comes from module {str(module)[:80]!r}, not from Keras")
+
+
+def _vet_objects(node: Any, layer: str, depth: int = 0) -> None:
+    """Serialized functions and objects anywhere in a layer (activations, initializers,
+    node arguments) must be Keras' own: no lambdas, no custom functions or classes."""
+    if depth > 64:
+        raise ModelRejected(f"layer '{layer}' has a configuration nested too deeply to check")
     if isinstance(node, dict):
         module = node.get("module")
-        if "class_name" in node and module is not None and not str(module).startswith(("keras", "tf_keras")):
-            raise ModelRejected(f"layer '{layer}' uses {node.get('class_name')} from module {module!r}, "
-                                f"which is not part of Keras")
-        if node.get("class_name") == "function" and node.get("config") not in ALLOWED_ACTIVATIONS:
-            raise ModelRejected(f"layer '{layer}' uses a custom function {node.get('config')!r}; "
+        cls = node.get("class_name")
+        if cls == "__lambda__" or "__lambda__" in node:
+            raise ModelRejected(f"layer '{layer}' holds a Python lambda, which is not allowed: it runs "
+                                f"arbitrary code. Use a built-in activation such as 'relu'.")
+        if cls is not None and module is not None and module != "builtins":
+            _vet_module(node, f"layer '{layer}' uses {str(cls)[:60]} which")
+        if cls == "function" and node.get("config") not in ALLOWED_ACTIVATIONS:
+            raise ModelRejected(f"layer '{layer}' uses a custom function {str(node.get('config'))[:60]!r}; "
                                 f"use a built-in activation such as 'relu' or 'sigmoid'")
-        if "registered_name" in node and node.get("registered_name") not in (None, node.get("class_name")):
-            if node.get("class_name") != "function":
+        if "registered_name" in node and node.get("registered_name") not in (None, cls):
+            if cls != "function" or node.get("registered_name") not in ALLOWED_ACTIVATIONS:
                 raise ModelRejected(f"layer '{layer}' uses a custom registered object "
-                                    f"{node.get('registered_name')!r}")
+                                    f"{str(node.get('registered_name'))[:60]!r}")
         for key, value in node.items():
-            if key == "activation" and isinstance(value, str) and value not in ALLOWED_ACTIVATIONS:
-                raise ModelRejected(f"layer '{layer}' uses activation {value!r}, which is not a built-in activation")
-            _vet_objects(value, layer)
+            if key == "activation" and not _builtin_activation(value):
+                shown = value[:60] if isinstance(value, str) else "a function of its own"
+                raise ModelRejected(f"layer '{layer}' uses activation {shown!r}, which is not a "
+                                    f"built-in activation; use one such as 'relu' or 'sigmoid'")
+            _vet_objects(value, layer, depth + 1)
     elif isinstance(node, list):
         for item in node:
-            _vet_objects(item, layer)
+            _vet_objects(item, layer, depth + 1)
+
+
+def _builtin_activation(value: Any) -> bool:
+    if value is None or isinstance(value, str):
+        return value in ALLOWED_ACTIVATIONS
+    return (isinstance(value, dict) and value.get("class_name") == "function"
+            and value.get("config") in ALLOWED_ACTIVATIONS)
+
+
+_SIZE_KEYS = frozenset({"units", "filters", "kernel_size", "pool_size", "strides", "size", "target_shape",
+                        "batch_input_shape", "batch_shape", "input_shape", "n", "padding", "cropping",
+                        "depth_multiplier", "input_dim", "output_dim", "dims", "dilation_rate", "groups"})
+
+
+def _cap_dimensions(node: Any, depth: int = 0, key: str = "") -> None:
+    """tf_keras only: without a stateless build, refuse absurd declared sizes up front.
+    Only keys that size layers count (a seed of 2**31 is not a size)."""
+    if depth > 64:
+        return
+    if isinstance(node, dict):
+        for k, value in node.items():
+            _cap_dimensions(value, depth + 1, str(k))
+    elif isinstance(node, list):
+        for item in node:
+            _cap_dimensions(item, depth + 1, key)
+    elif type(node) is int and key in _SIZE_KEYS and abs(node) > MAX_DIMENSION:
+        raise ModelRejected(f"the model declares a {key} of {node:,}, more than the {MAX_DIMENSION:,} "
+                            f"this grader accepts")
+
+
+def _check_weights(weights) -> None:
+    total = sum(int(np.prod(w.shape)) for w in weights)
+    if total > MAX_PARAMS:
+        raise ModelRejected(f"the model has {total:,} weights, more than the {MAX_PARAMS:,} this grader accepts")
+    for w in weights:
+        if w.dtype.kind not in "fiub":
+            raise ModelRejected("the model's weights are not numeric arrays")
+
+
+def _check_sizes(model) -> None:
+    """Weight count and per-layer output size of a model whose variables hold no memory yet."""
+    total = sum(int(np.prod(tuple(v.shape))) for v in model.weights)
+    if total > MAX_PARAMS:
+        raise ModelRejected(f"the model has {total:,} weights, more than the {MAX_PARAMS:,} this grader accepts")
+    for layer in _all_layers(model):
+        try:
+            outputs = layer.output
+        except Exception:  # noqa: BLE001 - a layer without a single defined output
+            continue
+        for out in outputs if isinstance(outputs, (list, tuple)) else [outputs]:
+            shape = getattr(out, "shape", None)
+            if shape is None:
+                continue
+            elements = 1
+            for dim in tuple(shape):
+                elements *= int(dim) if dim is not None else 1
+            if elements > MAX_OUTPUT_ELEMENTS:
+                raise ModelRejected(
+                    f"layer '{layer.name}' outputs {elements:,} values per example, more than the "
+                    f"{MAX_OUTPUT_ELEMENTS:,} this grader accepts")
+
+
+def _all_layers(model, depth: int = 0):
+    for layer in getattr(model, "layers", []):
+        yield layer
+        if depth < 8 and hasattr(layer, "layers"):
+            yield from _all_layers(layer, depth + 1)
 
 
 def rebuild(payload: ModelPayload):
     """A real Keras model with the student's architecture and weights, or ModelRejected."""
     try:
         config = json.loads(payload.config)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):
         raise ModelRejected("the returned model's configuration is not valid JSON") from None
     vet_config(config)
-    total = sum(int(np.prod(w.shape)) for w in payload.weights)
-    if total > MAX_PARAMS:
-        raise ModelRejected(f"the model has {total:,} weights, more than the {MAX_PARAMS:,} this grader accepts")
-    for w in payload.weights:
-        if w.dtype.kind not in "fiub":
-            raise ModelRejected("the model's weights are not numeric arrays")
-    if payload.keras == "2":
-        import tf_keras as keras_mod
+    _check_weights(payload.weights)
+    text = json.dumps(config)  # Keras reads what was vetted, re-serialized by us
+    if payload.keras != "2":
+        model = _rebuild_keras3(text, payload.weights)  # variables made from the student's weights
     else:
-        import keras as keras_mod
-    try:
-        # Keras' own safe mode is on by default (nothing here enables unsafe deserialization).
-        model = keras_mod.models.model_from_json(payload.config)
-    except Exception as exc:  # noqa: BLE001 - any failure to rebuild is reported, not raised
-        raise ModelRejected(f"the returned model could not be rebuilt from its configuration: "
-                            f"{type(exc).__name__}: {str(exc)[:300]}") from None
-    current = model.get_weights()
-    if len(current) != len(payload.weights) or any(a.shape != b.shape for a, b in zip(current, payload.weights)):
-        raise ModelRejected("the returned model's weights do not fit its own configuration")
-    model.set_weights(list(payload.weights))
+        model = _rebuild_tf_keras(config, text)
+        current = model.get_weights()
+        if len(current) != len(payload.weights) or any(a.shape != b.shape for a, b in zip(current, payload.weights)):
+            raise ModelRejected("the returned model's weights do not fit its own configuration")
+        model.set_weights(list(payload.weights))
+    if payload.disconnected:
+        # Layers the config cannot hold (Keras drops what never reaches the outputs): kept
+        # beside the model, outside Keras' attribute tracking, for the architecture check.
+        object.__setattr__(model, "_grader_disconnected", tuple(name for name, _ in payload.disconnected))
     return model
 
+
+def _failed(exc: Exception) -> ModelRejected:
+    return ModelRejected(f"the returned model could not be rebuilt from its configuration: "
+                         f"{type(exc).__name__}: {str(exc)[:300]}")
+
+
+def _rebuild_tf_keras(config: dict, text: str):
+    import tf_keras
+    _cap_dimensions(config)
+    try:
+        # Keras' own safe mode is on by default (nothing here enables unsafe deserialization).
+        return tf_keras.models.model_from_json(text)
+    except Exception as exc:  # noqa: BLE001 - any failure to rebuild is reported, not raised
+        raise _failed(exc) from None
+
+
+def _rebuild_keras3(text: str, weights):
+    import keras
+    from keras.src.backend.common import global_state
+    from keras.src.saving.serialization_lib import SafeModeScope
+
+    key = "uninitialized_variables"
+    before = len(global_state.get_global_attribute(key, [], set_to_default=True))
+    pending: list = []
+    try:
+        with SafeModeScope(True), keras.StatelessScope(initialize_variables=False):
+            try:
+                model = keras.models.model_from_json(text)
+            except Exception as exc:  # noqa: BLE001 - any failure to rebuild is reported, not raised
+                raise _failed(exc) from None
+        pending = list(global_state.get_global_attribute(key, [])[before:])
+        _check_sizes(model)
+        if len(model.weights) != len(weights) or any(
+                tuple(v.shape) != tuple(w.shape) for v, w in zip(model.weights, weights)):
+            raise ModelRejected("the returned model's weights do not fit its own configuration")
+        # Sizes are known to be sane now: give the variables memory, straight from the
+        # student's weights where the backend allows (no initializer run, no second copy).
+        for variable, value in zip(model.weights, weights):
+            if getattr(variable, "_value", True) is None and hasattr(variable, "_initialize"):
+                variable._initialize(np.asarray(value, dtype=variable.dtype))
+                variable._initializer = None
+        for variable in pending:
+            if getattr(variable, "_value", None) is None:
+                variable._deferred_initialize()
+        return model
+    finally:
+        # Whatever happened, no variable of this model is left for a later scope to initialise.
+        collection = global_state.get_global_attribute(key, [])
+        mine = {id(v) for v in pending} | {id(v) for v in collection[before:]}
+        global_state.set_global_attribute(key, [v for v in collection if id(v) not in mine])

@@ -50,6 +50,10 @@ class Submission:
                                                support=self.assignment.support_files(), seed=self.seed,
                                                timeout=self.assignment.call_timeout,
                                                future=self.program.future)
+        except client.WorkerFailed as exc:
+            # The sandbox itself could not be brought up: the grader's failure, not the student's.
+            self.load_error = LoadError(str(self.path), f"could not be graded: {exc}")
+            return self
         except client.SandboxError as exc:
             self.session_error = exc
             self.warnings.append(f"your notebook's definitions could not be loaded: {exc}")

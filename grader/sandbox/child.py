@@ -6,10 +6,10 @@ Nothing it says is trusted: the grading process re-checks every value it receive
 """
 from __future__ import annotations
 
+import errno
 import linecache
 import os
 import random
-import resource
 import signal
 import sys
 import tempfile
@@ -18,35 +18,39 @@ import traceback
 from typing import Any
 
 from . import protocol
-from .confine import apply_limits, apply_seccomp
+from .confine import DEFAULT_LIMITS, apply_limits, apply_seccomp, drop_privileges, shield_sysctls
 
 OUTPUT_CAP = 8 * 1024  # bytes of the student's printed output sent back per call
 
 
 class _Capture:
-    """Send the student's prints to a private file so they cannot reach the grader's output."""
+    """Send the student's prints to a private file so they cannot reach the grader's output.
+
+    The file is opened in append mode and emptied after every call, so the file-size limit
+    applies to one call's output, and reads go through descriptors kept here: whatever the
+    student does to the path (a symlink, a FIFO) cannot make the child read elsewhere.
+    """
 
     def __init__(self, directory: str):
         self.path = os.path.join(directory, ".output")
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600)
+        self.read_fd = os.open(self.path, os.O_RDONLY)
         sys.stdout.flush()
         sys.stderr.flush()
-        os.dup2(fd, 1)
-        os.dup2(fd, 2)
-        os.close(fd)
-        self.offset = 0
+        os.dup2(self.fd, 1)
+        os.dup2(self.fd, 2)
 
     def take(self) -> str:
-        sys.stdout.flush()
-        sys.stderr.flush()
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:  # noqa: BLE001 - a replaced or broken stream is the student's
+                pass
         try:
-            size = os.path.getsize(self.path)
-            with open(self.path, "rb") as f:
-                f.seek(self.offset)
-                data = f.read(OUTPUT_CAP + 1)
+            data = os.pread(self.read_fd, OUTPUT_CAP + 1, 0)
+            os.ftruncate(self.fd, 0)
         except OSError:
             return ""
-        self.offset = size
         text = data[:OUTPUT_CAP].decode("utf-8", errors="replace")
         if len(data) > OUTPUT_CAP:
             text += f"\n[... output cut at {OUTPUT_CAP} bytes]"
@@ -92,9 +96,41 @@ def _student_traceback(exc: BaseException, labels: set[str]) -> str:
 
 
 def _error(exc: BaseException, labels: set[str]) -> dict[str, Any]:
-    return {"type": type(exc).__name__, "message": str(exc)[:2000],
+    message = str(exc)[:2000]
+    note = _limit_note(exc)
+    if note:
+        message = f"{message} ({note})" if message else note
+    return {"type": type(exc).__name__, "message": message,
             "traceback": _student_traceback(exc, labels)[:8000],
-            "not_implemented": isinstance(exc, NotImplementedError)}
+            "not_implemented": isinstance(exc, NotImplementedError), "limit": bool(note)}
+
+
+_LIMITS: dict[str, Any] = {}
+
+
+def _mib(n: Any) -> str:
+    return f"{int(n) / 2 ** 20:g} MiB"
+
+
+def _limit_note(exc: BaseException) -> str:
+    """Say which rule of the sandbox stopped the code, in the student's terms."""
+    if isinstance(exc, MemoryError):
+        return f"stopped by the grading sandbox's memory limit of {_mib(_LIMITS.get('data_bytes', 0))}"
+    if not isinstance(exc, OSError):
+        return ""
+    if exc.errno == errno.EFBIG:
+        return (f"stopped by the grading sandbox's file-size limit of {_mib(_LIMITS.get('file_bytes', 0))}: "
+                f"too much printed output, or too large a file")
+    if exc.errno == errno.EMFILE:
+        return f"stopped by the grading sandbox's limit of {_LIMITS.get('open_files')} open files"
+    if exc.errno == errno.EROFS:
+        return "the grading sandbox lets your code write only in its own temporary folder"
+    if exc.errno in (errno.EPERM, errno.ENOSYS):
+        return ("refused by the grading sandbox: new processes, programs, network connections, "
+                "shared memory and signals to other processes are not allowed")
+    if exc.errno in (errno.ENETUNREACH, errno.ENETDOWN):
+        return "the grading sandbox has no network"
+    return ""
 
 
 def _future_flags(names) -> int:
@@ -120,7 +156,7 @@ def _load(request: dict, namespace: dict, labels: set[str]) -> list[dict]:
     return errors
 
 
-def _call(request: dict, blob: bytes, namespace: dict, labels: set[str]) -> tuple[dict, bytes]:
+def _call(request: dict, blob: bytes, namespace: dict, labels: set[str], max_reply: int) -> tuple[dict, bytes]:
     name = request["name"]
     func = namespace.get(name)
     if not callable(func):
@@ -134,22 +170,36 @@ def _call(request: dict, blob: bytes, namespace: dict, labels: set[str]) -> tupl
         return {"ok": False, "error": _error(exc, labels)}, b""
     payload = {"value": value, "args_after": list(args) if request.get("return_args") else None}
     try:
-        tree, out_blob = protocol.encode_value(payload)
+        tree, out_blob = protocol.encode_value(payload, limit=max_reply)
     except BaseException as exc:  # noqa: BLE001 - e.g. a model whose config cannot be serialized
-        return {"ok": False, "error": {"type": type(exc).__name__,
-                                       "message": f"the returned value could not be sent back: {exc}"[:2000],
-                                       "traceback": "", "not_implemented": False, "encoding": True}}, b""
+        return _unsendable(exc), b""
     return {"ok": True, "value": tree, "cpu": time.process_time() - started}, out_blob
 
 
-def serve(sock, config: dict) -> None:
+def _unsendable(exc: BaseException) -> dict:
+    return {"ok": False, "error": {"type": type(exc).__name__,
+                                   "message": f"the returned value could not be sent back: {exc}"[:2000],
+                                   "traceback": "", "not_implemented": False, "encoding": True}}
+
+
+def _close_inherited(keep: int) -> None:
+    """Nothing the worker had open is the student's business (its log, other sessions)."""
+    os.closerange(3, keep)
+    os.closerange(keep + 1, 1 << 16)
+
+
+def serve(sock, config: dict, workdir: str | None = None) -> None:
     """Run one submission. Never returns: the child leaves with os._exit."""
     os.setsid()  # own process group: the whole group is killed at a timeout
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the file limit fails instead of killing
-    workdir = tempfile.mkdtemp(prefix="submission-")
+    _close_inherited(sock.fileno())
+    workdir = workdir or tempfile.mkdtemp(prefix="submission-")
     os.chdir(workdir)
     capture = _Capture(workdir)
-    apply_limits(config.get("limits", {}))
+    limits = {**DEFAULT_LIMITS, **(config.get("limits") or {})}
+    _LIMITS.update(limits)
+    apply_limits(limits)
+    max_reply = int(config.get("max_reply_bytes") or protocol.MAX_BLOB)
     header, _ = protocol.recv_message(sock)
     for filename, text in (header.get("support") or {}).items():
         with open(os.path.join(workdir, os.path.basename(filename)), "w", encoding="utf-8") as f:
@@ -158,13 +208,15 @@ def serve(sock, config: dict) -> None:
     chunks = header.get("chunks", [])
     _register_sources(chunks)
     labels = {c["label"] for c in chunks}
+    shield_sysctls()  # needs the capabilities dropped just below; a no-op under bubblewrap
+    privileges = drop_privileges()
     seccomp = apply_seccomp() if config.get("seccomp", True) else "off"
     _seed(int(header.get("seed", 0)))
     namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
     errors = _load(header, namespace, labels)
     defined = sorted(k for k, v in namespace.items() if callable(v) and not k.startswith("__"))
-    protocol.send_message(sock, {"loaded": True, "errors": errors, "defined": defined,
-                                 "output": capture.take(), "seccomp": seccomp})
+    _send(sock, {"id": "load", "loaded": True, "errors": errors, "defined": defined,
+                 "output": capture.take(), "seccomp": seccomp, "privileges": privileges})
     while True:
         try:
             request, blob = protocol.recv_message(sock)
@@ -172,10 +224,23 @@ def serve(sock, config: dict) -> None:
             break
         if request.get("cmd") != "call":
             break
-        reply, out_blob = _call(request, blob, namespace, labels)
+        reply, out_blob = _call(request, blob, namespace, labels, max_reply)
+        reply["id"] = request.get("id")
         reply["output"] = capture.take()
         try:
-            protocol.send_message(sock, reply, out_blob)
+            _send(sock, reply, out_blob)
         except OSError:
             break
     os._exit(0)
+
+
+def _send(sock, reply: dict, blob: bytes = b"") -> None:
+    try:
+        protocol.send_message(sock, reply, blob, max_header=protocol.MAX_HEADER)
+    except protocol.MessageTooLarge as exc:  # e.g. a list of ten million numbers
+        error = _unsendable(exc)
+        error["error"]["message"] = ("the returned value could not be sent back: it is too large "
+                                     f"({exc})")[:2000]
+        protocol.send_message(sock, {**error, "id": reply.get("id"), "output": reply.get("output", "")})
+    except (TypeError, ValueError) as exc:  # something json cannot write, however it got there
+        protocol.send_message(sock, {**_unsendable(exc), "id": reply.get("id"), "output": ""})

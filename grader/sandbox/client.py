@@ -68,16 +68,29 @@ class IsolationUnavailable(SandboxError):
     pass
 
 
+class WorkerFailed(SandboxError):
+    """The sandbox itself could not be started or restarted: the grader's problem, not the student's."""
+
+
 # ---------------------------------------------------------------- isolation levels
 
 @dataclass(frozen=True)
 class Limits:
     call_timeout: float = 60.0  # wall-clock seconds per call (and for loading definitions)
-    data_bytes: int = 2 * 1024 ** 3
-    cpu_seconds: int = 120
-    file_bytes: int = 16 * 1024 ** 2
+    data_bytes: int = 2 * 1024 ** 3  # per child; a fresh child already holds about 260 MB
+    cpu_seconds: int = 120  # per child, all calls together
+    file_bytes: int = 16 * 1024 ** 2  # per file, printed output of one call included
     open_files: int = 256
+    processes: int = 64  # threads included; only enforced where the worker is not root
     max_reply_bytes: int = protocol.MAX_BLOB
+    # The private /tmp and /dev/shm under bubblewrap live in memory: cap them.
+    tmp_bytes: int = 256 * 1024 ** 2
+    shm_bytes: int = 16 * 1024 ** 2
+
+    def child_config(self) -> dict:
+        return {"data_bytes": self.data_bytes, "cpu_seconds": self.cpu_seconds,
+                "file_bytes": self.file_bytes, "open_files": self.open_files,
+                "processes": self.processes}
 
 
 def _clean_env(keras: str) -> dict[str, str]:
@@ -111,9 +124,23 @@ def _python_roots() -> list[str]:
     return sorted(r for r in roots if r and os.path.isdir(r))
 
 
-def _bwrap_command(python: str) -> list[str]:
+def _bwrap_command(python: str, limits: Limits = Limits()) -> list[str]:
     cmd = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
-           "--clearenv", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+           "--clearenv", "--proc", "/proc"]
+    # The sandbox's uid 0 is the host's uid 0 (bubblewrap run by root maps it so): without
+    # this, owner-writable sysctls under /proc/sys would be writable, machine-wide.
+    cmd += ["--ro-bind", "/proc/sys", "/proc/sys"]
+    # A /dev of our own instead of bubblewrap's --dev, whose tmpfs has no size limit and is
+    # writable: memory a child could fill without any rlimit noticing.
+    cmd += ["--size", "65536", "--tmpfs", "/dev"]
+    for node in ("null", "zero", "full", "random", "urandom"):
+        if os.path.exists(f"/dev/{node}"):
+            cmd += ["--dev-bind", f"/dev/{node}", f"/dev/{node}"]
+    for i, name in enumerate(("stdin", "stdout", "stderr")):
+        cmd += ["--symlink", f"/proc/self/fd/{i}", f"/dev/{name}"]
+    cmd += ["--symlink", "/proc/self/fd", "/dev/fd",
+            "--size", str(limits.shm_bytes), "--tmpfs", "/dev/shm",
+            "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp"]
     for path in ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin"):
         if os.path.islink(path):
             cmd += ["--symlink", os.readlink(path), path]
@@ -126,7 +153,10 @@ def _bwrap_command(python: str) -> list[str]:
     for root in _python_roots():
         cmd += ["--ro-bind", root, root]
     # The sandbox package alone, under its own name: no grader, references or tests.
-    cmd += ["--ro-bind", str(SANDBOX_PACKAGE), "/opt/grader/grader_sandbox",
+    cmd += ["--ro-bind", str(SANDBOX_PACKAGE), "/opt/grader/grader_sandbox"]
+    # bubblewrap builds the root and /dev on unlimited tmpfs: once every mount point exists,
+    # make both read-only, so /tmp and /dev/shm (size-limited) are the only writable places.
+    cmd += ["--remount-ro", "/dev", "--remount-ro", "/",
             "--setenv", "PYTHONPATH", "/opt/grader", "--chdir", "/tmp"]
     return cmd + [python, "-s", "-m", "grader_sandbox.worker"]
 
@@ -170,10 +200,10 @@ def choose_isolation(requested: str = "auto") -> str:
     return "process"
 
 
-def worker_command(level: str) -> tuple[list[str], dict[str, str] | None]:
+def worker_command(level: str, limits: Limits = Limits()) -> tuple[list[str], dict[str, str] | None]:
     python = sys.executable
     if level == "full":
-        return _bwrap_command(python), None
+        return _bwrap_command(python, limits), None
     extra = {"PYTHONPATH": str(SANDBOX_PACKAGE.parent)}
     cmd = [python, "-s", "-m", "grader.sandbox.worker"]
     if level == "namespace":
@@ -187,11 +217,13 @@ class Worker:
     """One preloaded worker process; thread-safe for one caller at a time per session."""
 
     def __init__(self, *, keras: str = "3", isolation: str = "auto", limits: Limits = Limits(),
-                 seccomp: bool = True):
+                 seccomp: bool = True, control_timeout: float = 10.0):
         self.keras = keras
         self.requested_isolation = isolation
         self.limits = limits
         self.seccomp = seccomp
+        # A worker that does not answer a control request within this is wedged, and replaced.
+        self.control_timeout = control_timeout
         self.level = choose_isolation(isolation)
         self.proc: subprocess.Popen | None = None
         self.control: socket.socket | None = None
@@ -206,11 +238,12 @@ class Worker:
     def launch(self) -> "Worker":
         """Start the worker without waiting for its ~3 s import (overlap it with your own)."""
         ours, theirs = socket.socketpair()
-        cmd, extra = worker_command(self.level)
+        cmd, extra = worker_command(self.level, self.limits)
         env = _clean_env(self.keras)
-        child_config = {"limits": {"data_bytes": self.limits.data_bytes, "cpu_seconds": self.limits.cpu_seconds,
-                                   "file_bytes": self.limits.file_bytes, "open_files": self.limits.open_files},
-                        "seccomp": self.seccomp}
+        child_config = {"limits": self.limits.child_config(), "seccomp": self.seccomp,
+                        "max_reply_bytes": self.limits.max_reply_bytes}
+        if self.level == "full":
+            env["GRADER_PRIVATE_TMP"] = "1"  # its /tmp is its own: the worker may sweep it
         env["GRADER_CONTROL_FD"] = str(theirs.fileno())
         env["GRADER_CHILD_CONFIG"] = json.dumps(child_config)
         if self.level == "full":
@@ -240,11 +273,14 @@ class Worker:
             self._stderr.seek(0)
             tail = self._stderr.read()[-2000:].decode("utf-8", "replace")
             self.stop()
-            raise SandboxError(f"the sandbox worker ({self.level}) did not start: {exc}\n{tail}") from None
+            raise WorkerFailed(f"the sandbox worker ({self.level}) did not start: {exc}\n{tail}") from None
         self.info = header
         return self
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 3.0) -> None:
+        """Closing the control socket asks the worker to kill its children and exit, after
+        which bubblewrap tears its namespaces down; only a worker that does not manage that
+        within `grace` seconds is killed outright."""
         if self.control is not None:
             try:
                 self.control.close()
@@ -252,7 +288,9 @@ class Worker:
                 pass
             self.control = None
         if self.proc is not None:
-            if self.proc.poll() is None:
+            try:
+                self.proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
                 try:
                     os.killpg(self.proc.pid, signal.SIGKILL)
                 except (ProcessLookupError, PermissionError):
@@ -264,7 +302,7 @@ class Worker:
             self.proc = None
 
     def restart(self) -> None:
-        self.stop()
+        self.stop(grace=0.5)  # it is dead or wedged already: no reason to wait long
         self.restarts += 1
         self.start()
 
@@ -278,12 +316,12 @@ class Worker:
         self.stop()
 
     # -- control requests
-    def _request(self, message: dict, fds: Sequence[int] = (), timeout: float = 10.0) -> dict:
+    def _request(self, message: dict, fds: Sequence[int] = (), timeout: float | None = None) -> dict:
         with self._lock:
             if not self.alive():
                 raise SandboxCrashed("the sandbox worker is not running")
             assert self.control is not None
-            self.control.settimeout(timeout)
+            self.control.settimeout(timeout or self.control_timeout)
             protocol.send_message(self.control, message)
             if fds:
                 socket.send_fds(self.control, [b"F"], list(fds))
@@ -299,18 +337,28 @@ class Worker:
         try:
             try:
                 reply = self._request({"cmd": "spawn"}, fds=[theirs.fileno()])
-            except (EOFError, OSError, protocol.ProtocolError):
+            except (EOFError, OSError, protocol.ProtocolError, SandboxCrashed):
                 self.restart()  # a dead or wedged worker is replaced, once
-                reply = self._request({"cmd": "spawn"}, fds=[theirs.fileno()])
+                try:
+                    reply = self._request({"cmd": "spawn"}, fds=[theirs.fileno()])
+                except (EOFError, OSError, protocol.ProtocolError, SandboxCrashed) as exc:
+                    raise WorkerFailed(f"the sandbox worker failed twice in a row: {exc}") from None
         finally:
             theirs.close()
-        session = Session(self, ours, int(reply["pid"]))
+        if not isinstance(reply.get("pid"), int):
+            ours.close()
+            raise WorkerFailed(f"the sandbox worker could not start a process: {reply.get('error', reply)}")
+        session = Session(self, ours, reply["pid"])
         session.load(chunks, support or {}, seed, timeout or self.limits.call_timeout, list(future))
         return session
 
+    def probe(self) -> dict:
+        """The worker's own state (TensorFlow context, threads): for tests and diagnostics."""
+        return self._request({"cmd": "probe"})
+
     def kill(self, pid: int) -> dict:
         try:
-            return self._request({"cmd": "kill", "pid": pid}, timeout=5.0)
+            return self._request({"cmd": "kill", "pid": pid})
         except (EOFError, OSError, protocol.ProtocolError, SandboxCrashed):
             # The worker itself is wedged or gone (a child may have attacked it): replace it.
             self.restart()
@@ -318,7 +366,7 @@ class Worker:
 
     def status(self, pid: int, wait: float = 0.5) -> dict:
         try:
-            return self._request({"cmd": "status", "pid": pid, "wait": wait}, timeout=wait + 5.0)
+            return self._request({"cmd": "status", "pid": pid, "wait": wait}, timeout=wait + self.control_timeout)
         except (EOFError, OSError, protocol.ProtocolError, SandboxCrashed):
             self.restart()
             return {"exited": True, "worker_restarted": True}
@@ -343,17 +391,27 @@ class Session:
     defined: list[str] = field(default_factory=list)
     load_output: str = ""
     seccomp: str = ""
+    privileges: str = ""
     closed: bool = False
     dead_reason: str = ""
+    calls: int = 0
 
     def load(self, chunks, support, seed, timeout, future=()) -> None:
-        protocol.send_message(self.sock, {"chunks": list(chunks), "support": support, "seed": seed,
-                                          "future": list(future)})
-        reply, _ = self._receive(timeout, "loading your notebook's definitions")
-        self.load_errors = [e for e in reply.get("errors", []) if isinstance(e, dict)]
-        self.defined = [str(d) for d in reply.get("defined", [])]
+        doing = "loading your notebook's definitions"
+        try:
+            protocol.send_message(self.sock, {"chunks": list(chunks), "support": support, "seed": seed,
+                                              "future": list(future)})
+        except OSError:
+            self._died(doing)
+        reply, _ = self._receive(timeout, doing)
+        if reply.get("id") != "load" or reply.get("loaded") is not True:
+            self._reject(doing, "it did not answer as expected")
+        errors, defined = reply.get("errors"), reply.get("defined")
+        self.load_errors = [e for e in errors if isinstance(e, dict)][:1000] if isinstance(errors, list) else []
+        self.defined = [str(d) for d in defined][:10000] if isinstance(defined, list) else []
         self.load_output = str(reply.get("output", ""))[: 2 * 8192]
-        self.seccomp = str(reply.get("seccomp", ""))
+        self.seccomp = str(reply.get("seccomp", ""))[:200]
+        self.privileges = str(reply.get("privileges", ""))[:200]
 
     def call(self, name: str, *args, timeout: float | None = None, return_args: bool = False,
              seed: int = 0, **kwargs) -> CallResult:
@@ -364,12 +422,16 @@ class Session:
         except TypeError as exc:
             raise ValueError(f"cannot send these arguments to the sandbox: {exc}") from None
         started = time.perf_counter()
+        self.calls += 1
+        call_id = self.calls
         try:
-            protocol.send_message(self.sock, {"cmd": "call", "name": name, "args": tree,
+            protocol.send_message(self.sock, {"cmd": "call", "name": name, "args": tree, "id": call_id,
                                               "return_args": return_args, "seed": seed}, blob)
         except OSError:
             self._died(f"calling `{name}`")
         reply, out_blob = self._receive(timeout or self.worker.limits.call_timeout, f"running `{name}`")
+        if reply.get("id") != call_id:  # out of step: something other than the sandbox code wrote
+            self._reject(f"running `{name}`", "its reply did not match the call")
         seconds = time.perf_counter() - started
         output = str(reply.get("output", ""))[: 2 * 8192]
         if reply.get("missing"):
@@ -379,10 +441,10 @@ class Session:
             raise StudentCodeError(name, error, output)
         try:
             payload = protocol.decode_value(reply.get("value"), out_blob)
-        except protocol.ProtocolError as exc:
-            raise ReplyRejected(f"what `{name}` returned could not be read back: {exc}") from None
+        except protocol.ProtocolError as exc:  # a child that sends malformed data is not trusted again
+            self._reject(f"running `{name}`", f"what it returned could not be read back ({exc})")
         if not isinstance(payload, dict) or "value" not in payload:
-            raise ReplyRejected(f"what `{name}` returned could not be read back")
+            self._reject(f"running `{name}`", "what it returned could not be read back")
         after = payload.get("args_after")
         return CallResult(payload["value"], after if isinstance(after, list) else None, output, seconds)
 
@@ -410,18 +472,35 @@ class Session:
             self._died(doing)
         raise AssertionError("unreachable")
 
+    def _reject(self, doing: str, why: str) -> None:
+        self.worker.kill(self.pid)
+        self.dead_reason = f"stopped while {doing}: {why}"
+        self._close_socket()
+        raise ReplyRejected(self.dead_reason)
+
     def _died(self, doing: str) -> None:
         status = self.worker.status(self.pid, wait=1.0)
         self._close_socket()
+        if not status.get("exited"):  # it closed its end but lives on: it does not get to stay
+            status = {**self.worker.kill(self.pid), "signal": None, "code": None, "hung_up": True}
         sig = status.get("signal")
+        limits = self.worker.limits
+        memory = f"{limits.data_bytes / 2 ** 20:g} MiB"
         if sig == signal.SIGKILL:
-            why = "it was killed (SIGKILL): usually the memory limit, or the CPU-time limit"
+            why = (f"it was killed (SIGKILL): the CPU-time limit of {limits.cpu_seconds} s, or the "
+                   f"memory limit of {memory}")
         elif sig == signal.SIGXCPU:
-            why = "it used up its CPU-time limit"
+            why = f"it used up its CPU-time limit of {limits.cpu_seconds} s"
+        elif sig in (signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS):
+            name = signal.Signals(sig).name
+            why = (f"it crashed ({name}); a library that could not get memory under the sandbox's "
+                   f"limit of {memory} often ends this way")
         elif sig:
             why = f"it was killed by signal {signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else sig}"
         elif status.get("code") is not None:
             why = f"the process exited with status {status['code']} (did the code call exit() or os._exit()?)"
+        elif status.get("hung_up"):
+            why = "it closed its connection to the grader, and was stopped"
         elif status.get("worker_restarted"):
             why = "the sandbox worker stopped answering and was replaced"
         else:

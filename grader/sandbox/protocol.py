@@ -7,12 +7,18 @@ sandbox sees only its own package (under bubblewrap it is mounted on its own).
 Why not pickle: unpickling runs code chosen by whoever wrote the bytes. The grading
 process reads JSON with `json.loads` and arrays with `np.load(allow_pickle=False)`, so
 the worst a hostile child can send is wrong data, which the checks then grade as wrong.
+
+Why not `.npz` either: a zip member may be compressed (64 MiB on the wire can inflate to
+gigabytes in the grading process) and an `.npy` header declares a shape that numpy
+allocates before it has read a byte. So arrays travel as raw bytes laid end to end in the
+blob, described by a small table inside the JSON (dtype, shape, offset); the receiver
+checks every entry against the blob it actually holds before it touches memory.
 """
 from __future__ import annotations
 
-import io
 import json
 import math
+import re
 import struct
 from dataclasses import dataclass
 from typing import Any
@@ -23,8 +29,13 @@ import numpy as np
 # tracebacks); the blob holds arrays and model weights. A happyModel's weights are
 # about 40 KB; 64 MiB leaves room for honest work and refuses memory bombs.
 MAX_HEADER = 8 * 1024 * 1024
+MAX_DISCONNECTED = 100  # layer names listed per returned model
 MAX_BLOB = 64 * 1024 * 1024
+MAX_ARRAYS = 100_000
+MAX_NDIM = 32
 _PREFIX = struct.Struct("!II")
+# Plain numeric, boolean and text dtypes only: no objects, no structured records.
+_DTYPE = re.compile(r"[<>|=]?[biufcSU][0-9]{1,3}")
 
 
 class ProtocolError(Exception):
@@ -47,6 +58,11 @@ class ModelPayload:
     weights: tuple[np.ndarray, ...]
     keras: str  # "3" or "2" (tf_keras)
     class_name: str
+    # Layers the student's code created and called on the model's tensors but whose
+    # results never reach its outputs, as (name, class name). Keras leaves them out of
+    # `model.layers` and `to_json()`, so without this list they would vanish here and the
+    # checks could only call them "missing".
+    disconnected: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -58,8 +74,12 @@ class Unsupported:
 
 # ---------------------------------------------------------------- framing
 
-def send_message(sock, header: dict[str, Any], blob: bytes = b"") -> None:
+def send_message(sock, header: dict[str, Any], blob: bytes = b"", *, max_header: int | None = None) -> None:
+    """Send one message; with `max_header`, refuse (before sending anything) a header the
+    receiver would refuse, so the sender can say why instead of being cut off."""
     data = json.dumps(header, allow_nan=True).encode("utf-8")
+    if max_header is not None and len(data) > max_header:
+        raise MessageTooLarge(f"message header of {len(data):,} bytes is over the limit ({max_header:,})")
     sock.sendall(_PREFIX.pack(len(data), len(blob)) + data + blob)
 
 
@@ -82,8 +102,8 @@ def recv_message(sock, *, max_header: int = MAX_HEADER, max_blob: int = MAX_BLOB
             f"({max_header:,} header / {max_blob:,} data)")
     try:
         header = json.loads(_recv_exact(sock, header_len).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ProtocolError(f"malformed message header: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # bad UTF-8 or JSON, absurd integers, deep nesting
+        raise ProtocolError(f"malformed message header: {type(exc).__name__}") from None
     if not isinstance(header, dict):
         raise ProtocolError("message header is not a JSON object")
     return header, _recv_exact(sock, blob_len) if blob_len else b""
@@ -91,26 +111,37 @@ def recv_message(sock, *, max_header: int = MAX_HEADER, max_blob: int = MAX_BLOB
 
 # ---------------------------------------------------------------- values
 
-def encode_value(value: Any) -> tuple[Any, bytes]:
-    """Turn a Python value into (JSON tree, npz blob). Runs on the untrusted side."""
-    arrays: dict[str, np.ndarray] = {}
+def encode_value(value: Any, *, limit: int | None = None) -> tuple[Any, bytes]:
+    """Turn a Python value into (JSON tree, blob of raw array bytes).
+
+    `limit` refuses values whose arrays add up to more bytes, before any copy is made: a
+    child asked to send back 10 GB should say so, not die of its own memory limit.
+    """
+    arrays: list[np.ndarray] = []
     tree = _encode(value, arrays, depth=0)
     if not arrays:
         return tree, b""
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    return tree, buf.getvalue()
+    total = sum(a.nbytes for a in arrays)
+    if limit is not None and total > limit:
+        raise ValueError(f"it is too large: its arrays hold {total:,} bytes, more than the {limit:,} "
+                         f"the grader accepts back")
+    table, parts, offset = [], [], 0
+    for arr in arrays:
+        data = arr.tobytes(order="C")
+        table.append([arr.dtype.str, list(arr.shape), offset, len(data)])
+        parts.append(data)
+        offset += len(data)
+    return {"$arrays": table, "$value": tree}, b"".join(parts)
 
 
-def _add_array(arr: np.ndarray, arrays: dict[str, np.ndarray]) -> dict[str, str]:
-    if arr.dtype.hasobject:
-        raise TypeError("an array of Python objects cannot be sent back")
-    key = f"a{len(arrays)}"
-    arrays[key] = arr
-    return {"$array": key}
+def _add_array(arr: np.ndarray, arrays: list[np.ndarray]) -> dict[str, int]:
+    if arr.dtype.hasobject or not _DTYPE.fullmatch(arr.dtype.str):
+        raise TypeError(f"an array of dtype {arr.dtype} cannot be sent back (only numbers, booleans and text)")
+    arrays.append(arr)
+    return {"$array": len(arrays) - 1}
 
 
-def _encode(value: Any, arrays: dict[str, np.ndarray], depth: int) -> Any:
+def _encode(value: Any, arrays: list[np.ndarray], depth: int) -> Any:
     if depth > 20:
         return {"$unsupported": "nested too deeply"}
     if value is None or isinstance(value, (bool, str)):
@@ -140,29 +171,79 @@ def _encode(value: Any, arrays: dict[str, np.ndarray], depth: int) -> Any:
     return {"$unsupported": type(value).__name__}
 
 
-def _encode_model(value: Any, arrays: dict[str, np.ndarray]) -> dict | None:
+def _encode_model(value: Any, arrays: list[np.ndarray]) -> dict | None:
     if not (hasattr(value, "to_json") and hasattr(value, "get_weights") and hasattr(value, "layers")):
         return None
     module = type(value).__module__ or ""
     keras = "2" if module.startswith("tf_keras") else "3"
     weights = [_add_array(np.asarray(w), arrays)["$array"] for w in value.get_weights()]
     return {"$model": {"config": value.to_json(), "weights": weights, "keras": keras,
-                       "class_name": type(value).__name__}}
+                       "class_name": type(value).__name__, "disconnected": _unreached_layers(value)}}
+
+
+def _unreached_layers(model: Any) -> list[list[str]]:
+    """[name, class name] of every layer reached forward from the model's own layers
+    (through `_outbound_nodes`, Keras 2 and 3 alike) that is not one of them: created
+    and called, never connected to the outputs. Best effort: a surprise gives []."""
+    try:
+        own = list(model.layers)
+        seen = {id(layer) for layer in own} | {id(model)}
+        frontier, found = own, []
+        while frontier and len(found) < MAX_DISCONNECTED:
+            for node in list(getattr(frontier.pop(0), "_outbound_nodes", None) or ()):
+                layer = getattr(node, "operation", None)
+                layer = layer if layer is not None else getattr(node, "layer", None)
+                if layer is not None and id(layer) not in seen:
+                    seen.add(id(layer))
+                    found.append(layer)
+                    frontier.append(layer)
+        return [[str(getattr(layer, "name", "?"))[:100], type(layer).__name__[:100]]
+                for layer in found[:MAX_DISCONNECTED]]
+    except Exception:  # noqa: BLE001 - a missing list only weakens the feedback
+        return []
 
 
 def decode_value(tree: Any, blob: bytes) -> Any:
-    """Turn (JSON tree, npz blob) back into data. Runs on the trusted side: never unpickles."""
-    arrays: dict[str, np.ndarray] = {}
-    if blob:
-        try:
-            with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
-                arrays = {k: npz[k] for k in npz.files}
-        except Exception as exc:  # noqa: BLE001 - any malformed blob is the sender's fault
-            raise ProtocolError(f"returned arrays could not be read: {exc}") from None
+    """Turn (JSON tree, blob) back into data. Runs on the trusted side: never unpickles,
+    and allocates no array before its size has been checked against the bytes received."""
+    arrays: list[np.ndarray] = []
+    if isinstance(tree, dict) and set(tree) == {"$arrays", "$value"}:
+        arrays = _read_arrays(tree["$arrays"], blob)
+        tree = tree["$value"]
+    elif blob:
+        raise ProtocolError("reply carries data it does not describe")
     return _decode(tree, arrays, depth=0)
 
 
-def _decode(tree: Any, arrays: dict[str, np.ndarray], depth: int) -> Any:
+def _read_arrays(table: Any, blob: bytes) -> list[np.ndarray]:
+    if not isinstance(table, list) or len(table) > MAX_ARRAYS:
+        raise ProtocolError("malformed array table in reply")
+    view = memoryview(blob)
+    arrays = []
+    for entry in table:
+        if not (isinstance(entry, list) and len(entry) == 4):
+            raise ProtocolError("malformed array table in reply")
+        dtype_str, shape, offset, nbytes = entry
+        if not (isinstance(dtype_str, str) and _DTYPE.fullmatch(dtype_str)):
+            raise ProtocolError(f"reply holds an array of a type that is not accepted ({str(dtype_str)[:20]!r})")
+        dtype = np.dtype(dtype_str)
+        if dtype.hasobject or dtype.itemsize == 0:
+            raise ProtocolError("reply holds an array of a type that is not accepted")
+        if not (isinstance(shape, list) and len(shape) <= MAX_NDIM
+                and all(type(d) is int and d >= 0 for d in shape)):
+            raise ProtocolError("malformed array shape in reply")
+        if not (type(offset) is int and type(nbytes) is int and 0 <= offset and 0 <= nbytes
+                and offset + nbytes <= len(blob)):
+            raise ProtocolError("reply refers to data it did not send")
+        count = math.prod(shape)
+        if count * dtype.itemsize != nbytes:
+            raise ProtocolError("an array in the reply does not match its declared shape")
+        arr = np.frombuffer(view[offset:offset + nbytes], dtype=dtype, count=count).reshape(shape)
+        arrays.append(arr.copy())  # own, writable memory: the blob can go
+    return arrays
+
+
+def _decode(tree: Any, arrays: list[np.ndarray], depth: int) -> Any:
     if depth > 40:
         raise ProtocolError("returned value is nested too deeply")
     if tree is None or isinstance(tree, (bool, int, float, str)):
@@ -190,12 +271,18 @@ def _decode(tree: Any, arrays: dict[str, np.ndarray], depth: int) -> Any:
         weights = body.get("weights")
         if not isinstance(body.get("config"), str) or not isinstance(weights, list):
             raise ProtocolError("malformed model in reply")
+        unreached = body.get("disconnected") or []
+        if not (isinstance(unreached, list) and len(unreached) <= MAX_DISCONNECTED
+                and all(isinstance(d, list) and len(d) == 2 and all(isinstance(s, str) for s in d)
+                        for d in unreached)):
+            raise ProtocolError("malformed model in reply")
         return ModelPayload(config=body["config"], weights=tuple(_array(arrays, w) for w in weights),
-                            keras=str(body.get("keras", "3")), class_name=str(body.get("class_name", "")))
+                            keras=str(body.get("keras", "3")), class_name=str(body.get("class_name", "")),
+                            disconnected=tuple((d[0][:100], d[1][:100]) for d in unreached))
     raise ProtocolError(f"unknown value tag {tag!r} in reply")
 
 
-def _array(arrays: dict[str, np.ndarray], key: Any) -> np.ndarray:
-    if not isinstance(key, str) or key not in arrays:
+def _array(arrays: list[np.ndarray], key: Any) -> np.ndarray:
+    if type(key) is not int or not 0 <= key < len(arrays):
         raise ProtocolError("reply refers to an array it did not send")
     return arrays[key]

@@ -1,0 +1,264 @@
+"""What the preloading sandbox worker buys: grade N copies of a correct submission with
+(a) one worker that imported TensorFlow once and forks a child per submission, and
+(b) a fresh worker per submission (a new process that imports TensorFlow, as a grader
+    without preloading would start), in the same run, on the same machine.
+
+    python bench/sandbox_bench.py --n 10            # writes bench/out/sandbox_bench-*.json
+
+Per submission it reports wall time, CPU time (the grading process plus every sandbox
+process, children included) and peak memory (proportional set size, so pages a child
+shares with the worker are not counted twice). Targets, reported and not asserted:
+preloading at least 5x faster per submission than a fresh process, and steady-state
+grading of happyModel + convolutional_model under 0.5 s CPU.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+TICKS = os.sysconf("SC_CLK_TCK")
+TARGET_SPEEDUP = 5.0
+TARGET_CPU = 0.5
+
+
+# ---------------------------------------------------------------- measuring
+
+def _children_map() -> dict[int, list[int]]:
+    kids: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            kids.setdefault(int(stat[stat.rindex(")") + 2:].split()[1]), []).append(int(entry))
+    return kids
+
+
+def _tree(root: int) -> list[int]:
+    kids, found, todo = _children_map(), [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(kids.get(pid, []))
+    return found
+
+
+def _pss_kib(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _cpu_ticks(pid: int) -> int:
+    """utime + stime + the same for reaped children: a worker accumulates its children's."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return 0
+    fields = stat[stat.rindex(")") + 2:].split()
+    return sum(int(x) for x in fields[11:15])
+
+
+class PeakMemory:
+    """Samples the proportional set size of this process and every process below it."""
+
+    def __init__(self, interval: float = 0.02):
+        self.interval = interval
+        self.peak_kib = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            total = sum(_pss_kib(pid) for pid in _tree(os.getpid()))
+            self.peak_kib = max(self.peak_kib, total)
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> "PeakMemory":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _own_cpu() -> float:
+    self_ = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return self_.ru_utime + self_.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _sandbox_python(worker) -> int | None:
+    """The worker's host pid: under bubblewrap it sits two processes below the one we started."""
+    if worker.proc is None:
+        return None
+    for pid in _tree(worker.proc.pid):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if argv and b"python" in argv[0] and any(b"sandbox" in a for a in argv):
+            return pid
+    return None
+
+
+# ---------------------------------------------------------------- the submission
+
+def _submission(workdir: Path) -> tuple[Path, str]:
+    sample = REPO / "assignments" / "conv_bn" / "samples" / "correct.ipynb"
+    if sample.exists():
+        return sample, "assignments/conv_bn/samples/correct.ipynb"
+    import nbformat
+    source = (REPO / "reference" / "conv_bn.py").read_text()
+    path = workdir / "correct_from_reference.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)]), str(path))
+    return path, "built from reference/conv_bn.py"
+
+
+def _grade(path: Path, assignment, worker, exercises):
+    from grader.grading import grade_submission
+    return grade_submission(path, assignment, worker, only_exercises=exercises)
+
+
+def _check(result) -> None:
+    if result.errors or not result.tests or result.score != result.max_score:
+        raise SystemExit(f"the benchmark submission did not get full marks: {result.score}/{result.max_score} "
+                         f"{result.errors} {[(t.name, t.message) for t in result.tests if t.score < t.max_score]}")
+
+
+def run_preloaded(path, assignment, exercises, n: int, isolation: str) -> dict:
+    from grader.sandbox.client import Worker
+    started = time.perf_counter()
+    worker = Worker(keras=assignment.keras, isolation=isolation).start()
+    startup = time.perf_counter() - started
+    rows = []
+    try:
+        sandbox = _sandbox_python(worker)
+        for i in range(n + 1):  # the first one warms up the grading process (imports, pytest)
+            cpu0, box0 = _own_cpu(), _cpu_ticks(sandbox) if sandbox else 0
+            with PeakMemory() as mem:
+                t0 = time.perf_counter()
+                result = _grade(path, assignment, worker, exercises)
+                wall = time.perf_counter() - t0
+            _check(result)
+            box = (_cpu_ticks(sandbox) - box0) / TICKS if sandbox else 0.0
+            grading = _own_cpu() - cpu0
+            rows.append({"wall": wall, "cpu": grading + box, "grading_cpu": grading, "sandbox_cpu": box,
+                         "peak_mib": mem.peak_kib / 1024, "warmup": i == 0})
+        level = worker.level
+    finally:
+        worker.stop()
+    return {"mode": "preloaded worker", "isolation": level, "startup_seconds": startup, "runs": rows}
+
+
+def run_fresh(path, assignment, exercises, n: int, isolation: str) -> dict:
+    from grader.sandbox.client import Worker
+    rows, level = [], ""
+    for _ in range(n):
+        cpu0 = _own_cpu()
+        with PeakMemory() as mem:
+            t0 = time.perf_counter()
+            worker = Worker(keras=assignment.keras, isolation=isolation).start()
+            try:
+                result = _grade(path, assignment, worker, exercises)
+                level = worker.level
+            finally:
+                worker.stop()
+            wall = time.perf_counter() - t0
+        _check(result)
+        rows.append({"wall": wall, "cpu": _own_cpu() - cpu0, "peak_mib": mem.peak_kib / 1024, "warmup": False})
+    return {"mode": "fresh process per submission", "isolation": level, "runs": rows}
+
+
+def _summary(block: dict) -> dict:
+    steady = [r for r in block["runs"] if not r["warmup"]] or block["runs"]
+    split = {}
+    if all("sandbox_cpu" in r for r in steady):  # where the CPU goes, for the preloaded worker
+        split = {"grading_cpu_median": statistics.median(r["grading_cpu"] for r in steady),
+                 "sandbox_cpu_median": statistics.median(r["sandbox_cpu"] for r in steady)}
+    return {"n": len(steady), **split,
+            "wall_mean": statistics.fmean(r["wall"] for r in steady),
+            "wall_median": statistics.median(r["wall"] for r in steady),
+            "cpu_mean": statistics.fmean(r["cpu"] for r in steady),
+            "cpu_median": statistics.median(r["cpu"] for r in steady),
+            "peak_mib": max(r["peak_mib"] for r in steady)}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=10, help="submissions graded with the preloaded worker")
+    parser.add_argument("--n-fresh", type=int, default=None,
+                        help="submissions graded with a fresh process each (default: min(n, 5))")
+    parser.add_argument("--sandbox", default="auto", help="isolation level, as for `grader grade`")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "out")
+    args = parser.parse_args(argv)
+
+    from grader.assignment import load_assignment
+    assignment = load_assignment("conv_bn")
+    exercises = frozenset({"happyModel", "convolutional_model"})
+    with tempfile.TemporaryDirectory() as tmp:
+        path, origin = _submission(Path(tmp))
+        preloaded = run_preloaded(path, assignment, exercises, args.n, args.sandbox)
+        fresh = run_fresh(path, assignment, exercises, args.n_fresh or min(args.n, 5), args.sandbox)
+
+    a, b = _summary(preloaded), _summary(fresh)
+    speedup = b["wall_mean"] / a["wall_mean"] if a["wall_mean"] else float("inf")
+    report = {
+        "benchmark": "sandbox", "when": time.strftime("%Y-%m-%dT%H:%M:%S"), "cpus": os.cpu_count(),
+        "submission": origin, "exercises": sorted(exercises), "isolation": preloaded["isolation"],
+        "preloaded": {**a, "startup_seconds": preloaded["startup_seconds"],
+                      "first_wall": preloaded["runs"][0]["wall"], "runs": preloaded["runs"]},
+        "fresh": {**b, "runs": fresh["runs"]},
+        "speedup_wall": speedup,
+        "targets": {"speedup_wall": TARGET_SPEEDUP, "steady_cpu_seconds": TARGET_CPU,
+                    "speedup_met": speedup >= TARGET_SPEEDUP, "cpu_met": a["cpu_median"] < TARGET_CPU},
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    out = args.out / f"sandbox_bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.write_text(json.dumps(report, indent=2))
+    _print(report, out)
+    return report
+
+
+def _print(report: dict, out: Path) -> None:
+    a, b = report["preloaded"], report["fresh"]
+    print(f"sandbox benchmark: {report['submission']} ({', '.join(report['exercises'])}), "
+          f"isolation {report['isolation']}, {report['cpus']} CPUs")
+    print(f"{'mode':<30} {'n':>3} {'wall mean':>10} {'wall med':>9} {'CPU mean':>9} {'CPU med':>8} {'peak MiB':>9}")
+    for name, row in (("preloaded worker (steady)", a), ("fresh process per submission", b)):
+        print(f"{name:<30} {row['n']:>3} {row['wall_mean']:>9.3f}s {row['wall_median']:>8.3f}s "
+              f"{row['cpu_mean']:>8.3f}s {row['cpu_median']:>7.3f}s {row['peak_mib']:>9.0f}")
+    print(f"preloaded worker start-up {a['startup_seconds']:.2f}s (once); first submission {a['first_wall']:.2f}s; "
+          f"steady CPU split: grading process {a['grading_cpu_median']:.3f}s, sandbox child "
+          f"{a['sandbox_cpu_median']:.3f}s")
+    t = report["targets"]
+    print(f"speed-up per submission: {report['speedup_wall']:.1f}x (target >= {t['speedup_wall']:g}x: "
+          f"{'met' if t['speedup_met'] else 'NOT met'}); steady CPU {a['cpu_median']:.3f}s "
+          f"(target < {t['steady_cpu_seconds']:g}s: {'met' if t['cpu_met'] else 'NOT met'})")
+    print(f"written to {out}")
+
+
+if __name__ == "__main__":
+    main()
