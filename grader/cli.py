@@ -5,6 +5,10 @@
 exit status 0 when every submission was graded (whatever the scores), 1 when any could not
 be read or graded, 2 for usage errors. With --format json, stdout holds exactly one JSON
 object per submission per line and nothing else.
+
+With --out DIR, grades also go into DIR's gradebook as each submission finishes (a rerun
+grades only what is new or changed), with per-student feedback and the class's grades.csv;
+`grader report DIR` then writes DIR/report.html. See grader.gradebook and grader.report.
 """
 from __future__ import annotations
 
@@ -41,6 +45,29 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--visible-only", action="store_true", help="skip hidden tests (as a self-check does)")
     g.add_argument("--audience", choices=("student", "instructor"), default="instructor",
                    help="text format: what to show (students never see hidden test details)")
+    g.add_argument("--out", "-o", metavar="DIR", default=None,
+                   help="record results in DIR: gradebook.sqlite (as each submission finishes; a rerun grades "
+                        "only new or changed notebooks), feedback/STUDENT/ (HTML, Markdown, Gradescope "
+                        "results.json), grades.csv and grades.json")
+    g.add_argument("--regrade", action="store_true",
+                   help="with --out: grade every notebook again, even those unchanged since the last run")
+    g.add_argument("--roster", metavar="CSV", default=None,
+                   help="map submissions to students: a CSV with columns file_or_folder,student_id,name "
+                        "(file_or_folder is the notebook's name without .ipynb, or the student's folder)")
+    g.add_argument("--cluster", metavar="ADDRESS", default=None,
+                   help="grade on the Dask cluster whose scheduler is at ADDRESS (tcp://HOST:8786) "
+                        "instead of local processes; see docs/cluster.md")
+
+    r = sub.add_parser("report", help="write the class report (RESULTS/report.html) from a results folder",
+                       description="Write a self-contained HTML class report from the gradebook that "
+                                   "`grader grade --out RESULTS` filled: score distribution, pass rate per "
+                                   "test, common mistakes, slowest submissions, similar code.")
+    r.add_argument("results", metavar="RESULTS", help="the folder given to grader grade --out")
+    r.add_argument("--output", metavar="FILE", default=None, help="where to write (default RESULTS/report.html)")
+    r.add_argument("--similarity", type=float, default=0.9, metavar="X",
+                   help="near-identical code: token-sequence similarity (difflib ratio, after normalizing "
+                        "comments, layout and local names) at least X (default 0.9)")
+    r.add_argument("--top", type=int, default=10, metavar="N", help="how many slowest submissions to list")
 
     c = sub.add_parser("check", help="grade one notebook and show a student's feedback",
                        description="A student's self-check: runs the visible tests and shows feedback.")
@@ -60,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
+    if args.command == "report":
+        return _report(args)
     from grader.assignment import AssignmentError, load_assignment
     from grader.sandbox.client import IsolationUnavailable
     try:
@@ -83,21 +112,71 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _grade(args, assignment) -> int:
-    from grader.batch import Options, Progress, default_jobs, find_notebooks, grade_many
-    from grader.render import render_text, to_json_line, to_junit
+    from grader.batch import Options, default_jobs, find_submissions
+    from grader.gradebook import GradebookError, Identities, read_roster
     from grader.sandbox.client import choose_isolation
 
+    if args.regrade and not args.out:
+        print("grader: --regrade needs --out (without a gradebook everything is graded anyway)", file=sys.stderr)
+        return EXIT_USAGE
+    if args.jobs is not None and args.jobs < 1:
+        print("grader: --jobs must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        roster = read_roster(args.roster) if args.roster else None
+    except GradebookError as exc:
+        print(f"grader: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     choose_isolation(args.sandbox)  # fail fast under --sandbox strict
-    paths = find_notebooks(args.paths)
-    if not paths:
+    tasks = find_submissions(args.paths)
+    if not tasks:
         print("grader: no notebooks found in " + ", ".join(args.paths), file=sys.stderr)
         return EXIT_UNGRADED
-    jobs = args.jobs or min(default_jobs(), len(paths))
     options = Options(assignment=str(assignment.root), isolation=args.sandbox,
                       include_hidden=not args.visible_only)
-    progress = Progress(len(paths), sys.stderr, tty=sys.stderr.isatty()) if args.format != "text" or len(paths) > 1 else None
+    jobs = args.jobs or min(default_jobs(), len(tasks))
+    cluster_errors: tuple = ()
+    if args.cluster:
+        from grader.cluster import ClusterError
+        cluster_errors = (ClusterError,)
+    try:
+        if args.out:
+            return _grade_into(args, assignment, options, tasks, roster, jobs)
+        identities = Identities(roster) if roster else None
+        return _grade_to_stdout(args, assignment, options, tasks, identities, jobs)
+    except GradebookError as exc:
+        print(f"grader: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except cluster_errors as exc:
+        print(f"grader: {exc}", file=sys.stderr)
+        return EXIT_UNGRADED
+
+
+def _stream(args, options, paths, jobs, fingerprint):
+    if args.cluster:
+        from grader.cluster import grade_on_cluster
+        return grade_on_cluster(paths, options, args.cluster, fingerprint=fingerprint)
+    from grader.batch import grade_stream
+    return grade_stream(paths, options, jobs=jobs)
+
+
+def _backend(args, jobs: int) -> str:
+    return f"dask {args.cluster}" if args.cluster else f"local, {jobs} process{'es' * (jobs != 1)}"
+
+
+def _grade_to_stdout(args, assignment, options, tasks, identities, jobs) -> int:
+    """Without --out: every submission is graded and shown, nothing is kept."""
+    from grader.batch import Progress
+    from grader.render import render_text, to_json_line, to_junit
+
+    by_path = {t.path: t for t in tasks}
+    show_progress = args.format != "text" or len(tasks) > 1
+    progress = Progress(len(tasks), sys.stderr, tty=sys.stderr.isatty()) if show_progress else None
     results = []
-    for result in grade_many(paths, options, jobs=jobs):
+    for graded in _stream(args, options, list(by_path), jobs, assignment.fingerprint):
+        result = graded.result
+        if identities is not None:
+            result.student = identities.student_id(by_path[graded.path].student)
         results.append(result)
         if args.format == "json":
             print(to_json_line(result), flush=True)
@@ -109,6 +188,95 @@ def _grade(args, assignment) -> int:
     if args.format == "junit":
         print(to_junit(results))
     return EXIT_UNGRADED if any(r.errors for r in results) else EXIT_OK
+
+
+def _grade_into(args, assignment, options, tasks, roster, jobs) -> int:
+    """With --out: grade what is new or changed into the gradebook, one transaction per
+    submission as it finishes, then derive the class files from the gradebook."""
+    from grader.batch import Progress
+    from grader.gradebook import Gradebook, export_grades, feedback_for
+    from grader.render import to_json_line, to_junit
+
+    out = Path(args.out)
+    book = Gradebook(out)
+    try:
+        book.bind(assignment)
+        if roster is not None:
+            book.set_roster(roster)
+        identities = book.identities()
+        fingerprint = assignment.fingerprint
+        todo, kept = book.split(tasks, fingerprint, regrade=args.regrade)
+        if roster is not None:
+            strangers = sorted({t.student for t in tasks if identities.entry(t.student) is None})
+            if strangers:
+                shown = ", ".join(strangers[:5]) + (f" and {len(strangers) - 5} more" if len(strangers) > 5 else "")
+                print(f"grader: not in the roster (graded under their own name): {shown}", file=sys.stderr)
+        jobs = min(jobs, max(1, len(todo)))
+        print(f"grader: {len(tasks)} notebook{'s' * (len(tasks) != 1)}: {len(todo)} to grade"
+              + (f", {len(kept)} unchanged since the last run" if kept else "")
+              + (f" ({_backend(args, jobs)})" if todo else ""), file=sys.stderr, flush=True)
+
+        results = []
+        for task in kept:  # already graded: reported as stored, not graded again
+            result = book.result(task.key)
+            result.student = identities.student_id(task.student)
+            results.append(result)
+            if args.format == "json":
+                print(to_json_line(result), flush=True)
+
+        run_id = book.start_run(fingerprint=fingerprint, command=" ".join(sys.argv[1:]) or "grade",
+                                backend=_backend(args, jobs), found=len(tasks), to_grade=len(todo))
+        outcome, graded_now = "interrupted", 0
+        by_path = {t.path: t for t in todo}
+        progress = Progress(len(todo), sys.stderr, tty=sys.stderr.isatty()) if todo else None
+        try:
+            for graded in _stream(args, options, list(by_path), jobs, fingerprint):
+                task = by_path[graded.path]
+                mtime = task.path.stat().st_mtime if task.path.exists() else 0.0
+                book.record(submission=task.key, student_key=task.student, graded=graded, run_id=run_id,
+                            mtime=mtime, fingerprint=fingerprint)
+                graded_now += 1
+                result = graded.result
+                result.student = identities.student_id(task.student)
+                feedback_for(book, task.student)
+                results.append(result)
+                if args.format == "json":
+                    print(to_json_line(result), flush=True)
+                progress.update(result)
+            outcome = "finished"
+        except KeyboardInterrupt:
+            print(f"\ngrader: interrupted; the {graded_now} submission{'s' * (graded_now != 1)} graded in this run "
+                  f"are kept in {out}/; run the same command again to grade the rest", file=sys.stderr)
+            return 130
+        finally:
+            book.finish_run(run_id, graded=graded_now, outcome=outcome)
+            export_grades(book)
+        if args.format == "junit":
+            print(to_junit(results))
+        ungraded = sum(bool(r.errors) for r in results)
+        summary = (f"{len(results) - ungraded} graded, {ungraded} could not be graded "
+                   f"({graded_now} graded now, {len(kept)} unchanged); results in {out}/: grades.csv, "
+                   f"grades.json, feedback/, gradebook.sqlite (`grader report {out}` for the class report)")
+        print(summary, file=sys.stdout if args.format == "text" else sys.stderr, flush=True)
+        return EXIT_UNGRADED if ungraded else EXIT_OK
+    finally:
+        book.close()
+
+
+def _report(args) -> int:
+    from grader.gradebook import GradebookError
+    from grader.report import write_report
+
+    if not 0.0 < args.similarity <= 1.0:
+        print("grader: --similarity must be in (0, 1]", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        path = write_report(args.results, args.output, threshold=args.similarity, top=max(0, args.top))
+    except GradebookError as exc:
+        print(f"grader: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(path)
+    return EXIT_OK
 
 
 def _check(args, assignment) -> int:
