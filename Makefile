@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 # Debian packages the sandbox and the report test use; installed when we are root with apt.
-SYSTEM_PACKAGES ?= bubblewrap
+SYSTEM_PACKAGES ?= bubblewrap chromium
 
 .PHONY: setup system demo test test-fast bench clean
 

@@ -77,6 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--min-score", type=float, default=None, help="exit 1 when the score is below this")
     c.add_argument("--sandbox", default="auto", choices=("auto", "strict", "namespace", "process"))
     c.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+
+    # Authoring and platform commands live beside what they do; each registers itself.
+    from grader import assign, export, validate
+    for module in (assign, validate, export):
+        module.register(sub)
     return parser
 
 
@@ -89,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     if args.command == "report":
         return _report(args)
+    if getattr(args, "handler", None) is not None:  # assign, validate-assignment, export
+        return args.handler(args)
     from grader.assignment import AssignmentError, load_assignment
     from grader.sandbox.client import IsolationUnavailable
     try:

@@ -51,10 +51,13 @@ def run(worker, source: str, name: str = "f", *args, timeout: float | None = Non
 
 @pytest.fixture(scope="module")
 def worker():
+    # Other modules' workers (e.g. the session-wide one in conftest) may be alive: only
+    # this module's sandbox processes must be gone after it stops.
+    before = {p.pid for p in processes.descendants(os.getpid()) if p.sandbox}
     w = Worker(keras="3", limits=LIMITS, control_timeout=3).start()
     yield w
     w.stop()
-    assert not [p for p in processes.descendants(os.getpid()) if p.sandbox]
+    assert not [p for p in processes.descendants(os.getpid()) if p.sandbox and p.pid not in before]
 
 
 # ---------------------------------------------------------------- per-child confinement
