@@ -67,7 +67,12 @@ def find_submissions(paths: Iterable[str | Path]) -> list[Task]:
             found = []
             for nb in sorted(root.rglob("*.ipynb")):
                 rel = nb.relative_to(root)
-                if any(part in _NOT_SUBMISSIONS for part in rel.parts) or not nb.is_file():
+                if any(part in _NOT_SUBMISSIONS for part in rel.parts):
+                    continue
+                # A folder named like a notebook is a student's folder when it holds notebooks
+                # (they are found on their own); an empty one is a bad submission that must get
+                # its own 'is a directory' line rather than vanish.
+                if nb.is_dir() and any(nb.rglob("*.ipynb")):
                     continue
                 found.append((nb, rel.as_posix(), rel.parts[0] if len(rel.parts) > 1 else nb.stem))
         else:
