@@ -25,9 +25,14 @@ def _fd2_silenced():
         os.close(devnull)
 
 
+def quiet_env() -> None:
+    """Must run before TensorFlow is imported: the level is read once, at import."""
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+
+
 def import_quietly(keras: str = "3") -> None:
     """Import TensorFlow and the requested Keras ("3" or "2" = tf_keras) once, silently."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    quiet_env()
     if "tensorflow" in sys.modules and (keras != "2" or "tf_keras" in sys.modules):
         return
     with _fd2_silenced():

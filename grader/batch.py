@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from grader._tensorflow import import_quietly, quiet_env
 from grader.results import SubmissionResult, submission_result_from_dict
 
 # Folders that archive tools and Jupyter add next to real submissions.
@@ -145,40 +146,6 @@ def failed(path: Path, assignment: str, message: str, *, transient: bool = True)
                   transient=transient)
 
 
-# ---------------------------------------------------------------- quiet TensorFlow
-
-@contextlib.contextmanager
-def stderr_silenced() -> Iterator[None]:
-    """TensorFlow writes its start-up lines ("oneDNN custom operations are on", "Could not
-    find cuda drivers") straight to file descriptor 2 before its logging is configured, so
-    TF_CPP_MIN_LOG_LEVEL alone does not keep them off a grader's terminal."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
-def quiet_tensorflow_env() -> None:
-    """Must run before TensorFlow is imported: the level is read once, at import."""
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-
-
-def _preload_grading_side(keras: str) -> None:
-    """The grading process rebuilds models too; import Keras while the worker starts."""
-    with stderr_silenced():
-        import tensorflow  # noqa: F401
-        if keras == "2":
-            import tf_keras  # noqa: F401
-        else:
-            import keras as _keras  # noqa: F401
-
-
 # ---------------------------------------------------------------- one grading process
 
 class GradingProcess:
@@ -191,7 +158,7 @@ class GradingProcess:
     """
 
     def __init__(self, options: Options, assignment=None):
-        quiet_tensorflow_env()
+        quiet_env()
         self.options = options
         self.host = f"{socket.gethostname()}:{os.getpid()}"
         self.error = ""
@@ -216,7 +183,7 @@ class GradingProcess:
         if self._ready or self.error:
             return
         try:
-            _preload_grading_side(self.assignment.keras)
+            import_quietly(self.assignment.keras)  # the grading process rebuilds models too
             self.worker = self.worker.wait_ready()
             self._ready = True
         except Exception as exc:  # noqa: BLE001

@@ -214,9 +214,9 @@ def grade_one(path: Path, assignment, *, include_hidden: bool = True, isolation:
     failure of the grader itself still becomes a result that says it is not the student's
     fault, because a platform shows a bare "autograder failed" otherwise.
     """
-    from grader.batch import quiet_tensorflow_env, stderr_silenced
+    from grader._tensorflow import import_quietly, quiet_env
 
-    quiet_tensorflow_env()
+    quiet_env()
     from grader.grading import grade_submission
     from grader.notebook import LoadError, load_notebook
     from grader.sandbox.client import Worker
@@ -228,12 +228,7 @@ def grade_one(path: Path, assignment, *, include_hidden: bool = True, isolation:
     worker = None
     try:
         worker = Worker(keras=assignment.keras, isolation=isolation).launch()
-        with stderr_silenced():
-            import tensorflow  # noqa: F401
-            if assignment.keras == "2":
-                import tf_keras  # noqa: F401
-            else:
-                import keras  # noqa: F401
+        import_quietly(assignment.keras)
         worker.wait_ready()
         return grade_submission(path, assignment, worker, include_hidden=include_hidden,
                                 only_exercises=only_exercises)
