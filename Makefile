@@ -6,7 +6,7 @@ STAMP   = $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 # Debian packages the sandbox and the report test use; installed when we are root with apt.
 SYSTEM_PACKAGES ?= bubblewrap chromium
 
-.PHONY: setup system demo test test-fast bench clean
+.PHONY: setup system demo test test-fast bench bench-sandbox bench-throughput clean
 
 setup: $(STAMP)
 
@@ -44,7 +44,11 @@ test-fast: setup
 # Not part of `make test` (a smoke run of each benchmark is). Needs PyPI once, for nbgrader.
 bench: setup
 	$(PY) bench/compare.py
+
+bench-sandbox: setup
 	$(PY) bench/sandbox_bench.py
+
+bench-throughput: setup
 	$(PY) bench/throughput.py
 
 clean:

@@ -241,3 +241,18 @@ def test_cli_usage_errors_exit_2():
     proc = subprocess.run([sys.executable, "-m", "grader", "grade", "x.ipynb", "--assignment", "no_such_thing"],
                           capture_output=True, text=True, cwd=REPO, timeout=120)
     assert proc.returncode == 2 and "unknown assignment" in proc.stderr
+
+
+def test_grading_is_deterministic_and_independent_of_order(worker, conv_bn):
+    """Seeded hidden inputs and seeded children: the same notebook gets the same verdicts,
+    whatever was graded before it on the same worker."""
+    names = ["correct.ipynb", "relu_before_bn.ipynb", "test_stats_leak.ipynb", "eps_outside_sqrt.ipynb"]
+
+    def verdicts(order):
+        out = {}
+        for name in order:
+            result = grade_submission(SAMPLES / name, conv_bn, worker)
+            out[name] = [(t.exercise, t.name, t.score, t.status, t.message, t.diagnosis) for t in result.tests]
+        return out
+
+    assert verdicts(names) == verdicts(list(reversed(names)))
