@@ -116,6 +116,9 @@ def _clean_env(keras: str) -> dict[str, str]:
     return env
 
 
+VENV_IN_SANDBOX = "/opt/grader/venv"
+
+
 def _python_roots() -> list[str]:
     """The directories the Python environment needs: the venv and the interpreter it links to."""
     roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
@@ -150,8 +153,16 @@ def _bwrap_command(python: str, limits: Limits = Limits()) -> list[str]:
                  "/etc/passwd", "/etc/group", "/sys/devices/system/cpu", "/sys/fs/cgroup"):
         if os.path.exists(path):
             cmd += ["--ro-bind", path, path]
+    venv = sys.prefix if sys.prefix != sys.base_prefix else None
     for root in _python_roots():
-        cmd += ["--ro-bind", root, root]
+        if root != venv:
+            cmd += ["--ro-bind", root, root]
+    if venv is not None:
+        # The venv at a fixed path, not where it lives: a checkout under /tmp would otherwise
+        # put mount points inside the private /tmp, leaving directories there that outlive
+        # the sweep between submissions (a channel from one submission to the next).
+        cmd += ["--ro-bind", venv, VENV_IN_SANDBOX]
+        python = str(Path(VENV_IN_SANDBOX) / Path(python).relative_to(venv))
     # The sandbox package alone, under its own name: no grader, references or tests.
     cmd += ["--ro-bind", str(SANDBOX_PACKAGE), "/opt/grader/grader_sandbox"]
     # bubblewrap builds the root and /dev on unlimited tmpfs: once every mount point exists,
