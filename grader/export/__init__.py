@@ -244,6 +244,23 @@ def grade_one(path: Path, assignment, *, include_hidden: bool = True, isolation:
             worker.stop()
 
 
+def build_from_args(args, builder):
+    """The part every `grader export PLATFORM` command shares: load the assignment, build,
+    and turn either failure into a message and an exit status (2 usage, 1 build failed).
+    Returns (assignment, output path) on success, else the exit status."""
+    from grader.assignment import AssignmentError, load_assignment
+    try:
+        assignment = load_assignment(args.assignment)
+    except AssignmentError as exc:
+        print(f"grader: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return assignment, builder(assignment, args.out)
+    except (BundleError, OSError) as exc:
+        print(f"grader: {exc}", file=sys.stderr)
+        return 1
+
+
 def prepare_entry_point() -> None:
     """Process-wide settings for an in-bundle entry point, made before pytest is imported.
 

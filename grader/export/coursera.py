@@ -28,8 +28,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from grader.export import (BundleError, as_submitted, copy_grading_files, error_result, find_submission,
-                           grade_one, prepare_entry_point, python_version, requirements_text)
+from grader.export import (BundleError, as_submitted, build_from_args, copy_grading_files, error_result,
+                           find_submission, grade_one, prepare_entry_point, python_version, requirements_text)
 
 DEFAULT_SHARED = "/shared"
 
@@ -218,17 +218,10 @@ Without that table a part id must be an exercise's name.""",
 
 
 def run(args) -> int:
-    from grader.assignment import AssignmentError, load_assignment
-    try:
-        assignment = load_assignment(args.assignment)
-    except AssignmentError as exc:
-        print(f"grader: {exc}", file=sys.stderr)
-        return 2
-    try:
-        out = build_grader(assignment, args.out)
-    except (BundleError, OSError) as exc:
-        print(f"grader: {exc}", file=sys.stderr)
-        return 1
+    built = build_from_args(args, build_grader)
+    if isinstance(built, int):
+        return built
+    assignment, out = built
     parts = parts_of(assignment)
     print(f"wrote the grader's build context to {out}/ (see its README.md to test and upload it)")
     if parts:

@@ -22,8 +22,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from grader.export import (BundleError, as_submitted, copy_grading_files, error_result, find_submission,
-                           grade_one, prepare_entry_point, python_version, requirements_text)
+from grader.export import (BundleError, as_submitted, build_from_args, copy_grading_files, error_result,
+                           find_submission, grade_one, prepare_entry_point, python_version, requirements_text)
 
 DEFAULT_ROOT = "/autograder"
 EXECUTABLE = ("setup.sh", "run_autograder")
@@ -204,17 +204,10 @@ Upload it as the autograder of a Gradescope programming assignment.""",
 
 
 def run(args) -> int:
-    from grader.assignment import AssignmentError, load_assignment
-    try:
-        assignment = load_assignment(args.assignment)
-    except AssignmentError as exc:
-        print(f"grader: {exc}", file=sys.stderr)
-        return 2
-    try:
-        out = build_bundle(assignment, args.out)
-    except (BundleError, OSError) as exc:
-        print(f"grader: {exc}", file=sys.stderr)
-        return 1
+    built = build_from_args(args, build_bundle)
+    if isinstance(built, int):
+        return built
+    _, out = built
     with zipfile.ZipFile(out) as zf:
         count = len(zf.namelist())
     print(f"wrote {out} ({count} files, {out.stat().st_size // 1024} KiB): upload it as the autograder of "
