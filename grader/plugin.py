@@ -45,15 +45,56 @@ class GradingContext:
             # Keyed by path too: two copies of an assignment may have different references.
             digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
             name = f"_grader_reference_{self.assignment.name}_{digest}"
-            if name in sys.modules:
-                self._reference = sys.modules[name]
-            else:
+            module = sys.modules.get(name)
+            if module is None:
                 spec = importlib.util.spec_from_file_location(name, path)
                 module = importlib.util.module_from_spec(spec)
                 sys.modules[name] = module
                 spec.loader.exec_module(module)
-                self._reference = module
+            self._reference = _ReferenceModels.of(module)
         return self._reference
+
+
+class _ReferenceModels:
+    """The reference module, with the models it builds kept for the life of the process.
+
+    Building a reference model costs ~0.1 s and every submission's tests build the same few,
+    so they are built once per grading process (per function and hashable arguments). Only
+    Keras models are kept: the model checks restore the weights they touch, while arrays a
+    test might change in place are recomputed on every call.
+    """
+
+    _by_module: dict[str, "_ReferenceModels"] = {}
+
+    def __init__(self, module):
+        self._module = module
+        self._models: dict[tuple, Any] = {}
+
+    @classmethod
+    def of(cls, module) -> "_ReferenceModels":
+        if module.__name__ not in cls._by_module:
+            cls._by_module[module.__name__] = cls(module)
+        return cls._by_module[module.__name__]
+
+    def __getattr__(self, name: str):
+        attr = getattr(self._module, name)
+        if name.startswith("_") or not callable(attr) or isinstance(attr, type):
+            return attr
+
+        def call(*args, **kwargs):
+            key = (name, args, tuple(sorted(kwargs.items())))
+            try:
+                hash(key)
+            except TypeError:
+                return attr(*args, **kwargs)
+            if key in self._models:
+                return self._models[key]
+            value = attr(*args, **kwargs)
+            if hasattr(value, "layers") and hasattr(value, "get_weights"):
+                self._models[key] = value
+            return value
+
+        return call
 
 
 # ---------------------------------------------------------------- configuration

@@ -256,3 +256,22 @@ def test_grading_is_deterministic_and_independent_of_order(worker, conv_bn):
         return out
 
     assert verdicts(names) == verdicts(list(reversed(names)))
+
+
+def test_reference_models_are_built_once_and_left_as_they_were(worker, conv_bn):
+    """Reference models are shared by every submission a process grades, so grading must not
+    change them (the output checks copy weights into the student's model, never back)."""
+    import numpy as np
+
+    from grader.plugin import GradingContext
+
+    grade_submission(SAMPLES / "correct.ipynb", conv_bn, worker)
+    reference = GradingContext(conv_bn, None).reference_module()
+    happy = reference.happyModel()
+    assert reference.happyModel() is happy  # built once per process
+    before = [w.copy() for w in happy.get_weights()]
+    result = grade_submission(SAMPLES / "bn_missing.ipynb", conv_bn, worker)
+    assert result.score == result.max_score - 7
+    grade_submission(SAMPLES / "correct.ipynb", conv_bn, worker)
+    assert reference.happyModel() is happy
+    assert all(np.array_equal(a, b) for a, b in zip(before, happy.get_weights()))
