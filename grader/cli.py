@@ -17,6 +17,8 @@ import os
 import sys
 from pathlib import Path
 
+from grader.sandbox.client import ISOLATION_CHOICES
+
 EXIT_OK, EXIT_UNGRADED, EXIT_USAGE = 0, 1, 2
 
 
@@ -39,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--format", choices=("text", "json", "junit"), default="text",
                    help="text for people, json for tools (one object per line), junit for CI")
     g.add_argument("--jobs", "-j", type=int, default=None, help="parallel grading processes (default: cores)")
-    g.add_argument("--sandbox", default="auto", choices=("auto", "strict", "namespace", "process"),
+    g.add_argument("--sandbox", default="auto", choices=ISOLATION_CHOICES,
                    help="isolation: auto picks the strongest available; strict refuses anything weaker "
                         "than bubblewrap")
     g.add_argument("--visible-only", action="store_true", help="skip hidden tests (as a self-check does)")
@@ -75,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--assignment", "-a", required=True)
     c.add_argument("--format", choices=("text", "json", "md", "html"), default="text")
     c.add_argument("--min-score", type=float, default=None, help="exit 1 when the score is below this")
-    c.add_argument("--sandbox", default="auto", choices=("auto", "strict", "namespace", "process"))
+    c.add_argument("--sandbox", default="auto", choices=ISOLATION_CHOICES)
     c.add_argument("--color", choices=("auto", "always", "never"), default="auto")
 
     # Authoring and platform commands live beside what they do; each registers itself.

@@ -30,6 +30,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from grader.sandbox.client import ISOLATION_CHOICES
+
 PASS, FAIL, SKIP = "✔", "✘", "–"
 
 
@@ -360,7 +362,7 @@ Prints a checklist. Exit status 0 if every check passes, 1 if any fails,
 2 for an unknown assignment.""",
         epilog="example:\n  grader validate-assignment conv_bn")
     p.add_argument("assignment", metavar="NAME", help="assignment name (assignments/NAME) or folder")
-    p.add_argument("--sandbox", default="auto", choices=("auto", "strict", "namespace", "process"),
+    p.add_argument("--sandbox", default="auto", choices=ISOLATION_CHOICES,
                    help="isolation for grading the reference and the template (default: auto)")
     p.set_defaults(handler=run)
     return p

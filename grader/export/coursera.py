@@ -30,6 +30,7 @@ from pathlib import Path
 
 from grader.export import (BundleError, as_submitted, build_from_args, copy_grading_files, error_result,
                            find_submission, grade_one, prepare_entry_point, python_version, requirements_text)
+from grader.sandbox.client import ISOLATION_CHOICES
 
 DEFAULT_SHARED = "/shared"
 
@@ -150,7 +151,7 @@ def main(argv: list[str] | None = None, environ=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m grader.export.coursera",
                                      description="Coursera entry point (the image's ENTRYPOINT).")
     parser.add_argument("--assignment", required=True, help="the bundled assignment's folder or name")
-    parser.add_argument("--sandbox", default="auto", choices=("auto", "strict", "namespace", "process"))
+    parser.add_argument("--sandbox", default="auto", choices=ISOLATION_CHOICES)
     args = parser.parse_args(argv)
     prepare_entry_point()
     from grader.assignment import AssignmentError, load_assignment

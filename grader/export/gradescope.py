@@ -24,6 +24,7 @@ from pathlib import Path
 
 from grader.export import (BundleError, as_submitted, build_from_args, copy_grading_files, error_result,
                            find_submission, grade_one, prepare_entry_point, python_version, requirements_text)
+from grader.sandbox.client import ISOLATION_CHOICES
 
 DEFAULT_ROOT = "/autograder"
 EXECUTABLE = ("setup.sh", "run_autograder")
@@ -139,7 +140,7 @@ def main(argv: list[str] | None = None, environ=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m grader.export.gradescope",
                                      description="Gradescope entry point (run by run_autograder).")
     parser.add_argument("--assignment", required=True, help="the bundled assignment's folder or name")
-    parser.add_argument("--sandbox", default="auto", choices=("auto", "strict", "namespace", "process"))
+    parser.add_argument("--sandbox", default="auto", choices=ISOLATION_CHOICES)
     args = parser.parse_args(argv)
     prepare_entry_point()
     import grader

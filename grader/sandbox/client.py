@@ -186,6 +186,10 @@ def _works(cmd: list[str]) -> bool:
     return _probe_cache[key]
 
 
+# What `--sandbox` accepts everywhere: the words choose_isolation() understands.
+ISOLATION_CHOICES = ("auto", "strict", "namespace", "process")
+
+
 def choose_isolation(requested: str = "auto") -> str:
     """The strongest level that works here: "full" (bubblewrap), "namespace" (no network),
     or "process" (a separate process with limits and seccomp only).
