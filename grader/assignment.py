@@ -38,13 +38,16 @@ class Assignment:
     # Seeds hidden inputs. Lives in the instructor's copy only; students never see it.
     secret: str = ""
     total_points: float | None = None
+    # Instructor code run in the sandbox after the student's definitions (spec key `probes`).
+    probes: Path | None = None
     extra: dict = field(default_factory=dict)
 
     @property
     def fingerprint(self) -> str:
         """Changes whenever anything that can change a grade changes: keys the gradebook."""
         h = hashlib.sha256(self.version.encode())
-        for path in sorted(self.tests_dir.rglob("*.py")) + [self.reference, self.root / "assignment.toml"]:
+        for path in sorted(self.tests_dir.rglob("*.py")) + [self.reference, self.root / "assignment.toml"] + (
+                [self.probes] if self.probes else []):
             if path.is_file():
                 h.update(path.name.encode())
                 h.update(path.read_bytes())
@@ -81,14 +84,17 @@ def load_assignment(name_or_dir: str | Path) -> Assignment:
         raise AssignmentError(f"{root / 'assignment.toml'}: reference {reference} does not exist")
     tests_dir = (root / data.get("tests", "tests")).resolve()
     support = tuple((root / s).resolve() for s in data.get("support", []))
+    probes = (root / str(data["probes"])).resolve() if data.get("probes") else None
+    if probes is not None and not probes.is_file():
+        raise AssignmentError(f"{root / 'assignment.toml'}: probes {probes} does not exist")
     known = {"name", "title", "version", "exercises", "reference", "tests", "keras", "call_timeout",
-             "support", "secret", "total_points"}
+             "support", "secret", "total_points", "probes"}
     return Assignment(
         name=str(data.get("name", root.name)), root=root, title=str(data.get("title", root.name)),
         version=str(data.get("version", "0")), exercises=exercises, reference=reference,
         tests_dir=tests_dir, keras=str(data.get("keras", "3")),
         call_timeout=float(data.get("call_timeout", 60.0)), support=support,
-        secret=str(data.get("secret", "")), total_points=data.get("total_points"),
+        secret=str(data.get("secret", "")), total_points=data.get("total_points"), probes=probes,
         extra={k: v for k, v in data.items() if k not in known},
     )
 
