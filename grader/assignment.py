@@ -69,33 +69,135 @@ def resolve(name_or_dir: str | Path) -> Path:
                           f"or one of: {', '.join(known) or '(none found)'}")
 
 
+# ---------------------------------------------------------------- the spec's keys
+
+@dataclass(frozen=True)
+class Key:
+    """One key `assignment.toml` may hold. The table below is the single source of truth:
+    loading checks against it, and docs/authoring.md is tested to describe every key."""
+    name: str
+    kind: str  # "text", "number", "texts", "table"
+    default: str  # as a reader would write it; "(required)" for a required key
+    meaning: str
+
+
+SPEC_KEYS: tuple[Key, ...] = (
+    Key("name", "text", "the folder's name", "the assignment's name in results and gradebooks"),
+    Key("title", "text", "the name", "a human title shown in feedback"),
+    Key("version", "text", '"0"', "bump it to regrade: it is part of the fingerprint that keys the gradebook"),
+    Key("exercises", "texts", "(required)", "the graded functions, in the order feedback lists them"),
+    Key("reference", "text", "(required)", "the reference solution module, relative to the spec's folder"),
+    Key("tests", "text", '"tests"', "the folder of pytest test files"),
+    Key("keras", "text", '"3"', '"3": students write tf.keras (Keras 3); "2": Keras 2 era code, run under tf_keras'),
+    Key("call_timeout", "number", "60", "seconds each call into the student's code may take"),
+    Key("support", "texts", "[]", "files the student's code may import, sent into the sandbox"),
+    Key("secret", "text", '""', "seeds `hidden_rng`; never released to students"),
+    Key("total_points", "number", "(none)", "the points the tests must add up to (validate-assignment checks)"),
+    Key("probes", "text", "(none)", "instructor code run in the sandbox after the student's definitions"),
+    Key("master", "text", "source/NAME.ipynb or source/NAME.py", "the master notebook validate-assignment grades"),
+    Key("coursera", "table", "(none)", "`parts = { PART_ID = [exercise, ...] }` for `grader export coursera`"),
+)
+_NESTED_KEYS = {"coursera": ("parts",)}
+_FIELDS = {"name", "title", "version", "exercises", "reference", "tests", "keras", "call_timeout",
+           "support", "secret", "total_points", "probes"}
+
+
+def _closest(word: str, choices) -> str:
+    import difflib
+    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f": did you mean `{match[0]}`?" if match else ""
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _type_problem(key: Key, value) -> str:
+    """Why `value` does not fit `key`, or "" when it does."""
+    shown = repr(value) if not isinstance(value, dict) else "a table"
+    if key.kind == "text" and not isinstance(value, str):
+        if key.name == "version" and _is_number(value):
+            return ""
+        return f"`{key.name}` must be a string in quotes, not {shown}"
+    if key.kind == "number" and not _is_number(value):
+        return f"`{key.name}` must be a number, not {shown}"
+    if key.kind == "texts" and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+        return f"`{key.name}` must be a list of strings, e.g. {key.name} = [\"a\", \"b\"], not {shown}"
+    if key.kind == "table" and not isinstance(value, dict):
+        return f"`{key.name}` must be a table ([{key.name}] on a line of its own, then its keys), not {shown}"
+    return ""
+
+
+def _value_problem(name: str, value) -> str:
+    if name == "keras" and str(value) not in ("2", "3"):
+        return f'`keras` must be "3" (tf.keras, Keras 3) or "2" (Keras 2 era code, tf_keras), not {value!r}'
+    if name == "call_timeout" and value <= 0:
+        return f"`call_timeout` must be more than 0 seconds, not {value!r}"
+    if name == "total_points" and value <= 0:
+        return f"`total_points` must be more than 0, not {value!r}"
+    if name == "exercises" and not value:
+        return "`exercises` is empty: list the graded functions' names"
+    if name == "exercises" and len(set(value)) != len(value):
+        return f"`exercises` names a function twice: {value!r}"
+    return ""
+
+
+def spec_problems(data: dict) -> list[str]:
+    """Everything wrong with a parsed spec, as messages an instructor can act on.
+
+    A misspelled key (`call_timout`) would otherwise be ignored in silence and its default
+    used, which nobody notices until a class is graded with it."""
+    keys = {k.name: k for k in SPEC_KEYS}
+    problems = []
+    for name, value in data.items():
+        key = keys.get(name)
+        if key is None:
+            problems.append(f"unknown key `{name}`{_closest(name, keys)} (valid keys: {', '.join(keys)})")
+            continue
+        problem = _type_problem(key, value) or _value_problem(name, value)
+        if problem:
+            problems.append(problem)
+        elif name in _NESTED_KEYS:
+            for sub in value:
+                if sub not in _NESTED_KEYS[name]:
+                    problems.append(f"unknown key `{sub}` in [{name}]{_closest(sub, _NESTED_KEYS[name])} "
+                                    f"(valid: {', '.join(_NESTED_KEYS[name])})")
+    for required in ("exercises", "reference"):
+        if required not in data:
+            problems.append(f"missing key `{required}` ({keys[required].meaning})")
+    return problems
+
+
 def load_assignment(name_or_dir: str | Path) -> Assignment:
     root = resolve(name_or_dir)
+    where = root / "assignment.toml"
     try:
-        data = tomllib.loads((root / "assignment.toml").read_text(encoding="utf-8"))
+        data = tomllib.loads(where.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise AssignmentError(f"{root / 'assignment.toml'}: {exc}") from None
-    try:
-        exercises = tuple(str(e) for e in data["exercises"])
-        reference = (root / data["reference"]).resolve()
-    except KeyError as exc:
-        raise AssignmentError(f"{root / 'assignment.toml'}: missing key {exc}") from None
+        raise AssignmentError(f"{where}: {exc}") from None
+    problems = spec_problems(data)
+    if problems:
+        raise AssignmentError(f"{where}: " + "; ".join(problems) if len(problems) == 1 else
+                              f"{where}: {len(problems)} problems:\n" + "\n".join(f"  - {p}" for p in problems))
+    exercises = tuple(data["exercises"])
+    reference = (root / data["reference"]).resolve()
     if not reference.is_file():
-        raise AssignmentError(f"{root / 'assignment.toml'}: reference {reference} does not exist")
+        raise AssignmentError(f"{where}: reference {reference} does not exist")
     tests_dir = (root / data.get("tests", "tests")).resolve()
     support = tuple((root / s).resolve() for s in data.get("support", []))
+    absent = [str(p) for p in support if not p.is_file()]
+    if absent:
+        raise AssignmentError(f"{where}: support file {', '.join(absent)} does not exist")
     probes = (root / str(data["probes"])).resolve() if data.get("probes") else None
     if probes is not None and not probes.is_file():
-        raise AssignmentError(f"{root / 'assignment.toml'}: probes {probes} does not exist")
-    known = {"name", "title", "version", "exercises", "reference", "tests", "keras", "call_timeout",
-             "support", "secret", "total_points", "probes"}
+        raise AssignmentError(f"{where}: probes {probes} does not exist")
     return Assignment(
         name=str(data.get("name", root.name)), root=root, title=str(data.get("title", root.name)),
         version=str(data.get("version", "0")), exercises=exercises, reference=reference,
         tests_dir=tests_dir, keras=str(data.get("keras", "3")),
         call_timeout=float(data.get("call_timeout", 60.0)), support=support,
         secret=str(data.get("secret", "")), total_points=data.get("total_points"), probes=probes,
-        extra={k: v for k, v in data.items() if k not in known},
+        extra={k: v for k, v in data.items() if k not in _FIELDS},
     )
 
 
