@@ -90,6 +90,9 @@ SPEC_KEYS: tuple[Key, ...] = (
     Key("tests", "text", '"tests"', "the folder of pytest test files"),
     Key("keras", "text", '"3"', '"3": students write tf.keras (Keras 3); "2": Keras 2 era code, run under tf_keras'),
     Key("call_timeout", "number", "60", "seconds each call into the student's code may take"),
+    Key("grading_timeout", "number", "max(300, 10 x call_timeout)",
+        "wall-clock seconds the grading process may spend on one submission; past it the submission is "
+        "reported as over budget and the batch goes on"),
     Key("support", "texts", "[]", "files the student's code may import, sent into the sandbox"),
     Key("secret", "text", '""', "seeds `hidden_rng`; never released to students"),
     Key("total_points", "number", "(none)", "the points the tests must add up to (validate-assignment checks)"),
@@ -131,6 +134,8 @@ def _type_problem(key: Key, value) -> str:
 def _value_problem(name: str, value) -> str:
     if name == "keras" and str(value) not in ("2", "3"):
         return f'`keras` must be "3" (tf.keras, Keras 3) or "2" (Keras 2 era code, tf_keras), not {value!r}'
+    if name == "grading_timeout" and value <= 0:
+        return f"`grading_timeout` must be more than 0 seconds, not {value!r}"
     if name == "call_timeout" and value <= 0:
         return f"`call_timeout` must be more than 0 seconds, not {value!r}"
     if name == "total_points" and value <= 0:
