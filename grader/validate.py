@@ -5,7 +5,9 @@ expensive afterwards: a reference that fails its own tests gives every student a
 grade, a template that already earns points rewards doing nothing, a test without points
 or an exercise is graded as 1 point under no exercise (so `check("happyModel")` silently
 skips it), and tests that no longer add up to the advertised total mean one was lost or
-added by accident. Each is checked here, on the real grading path (pytest, the sandbox,
+added by accident; and a sample submission whose score drifts from the one it declares
+(`{"grader": {"expected_score": 17}}` in its metadata) means a test changed what it
+rewards. Each is checked here, on the real grading path (pytest, the sandbox,
 `grade_submission`), and reported as a checklist with exit status 0 only if all hold.
 
 The reference solution graded is the master notebook: `assignments/NAME/source/NAME.ipynb`
@@ -197,6 +199,42 @@ def master_from_reference(assignment) -> nbformat.NotebookNode:
     return nb
 
 
+def declared_samples(assignment) -> list[tuple[Path, float | None, str]]:
+    """Each sample notebook (`samples/*.ipynb`) that declares the score it should get, as
+    (path, expected score, problem). A sample declares it in its metadata,
+    `{"grader": {"expected_score": 17}}`; samples that declare nothing are examples only."""
+    folder = assignment.root / "samples"
+    found: list[tuple[Path, float | None, str]] = []
+    for path in sorted(folder.glob("*.ipynb")) if folder.is_dir() else []:
+        try:
+            metadata = nbformat.read(path, as_version=4).metadata
+        except Exception as exc:  # noqa: BLE001 - any unreadable sample is reported, not raised
+            found.append((path, None, f"cannot be read: {type(exc).__name__}: {exc}"))
+            continue
+        grader = metadata.get("grader", {})
+        declared = grader.get("expected_score") if isinstance(grader, dict) else None
+        if declared is None:
+            continue
+        if isinstance(declared, bool) or not isinstance(declared, (int, float)):
+            found.append((path, None, f"metadata grader.expected_score is {declared!r}, not a number"))
+        else:
+            found.append((path, float(declared), ""))
+    return found
+
+
+def _sample_problem(path: Path, expected: float | None, problem: str, result, assignment) -> str:
+    """"" when the sample scored what it declares, else what differs and why."""
+    where = _where(path, assignment)
+    if problem:
+        return f"{where}: {problem}"
+    if result.errors:
+        return f"{where}: expected {expected:g}, but it could not be graded: {'; '.join(result.errors)}"
+    if abs(result.score - expected) < 1e-6:
+        return ""
+    lost = "; ".join(_problems(result)) or "nothing lost"
+    return f"{where}: expected {expected:g}, got {result.score:g} / {result.max_score:g} (lost: {lost})"
+
+
 def _sources(nb) -> list[tuple[str, str]]:
     return [(c.cell_type, c.source.strip()) for c in nb.cells]
 
@@ -327,6 +365,10 @@ def validate(name_or_dir, worker=None, *, isolation: str = "auto") -> Report:
         try:
             ref = grade_submission(solved_path, a, worker, include_hidden=True)
             blank = grade_submission(template_path, a, worker, include_hidden=True)
+            samples = declared_samples(a)
+            sample_problems = [_sample_problem(path, expected, problem, None if problem else
+                                               grade_submission(path, a, worker, include_hidden=True), a)
+                               for path, expected, problem in samples]
         finally:
             if own:
                 worker.stop()
@@ -338,6 +380,10 @@ def validate(name_or_dir, worker=None, *, isolation: str = "auto") -> Report:
              [f"{t.title}: {t.score:g} / {t.max_score:g} without any work" for t in blank.tests if t.score > 0]
     report.add(f"the untouched template ({template_label}) scores zero: {blank.score:g} / {blank.max_score:g}",
                bool(zero), earned)
+    if samples:
+        mismatched = [p for p in sample_problems if p]
+        report.add(f"the samples score what they declare: {len(samples) - len(mismatched)} of {len(samples)} "
+                   f"(samples/*.ipynb, metadata grader.expected_score)", not mismatched, mismatched)
     return report
 
 
@@ -357,6 +403,8 @@ Check an assignment before students see it, on the real grading path:
     (source/NAME.ipynb), or one generated from the reference module
   - the untouched template scores zero: release/NAME.ipynb, or one made
     from the master; and the release is up to date with the master
+  - each sample (samples/*.ipynb) that declares the score it expects, in its
+    metadata {"grader": {"expected_score": 17}}, gets exactly that score
 
 Prints a checklist. Exit status 0 if every check passes, 1 if any fails,
 2 for an unknown assignment.""",

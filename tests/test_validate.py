@@ -129,12 +129,13 @@ def test_assign_reports_an_unusable_master_and_a_missing_file(tmp_path, capsys):
 def test_conv_bn_is_sound(capsys):
     assert v.run(parser().parse_args(["validate-assignment", "conv_bn"])) == 0
     out = capsys.readouterr().out
-    assert "✘" not in out and out.count("✔") == 9, out
+    assert "✘" not in out and out.count("✔") == 10, out
     assert "✔ the reference solution (source/conv_bn.ipynb) scores full marks: 23 / 23" in out
     assert "✔ the untouched template (release/conv_bn.ipynb) scores zero: 0 / 23" in out
     assert "✔ release/conv_bn.ipynb is the template made from source/conv_bn.ipynb" in out
     assert "✔ the points add up to total_points = 23: 23 over 8 tests, 1 hidden" in out
-    assert out.rstrip().endswith("All 9 checks passed: conv_bn is ready to release.")
+    assert "✔ the samples score what they declare: 8 of 8" in out
+    assert out.rstrip().endswith("All 10 checks passed: conv_bn is ready to release.")
 
 
 def test_an_assignment_without_master_is_checked_from_its_reference(tmp_path, worker):
@@ -177,3 +178,30 @@ def test_a_broken_copy_fails_exactly_the_checks_it_breaks(tmp_path, worker):
     assert "standardize" not in reference_problems  # only what actually failed is listed
     assert "✔ the untouched template (release/conv_bn.ipynb) scores zero: 0 / 25" in text
     assert text.rstrip().endswith("5 of 9 checks did not pass: fix them before releasing conv_bn_broken.")
+
+
+def test_samples_are_graded_against_the_score_they_declare(tmp_path, worker):
+    root = copy_conv_bn(tmp_path / "samples", name="conv_bn_samples")
+    (root / "samples").mkdir()
+    for name, declared in (("correct", 23), ("bn_missing", 17), ("relu_before_bn", None),
+                           ("mixed", "twelve")):
+        nb = nbformat.read(CONV_BN / "samples" / f"{name}.ipynb", as_version=4)
+        nb.metadata["grader"].pop("expected_score", None)
+        if declared is not None:
+            nb.metadata["grader"]["expected_score"] = declared
+        nbformat.write(nb, root / "samples" / f"{name}.ipynb")
+    (root / "samples" / "notes.ipynb").write_text("{ not json")
+
+    report = v.validate(root, worker)
+    item = report.items[-1]
+    assert item.title.startswith("the samples score what they declare: 1 of 4"), report.render()
+    assert item.ok is False and not report.ok
+    details = "\n".join(item.details)
+    # the wrong declaration names the sample, the expected and the actual score, and what was lost
+    assert "samples/bn_missing.ipynb: expected 17, got 16 / 23 (lost: " in details, details
+    assert "convolutional_model" in details and "layer graph: 0 / 4" in details, details
+    assert "samples/mixed.ipynb: metadata grader.expected_score is 'twelve', not a number" in details
+    assert "samples/notes.ipynb: cannot be read" in details
+    assert "correct.ipynb" not in details and "relu_before_bn" not in details  # right, or declares nothing
+    assert report.render().rstrip().endswith("1 of 9 checks did not pass: fix them before releasing "
+                                             "conv_bn_samples.")
