@@ -1,0 +1,202 @@
+"""Finding each exercise's graded definition (tag first, then the last top-level `def`),
+and, when there is none, the near misses a student actually makes."""
+from __future__ import annotations
+
+import ast
+import difflib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from grader.notebook.cells import _Cell, _def_pattern, _line_of, _start_line, _text
+from grader.notebook.model import Located
+from grader.notebook.statements import _import_names, _is_def, _target_names
+
+
+def _tags_of(cell: Any) -> set[str]:
+    """Exercise names a cell is tagged for, in the three conventions assignments use:
+    a plain tag, nbgrader's grade_id, and otter's `exercise:NAME` tag."""
+    metadata = cell.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        return set()
+    tags = metadata.get("tags") or []
+    if isinstance(tags, str):
+        tags = [tags]
+    names: set[str] = set()
+    for tag in tags if isinstance(tags, list) else []:
+        if not isinstance(tag, str):
+            continue
+        tag = tag.strip()
+        names.add(tag)
+        if tag.startswith("exercise:"):
+            names.add(tag[len("exercise:") :].strip())
+    nbgrader = metadata.get("nbgrader")
+    if isinstance(nbgrader, dict) and isinstance(nbgrader.get("grade_id"), str):
+        names.add(nbgrader["grade_id"].strip())
+    return names
+
+
+@dataclass
+class _Candidate:
+    cell: _Cell
+    line: int
+    node: ast.stmt | None  # None when the cell does not parse or is a cell magic
+    tagged: bool
+
+    @property
+    def where(self) -> str:
+        return f"cell {self.cell.index + 1} (line {self.line})"
+
+
+def _candidates(name: str, cells: list[_Cell], tagged: set[int]) -> list[_Candidate]:
+    found = []
+    pattern = _def_pattern(name)
+    for cell in cells:
+        if cell.tree is not None:
+            for node in cell.tree.body:
+                if _is_def(node) and node.name == name:
+                    found.append(_Candidate(cell, _start_line(node), node, cell.index in tagged))
+        else:
+            # Unparsable and cell-magic cells are searched as text, so a student whose
+            # function has a typo hears about the typo rather than "not found".
+            for match in pattern.finditer(cell.original):
+                line = _line_of(cell.original, match.start())
+                found.append(_Candidate(cell, line, None, cell.index in tagged))
+    return found
+
+
+_CONTAINERS = {
+    ast.If: "an `if` block",
+    ast.For: "a `for` loop",
+    ast.AsyncFor: "a `for` loop",
+    ast.While: "a `while` loop",
+    ast.With: "a `with` block",
+    ast.AsyncWith: "a `with` block",
+    ast.Try: "a `try` block",
+}
+
+
+def _container(node: ast.stmt) -> str:
+    if _is_def(node):
+        return f"the function `{node.name}`"
+    if isinstance(node, ast.ClassDef):
+        return f"the class `{node.name}`"
+    for kind, words in _CONTAINERS.items():
+        if isinstance(node, kind):
+            return words
+    return "another statement"
+
+
+def _why_not_found(name: str, cells: list[_Cell], nb_cells: list[Any], defined: list[str]) -> list[str]:
+    """Hints for a missing exercise: the near misses a student actually makes."""
+    hints: list[str] = []
+    for cell in cells:
+        if cell.tree is None:
+            continue
+        for top in cell.tree.body:
+            if isinstance(top, (ast.Assign, ast.AnnAssign)):
+                targets = top.targets if isinstance(top, ast.Assign) else [top.target]
+                if any(name in (_target_names(t) or []) for t in targets):
+                    if isinstance(top.value, ast.Lambda):
+                        hints.append(
+                            f"{cell.name} (line {top.lineno}) assigns a lambda to `{name}`; the grader needs "
+                            f"a function written as `def {name}(...):`"
+                        )
+                    else:
+                        hints.append(
+                            f"{cell.name} (line {top.lineno}) assigns `{name} = ...`; the grader needs "
+                            f"a function written as `def {name}(...):`"
+                        )
+            elif isinstance(top, ast.ClassDef) and top.name == name:
+                hints.append(
+                    f"{cell.name} (line {top.lineno}) defines `class {name}`; the grader needs "
+                    f"a function `def {name}(...):`"
+                )
+            elif isinstance(top, (ast.Import, ast.ImportFrom)) and name in _import_names(top):
+                hints.append(
+                    f"{cell.name} (line {top.lineno}) imports `{name}` instead of defining it in the notebook"
+                )
+            elif not _is_def(top) or top.name != name:
+                for inner in ast.walk(top):
+                    if inner is not top and _is_def(inner) and inner.name == name:
+                        hints.append(
+                            f"{cell.name} (line {inner.lineno}) has `def {name}` indented inside "
+                            f"{_container(top)}; it must start at the beginning of a line, outside any block"
+                        )
+                        break
+    pattern = _def_pattern(name)
+    for index, nb_cell in enumerate(nb_cells):
+        kind = nb_cell.get("cell_type")
+        if kind in ("markdown", "raw") and pattern.search(_text(nb_cell.get("source", ""))):
+            hints.append(
+                f"cell {index + 1} contains `def {name}` but is a {kind} cell; change its type to Code"
+            )
+    if not hints:
+        others = [d for d in defined if d != name]
+        close = [d for d in others if d.lower() == name.lower()]
+        close += difflib.get_close_matches(name, [d for d in others if d not in close], n=1, cutoff=0.75)
+        if close:
+            hints.append(f"did you rename it? the notebook defines `{close[0]}`")
+    return hints
+
+
+@dataclass
+class _Selection:
+    located: dict[str, Located]
+    missing: dict[str, str]
+    warnings: list[str]
+    chosen: set[int]  # id() of each chosen def node, for the chunk pass
+    reported_cells: set[int]  # cells whose syntax error or magic already appears in `missing`
+
+
+def _select(exercises: Sequence[str], cells: list[_Cell], nb_cells: list[Any]) -> _Selection:
+    tags = {index: _tags_of(cell) for index, cell in enumerate(nb_cells)}
+    notebook_uses_tags = any(names & set(exercises) for names in tags.values())
+    defined = sorted({node.name for c in cells if c.tree for node in c.tree.body if _is_def(node)})
+    result = _Selection({}, {}, [], set(), set())
+    for name in exercises:
+        tagged = {i for i, names in tags.items() if name in names and nb_cells[i].get("cell_type") == "code"}
+        found = _candidates(name, cells, tagged)
+        pool = [c for c in found if c.tagged] or found
+        if not pool:
+            if tagged:
+                first = min(tagged) + 1
+                base = f"cell {first} is tagged '{name}' but no code cell has a top-level `def {name}`"
+            else:
+                base = (
+                    f"no cell defines `{name}` (no cell tagged '{name}' and no top-level "
+                    f"`def {name}` in any code cell)"
+                )
+            result.missing[name] = "; ".join([base] + _why_not_found(name, cells, nb_cells, defined))
+            continue
+        chosen = pool[-1]
+        cell = chosen.cell
+        if chosen.node is None:
+            result.reported_cells.add(cell.index)
+            if cell.magic:
+                result.missing[name] = (
+                    f"{cell.name} defines `{name}` but starts with the cell magic `{cell.magic}`, so the "
+                    f"grader does not run it; move `{name}` to a cell without `{cell.magic}`"
+                )
+            else:
+                note = f"tagged '{name}'" if chosen.tagged else f"which defines `{name}`"
+                result.missing[name] = f"{cell.name} ({note}) does not parse: {cell.problem}"
+            continue
+        how = "tag" if chosen.tagged else "def"
+        result.located[name] = Located(name, cell.index, how, chosen.line)
+        result.chosen.add(id(chosen.node))
+        if how == "def" and tagged:
+            result.warnings.append(
+                f"cell {min(tagged) + 1} is tagged '{name}' but does not define it; grading `def {name}` "
+                f"found by name in {cell.name}"
+            )
+        elif how == "def" and notebook_uses_tags:
+            result.warnings.append(f"`{name}` found in {cell.name} by name; its '{name}' tag is missing")
+        if len(found) > 1:
+            reason = "the tagged one" if chosen.tagged and len(pool) < len(found) else "the last one"
+            others = ", ".join(c.where for c in found if c is not chosen)
+            result.warnings.append(
+                f"`{name}` is defined {len(found)} times; grading {reason}, {chosen.where}, "
+                f"and ignoring {others}"
+            )
+    return result
