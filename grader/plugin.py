@@ -196,9 +196,14 @@ def reference(grading_context):
 
 @pytest.fixture
 def hidden_rng(request, grading_context):
-    """Inputs no student has seen: seeded by the instructor's secret and the test's name."""
+    """Inputs no student has seen: seeded by the instructor's secret, the test's name and the
+    submission's content. With the secret and the name only, every student would get the
+    same hidden inputs, and one leak would let anyone hard-code the answers; with the
+    content too, they differ between submissions yet stay the same when one is regraded."""
     import numpy as np
-    digest = hashlib.sha256(f"{grading_context.assignment.secret}:{request.node.name}".encode()).digest()
+    content = str(getattr(grading_context.submission, "digest", ""))
+    text = f"{grading_context.assignment.secret}:{request.node.name}:{content}"
+    digest = hashlib.sha256(text.encode()).digest()
     return np.random.default_rng(int.from_bytes(digest[:8], "big"))
 
 
@@ -228,10 +233,14 @@ def _display_name(item) -> str:
     return name
 
 
+@pytest.hookimpl(tryfirst=True)  # before fixtures: their calls belong to the test's channel too
 def pytest_runtest_setup(item):
     ctx = _ctx(item.config)
     if ctx is None:
         return
+    # A hidden test's calls run in children of their own, never shared with visible tests.
+    if hasattr(ctx.submission, "use_channel"):
+        ctx.submission.use_channel(_visibility(item).value)
     marker = item.get_closest_marker("depends")
     for needed in (marker.args if marker else ()):
         key = f"{item.module.__name__}::{needed}"
@@ -294,6 +303,8 @@ def _explain(result: TestResult, exc: BaseException | None, ctx: GradingContext)
             result.diagnosis = "not_implemented"
         else:
             result.message = f"Your `{exc.name}` raised {exc.type}: {exc.detail}".rstrip(": ")
+            if getattr(exc, "via_probe", False) and exc.where:  # the grader's wrapper is not theirs to find
+                result.message += f" ({exc.where}, line {exc.line})" if exc.line else f" ({exc.where})"
             result.student_traceback = exc.traceback
             result.diagnosis = "raised"
     elif isinstance(exc, client.MissingFunction):

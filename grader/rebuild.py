@@ -240,13 +240,16 @@ def rebuild(payload: ModelPayload):
     _check_weights(payload.weights)
     text = json.dumps(config)  # Keras reads what was vetted, re-serialized by us
     if payload.keras != "2":
-        model = _rebuild_keras3(text, payload.weights)  # variables made from the student's weights
+        model = _rebuild_keras3(text, payload.weights, payload.weightless)  # variables made from the student's weights
     else:
         model = _rebuild_tf_keras(config, text)
         current = model.get_weights()
-        if len(current) != len(payload.weights) or any(a.shape != b.shape for a, b in zip(current, payload.weights)):
+        if payload.weightless:  # sent as configuration only: keep the fresh weights
+            pass
+        elif len(current) != len(payload.weights) or any(a.shape != b.shape for a, b in zip(current, payload.weights)):
             raise ModelRejected("the returned model's weights do not fit its own configuration")
-        model.set_weights(list(payload.weights))
+        else:
+            model.set_weights(list(payload.weights))
     if payload.disconnected:
         # Layers the config cannot hold (Keras drops what never reaches the outputs): kept
         # beside the model, outside Keras' attribute tracking, for the architecture check.
@@ -269,7 +272,7 @@ def _rebuild_tf_keras(config: dict, text: str):
         raise _failed(exc) from None
 
 
-def _rebuild_keras3(text: str, weights):
+def _rebuild_keras3(text: str, weights, weightless: bool = False):
     import keras
     from keras.src.backend.common import global_state
     from keras.src.saving.serialization_lib import SafeModeScope
@@ -285,8 +288,8 @@ def _rebuild_keras3(text: str, weights):
                 raise _failed(exc) from None
         pending = list(global_state.get_global_attribute(key, [])[before:])
         _check_sizes(model)
-        if len(model.weights) != len(weights) or any(
-                tuple(v.shape) != tuple(w.shape) for v, w in zip(model.weights, weights)):
+        if not weightless and (len(model.weights) != len(weights) or any(
+                tuple(v.shape) != tuple(w.shape) for v, w in zip(model.weights, weights))):
             raise ModelRejected("the returned model's weights do not fit its own configuration")
         # Sizes are known to be sane now: give the variables memory, straight from the
         # student's weights where the backend allows (no initializer run, no second copy).

@@ -1,12 +1,17 @@
-"""A submitted notebook, opened for grading: what was located in it, the sandbox session
+"""A submitted notebook, opened for grading: what was located in it, the sandbox children
 running its definitions, and calls whose results come back as checked data.
 
 This is what an assignment's tests see as the `submission` fixture. Every value it hands
 to a test is data (arrays, numbers) or a model rebuilt from allow-listed layers.
+
+Calls run on one of two channels, "visible" and "hidden" (the plugin switches before each
+test): each has its own sandbox children and its own cache, so nothing a child computed
+after seeing a hidden test's inputs can reach a visible test's result, message or output.
 """
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +19,13 @@ from grader.checks import CheckFailed
 from grader.notebook import LoadError, Program, extract_program, load_notebook
 from grader.rebuild import ModelRejected, rebuild
 from grader.sandbox import client
-from grader.sandbox.protocol import ModelPayload, Unsupported
+from grader.sandbox.channel import Channel, LoadState, Recipe
+from grader.sandbox.protocol import ModelPayload, Unsupported, encode_value
+
+CHANNELS = ("visible", "hidden")
+# Failures that ended a child: a second identical call would only fail the same way, after
+# another full time limit, so they are remembered like results.
+_CHILD_ENDED = (client.SandboxTimeout, client.SandboxCrashed, client.ReplyRejected)
 
 
 def _program_chunks(program: Program) -> list[dict]:
@@ -29,11 +40,36 @@ class Submission:
         self.seed = seed
         self.load_error: LoadError | None = None
         self.program: Program | None = None
-        self.session: client.Session | None = None
         self.session_error: client.SandboxError | None = None
         self.warnings: list[str] = []
         self.output: list[str] = []  # what the student's code printed during the current test
+        self.channel = "visible"  # which children the running test's calls go to
+        self._load = LoadState()
+        self._channels: dict[str, Channel] = {}
         self._cache: dict[tuple, Any] = {}
+        self._failures: dict[tuple, client.SandboxError] = {}
+
+    @property
+    def session(self) -> client.Session | None:
+        """The first child that loaded this submission's definitions (what it reported about
+        them and about its confinement holds for every later child)."""
+        return self._load.first
+
+    @property
+    def digest(self) -> str:
+        """The extracted program's content: the same when a submission is graded again,
+        different between submissions (it seeds hidden inputs, with the secret)."""
+        if self.program is None:
+            return ""
+        h = hashlib.sha256()
+        for c in self.program.chunks:
+            h.update(f"{c.label}\0{c.line}\0{c.kind}\0{len(c.source)}\0".encode())
+            h.update(c.source.encode("utf-8", "surrogatepass"))
+        return h.hexdigest()
+
+    def use_channel(self, visibility: str) -> None:
+        """Route the next calls to the visible test's children or to the hidden ones."""
+        self.channel = "visible" if str(visibility) == "visible" else "hidden"
 
     # -- opening
     def open(self) -> "Submission":
@@ -45,11 +81,13 @@ class Submission:
         self.warnings.extend(self.program.warnings)
         if self.worker is None:
             return self
+        probes = getattr(self.assignment, "probes", None)
+        recipe = Recipe(chunks=tuple(_program_chunks(self.program)), support=self.assignment.support_files(),
+                        seed=self.seed, timeout=self.assignment.call_timeout, future=tuple(self.program.future),
+                        probes=Path(probes).read_text(encoding="utf-8") if probes else None)
+        self._channels = {name: Channel(self.worker, recipe, self._load, name) for name in CHANNELS}
         try:
-            self.session = self.worker.session(_program_chunks(self.program),
-                                               support=self.assignment.support_files(), seed=self.seed,
-                                               timeout=self.assignment.call_timeout,
-                                               future=self.program.future)
+            self._channels["visible"].ensure()
         except client.WorkerFailed as exc:
             # The sandbox itself could not be brought up: the grader's failure, not the student's.
             self.load_error = LoadError(str(self.path), f"could not be graded: {exc}")
@@ -71,9 +109,8 @@ class Submission:
         return f"{err.get('label')}, line {err.get('line')}: {what} failed and was skipped ({first[0]})"
 
     def close(self) -> None:
-        if self.session is not None:
-            self.session.close()
-            self.session = None
+        for channel in self._channels.values():
+            channel.close()
 
     # -- what tests call
     def call(self, name: str, *args, **kwargs) -> Any:
@@ -85,30 +122,55 @@ class Submission:
         is deterministic here (each call is seeded the same), and rebuilding a model costs
         ~0.25 s. A cached model is shared between tests, so checks must leave it as they found
         it (grader.checks.models restores weights after every comparison)."""
-        key = self._cache_key(name, args, kwargs) if not return_args else None
-        if key is not None and key in self._cache:
-            return self._cache[key]
-        result = self._call_uncached(name, *args, return_args=return_args, **kwargs)
+        return self._cached(("call", name, True), name, args, kwargs, return_args=return_args)
+
+    def probe(self, name: str, *args, **kwargs) -> Any:
+        """Run the assignment's probe `name` in the sandbox, beside the student's code: data
+        comes back exactly as from `call` (a returned model is rebuilt here)."""
+        return self._cached(("probe", name, True), name, args, kwargs).value
+
+    def probe_model(self, name: str, *args, expected: str = "a tf.keras model", weights: bool = True, **kwargs):
+        """A probe that must return a Keras model; explained like `model` when it does not."""
+        value = self._cached(("probe", name, weights), name, args, kwargs).value
+        return self._expect_model(name, value, expected)
+
+    def _cached(self, kind: tuple, name: str, args: tuple, kwargs: dict, *,
+                return_args: bool = False) -> client.CallResult:
+        key = self._cache_key(kind, args, kwargs)
         if key is not None:
+            key = (self.channel, *key)
+            if key in self._failures:  # the same call already ended a child: fail the same way at once
+                failure = self._failures[key]
+                raise type(failure)(str(failure))
+            if not return_args and key in self._cache:
+                return self._cache[key]
+        try:
+            result = self._call_uncached(kind, name, args, kwargs, return_args=return_args)
+        except _CHILD_ENDED as exc:
+            if key is not None:
+                self._failures[key] = exc
+            raise
+        if key is not None and not return_args:
             self._cache[key] = result
         return result
 
     @staticmethod
-    def _cache_key(name: str, args: tuple, kwargs: dict):
-        import hashlib
-        from grader.sandbox.protocol import encode_value
+    def _cache_key(kind: tuple, args: tuple, kwargs: dict):
         try:
             tree, blob = encode_value((list(args), kwargs))
         except TypeError:
             return None
-        return name, repr(tree), hashlib.sha256(blob).hexdigest()
+        return kind, repr(tree), hashlib.sha256(blob).hexdigest()
 
-    def _call_uncached(self, name: str, *args, return_args: bool = False, **kwargs) -> client.CallResult:
-        self._check_callable(name)
-        assert self.session is not None
+    def _call_uncached(self, kind: tuple, name: str, args: tuple, kwargs: dict, *,
+                       return_args: bool = False) -> client.CallResult:
+        what, _, weights = kind
+        probe = what == "probe"
+        self._check_callable(name, probe=probe)
         try:
-            result = self.session.call(name, *args, return_args=return_args, seed=self.seed,
-                                       timeout=self.assignment.call_timeout, **kwargs)
+            result = self._channels[self.channel].call(
+                name, args, kwargs, probe=probe, weights=weights, return_args=return_args,
+                seed=self.seed, timeout=self.assignment.call_timeout)
         except client.StudentCodeError as exc:
             if exc.output:
                 self.output.append(exc.output)
@@ -117,9 +179,15 @@ class Submission:
             self.output.append(result.output)
         return dataclasses.replace(result, value=self._materialize(name, result.value))
 
-    def model(self, name: str, *args, expected: str = "a tf.keras model", **kwargs):
-        """Call a function that must return a Keras model; explain clearly when it does not."""
-        value = self.call(name, *args, **kwargs)
+    def model(self, name: str, *args, expected: str = "a tf.keras model", weights: bool = True, **kwargs):
+        """Call a function that must return a Keras model; explain clearly when it does not.
+        With `weights=False` only its configuration leaves the sandbox (the rebuilt model has
+        fresh weights): for checks that transplant the reference's weights anyway."""
+        value = self._cached(("call", name, weights), name, args, kwargs).value
+        return self._expect_model(name, value, expected)
+
+    @staticmethod
+    def _expect_model(name: str, value: Any, expected: str):
         if value is None:
             raise CheckFailed(f"`{name}` returned None instead of {expected}.",
                               hint="End the function with `return model`.", diagnosis="returned_none")
@@ -140,15 +208,17 @@ class Submission:
         return text
 
     # -- internals
-    def _check_callable(self, name: str) -> None:
-        if self.program is not None and name in self.program.missing:
+    def _check_callable(self, name: str, *, probe: bool = False) -> None:
+        if not probe and self.program is not None and name in self.program.missing:
             raise client.MissingFunction(self.program.missing[name])
+        if self._load.failure is not None:
+            raise type(self._load.failure)(str(self._load.failure))
         if self.session_error is not None:
             raise type(self.session_error)(str(self.session_error))
-        if self.session is None:
+        if self.session is None or not self._channels:
             raise client.SandboxError("no sandbox is running for this submission")
-        if self.session.dead_reason:
-            raise client.SandboxCrashed(self.session.dead_reason)
+        if probe:
+            return  # a probe reports a student name it cannot find itself (MissingFunction)
         if name not in self.session.defined:
             failed = [e for e in self.session.load_errors if name in str(e.get("label", ""))]
             if failed:

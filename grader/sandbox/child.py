@@ -100,9 +100,55 @@ def _error(exc: BaseException, labels: set[str]) -> dict[str, Any]:
     note = _limit_note(exc)
     if note:
         message = f"{message} ({note})" if message else note
-    return {"type": type(exc).__name__, "message": message,
-            "traceback": _student_traceback(exc, labels)[:8000],
-            "not_implemented": isinstance(exc, NotImplementedError), "limit": bool(note)}
+    error = {"type": type(exc).__name__, "message": message,
+             "traceback": _student_traceback(exc, labels)[:8000],
+             "not_implemented": isinstance(exc, NotImplementedError), "limit": bool(note)}
+    inner = _innermost_student_frame(exc, labels)
+    if inner is not None:  # where the student should look (a probe's own frames never count)
+        error.update({"function": inner.name[:200], "where": inner.filename[:200], "line": inner.lineno})
+    return error
+
+
+def _innermost_student_frame(exc: BaseException, labels: set[str]):
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename in labels]
+    return frames[-1] if frames else None
+
+
+# compile() filename of the instructor's probes: never one of the student's labels, never
+# registered in linecache, so no traceback can show a probe's source.
+PROBES_LABEL = "<grader probes>"
+
+
+def _load_probes(request: dict, namespace: dict, probes: dict) -> dict:
+    """Run the instructor's probe code beside the student's, in a namespace of its own.
+
+    The probe namespace starts as a copy of the student's (so `identity_block` is the
+    student's function), and the probes' own names are never written back: a student name
+    cannot be shadowed by a probe, and student code cannot reach a probe by name.
+    """
+    probe_ns = dict(namespace)
+    probe_ns["__name__"] = "__grader_probes__"
+    try:
+        exec(compile(str(request.get("source", "")), PROBES_LABEL, "exec", dont_inherit=True), probe_ns)  # noqa: S102
+    except BaseException as exc:  # noqa: BLE001 - the instructor's error, reported as data
+        return {"ok": False, "error": {"type": type(exc).__name__, "message": str(exc)[:2000]}}
+    probes.clear()
+    for key, value in probe_ns.items():
+        code = getattr(value, "__code__", None)
+        if not key.startswith("_") and callable(value) and getattr(code, "co_filename", "") == PROBES_LABEL:
+            probes[key] = value
+    return {"ok": True, "probes": sorted(probes)}
+
+
+def _missing_in_probe(exc: BaseException) -> str | None:
+    """The name a probe looked up and the student never defined (a NameError raised by
+    the probe's own code, not inside the student's function)."""
+    if not isinstance(exc, NameError):
+        return None
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames or frames[-1].filename != PROBES_LABEL:
+        return None
+    return str(getattr(exc, "name", None) or "")[:200] or None
 
 
 _LIMITS: dict[str, Any] = {}
@@ -156,21 +202,26 @@ def _load(request: dict, namespace: dict, labels: set[str]) -> list[dict]:
     return errors
 
 
-def _call(request: dict, blob: bytes, namespace: dict, labels: set[str], max_reply: int) -> tuple[dict, bytes]:
+def _call(request: dict, blob: bytes, namespace: dict, labels: set[str], max_reply: int,
+          probes: dict | None = None) -> tuple[dict, bytes]:
     name = request["name"]
-    func = namespace.get(name)
+    is_probe = bool(request.get("probe"))
+    func = (probes or {}).get(name) if is_probe else namespace.get(name)
     if not callable(func):
-        return {"ok": False, "missing": True}, b""
+        return {"ok": False, "missing": True, "probe_missing": is_probe}, b""
     args, kwargs = protocol.decode_value(request.get("args"), blob)
     _seed(int(request.get("seed", 0)))
     started = time.process_time()
     try:
         value = func(*args, **kwargs)
     except BaseException as exc:  # noqa: BLE001 - report any failure of the student's code as data
+        absent = _missing_in_probe(exc) if is_probe else None
+        if absent:
+            return {"ok": False, "missing": True, "name": absent}, b""
         return {"ok": False, "error": _error(exc, labels)}, b""
     payload = {"value": value, "args_after": list(args) if request.get("return_args") else None}
     try:
-        tree, out_blob = protocol.encode_value(payload, limit=max_reply)
+        tree, out_blob = protocol.encode_value(payload, limit=max_reply, weights=request.get("weights", True) is not False)
     except BaseException as exc:  # noqa: BLE001 - e.g. a model whose config cannot be serialized
         return _unsendable(exc), b""
     return {"ok": True, "value": tree, "cpu": time.process_time() - started}, out_blob
@@ -217,14 +268,18 @@ def serve(sock, config: dict, workdir: str | None = None) -> None:
     defined = sorted(k for k, v in namespace.items() if callable(v) and not k.startswith("__"))
     _send(sock, {"id": "load", "loaded": True, "errors": errors, "defined": defined,
                  "output": capture.take(), "seccomp": seccomp, "privileges": privileges})
+    probes: dict[str, Any] = {}
     while True:
         try:
             request, blob = protocol.recv_message(sock)
         except (EOFError, OSError, protocol.ProtocolError):
             break
-        if request.get("cmd") != "call":
+        if request.get("cmd") == "probes":
+            reply, out_blob = _load_probes(request, namespace, probes), b""
+        elif request.get("cmd") == "call":
+            reply, out_blob = _call(request, blob, namespace, labels, max_reply, probes)
+        else:
             break
-        reply, out_blob = _call(request, blob, namespace, labels, max_reply)
         reply["id"] = request.get("id")
         reply["output"] = capture.take()
         try:

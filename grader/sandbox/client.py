@@ -41,6 +41,10 @@ class StudentCodeError(SandboxError):
         self.traceback = str(error.get("traceback", ""))
         self.not_implemented = bool(error.get("not_implemented"))
         self.output = output
+        # The innermost of the student's own frames: "cell 7 [identity_block]", line 14.
+        self.where = str(error.get("where") or "")[:200]
+        self.line = error.get("line") if type(error.get("line")) is int else None
+        self.via_probe = False  # raised while an instructor's probe was calling the student's code
         if self.not_implemented:
             text = f"`{name}` is not implemented yet (it raises NotImplementedError)."
         else:
@@ -70,6 +74,13 @@ class IsolationUnavailable(SandboxError):
 
 class WorkerFailed(SandboxError):
     """The sandbox itself could not be started or restarted: the grader's problem, not the student's."""
+
+
+class ProbeError(Exception):
+    """The assignment's probe code is broken or names no such probe: the instructor's problem.
+
+    Deliberately not a SandboxError, so a test that hits it reports a grader error, never
+    a student's mistake."""
 
 
 # ---------------------------------------------------------------- isolation levels
@@ -428,8 +439,32 @@ class Session:
         self.seccomp = str(reply.get("seccomp", ""))[:200]
         self.privileges = str(reply.get("privileges", ""))[:200]
 
+    def load_probes(self, source: str, timeout: float | None = None) -> list[str]:
+        """Send the instructor's probes now, after the student's code has loaded and run, so
+        nothing the student wrote can read them before they are used."""
+        doing = "loading the assignment's probes"
+        if self.dead_reason:
+            raise SandboxCrashed(self.dead_reason)
+        self.calls += 1
+        call_id = self.calls
+        try:
+            protocol.send_message(self.sock, {"cmd": "probes", "source": source, "id": call_id})
+        except OSError:
+            self._died(doing)
+        reply, _ = self._receive(timeout or self.worker.limits.call_timeout, doing)
+        if reply.get("id") != call_id:
+            self._reject(doing, "its reply did not match the request")
+        if not reply.get("ok"):
+            error = reply.get("error") if isinstance(reply.get("error"), dict) else {}
+            raise ProbeError(f"the assignment's probes could not be loaded: "
+                             f"{str(error.get('type', 'Exception'))[:100]}: {str(error.get('message', ''))[:500]}")
+        names = reply.get("probes")
+        return [str(n) for n in names][:10000] if isinstance(names, list) else []
+
     def call(self, name: str, *args, timeout: float | None = None, return_args: bool = False,
-             seed: int = 0, **kwargs) -> CallResult:
+             seed: int = 0, probe: bool = False, weights: bool = True, **kwargs) -> CallResult:
+        """Run `name` (a student's function, or with `probe=True` an instructor's probe);
+        `weights=False` brings a returned model back as its configuration only."""
         if self.dead_reason:
             raise SandboxCrashed(self.dead_reason)
         try:
@@ -441,7 +476,8 @@ class Session:
         call_id = self.calls
         try:
             protocol.send_message(self.sock, {"cmd": "call", "name": name, "args": tree, "id": call_id,
-                                              "return_args": return_args, "seed": seed}, blob)
+                                              "return_args": return_args, "seed": seed, "probe": probe,
+                                              "weights": weights}, blob)
         except OSError:
             self._died(f"calling `{name}`")
         reply, out_blob = self._receive(timeout or self.worker.limits.call_timeout, f"running `{name}`")
@@ -450,10 +486,18 @@ class Session:
         seconds = time.perf_counter() - started
         output = str(reply.get("output", ""))[: 2 * 8192]
         if reply.get("missing"):
-            raise MissingFunction(f"`{name}` is not defined in your notebook")
+            if probe and reply.get("probe_missing"):
+                raise ProbeError(f"the assignment has no probe named `{name}`")
+            absent = str(reply.get("name") or name)[:200] if probe else name
+            raise MissingFunction(f"`{absent}` is not defined in your notebook")
         if not reply.get("ok"):
             error = reply.get("error") if isinstance(reply.get("error"), dict) else {}
-            raise StudentCodeError(name, error, output)
+            # Inside a probe, the student's function that raised is what they must fix: name
+            # it (the innermost of their frames), never the instructor's probe.
+            culprit = str(error.get("function") or name)[:200] if probe else name
+            failure = StudentCodeError(culprit, error, output)
+            failure.via_probe = probe
+            raise failure
         try:
             payload = protocol.decode_value(reply.get("value"), out_blob)
         except protocol.ProtocolError as exc:  # a child that sends malformed data is not trusted again

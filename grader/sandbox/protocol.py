@@ -63,6 +63,9 @@ class ModelPayload:
     # `model.layers` and `to_json()`, so without this list they would vanish here and the
     # checks could only call them "missing".
     disconnected: tuple[tuple[str, str], ...] = ()
+    # Sent without its weights (asked for with `weights=False`): a check that transplants the
+    # reference's weights anyway need not ship millions of numbers out of the sandbox.
+    weightless: bool = False
 
 
 @dataclass(frozen=True)
@@ -111,14 +114,14 @@ def recv_message(sock, *, max_header: int = MAX_HEADER, max_blob: int = MAX_BLOB
 
 # ---------------------------------------------------------------- values
 
-def encode_value(value: Any, *, limit: int | None = None) -> tuple[Any, bytes]:
+def encode_value(value: Any, *, limit: int | None = None, weights: bool = True) -> tuple[Any, bytes]:
     """Turn a Python value into (JSON tree, blob of raw array bytes).
 
     `limit` refuses values whose arrays add up to more bytes, before any copy is made: a
     child asked to send back 10 GB should say so, not die of its own memory limit.
     """
     arrays: list[np.ndarray] = []
-    tree = _encode(value, arrays, depth=0)
+    tree = _encode(value, arrays, depth=0, weights=weights)
     if not arrays:
         return tree, b""
     total = sum(a.nbytes for a in arrays)
@@ -141,7 +144,7 @@ def _add_array(arr: np.ndarray, arrays: list[np.ndarray]) -> dict[str, int]:
     return {"$array": len(arrays) - 1}
 
 
-def _encode(value: Any, arrays: list[np.ndarray], depth: int) -> Any:
+def _encode(value: Any, arrays: list[np.ndarray], depth: int, weights: bool = True) -> Any:
     if depth > 20:
         return {"$unsupported": "nested too deeply"}
     if value is None or isinstance(value, (bool, str)):
@@ -155,12 +158,12 @@ def _encode(value: Any, arrays: list[np.ndarray], depth: int) -> Any:
     if isinstance(value, np.generic):
         return {"$scalar": _add_array(np.asarray(value), arrays)["$array"]}
     if isinstance(value, tuple):
-        return {"$tuple": [_encode(v, arrays, depth + 1) for v in value]}
+        return {"$tuple": [_encode(v, arrays, depth + 1, weights) for v in value]}
     if isinstance(value, list):
-        return [_encode(v, arrays, depth + 1) for v in value]
+        return [_encode(v, arrays, depth + 1, weights) for v in value]
     if isinstance(value, dict) and all(isinstance(k, str) for k in value):
-        return {"$dict": {k: _encode(v, arrays, depth + 1) for k, v in value.items()}}
-    model = _encode_model(value, arrays)
+        return {"$dict": {k: _encode(v, arrays, depth + 1, weights) for k, v in value.items()}}
+    model = _encode_model(value, arrays, weights)
     if model is not None:
         return model
     if hasattr(value, "numpy") and callable(value.numpy):  # a TensorFlow eager tensor
@@ -171,14 +174,15 @@ def _encode(value: Any, arrays: list[np.ndarray], depth: int) -> Any:
     return {"$unsupported": type(value).__name__}
 
 
-def _encode_model(value: Any, arrays: list[np.ndarray]) -> dict | None:
+def _encode_model(value: Any, arrays: list[np.ndarray], with_weights: bool = True) -> dict | None:
     if not (hasattr(value, "to_json") and hasattr(value, "get_weights") and hasattr(value, "layers")):
         return None
     module = type(value).__module__ or ""
     keras = "2" if module.startswith("tf_keras") else "3"
-    weights = [_add_array(np.asarray(w), arrays)["$array"] for w in value.get_weights()]
+    weights = [_add_array(np.asarray(w), arrays)["$array"] for w in value.get_weights()] if with_weights else []
     return {"$model": {"config": value.to_json(), "weights": weights, "keras": keras,
-                       "class_name": type(value).__name__, "disconnected": _unreached_layers(value)}}
+                       "class_name": type(value).__name__, "disconnected": _unreached_layers(value),
+                       "weightless": not with_weights}}
 
 
 def _unreached_layers(model: Any) -> list[list[str]]:
@@ -278,7 +282,8 @@ def _decode(tree: Any, arrays: list[np.ndarray], depth: int) -> Any:
             raise ProtocolError("malformed model in reply")
         return ModelPayload(config=body["config"], weights=tuple(_array(arrays, w) for w in weights),
                             keras=str(body.get("keras", "3")), class_name=str(body.get("class_name", "")),
-                            disconnected=tuple((d[0][:100], d[1][:100]) for d in unreached))
+                            disconnected=tuple((d[0][:100], d[1][:100]) for d in unreached),
+                            weightless=body.get("weightless") is True and not weights)
     raise ProtocolError(f"unknown value tag {tag!r} in reply")
 
 
