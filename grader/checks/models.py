@@ -19,7 +19,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from grader.checks import CheckFailed
-from grader.checks.architecture import Alignment, LayerGraph, align_specs, layer_graph
+from grader.checks.graph import LayerGraph, layer_graph
+from grader.checks.matching import Alignment, align_specs
 
 _BLOCKING = ("missing", "extra", "swapped", "moved", "replaced")
 

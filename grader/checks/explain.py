@@ -1,0 +1,418 @@
+"""Explaining how a student's model differs from the reference's: one problem per
+difference, each saying what was expected, what was found, where, and why it matters.
+
+Structural problems (disconnected layers, branching) lead because they explain the rows
+under them; otherwise the first aligned difference in model order leads and up to two
+others follow, so a student fixes the root cause first. Layers are named as the student
+can find them (`grader.checks.naming`), never by Keras' internal names.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from grader.checks.graph import LayerGraph
+from grader.checks import CheckFailed
+from grader.checks.matching import Alignment, Row, align_specs
+from grader.checks.naming import cap, join, unlisted, which, which_at, who
+from grader.checks.specs import ACTIVATIONS, COMMUTATIVE, CONV, LayerSpec, dims, fmt, fmt_padding, stride_text
+from grader.results import Table
+
+MISSING = "—"
+
+
+@dataclass(frozen=True)
+class Problem:
+    row: int
+    diagnosis: str
+    text: str   # the lead: what is wrong and why it matters
+    short: str  # one clause, for the "Also:" list
+    hint: str
+
+
+WHY_BN_FIRST = ("BatchNormalization must follow Conv2D directly: it normalizes the convolution's output "
+                 "before the nonlinearity cuts off its negative half.")
+_WHY_ORDER = "The order of layers decides what each layer receives, so the model computes something else."
+HINT_BN = "put BatchNormalization directly after each Conv2D and the activation after it: Conv2D -> BatchNormalization -> ReLU."
+
+
+def _short_label(spec: LayerSpec) -> str:
+    return spec.kind if spec.kind == "BatchNormalization" and spec.param("axis") == "channels" else spec.label()
+
+
+@dataclass(frozen=True)
+class _Context:
+    exp: LayerGraph
+    fnd: LayerGraph
+    alignment: Alignment
+
+    @property
+    def e(self) -> list[LayerSpec]:
+        return self.exp.specs
+
+    @property
+    def f(self) -> list[LayerSpec]:
+        return self.fnd.specs
+
+
+def _neighbours(ctx: _Context, start: int, stop: int) -> tuple[LayerSpec | None, LayerSpec | None]:
+    """The student's own layers around a gap: sentences say where to add or remove a
+    layer in terms of the model the student has in front of them."""
+    rows = ctx.alignment.rows
+    before = next((ctx.f[r.found] for r in reversed(rows[:start]) if r.found is not None), None)
+    after = next((ctx.f[r.found] for r in rows[stop + 1:] if r.found is not None), None)
+    return before, after
+
+
+def _purpose(spec: LayerSpec) -> str:
+    act, units = spec.param("activation"), spec.param("units")
+    if spec.kind == "Dense" and act == "sigmoid" and units == 1:
+        return ": it turns the features into one probability per image"
+    if spec.kind == "Dense" and act == "softmax":
+        return f": it turns the features into a probability for each of the {units} classes"
+    return ""
+
+
+def _missing_name(specs: Sequence[LayerSpec], e: int) -> str:
+    """"BatchNormalization", or "the second BatchNormalization" when it is not the only one."""
+    label, nth = _short_label(specs[e]), which(specs, e)
+    if nth == specs[e].kind:
+        return label
+    return nth if label == specs[e].kind else f"{nth} ({label})"
+
+
+def _missing_problem(ctx: _Context, start: int, stop: int) -> Problem:
+    indices = [r.expected for r in ctx.alignment.rows[start:stop + 1]]
+    specs = [ctx.e[e] for e in indices]
+    raw = join([_missing_name(ctx.e, e) for e in indices])
+    names = cap(raw)
+    verb = "is" if len(specs) == 1 else "are"
+    before, after = _neighbours(ctx, start, stop)
+    diagnosis = "bn_missing" if any(s.kind == "BatchNormalization" for s in specs) else "missing_layer"
+    if after is None and before is not None:
+        last = ctx.e[ctx.exp.outputs[0]] if ctx.exp.outputs else specs[-1]
+        text = (f"{names} {verb} missing at the end, after {before.kind}. "
+                f"The model must end with {last.label()}{_purpose(last)}.")
+        return Problem(start, diagnosis, text, f"{raw} {verb} missing at the end", f"add {raw} at the end.")
+    where = (f"between {before.kind} and {after.kind}" if before and after
+             else f"at the start, before {after.kind}" if after else "")
+    why = (" Without it the convolution's outputs are not normalized, so training is slower and less "
+           "stable and the outputs differ from the specification." if diagnosis == "bn_missing"
+           else " Every layer of the specification changes what the model computes.")
+    return Problem(start, diagnosis, f"{names} {verb} missing {where}.{why}", f"{raw} {verb} missing {where}",
+                   HINT_BN if diagnosis == "bn_missing" else f"add {names} {where}.")
+
+
+def _extra_problem(ctx: _Context, start: int, stop: int) -> Problem:
+    specs = [ctx.f[r.found] for r in ctx.alignment.rows[start:stop + 1]]
+    names = join([s.label() for s in specs])
+    before, after = _neighbours(ctx, start, stop)
+    where = f"after {before.kind}" if before else f"at the start, before {after.kind}" if after else ""
+    head = f"There is an extra layer {names}" if len(specs) == 1 else f"There are extra layers {names}"
+    why = " Every extra layer changes what the model computes, so its outputs cannot match the specification."
+    return Problem(start, "extra_layer", f"{head} {where}.{why}", f"{head[0].lower()}{head[1:]} {where}",
+                   f"remove {names}.")
+
+
+def _replaced_problem(ctx: _Context, k: int) -> Problem:
+    row = ctx.alignment.rows[k]
+    e, f = ctx.e[row.expected], ctx.f[row.found]
+    text = f"Found {f.label()} where {e.label()} was expected."
+    why = "A different kind of layer computes something else, so the outputs cannot match the specification."
+    return Problem(k, "wrong_layer", f"{text} {why}", text[:-1], f"use {e.label()} there.")
+
+
+_PARAM_WHY = {
+    "filters": "The number of filters is the number of feature maps the layer produces; every later shape depends on it.",
+    "kernel_size": "The kernel size sets how large a patch each filter looks at, and the output's size.",
+    "strides": "The stride sets how far the window moves, and so the output's height and width.",
+    "padding": "Padding decides whether the output keeps the input's height and width ('same') or shrinks ('valid').",
+    "pool_size": "The pool size sets how much each pooling step shrinks the feature maps.",
+    "units": "The number of units is the size of the layer's output.",
+    "activation": ("The activation decides what the outputs mean: sigmoid gives a probability in [0, 1], "
+                   "softmax probabilities that sum to 1."),
+    "rate": "The dropout rate is the share of units dropped during training.",
+}
+
+
+# Settings recorded only when they differ from Keras' default; absent means this.
+_DEFAULTS = {"use_bias": True, "center": True, "scale": True, "dilation_rate": 1, "groups": 1,
+             "depth_multiplier": 1, "negative_slope": 0.0, "threshold": 0.0, "max_value": None, "axis": -1}
+
+
+def _setting(spec: LayerSpec, key: str) -> object:
+    return spec.param(key, _DEFAULTS.get(key))
+
+
+def _phrase(kind: str, key: str, value: object) -> tuple[str, str]:
+    """(full phrase, short value) for one setting: ("16 filters", "16")."""
+    if key == "use_bias":
+        return ("a bias", "a bias") if value else ("no bias (use_bias=False)", "no bias")
+    if value is None:
+        return f"no {key}", f"no {key}"
+    if key == "filters":
+        return f"{value} filters", str(value)
+    if key == "kernel_size":
+        return f"a {dims(value)} kernel", dims(value)
+    if key == "pool_size":
+        return f"a {dims(value)} pool", dims(value)
+    if key == "strides":
+        return f"stride {stride_text(value)}", stride_text(value)
+    if key == "padding" and kind.startswith("ZeroPadding"):
+        return f"padding {fmt_padding(value)}", fmt_padding(value)
+    if key == "padding":
+        return f"padding '{value}'", f"'{value}'"
+    if key == "units":
+        return f"{value} units", str(value)
+    if key == "activation":
+        return ("no activation (linear)" if value == "linear" else f"activation {value}"), str(value)
+    if key == "rate":
+        return f"rate {fmt(value)}", fmt(value)
+    return f"{key}={fmt(value)}", f"{key}={fmt(value)}"
+
+
+def _bn_axis_problem(ctx: _Context, k: int) -> Problem:
+    row = ctx.alignment.rows[k]
+    node = ctx.fnd.nodes[row.found]
+    axis, shape = node.spec.param("axis"), node.input_shape
+    rank = len(shape) if shape else None
+    words = {0: "the batch", 1: "the image rows", 2: "the image columns"} if rank == 4 else {0: "the batch"}
+    word = f" ({words[axis]})" if isinstance(axis, int) and axis in words else ""
+    label = f"axes {fmt(axis)}" if isinstance(axis, tuple) else f"axis {axis}"
+    channel_axis = f"-1 or {rank - 1}" if rank else "-1"
+    maps = f"each of the {shape[-1]} feature maps" if shape and shape[-1] else "each feature map"
+    who = cap(which_at(ctx.fnd, row.found))
+    text = f"{who} normalizes {label}{word}, not the channel axis ({channel_axis}): it must normalize {maps}."
+    return Problem(k, "bn_wrong_axis", text, f"{who} normalizes {label}, not the channel axis",
+                   f"use BatchNormalization(axis={rank - 1 if rank else -1}) (or the default axis=-1).")
+
+
+def _changed_problem(ctx: _Context, k: int) -> Problem:
+    row = ctx.alignment.rows[k]
+    e, f = ctx.e[row.expected], ctx.f[row.found]
+    if e.kind == "BatchNormalization" and e.param("axis") == "channels" and f.param("axis") != "channels":
+        return _bn_axis_problem(ctx, k)
+    keys = [key for key, _ in e.params + tuple(p for p in f.params if p[0] not in dict(e.params))]
+    diffs = [key for key in dict.fromkeys(keys) if _setting(e, key) != _setting(f, key)]
+    who = cap(which_at(ctx.fnd, row.found))
+    found_phrases = [_phrase(f.kind, key, _setting(f, key))[0] for key in diffs]
+    if len(diffs) == 1:
+        wanted = _phrase(e.kind, diffs[0], _setting(e, diffs[0]))[1]
+    else:
+        wanted = join([_phrase(e.kind, key, _setting(e, key))[0] for key in diffs])
+    text = f"{who} has {join(found_phrases)}; expected {wanted}."
+    why = _PARAM_WHY.get(diffs[0], "Each layer setting changes what the model computes.")
+    if f.kind.startswith("ZeroPadding"):
+        why = "Zero padding sets how large the image is when the convolution sees it, and so every later shape."
+    return Problem(k, f"wrong_params:{e.kind}", f"{text} {why}", text[:-1], f"make that layer {e.label()}.")
+
+
+def _order_diagnosis(ctx: _Context, e: int) -> str:
+    """How a BatchNormalization ended up out of place, from where the layers that
+    should surround it are in the student's model."""
+    spec, pairs = ctx.e[e], ctx.alignment.pairs
+    if spec.kind != "BatchNormalization" or e not in pairs:
+        return "wrong_order"
+    here = pairs[e]
+    convs = [pairs[s] for s in spec.inputs if CONV.match(ctx.e[s].kind) and s in pairs]
+    if any(here < c for c in convs):
+        return "bn_before_conv"
+    acts = [pairs[c] for c in ctx.exp.consumers(e) if ctx.e[c].kind in ACTIVATIONS and c in pairs]
+    return "relu_before_bn" if any(a < here for a in acts) else "wrong_order"
+
+
+def _activation_before(ctx: _Context, e: int) -> str:
+    """The activation the student put before BatchNormalization `e`, saying so when it is
+    a Conv's own `activation=` argument (no separate layer to look for)."""
+    c = next(c for c in ctx.exp.consumers(e) if ctx.e[c].kind in ACTIVATIONS)
+    at = ctx.alignment.pairs.get(c)
+    if at is not None and ctx.f[at].name.endswith("/activation"):
+        return f"{ctx.f[at].kind} ({who(ctx.fnd, at)})"
+    return ctx.e[c].kind
+
+
+def _order_problem(ctx: _Context, k: int, e: int) -> Problem:
+    diagnosis = _order_diagnosis(ctx, e)
+    spec = ctx.e[e]
+    if diagnosis == "bn_before_conv":
+        text = (f"BatchNormalization comes before {ctx.e[spec.inputs[0]].kind}. BatchNormalization must follow "
+                "Conv2D directly: it normalizes the feature maps the convolution produces, not its input.")
+        return Problem(k, diagnosis, text, f"BatchNormalization comes before {ctx.e[spec.inputs[0]].kind}", HINT_BN)
+    if diagnosis == "relu_before_bn":
+        act = _activation_before(ctx, e)
+        return Problem(k, diagnosis, f"{act} comes before BatchNormalization; {WHY_BN_FIRST}",
+                       f"{act} comes before BatchNormalization", HINT_BN)
+    return _misplaced_problem(ctx, k, e)
+
+
+def _misplaced_problem(ctx: _Context, k: int, e: int) -> Problem:
+    """A layer that reads from another layer than expected, said from the graph (what
+    feeds it), never from list positions, so the sentence cannot contradict itself."""
+    spec, found_at = ctx.e[e], ctx.alignment.pairs.get(e)
+    subject = which_at(ctx.fnd, found_at) if found_at is not None else which(ctx.e, e)
+    feeds = ctx.f[found_at].inputs if found_at is not None else ()
+    reads_input = found_at is not None and ctx.fnd.nodes[found_at].reads_input > 0
+    where = (f"comes right after {ctx.f[feeds[0]].kind}" if feeds
+             else "reads the model's input" if reads_input else "is not connected where expected")
+    wanted = f"right after {ctx.e[spec.inputs[0]].kind}" if spec.inputs else "reading the model's input"
+    if where.endswith(wanted):  # same kind of neighbour, another instance of it
+        where = f"comes after another {ctx.f[feeds[0]].kind}" if feeds else "reads another tensor"
+    text = f"{cap(subject)} {where}; expected {wanted}."
+    return Problem(k, "wrong_order", f"{text} {_WHY_ORDER}", text[:-1], "reorder the layers as in the expected column.")
+
+
+def _runs(rows: Sequence[Row], op: str) -> list[tuple[int, int]]:
+    runs, k = [], 0
+    while k < len(rows):
+        if rows[k].op != op:
+            k += 1
+            continue
+        start = k
+        while k + 1 < len(rows) and rows[k + 1].op == op:
+            k += 1
+        runs.append((start, k))
+        k += 1
+    return runs
+
+
+def _alignment_problems(ctx: _Context) -> list[Problem]:
+    rows, out, done = ctx.alignment.rows, [], set()
+    for start, stop in _runs(rows, "missing"):
+        out.append(_missing_problem(ctx, start, stop))
+    for start, stop in _runs(rows, "extra"):
+        out.append(_extra_problem(ctx, start, stop))
+    for k, row in enumerate(rows):
+        if row.op == "changed":
+            out.append(_changed_problem(ctx, k))
+        elif row.op == "replaced":
+            out.append(_replaced_problem(ctx, k))
+        elif row.op in ("swapped", "moved") and row.expected is not None and row.expected not in done:
+            group = _order_group(ctx, k)
+            done.update(group)
+            e = next((g for g in group if ctx.e[g].kind == "BatchNormalization"), group[0])
+            out.append(_order_problem(ctx, min(k, ctx.alignment.row_of_found(ctx.alignment.pairs[e])), e))
+    return sorted(out, key=lambda p: p.row)
+
+
+def _order_group(ctx: _Context, k: int) -> list[int]:
+    """The expected layers of one order problem: both layers of a swap, or the moved one."""
+    rows = ctx.alignment.rows
+    if rows[k].op == "swapped" and k + 1 < len(rows) and rows[k + 1].op == "swapped":
+        return [rows[k].expected, rows[k + 1].expected]
+    return [rows[k].expected]
+
+
+def _disconnected_problem(ctx: _Context, exercise: str) -> Problem | None:
+    names = ctx.fnd.disconnected
+    if not names:
+        return None
+    shown = [unlisted(n) for n in names[:6]] + ([f"{len(names) - 6} more"] if len(names) > 6 else [])
+    model = f"the model {exercise} returns" if exercise else "the model"
+    ends = f": {model} ends at {who(ctx.fnd, ctx.fnd.outputs[0])}" if ctx.fnd.outputs else ""
+    layer_word = "Layer" if len(names) == 1 else "Layers"
+    verb = "was" if len(names) == 1 else "were"
+    text = (f"{layer_word} {join(shown)} {verb} created but never connected to the output{ends}. "
+            "Keras keeps only the layers between the inputs and the outputs given to Model(), "
+            "so these layers are not part of the model.")
+    row = next((k for k, r in enumerate(ctx.alignment.rows) if r.op != "equal"), 0)
+    return Problem(row, "disconnected_layers", text, f"{len(names)} layers are never connected to the output",
+                   "pass the result of the last layer as outputs: Model(inputs=..., outputs=outputs).")
+
+
+def _fork_description(g: LayerGraph, name=who) -> tuple[int | None, str]:
+    """(node, sentence) for the first place where a graph stops being a chain. `name`
+    names a node: as `who` does in the student's model, by its kind in the reference's
+    (whose names mean nothing to the student)."""
+    readers = g.input_readers()
+    if len(readers) > 1:
+        return readers[-1], f"the input feeds {len(readers)} layers ({join([name(g, r) for r in readers])})"
+    for i, spec in enumerate(g.specs):
+        if g.fan_in(i) > 1:
+            sources = [name(g, s) for s in spec.inputs] + ["the input"] * g.nodes[i].reads_input
+            return i, f"{name(g, i)} merges {g.fan_in(i)} paths (from {join(sources)})"
+        if g.fan_out(i) > 1:
+            users = [name(g, c) for c in g.consumers(i)] + ["the output"] * g.outputs.count(i)
+            return i, f"{name(g, i)} feeds {g.fan_out(i)} layers ({join(users)})"
+    if len(g.outputs) != 1:
+        return None, f"the model has {len(g.outputs)} outputs"
+    return None, "the model is not a single chain"
+
+
+def _branching_problem(ctx: _Context) -> Problem | None:
+    if ctx.exp.is_chain() == ctx.fnd.is_chain():
+        return None
+    hint = "build a single chain: pass each layer's output only to the next layer, x = Layer(...)(x)."
+    why = " A branch changes which tensor each layer receives, so the model computes something else."
+    if ctx.exp.is_chain():
+        node, what = _fork_description(ctx.fnd)
+        row = ctx.alignment.row_of_found(node) if node is not None else 0
+        text = f"{cap(what)}, but in the expected model each layer feeds only the next one."
+        return Problem(row, "wrong_branching", text + why, text[:-1], hint)
+    node, what = _fork_description(ctx.exp, name=lambda g, i: g.specs[i].kind)
+    row = ctx.alignment.row_of_expected(node) if node is not None else 0
+    text = f"Your model is a single chain, but in the expected model {what}."
+    return Problem(row, "wrong_branching", text + why, text[:-1], "connect the layers as in the specification.")
+
+
+def _edge_problem(ctx: _Context) -> Problem | None:
+    """With every layer matched, each must also read from the matching layers."""
+    pairs = ctx.alignment.pairs
+    for e, spec in enumerate(ctx.e):
+        f = pairs[e]
+        wanted = [pairs[s] for s in spec.inputs] + [-1] * ctx.exp.nodes[e].reads_input
+        got = list(ctx.f[f].inputs) + [-1] * ctx.fnd.nodes[f].reads_input
+        if spec.kind in COMMUTATIVE:
+            wanted, got = sorted(wanted), sorted(got)
+        if wanted != got:
+            name = lambda i: "the input" if i < 0 else who(ctx.fnd, i)  # noqa: E731
+            text = (f"{cap(who(ctx.fnd, f))} takes its input from {join([name(i) for i in got] or ['nothing'])}; "
+                    f"expected from {join([name(i) for i in wanted] or ['nothing'])}.")
+            why = " Which layers feed a layer decides what it computes, so the outputs differ."
+            return Problem(ctx.alignment.row_of_found(f), "wrong_branching", text + why, text[:-1],
+                           "connect the layers as in the specification.")
+    return None
+
+
+def _problems(ctx: _Context, exercise: str) -> list[Problem]:
+    """Structural problems lead (they explain the rows that follow them); layers
+    missing under a disconnected lead are that same problem, so not repeated."""
+    disconnected = _disconnected_problem(ctx, exercise)
+    lead = disconnected or _branching_problem(ctx)
+    rest = _alignment_problems(ctx)
+    if disconnected:
+        rest = [p for p in rest if p.diagnosis not in ("missing_layer", "bn_missing")]
+    if lead is None and not rest:
+        edge = _edge_problem(ctx)
+        return [edge] if edge else []
+    return ([lead] if lead else []) + rest
+
+
+def _table(ctx: _Context, marked: int | None) -> Table:
+    rows = tuple((str(k + 1), ctx.e[r.expected].label() if r.expected is not None else MISSING,
+                  ctx.f[r.found].label() if r.found is not None else MISSING)
+                 for k, r in enumerate(ctx.alignment.rows))
+    return Table(headers=("#", "expected", "found"), rows=rows, marked=marked)
+
+
+def _message(problems: Sequence[Problem]) -> str:
+    lead, others = problems[0], problems[1:]
+    if not others:
+        return lead.text
+    also = "; ".join(p.short for p in others[:2])
+    more = f"; and {len(others) - 2} more" if len(others) > 2 else ""
+    return f"{lead.text} Also: {also}{more}."
+
+
+def explain_difference(exp: LayerGraph, fnd: LayerGraph, *, exercise: str) -> CheckFailed | None:
+    """The verdict on two graphs: None when they compute the same, else the failure
+    to raise, its lead problem first and up to two others listed after it."""
+    alignment = align_specs(exp.specs, fnd.specs)
+    ctx = _Context(exp, fnd, alignment)
+    problems = _problems(ctx, exercise)
+    if not problems:
+        return None
+    lead = problems[0]
+    return CheckFailed(_message(problems), hint=lead.hint, table=_table(ctx, lead.row), diagnosis=lead.diagnosis)
+
+
+__all__ = ["MISSING", "HINT_BN", "WHY_BN_FIRST", "Problem", "explain_difference"]

@@ -1,0 +1,209 @@
+"""A model as a canonical graph of layer specs: what the checks compare and explain.
+
+Built from the walk (`grader.checks.walk`): each layer call becomes one or two
+`GraphNode`s (a Conv's own activation is split out), a linear Dense followed only by a
+plain activation layer is folded into one node ("Dense 1, sigmoid": the same
+computation, and the course writes it either way), and InputLayers are skipped
+(`keras.Input` and `input_shape=` are the same model).
+
+Everything a check asks repeatedly (the spec list, who reads a node) is computed once
+per graph: checks loop over nodes, and a ResNet50 has about 175 of them.
+
+Each node also carries where the student created its layer (cell, line, source line),
+when the sandbox recorded it (`grader.sandbox.provenance`), so feedback can point at
+the student's own code instead of Keras' internal layer names.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from functools import cached_property
+from typing import Any
+
+from grader.checks.specs import FOLDABLE, LayerSpec, canonical
+from grader.checks.walk import MAX_CALLS, Call, GraphTooLarge, disconnected, walk
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where the student's code created a layer: "cell 7", line 14, `X = Conv2D(F2, ...)`."""
+
+    cell: str
+    line: int
+    source: str
+
+    def text(self) -> str:
+        code = f" (`{self.source}`)" if self.source else ""
+        return f"in {self.cell}, line {self.line}{code}"
+
+
+@dataclass(frozen=True)
+class GraphNode:
+    """A spec with what the checks need besides it: the Keras layer holding its weights
+    (None for an activation split out of a Conv), its input shape, how many model
+    inputs it reads directly, the layer's class as written, whether Keras chose its
+    name (so the name means nothing to the student) and where it was created."""
+
+    spec: LayerSpec
+    layer: Any
+    input_shape: tuple | None
+    reads_input: int
+    origin: str = ""
+    auto_named: bool = True
+    location: Location | None = None
+
+
+@dataclass(frozen=True)
+class LayerGraph:
+    nodes: tuple[GraphNode, ...]
+    outputs: tuple[int, ...]
+    disconnected: tuple[str, ...]
+
+    @cached_property
+    def specs(self) -> list[LayerSpec]:
+        return [n.spec for n in self.nodes]
+
+    @cached_property
+    def _consumers(self) -> tuple[tuple[int, ...], ...]:
+        users: list[list[int]] = [[] for _ in self.nodes]
+        for j, node in enumerate(self.nodes):
+            for s in node.spec.inputs:
+                users[s].append(j)
+        return tuple(tuple(u) for u in users)
+
+    def consumers(self, i: int) -> tuple[int, ...]:
+        return self._consumers[i]
+
+    def fan_out(self, i: int) -> int:
+        return len(self.consumers(i)) + self.outputs.count(i)
+
+    def fan_in(self, i: int) -> int:
+        return len(self.nodes[i].spec.inputs) + self.nodes[i].reads_input
+
+    def input_readers(self) -> tuple[int, ...]:
+        return tuple(i for i, n in enumerate(self.nodes) for _ in range(n.reads_input))
+
+    def is_chain(self) -> bool:
+        return (len(self.outputs) == 1 and len(self.input_readers()) <= 1
+                and all(self.fan_in(i) <= 1 and self.fan_out(i) <= 1 for i in range(len(self.nodes))))
+
+    def ancestors(self, i: int) -> set[int]:
+        """Every node whose output flows into node `i` (not `i` itself)."""
+        seen, stack = set(), list(self.nodes[i].spec.inputs)
+        while stack:
+            j = stack.pop()
+            if j not in seen:
+                seen.add(j)
+                stack += self.nodes[j].spec.inputs
+        return seen
+
+
+def layer_graph(model: Any, *, cap: int = MAX_CALLS) -> LayerGraph:
+    """The model's canonical graph; GraphTooLarge (a CheckFailed) past `cap` calls."""
+    result = walk(model, cap=cap)
+    nodes, outputs = _expand(result.calls, result.outputs, _locations(model))
+    nodes, outputs = _fold_activations(nodes, outputs)
+    return LayerGraph(tuple(nodes), outputs, disconnected(model, result.reached))
+
+
+def layer_specs(model: Any) -> list[LayerSpec]:
+    """Topological order from the graph, so a branch or an unreached layer cannot hide;
+    `inputs` hold list indices rather than layer names, so two models built separately
+    compare structurally."""
+    return layer_graph(model).specs
+
+
+def _locations(model: Any) -> dict[str, Location]:
+    """Locations the sandbox recorded, attached to the rebuilt model by `grader.rebuild`
+    as {layer name: (cell, line, source)}; anything malformed is ignored."""
+    raw = getattr(model, "_grader_locations", None)
+    out: dict[str, Location] = {}
+    if not isinstance(raw, dict):
+        return out
+    for name, value in raw.items():
+        if isinstance(value, Location):
+            out[str(name)] = value
+        elif isinstance(value, (tuple, list)) and len(value) == 3:
+            cell, line, source = value
+            if isinstance(cell, str) and isinstance(line, int) and isinstance(source, str):
+                out[str(name)] = Location(_cell_name(cell), line, source)
+    return out
+
+
+def _cell_name(label: str) -> str:
+    """"cell 7" from the sandbox's chunk label "cell 7 [happyModel]"."""
+    return label.split(" [", 1)[0]
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+
+
+def is_auto_name(name: str, origin: str, kind: str) -> bool:
+    """Whether Keras made up this name ("conv2d_6", "re_lu_5", "activation"): such a
+    name appears nowhere in the student's code, so it must never be shown to them."""
+    base = re.sub(r"_\d+$", "", name.split("/", 1)[0]).replace("_", "")
+    return base in {_snake(origin).replace("_", ""), kind.lower(), origin.lower()}
+
+
+def _expand(calls: tuple[Call, ...], outputs: tuple[int, ...],
+            locations: dict[str, Location]) -> tuple[list[GraphNode], tuple[int, ...]]:
+    nodes: list[GraphNode] = []
+    tail: dict[int, int] = {}  # call index -> node holding its output
+    for i, call in enumerate(calls):
+        rank = len(call.input_shape) if call.input_shape is not None else None
+        inputs = tuple(tail[s] for s in call.inputs)
+        origin = type(call.layer).__name__
+        layer_name = str(getattr(call.layer, "name", origin))
+        for k, (kind, params, name) in enumerate(canonical(call.layer, rank)):
+            spec = LayerSpec(kind, params, name, inputs)
+            nodes.append(GraphNode(spec, call.layer if k == 0 else None, call.input_shape,
+                                   call.reads_input if k == 0 else 0, origin,
+                                   is_auto_name(layer_name, origin, kind), locations.get(layer_name)))
+            inputs = (len(nodes) - 1,)
+        tail[i] = len(nodes) - 1
+    return nodes, tuple(tail[o] for o in outputs)
+
+
+def _fold_activations(nodes: list[GraphNode], outputs: tuple) -> tuple[list[GraphNode], tuple[int, ...]]:
+    users: dict[int, list[int]] = {}
+    for j, node in enumerate(nodes):
+        for s in node.spec.inputs:
+            users.setdefault(s, []).append(j)
+    target: dict[int, int] = {}
+    for d in range(len(nodes)):
+        a = _foldable(nodes, outputs, d, users.get(d, []))
+        if a is not None:
+            act = nodes[a].spec
+            fn = act.param("function") if act.kind == "Activation" else act.kind.lower()
+            nodes[d] = replace(nodes[d], spec=replace(nodes[d].spec, params=_with(nodes[d].spec.params, "activation", fn)))
+            target[a] = d
+    return _renumber(nodes, outputs, target)
+
+
+def _foldable(nodes: list[GraphNode], outputs: tuple, d: int, users: list[int]) -> int | None:
+    """The activation node to fold into Dense `d`, if it is d's only consumer."""
+    spec = nodes[d].spec
+    if spec.kind != "Dense" or spec.param("activation") != "linear" or d in outputs or len(users) != 1:
+        return None
+    act = nodes[users[0]]
+    ok = act.spec.kind in FOLDABLE and act.spec.inputs == (d,) and act.reads_input == 0
+    ok = ok and (act.spec.kind == "Activation" or not act.spec.params)
+    return users[0] if ok else None
+
+
+def _with(params: tuple, key: str, value: object) -> tuple:
+    return tuple((k, value if k == key else v) for k, v in params)
+
+
+def _renumber(nodes: list[GraphNode], outputs: tuple, merged: dict[int, int]) -> tuple[list[GraphNode], tuple[int, ...]]:
+    kept = [i for i in range(len(nodes)) if i not in merged]
+    new = {old: k for k, old in enumerate(kept)}
+    where = lambda i: new[merged.get(i, i)]  # noqa: E731
+    out = [replace(nodes[i], spec=replace(nodes[i].spec, inputs=tuple(where(s) for s in nodes[i].spec.inputs)))
+           for i in kept]
+    return out, tuple(where(o) for o in outputs)
+
+
+__all__ = ["GraphNode", "GraphTooLarge", "LayerGraph", "Location", "MAX_CALLS", "layer_graph", "layer_specs",
+           "is_auto_name"]

@@ -1,0 +1,91 @@
+"""Naming a layer so that a student can find it in their own code.
+
+In order of preference: where the student created it ("the Conv2D created in cell 7,
+line 14 (`X = Conv2D(F2, ...)`)"), recorded by the sandbox; the name the student gave
+it (`name='conv'`); its position among layers of its kind ("the second Conv2D").
+Names Keras made up (`conv2d_6`, `re_lu_5`) are never shown: they appear nowhere in
+the student's code, and they change with everything built before the model.
+"""
+from __future__ import annotations
+
+import re
+from typing import Sequence
+
+from grader.checks.graph import LayerGraph, is_auto_name
+from grader.checks.specs import LayerSpec
+
+ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth")
+_ACT_SUFFIX = "/activation"
+
+
+def cap(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def join(items: Sequence[str]) -> str:
+    items = list(items)
+    if not items:
+        return ""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def ordinal(n: int) -> str:
+    return ORDINALS[n] if n < len(ORDINALS) else f"number {n + 1}"
+
+
+def which(specs: Sequence[LayerSpec], i: int) -> str:
+    """"Conv2D", or "the second Conv2D" when the model has several."""
+    same = [k for k, s in enumerate(specs) if s.kind == specs[i].kind]
+    if len(same) == 1:
+        return specs[i].kind
+    n = same.index(i)
+    return f"the {ORDINALS[n]} {specs[i].kind}" if n < len(ORDINALS) else f"{specs[i].kind} number {n + 1}"
+
+
+def which_at(g: LayerGraph, i: int) -> str:
+    """`which`, with where the student created the layer when that is known."""
+    where = g.nodes[i].location
+    base = which(g.specs, i)
+    return f"{base} (created {where.text()})" if where else base
+
+
+def who(g: LayerGraph, i: int) -> str:
+    """The best handle on node `i` of a student's graph (see the module docstring)."""
+    node, spec = g.nodes[i], g.specs[i]
+    if spec.name.endswith(_ACT_SUFFIX):
+        owner = _owner(g, i)
+        return f"the activation='{spec.kind.lower()}' argument of {owner}"
+    if node.location is not None:
+        return f"the {spec.kind} created {node.location.text()}"
+    if not node.auto_named:
+        return f"{spec.kind} {spec.name!r}"
+    return which(g.specs, i)
+
+
+def _owner(g: LayerGraph, i: int) -> str:
+    """The Conv a split-out activation belongs to (its only input)."""
+    inputs = g.specs[i].inputs
+    if inputs and g.specs[inputs[0]].name == g.specs[i].name[:-len(_ACT_SUFFIX)]:
+        return who(g, inputs[0])
+    name = g.specs[i].name[:-len(_ACT_SUFFIX)]
+    return "its layer" if is_auto_name(name, g.nodes[i].origin, g.nodes[i].origin) else f"layer {name!r}"
+
+
+_AUTO = re.compile(r"^[a-z][a-z0-9_]*?(_\d+)?$")
+_KERAS_KINDS = {"conv1d": "Conv1D", "conv2d": "Conv2D", "conv3d": "Conv3D", "batchnormalization": "BatchNormalization",
+                "relu": "ReLU", "activation": "activation", "dense": "Dense", "flatten": "Flatten",
+                "maxpooling2d": "MaxPooling2D", "averagepooling2d": "AveragePooling2D", "zeropadding2d": "ZeroPadding2D",
+                "dropout": "Dropout", "add": "Add", "concatenate": "Concatenate", "leakyrelu": "LeakyReLU",
+                "softmax": "Softmax", "globalaveragepooling2d": "GlobalAveragePooling2D"}
+
+
+def unlisted(name: str) -> str:
+    """A layer known only by name (disconnected layers of a rebuilt model): its name
+    when the student chose it, else "a BatchNormalization" read from Keras' naming."""
+    base = re.sub(r"_\d+$", "", name).replace("_", "")
+    if _AUTO.match(name) and base in _KERAS_KINDS:
+        return f"a {_KERAS_KINDS[base]}" if base != "activation" else "an Activation"
+    return repr(name)
+
+
+__all__ = ["cap", "join", "ordinal", "which", "which_at", "who", "unlisted", "ORDINALS"]
