@@ -54,6 +54,17 @@ class ModelRejected(Exception):
     """The returned model cannot be checked; `str()` is the student-facing reason."""
 
 
+def _among(value: Any, allowed: frozenset) -> bool:
+    """Membership that a hostile config cannot turn into a TypeError: JSON lists and
+    objects are unhashable, and `["relu"] in ALLOWED_ACTIVATIONS` would raise, which the
+    student would read as the grader's own failure."""
+    return (value is None or isinstance(value, (str, int, float, bool))) and value in allowed
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    return repr(value if isinstance(value, str) else type(value).__name__ if value is not None else None)[:limit]
+
+
 @dataclass(frozen=True)
 class _Found:
     class_name: str
@@ -90,7 +101,11 @@ def vet_config(config: Any, *, depth: int = 0, _count: list[int] | None = None) 
         if not isinstance(entry, dict):
             raise ModelRejected("the model configuration is malformed")
         cls = entry.get("class_name")
-        name = (entry.get("config") or {}).get("name", "?") if isinstance(entry.get("config"), dict) else "?"
+        if not isinstance(cls, str):
+            raise ModelRejected(f"a layer of the model has a class name that is not text ({_shown(cls)}): "
+                                f"the model configuration is malformed")
+        name = entry["config"].get("name", "?") if isinstance(entry.get("config"), dict) else "?"
+        name = name[:60] if isinstance(name, str) else "?"
         if cls in MODEL_CLASSES:
             vet_config(entry, depth=depth + 1, _count=count)
             continue
@@ -101,7 +116,7 @@ def vet_config(config: Any, *, depth: int = 0, _count: list[int] | None = None) 
                     f"so it cannot be checked safely. Use the built-in Keras layer that does the same "
                     f"(for example ReLU() or Activation('relu')).")
             raise ModelRejected(
-                f"layer '{name}' is a {cls}, which is not allowed: only built-in Keras layers can be "
+                f"layer '{name}' is a {cls[:60]}, which is not allowed: only built-in Keras layers can be "
                 f"graded (custom layer classes run code of their own). Build the model from tf.keras.layers.")
         # Built-in layers name their Keras module and no registered name; a class of the
         # student's own has no module (or their own) and registers under its name, even
@@ -110,8 +125,8 @@ def vet_config(config: Any, *, depth: int = 0, _count: list[int] | None = None) 
         if (not (isinstance(module, str) and module.split(".")[0] in KERAS_MODULES)
                 or entry.get("registered_name") is not None):
             raise ModelRejected(
-                f"layer '{name}' is a custom {cls} class (from module {str(module)[:60]!r}), which is not "
-                f"allowed: only built-in Keras layers can be graded. Use tf.keras.layers.{cls}.")
+                f"layer '{name}' is a custom {cls[:60]} class (from module {_shown(module)}), which is not "
+                f"allowed: only built-in Keras layers can be graded. Use tf.keras.layers.{cls[:60]}.")
         entry.pop("compile_config", None)
         _vet_objects(entry.get("config"), name)
         _vet_objects(entry.get("build_config"), name)
@@ -145,13 +160,14 @@ def _vet_objects(node: Any, layer: str, depth: int = 0) -> None:
                                 f"arbitrary code. Use a built-in activation such as 'relu'.")
         if cls is not None and module is not None and module != "builtins":
             _vet_module(node, f"layer '{layer}' uses {str(cls)[:60]} which")
-        if cls == "function" and node.get("config") not in ALLOWED_ACTIVATIONS:
-            raise ModelRejected(f"layer '{layer}' uses a custom function {str(node.get('config'))[:60]!r}; "
+        if cls == "function" and not _among(node.get("config"), ALLOWED_ACTIVATIONS):
+            raise ModelRejected(f"layer '{layer}' uses a custom function {_shown(node.get('config'))}; "
                                 f"use a built-in activation such as 'relu' or 'sigmoid'")
-        if "registered_name" in node and node.get("registered_name") not in (None, cls):
-            if cls != "function" or node.get("registered_name") not in ALLOWED_ACTIVATIONS:
+        registered = node.get("registered_name")
+        if "registered_name" in node and not (registered is None or (isinstance(registered, str) and registered == cls)):
+            if cls != "function" or not _among(registered, ALLOWED_ACTIVATIONS):
                 raise ModelRejected(f"layer '{layer}' uses a custom registered object "
-                                    f"{str(node.get('registered_name'))[:60]!r}")
+                                    f"{_shown(registered)}")
         for key, value in node.items():
             if key == "activation" and not _builtin_activation(value):
                 shown = value[:60] if isinstance(value, str) else "a function of its own"
@@ -167,7 +183,7 @@ def _builtin_activation(value: Any) -> bool:
     if value is None or isinstance(value, str):
         return value in ALLOWED_ACTIVATIONS
     return (isinstance(value, dict) and value.get("class_name") == "function"
-            and value.get("config") in ALLOWED_ACTIVATIONS)
+            and _among(value.get("config"), ALLOWED_ACTIVATIONS))
 
 
 _SIZE_KEYS = frozenset({"units", "filters", "kernel_size", "pool_size", "strides", "size", "target_shape",
@@ -236,25 +252,42 @@ def rebuild(payload: ModelPayload):
         config = json.loads(payload.config)
     except (ValueError, RecursionError):
         raise ModelRejected("the returned model's configuration is not valid JSON") from None
-    vet_config(config)
-    _check_weights(payload.weights)
-    text = json.dumps(config)  # Keras reads what was vetted, re-serialized by us
-    if payload.keras != "2":
-        model = _rebuild_keras3(text, payload.weights, payload.weightless)  # variables made from the student's weights
-    else:
-        model = _rebuild_tf_keras(config, text)
-        current = model.get_weights()
-        if payload.weightless:  # sent as configuration only: keep the fresh weights
-            pass
-        elif len(current) != len(payload.weights) or any(a.shape != b.shape for a, b in zip(current, payload.weights)):
-            raise ModelRejected("the returned model's weights do not fit its own configuration")
-        else:
-            model.set_weights(list(payload.weights))
+    try:
+        model = _rebuild_vetted(config, payload)
+    except ModelRejected:
+        raise
+    except Exception as exc:  # noqa: BLE001 - see below
+        # Everything here came from the student's code: whatever it makes our vetting or
+        # Keras trip over is a malformed model of theirs, never "the grader's own check failed".
+        raise ModelRejected(f"the returned model's configuration is malformed and cannot be checked "
+                            f"({type(exc).__name__}: {str(exc)[:200]}); return the model Keras built "
+                            f"from tf.keras.layers, unmodified") from None
     if payload.disconnected:
         # Layers the config cannot hold (Keras drops what never reaches the outputs): kept
         # beside the model, outside Keras' attribute tracking, for the architecture check.
         object.__setattr__(model, "_grader_disconnected", tuple(name for name, _ in payload.disconnected))
     return model
+
+
+def _rebuild_vetted(config: Any, payload: ModelPayload):
+    vet_config(config)
+    _check_weights(payload.weights)
+    text = json.dumps(config)  # Keras reads what was vetted, re-serialized by us
+    if payload.keras != "2":
+        return _rebuild_keras3(text, payload.weights, payload.weightless)  # variables made from the student's weights
+    model = _rebuild_tf_keras(config, text)
+    if payload.weightless:  # sent as configuration only: keep the fresh weights
+        return model
+    current = model.get_weights()
+    if len(current) != len(payload.weights) or any(a.shape != b.shape for a, b in zip(current, payload.weights)):
+        raise ModelRejected("the returned model's weights do not fit its own configuration")
+    model.set_weights(list(payload.weights))
+    return model
+
+
+def _too_many(total: int) -> ModelRejected:
+    return ModelRejected(f"the model has at least {total:,} weights, more than the {MAX_PARAMS:,} "
+                         f"this grader accepts")
 
 
 def _failed(exc: Exception) -> ModelRejected:
@@ -263,13 +296,33 @@ def _failed(exc: Exception) -> ModelRejected:
 
 
 def _rebuild_tf_keras(config: dict, text: str):
+    """tf_keras creates each variable's memory as it builds a layer, so the weight count is
+    checked in a variable creator, from the declared shape, before that variable exists."""
+    import tensorflow as tf
     import tf_keras
     _cap_dimensions(config)
+    total = [0]
+
+    def counted(next_creator, **kwargs):
+        shape = kwargs.get("shape")
+        if shape is not None:
+            dims = tf.TensorShape(shape)
+            if dims.rank is not None:
+                total[0] += int(np.prod([d if d is not None else 1 for d in dims.as_list()], dtype=object))
+        if total[0] > MAX_PARAMS:
+            raise _too_many(total[0])
+        return next_creator(**kwargs)
+
     try:
         # Keras' own safe mode is on by default (nothing here enables unsafe deserialization).
-        return tf_keras.models.model_from_json(text)
+        with tf.variable_creator_scope(counted):
+            model = tf_keras.models.model_from_json(text)
     except Exception as exc:  # noqa: BLE001 - any failure to rebuild is reported, not raised
-        raise _failed(exc) from None
+        if total[0] > MAX_PARAMS:  # Keras may have wrapped our refusal in an error of its own
+            raise _too_many(total[0]) from None
+        raise exc if isinstance(exc, ModelRejected) else _failed(exc) from None
+    _check_sizes(model)  # outputs are symbolic here: their sizes cost no memory yet
+    return model
 
 
 def _rebuild_keras3(text: str, weights, weightless: bool = False):

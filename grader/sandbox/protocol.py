@@ -30,7 +30,7 @@ import numpy as np
 # about 40 KB; 64 MiB leaves room for honest work and refuses memory bombs.
 MAX_HEADER = 8 * 1024 * 1024
 MAX_DISCONNECTED = 100  # layer names listed per returned model
-MAX_BLOB = 64 * 1024 * 1024
+MAX_BLOB = 256 * 1024 * 1024  # a ResNet50 (23.6 M float32 weights) is 90 MiB; rebuild.MAX_PARAMS is 200 MB
 MAX_ARRAYS = 100_000
 MAX_NDIM = 32
 _PREFIX = struct.Struct("!II")
