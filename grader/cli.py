@@ -56,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--roster", metavar="CSV", default=None,
                    help="map submissions to students: a CSV with columns file_or_folder,student_id,name "
                         "(file_or_folder is the notebook's name without .ipynb, or the student's folder)")
+    g.add_argument("--grading-timeout", type=float, default=None, metavar="SECONDS",
+                   help="wall-clock budget for grading one submission (default: the assignment's "
+                        "grading_timeout, else max(300, 10 x call_timeout)); past it the submission is reported "
+                        "as over budget and the batch goes on")
     g.add_argument("--cluster", metavar="ADDRESS", default=None,
                    help="grade on the Dask cluster whose scheduler is at ADDRESS (tcp://HOST:8786) "
                         "instead of local processes; see docs/cluster.md")
@@ -81,8 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--color", choices=("auto", "always", "never"), default="auto")
 
     # Authoring and platform commands live beside what they do; each registers itself.
-    from grader import assign, export, validate
-    for module in (assign, validate, export):
+    from grader import assign, export, scaffold, validate
+    for module in (scaffold, assign, validate, export):
         module.register(sub)
     return parser
 
@@ -96,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     if args.command == "report":
         return _report(args)
-    if getattr(args, "handler", None) is not None:  # assign, validate-assignment, export
+    if getattr(args, "handler", None) is not None:  # new, assign, validate-assignment, export
         return args.handler(args)
     from grader.assignment import AssignmentError, load_assignment
     from grader.sandbox.client import IsolationUnavailable
@@ -122,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _grade(args, assignment) -> int:
     from grader.batch import Options, default_jobs, find_submissions
+    from grader.classroom.names import printable
     from grader.gradebook import GradebookError, Identities, read_roster
     from grader.sandbox.client import choose_isolation
 
@@ -131,6 +136,9 @@ def _grade(args, assignment) -> int:
     if args.jobs is not None and args.jobs < 1:
         print("grader: --jobs must be at least 1", file=sys.stderr)
         return EXIT_USAGE
+    if args.grading_timeout is not None and not args.grading_timeout > 0:
+        print("grader: --grading-timeout must be more than 0 seconds", file=sys.stderr)
+        return EXIT_USAGE
     try:
         roster = read_roster(args.roster) if args.roster else None
     except GradebookError as exc:
@@ -139,10 +147,10 @@ def _grade(args, assignment) -> int:
     choose_isolation(args.sandbox)  # fail fast under --sandbox strict
     tasks = find_submissions(args.paths)
     if not tasks:
-        print("grader: no notebooks found in " + ", ".join(args.paths), file=sys.stderr)
+        print("grader: no notebooks found in " + printable(", ".join(args.paths)), file=sys.stderr)
         return EXIT_UNGRADED
     options = Options(assignment=str(assignment.root), isolation=args.sandbox,
-                      include_hidden=not args.visible_only)
+                      include_hidden=not args.visible_only, grading_timeout=args.grading_timeout)
     jobs = args.jobs or min(default_jobs(), len(tasks))
     cluster_errors: tuple = ()
     if args.cluster:
@@ -190,8 +198,9 @@ def _grade_to_stdout(args, assignment, options, tasks, identities, jobs) -> int:
         if args.format == "json":
             print(to_json_line(result), flush=True)
         elif args.format == "text":
-            print(render_text(result, color=sys.stdout.isatty(), audience=args.audience), flush=True)
+            print(render_text(_for_terminal(result), color=sys.stdout.isatty(), audience=args.audience), flush=True)
             print(flush=True)
+        _report_problems(graded)
         if progress and args.format != "text":
             progress.update(result)
     if args.format == "junit":
@@ -203,7 +212,8 @@ def _grade_into(args, assignment, options, tasks, roster, jobs) -> int:
     """With --out: grade what is new or changed into the gradebook, one transaction per
     submission as it finishes, then derive the class files from the gradebook."""
     from grader.batch import Progress
-    from grader.gradebook import Gradebook, export_grades, feedback_for
+    from grader.classroom.names import printable
+    from grader.gradebook import FeedbackRefused, Gradebook, export_grades, feedback_for
     from grader.render import to_json_line, to_junit
 
     out = Path(args.out)
@@ -218,7 +228,8 @@ def _grade_into(args, assignment, options, tasks, roster, jobs) -> int:
         if roster is not None:
             strangers = sorted({t.student for t in tasks if identities.entry(t.student) is None})
             if strangers:
-                shown = ", ".join(strangers[:5]) + (f" and {len(strangers) - 5} more" if len(strangers) > 5 else "")
+                shown = ", ".join(printable(s) for s in strangers[:5]) + (
+                    f" and {len(strangers) - 5} more" if len(strangers) > 5 else "")
                 print(f"grader: not in the roster (graded under their own name): {shown}", file=sys.stderr)
         jobs = min(jobs, max(1, len(todo)))
         print(f"grader: {len(tasks)} notebook{'s' * (len(tasks) != 1)}: {len(todo)} to grade"
@@ -247,7 +258,11 @@ def _grade_into(args, assignment, options, tasks, roster, jobs) -> int:
                 graded_now += 1
                 result = graded.result
                 result.student = identities.student_id(task.student)
-                feedback_for(book, task.student)
+                try:
+                    feedback_for(book, task.student)
+                except FeedbackRefused as exc:
+                    print(f"grader: {exc}", file=sys.stderr, flush=True)
+                _report_problems(graded)
                 results.append(result)
                 if args.format == "json":
                     print(to_json_line(result), flush=True)
@@ -270,6 +285,22 @@ def _grade_into(args, assignment, options, tasks, roster, jobs) -> int:
         return EXIT_UNGRADED if ungraded else EXIT_OK
     finally:
         book.close()
+
+
+def _for_terminal(result):
+    """A copy of `result` whose every text is safe to print: a file name or a student's
+    print() holding escape sequences shows them escaped instead of acting on the terminal."""
+    from grader.classroom.names import terminal_safe
+    from grader.results import submission_result_from_dict
+    return submission_result_from_dict(terminal_safe(result.to_dict()))
+
+
+def _report_problems(graded) -> None:
+    """The grader's own troubles that cost no grade (the class report could not use a
+    submission's code): said, never swallowed."""
+    from grader.classroom.names import printable
+    for problem in getattr(graded, "problems", ()):
+        print(f"grader: {printable(graded.path)}: {printable(problem)}", file=sys.stderr, flush=True)
 
 
 def _report(args) -> int:
@@ -302,7 +333,7 @@ def _check(args, assignment) -> int:
     elif args.format == "html":
         print(render_html(result, audience="student"))
     else:
-        print(render_text(result, color=color, audience="student"))
+        print(render_text(_for_terminal(result), color=color, audience="student"))
     if result.errors:
         return EXIT_UNGRADED
     if args.min_score is not None and result.score < args.min_score:
