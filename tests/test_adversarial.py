@@ -110,6 +110,10 @@ def test_attack(name, tmp_path, tiny, worker, correct, fs_before):
         said = " ".join(_text(by_name[n]) for n in expected["lost"]) + " ".join(result.warnings)
         if "No such file" not in expected["says"] or worker.level == "full":
             assert expected["says"].lower() in said.lower(), said
+    for kept in expected.get("kept", []):  # a broken `add` costs only `add`'s own calls
+        assert by_name[kept].status.value == "passed", f"{kept}: {by_name[kept].message}"
+        for lost in expected["lost"]:
+            assert "`add`" in by_name[lost].message, f"{lost}: the message must name the call: {by_name[lost].message}"
     if not expected["lost"]:  # the attack answers correctly besides: it earns exactly that
         assert result.score == result.max_score == 3, [(t.name, t.message) for t in result.tests]
     assert result.isolation.startswith(worker.level)

@@ -116,7 +116,9 @@ def add_with(body: str, *, imports: str = "import numpy as np\nimport os\nimport
 
 
 # name -> (cells, what the test expects). `lost` lists the tests that must earn nothing;
-# `says` is a piece of the message those tests must show (what stopped the code).
+# `says` is a piece of the message those tests must show (what stopped the code); `kept`
+# lists the tests that must still pass: a child that `add` broke, killed or let run out of
+# time costs only `add`'s calls, never the correct `tiny_model` graded after it.
 ATTACKS: dict[str, tuple[list[str], dict]] = {
     # -- runaway code
     "loop_in_class_body": (
@@ -128,44 +130,53 @@ ATTACKS: dict[str, tuple[list[str], dict]] = {
         {"lost": ["add", "add hidden", "tiny model"], "says": "time limit"}),
     "loop_in_graded_function": (
         [add_with("while True:\n    pass"), CORRECT_MODEL],
-        {"lost": ["add"], "says": "time limit"}),
+        {"lost": ["add", "add hidden"], "says": "time limit", "kept": ["tiny model"]}),
     "ignores_sigterm": (
         [add_with("import signal, time\nfor s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGXCPU):\n"
                   "    signal.signal(s, signal.SIG_IGN)\nwhile True:\n    time.sleep(0.01)"), CORRECT_MODEL],
-        {"lost": ["add"], "says": "time limit"}),
+        {"lost": ["add", "add hidden"], "says": "time limit", "kept": ["tiny model"]}),
     "stops_itself": (
         [add_with("import signal\nos.kill(os.getpid(), signal.SIGSTOP)"), CORRECT_MODEL],
-        {"lost": ["add"], "says": "time limit"}),
+        {"lost": ["add", "add hidden"], "says": "time limit", "kept": ["tiny model"]}),
     # -- memory
     "memory_bomb_python": (
         [add_with("hoard = []\nwhile True:\n    hoard.append(bytearray(64 * 2 ** 20))"), CORRECT_MODEL],
-        {"lost": ["add", "add hidden"], "says": "memory limit"}),
+        {"lost": ["add", "add hidden"], "says": "memory limit", "kept": ["tiny model"]}),
     "memory_bomb_numpy": (
         [add_with("big = np.ones((200_000, 200_000))"), CORRECT_MODEL],
-        {"lost": ["add", "add hidden"], "says": "memory limit"}),
+        {"lost": ["add", "add hidden"], "says": "memory limit", "kept": ["tiny model"]}),
     "memory_bomb_shared_mapping": (
         [add_with("import mmap\nm = mmap.mmap(-1, 64 * 2 ** 30)\nfor i in range(0, len(m), 4096):\n    m[i] = 1"),
          CORRECT_MODEL],
-        {"lost": ["add", "add hidden"], "says": "refused by the grading sandbox"}),
+        {"lost": ["add", "add hidden"], "says": "refused by the grading sandbox", "kept": ["tiny model"]}),
     "memory_bomb_memfd": (
         [add_with("import mmap\nkeep = []\nwhile True:\n    fd = os.memfd_create('x')\n"
                   "    os.ftruncate(fd, 2 ** 24)\n    keep.append(mmap.mmap(fd, 2 ** 24))\n    os.close(fd)"),
          CORRECT_MODEL],
-        {"lost": ["add", "add hidden"], "says": "refused by the grading sandbox"}),
+        {"lost": ["add", "add hidden"], "says": "refused by the grading sandbox", "kept": ["tiny model"]}),
+    # -- breaking the child itself
+    "segfault": (
+        [add_with("import ctypes\nctypes.string_at(0)"), CORRECT_MODEL],
+        {"lost": ["add", "add hidden"], "says": "SIGSEGV", "kept": ["tiny model"]}),
+    "breaks_the_child": (  # the child can no longer answer anyone: it ends after this call
+        [add_with("for module in list(sys.modules.values()):\n"
+                  "    if getattr(module, '__name__', '').endswith('sandbox.protocol'):\n"
+                  "        module.send_message = None"), CORRECT_MODEL],
+        {"lost": ["add", "add hidden"], "says": "stopped while running `add`", "kept": ["tiny model"]}),
     # -- processes
     "fork_bomb": (
         [add_with("while True:\n    os.fork()"), CORRECT_MODEL],
-        {"lost": ["add", "add hidden"], "says": "refused by the grading sandbox"}),
+        {"lost": ["add", "add hidden"], "says": "refused by the grading sandbox", "kept": ["tiny model"]}),
     "subprocess": (
         [add_with("import subprocess\nsubprocess.run(['sh', '-c', 'sleep 100 &'])"), CORRECT_MODEL],
-        {"lost": ["add", "add hidden"], "says": "refused by the grading sandbox"}),
+        {"lost": ["add", "add hidden"], "says": "refused by the grading sandbox", "kept": ["tiny model"]}),
     "multiprocessing": (
         [add_with("import multiprocessing, time\np = multiprocessing.Process(target=time.sleep, args=(100,))\np.start()"),
          CORRECT_MODEL],
         {"lost": ["add", "add hidden"], "says": ""}),
     "exec_a_shell": (
         [add_with("os.execv('/bin/sh', ['sh', '-c', 'echo hi'])"), CORRECT_MODEL],
-        {"lost": ["add", "add hidden"], "says": "refused by the grading sandbox"}),
+        {"lost": ["add", "add hidden"], "says": "refused by the grading sandbox", "kept": ["tiny model"]}),
     "background_thread_outlives_call": (
         [add_with("import threading, time\n"
                   "def forever():\n"
@@ -182,7 +193,7 @@ ATTACKS: dict[str, tuple[list[str], dict]] = {
     # -- exits and signals
     "os_exit": (
         [add_with("os._exit(0)"), CORRECT_MODEL],
-        {"lost": ["add"], "says": "exited with status 0"}),
+        {"lost": ["add", "add hidden"], "says": "exited with status 0", "kept": ["tiny model"]}),
     "sys_exit": (
         [add_with("sys.exit('bye')"), CORRECT_MODEL],
         {"lost": ["add", "add hidden"], "says": "SystemExit"}),
@@ -191,15 +202,15 @@ ATTACKS: dict[str, tuple[list[str], dict]] = {
         {"lost": [], "says": ""}),  # the class fails to load; the rest still grades
     "kills_parent": (
         [add_with("os.kill(os.getppid(), 9)"), CORRECT_MODEL],
-        {"lost": ["add", "add hidden"], "says": "refused by the grading sandbox"}),
+        {"lost": ["add", "add hidden"], "says": "refused by the grading sandbox", "kept": ["tiny model"]}),
     "kills_everyone": (
         [add_with("os.kill(-1, 9)"), CORRECT_MODEL],
-        {"lost": ["add", "add hidden"], "says": "refused by the grading sandbox"}),
+        {"lost": ["add", "add hidden"], "says": "refused by the grading sandbox", "kept": ["tiny model"]}),
     "stops_parent_with_tgkill": (
         [add_with("import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
                   "if libc.syscall(234, os.getppid(), os.getppid(), 19) != 0:\n"
                   "    raise PermissionError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))"), CORRECT_MODEL],
-        {"lost": ["add", "add hidden"], "says": "refused by the grading sandbox"}),
+        {"lost": ["add", "add hidden"], "says": "refused by the grading sandbox", "kept": ["tiny model"]}),
     "writes_parent_memory": (
         [add_with("open(f'/proc/{os.getppid()}/mem', 'r+b')"), CORRECT_MODEL],
         {"lost": ["add", "add hidden"], "says": "Permission"}),
@@ -207,7 +218,7 @@ ATTACKS: dict[str, tuple[list[str], dict]] = {
         [add_with("import socket, stat, time\nfor fd in range(3, 64):\n    try:\n"
                   "        if stat.S_ISSOCK(os.fstat(fd).st_mode):\n            os.close(fd)\n"
                   "    except OSError:\n        pass\ntime.sleep(60)"), CORRECT_MODEL],
-        {"lost": ["add"], "says": "closed its connection"}),
+        {"lost": ["add", "add hidden"], "says": "closed its connection", "kept": ["tiny model"]}),
     # -- lying to the grader
     "forged_output": (
         ["import numpy as np\nimport sys\n\ndef add(a, b):\n"
@@ -230,7 +241,7 @@ ATTACKS: dict[str, tuple[list[str], dict]] = {
                   "    s.sendall(struct.pack('!II', len(head), 0) + head)\n"
                   "    s.detach()\n"
                   "import time\ntime.sleep(60)"), CORRECT_MODEL],
-        {"lost": ["add"], "says": "reply"}),
+        {"lost": ["add", "add hidden"], "says": "reply", "kept": ["tiny model"]}),
     "forged_huge_header": (
         [add_with("import socket, stat, struct\n"
                   "for fd in range(3, 64):\n"
@@ -239,7 +250,7 @@ ATTACKS: dict[str, tuple[list[str], dict]] = {
                   "            socket.socket(fileno=fd).sendall(struct.pack('!II', 10, 2 ** 31))\n"
                   "    except OSError:\n        pass\n"
                   "import time\ntime.sleep(60)"), CORRECT_MODEL],
-        {"lost": ["add"], "says": "too large"}),
+        {"lost": ["add", "add hidden"], "says": "too large", "kept": ["tiny model"]}),
     "monkeypatches_numpy_and_builtins": (
         ["import numpy as np\nimport builtins\n\n"
          "np.allclose = lambda *a, **k: True\nnp.array_equal = lambda *a, **k: True\n\n"
@@ -274,7 +285,7 @@ ATTACKS: dict[str, tuple[list[str], dict]] = {
         {"lost": ["add", "add hidden"], "says": ""}),
     "network": (
         [add_with("import socket\nsocket.create_connection(('127.0.0.1', 22), timeout=1)"), CORRECT_MODEL],
-        {"lost": ["add", "add hidden"], "says": "refused by the grading sandbox"}),
+        {"lost": ["add", "add hidden"], "says": "refused by the grading sandbox", "kept": ["tiny model"]}),
     "floods_output": (
         [add_with("while True:\n    print('x' * 100_000)"), CORRECT_MODEL],
         {"lost": ["add", "add hidden"], "says": "file-size limit"}),
