@@ -4,7 +4,7 @@ from __future__ import annotations
 import ast
 import re
 from dataclasses import dataclass
-from types import SimpleNamespace
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from grader.notebook.ipython import _neutralize_ipython
@@ -18,14 +18,27 @@ class _Cell:
     tree: ast.Module | None = None
     problem: str = ""  # why it does not parse
     magic: str = ""  # the cell magic that makes the whole cell IPython's, e.g. "%%time"
+    unread: str = ""  # why the grader did not parse it at all (a cap in grader.notebook.limits)
+    _source: _Source | None = None
 
     @property
     def name(self) -> str:
         return f"cell {self.index + 1}"
 
+    def segment(self, node: ast.stmt) -> str:
+        if self._source is None:
+            self._source = _Source(self.text)
+        return self._source.segment(node)
 
-def _parse_cell(index: int, source: str) -> _Cell:
+
+def _parse_cell(index: int, source: str, *, max_chars: int | None = None) -> _Cell:
     cell = _Cell(index, source, source)
+    if max_chars is not None and len(source) > max_chars:
+        cell.unread = (
+            f"it holds {_size(len(source))} of code, more than the {_size(max_chars)} the grader reads "
+            "in one cell; split it or remove pasted data"
+        )
+        return cell
     first = next((line.strip() for line in source.split("\n") if line.strip()), "")
     if first.startswith("%%"):
         cell.magic = first.split()[0]
@@ -35,11 +48,19 @@ def _parse_cell(index: int, source: str) -> _Cell:
         cell.tree = ast.parse(cell.text)
     except SyntaxError as exc:
         cell.problem = _syntax_problem(exc, source)
+    except UnicodeEncodeError as exc:  # a lone surrogate, from a \ud800 escape in the JSON
+        at = exc.start if isinstance(exc.object, str) and exc.object == cell.text else -1
+        where = f" (U+{ord(cell.text[at]):04X} at line {cell.text.count(chr(10), 0, at) + 1})" if at >= 0 else ""
+        cell.problem = f"it contains an invalid character{where}; was the file damaged?"
     except ValueError:
         cell.problem = "it contains a null byte (was the file damaged?)"
     except (RecursionError, MemoryError):
         cell.problem = "it is nested too deeply for Python to parse"
     return cell
+
+
+def _size(chars: int) -> str:
+    return f"{chars / 2**20:.1f} MB" if chars >= 2**20 else f"{-(-chars // 1024)} KB"
 
 
 def _syntax_problem(exc: SyntaxError, source: str) -> str:
@@ -63,8 +84,14 @@ def _def_pattern(name: str) -> re.Pattern[str]:
     return re.compile(rf"^(?:async[ \t]+)?def[ \t]+{re.escape(name)}\b", re.MULTILINE)
 
 
-def _line_of(text: str, offset: int) -> int:
-    return text.count("\n", 0, offset) + 1
+def _lines_of(text: str, offsets: Iterable[int]) -> Iterator[int]:
+    """Line numbers of increasing offsets, counting each newline once: a cell with
+    thousands of matches costs one pass over its text, not one pass per match."""
+    line, at = 1, 0
+    for offset in offsets:
+        line += text.count("\n", at, offset)
+        at = offset
+        yield line
 
 
 def _start_line(node: ast.stmt) -> int:
@@ -72,19 +99,38 @@ def _start_line(node: ast.stmt) -> int:
     return min([node.lineno] + [d.lineno for d in decorators])
 
 
-def _segment(text: str, node: ast.stmt) -> str:
-    """The statement exactly as written, decorators included (ast puts a decorated
-    def's position at the `def` keyword, and columns are UTF-8 byte offsets, so
-    ast.get_source_segment does the byte arithmetic on a widened span)."""
-    start = _start_line(node)
-    span = SimpleNamespace(
-        lineno=start,
-        col_offset=0 if start != node.lineno else node.col_offset,
-        end_lineno=node.end_lineno,
-        end_col_offset=node.end_col_offset,
-    )
-    segment = ast.get_source_segment(text, span)
-    return segment if segment is not None else ast.unparse(node)
+class _Source:
+    """A cell's text cut into lines once, so each statement's source is sliced out in
+    time proportional to its own length (ast.get_source_segment re-splits the whole
+    cell for every statement, which made extraction quadratic in the cell's size).
+    Columns in the tree are UTF-8 byte offsets; only the first and last line of a
+    statement need them, and each line is encoded at most once."""
+
+    def __init__(self, text: str) -> None:
+        self.lines = text.split("\n")
+        self._encoded: dict[int, bytes] = {}
+
+    def _bytes(self, index: int) -> bytes:
+        encoded = self._encoded.get(index)
+        if encoded is None:
+            encoded = self._encoded[index] = self.lines[index].encode("utf-8", "surrogatepass")
+        return encoded
+
+    def segment(self, node: ast.stmt) -> str:
+        """The statement exactly as written, decorators included (ast puts a decorated
+        def's position at the `def` keyword, so the span is widened to the first
+        decorator's line)."""
+        start = _start_line(node)
+        end, end_col = node.end_lineno, node.end_col_offset
+        if end is None or end_col is None or not 1 <= start <= end <= len(self.lines):
+            return ast.unparse(node)
+        col = 0 if start != node.lineno else node.col_offset
+        first, last = start - 1, end - 1
+        if first == last:
+            return self._bytes(first)[col:end_col].decode("utf-8", "surrogatepass")
+        head = self._bytes(first)[col:].decode("utf-8", "surrogatepass")
+        tail = self._bytes(last)[:end_col].decode("utf-8", "surrogatepass")
+        return "\n".join([head, *self.lines[first + 1 : last], tail])
 
 
 def code_cells(nb: Any) -> list[tuple[int, str]]:
@@ -103,5 +149,8 @@ def _cells(nb: Any) -> list[Any]:
 
 
 def _text(source: Any) -> str:
-    text = "".join(source) if isinstance(source, list) else str(source or "")
+    if isinstance(source, list):  # notebooks that did not come through load_notebook
+        text = "".join(s if isinstance(s, str) else str(s) for s in source)
+    else:
+        text = source if isinstance(source, str) else str(source or "")
     return text.replace("\r\n", "\n").replace("\r", "\n")

@@ -40,6 +40,7 @@ def _neutralize_ipython(text: str) -> str:
 
 def _scan_line(line: str, depth: int, in_triple: str | None) -> tuple[int, str | None, bool]:
     i, n = 0, len(line)
+    last = len(line.rstrip()) - 1  # a backslash here continues the line
     while i < n:
         if in_triple is not None:
             if line[i] == "\\":
@@ -65,7 +66,7 @@ def _scan_line(line: str, depth: int, in_triple: str | None) -> tuple[int, str |
             i += 1
             while i < n and line[i] != ch:
                 i += 2 if line[i] == "\\" else 1
-        elif ch == "\\" and not line[i + 1 :].strip():
+        elif ch == "\\" and i >= last:
             return depth, in_triple, True
         i += 1
     return depth, in_triple, False

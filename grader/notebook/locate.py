@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from grader.notebook.cells import _Cell, _def_pattern, _line_of, _start_line, _text
+from grader.notebook.cells import _Cell, _def_pattern, _lines_of, _start_line, _text
 from grader.notebook.model import Located
 from grader.notebook.statements import _import_names, _is_def, _target_names
 
@@ -59,8 +59,8 @@ def _candidates(name: str, cells: list[_Cell], tagged: set[int]) -> list[_Candid
         else:
             # Unparsable and cell-magic cells are searched as text, so a student whose
             # function has a typo hears about the typo rather than "not found".
-            for match in pattern.finditer(cell.original):
-                line = _line_of(cell.original, match.start())
+            starts = (match.start() for match in pattern.finditer(cell.original))
+            for line in _lines_of(cell.original, starts):
                 found.append(_Candidate(cell, line, None, cell.index in tagged))
     return found
 
@@ -173,7 +173,10 @@ def _select(exercises: Sequence[str], cells: list[_Cell], nb_cells: list[Any]) -
         cell = chosen.cell
         if chosen.node is None:
             result.reported_cells.add(cell.index)
-            if cell.magic:
+            if cell.unread:
+                note = f"tagged '{name}'" if chosen.tagged else f"which defines `{name}`"
+                result.missing[name] = f"{cell.name} ({note}) was not read: {cell.unread}"
+            elif cell.magic:
                 result.missing[name] = (
                     f"{cell.name} defines `{name}` but starts with the cell magic `{cell.magic}`, so the "
                     f"grader does not run it; move `{name}` to a cell without `{cell.magic}`"

@@ -4,7 +4,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from grader.notebook.cells import _cells, _def_pattern, _parse_cell, _segment, _shorten, _start_line, code_cells
+from grader.notebook.cells import _Cell, _cells, _def_pattern, _parse_cell, _shorten, _size, _start_line, code_cells
+from grader.notebook.limits import MAX_CELL_CODE_CHARS, MAX_CELLS, MAX_CODE_CHARS, MAX_STATEMENTS
 from grader.notebook.locate import _select
 from grader.notebook.model import Chunk, Program
 from grader.notebook.statements import _classify, _is_future, _is_grader_import
@@ -31,15 +32,20 @@ def extract_program(nb: Any, exercises: Sequence[str]) -> Program:
         exercises = [exercises]
     exercises = list(dict.fromkeys(exercises))
     nb_cells = _cells(nb)
-    cells = [_parse_cell(i, source) for i, source in code_cells({"cells": nb_cells}) if source.strip()]
+    cells, cut = _parse_cells(nb_cells)
     selection = _select(exercises, cells, nb_cells)
+    if cut:
+        for name in selection.missing:
+            selection.missing[name] += f"; {cut}"
     graded = set(exercises)
 
     warnings_out: list[str] = []
     for cell in cells:
         if cell.index in selection.reported_cells:
             continue
-        if cell.problem:
+        if cell.unread:
+            warnings_out.append(f"{cell.name} skipped: {cell.unread}")
+        elif cell.problem:
             warnings_out.append(f"{cell.name} skipped: it does not parse ({cell.problem})")
         elif cell.magic and any(_def_pattern(name).search(cell.original) for name in exercises):
             inside = [name for name in exercises if _def_pattern(name).search(cell.original)]
@@ -49,6 +55,8 @@ def extract_program(nb: Any, exercises: Sequence[str]) -> Program:
                 + " in it is ignored"
             )
     warnings_out.extend(selection.warnings)
+    if cut:
+        warnings_out.append(cut)
 
     chunks: list[Chunk] = []
     future: list[str] = []
@@ -77,7 +85,7 @@ def extract_program(nb: Any, exercises: Sequence[str]) -> Program:
                     skipped += 1
                     # A missing exercise's reason already names what binds it instead.
                     if kind != "def" and clashes[0] in selection.located:
-                        source = _segment(cell.text, node).split("\n", 1)[0]
+                        source = cell.segment(node).split("\n", 1)[0]
                         warnings_out.append(
                             f"{cell.name} (line {line}): `{_shorten(source, 60)}` is not run because it would "
                             f"replace the graded `{clashes[0]}`"
@@ -86,7 +94,7 @@ def extract_program(nb: Any, exercises: Sequence[str]) -> Program:
             if kind == "import":
                 imported.update(names)
             label = f"{cell.name} [{names[0]}]" if kind in ("def", "class") else cell.name
-            chunks.append(Chunk(_segment(cell.text, node), cell.index, line, kind, label))
+            chunks.append(Chunk(cell.segment(node), cell.index, line, kind, label))
 
     return Program(
         chunks=tuple(chunks),
@@ -96,3 +104,34 @@ def extract_program(nb: Any, exercises: Sequence[str]) -> Program:
         skipped=skipped,
         future=tuple(future),
     )
+
+
+def _parse_cells(nb_cells: list[Any]) -> tuple[list[_Cell], str]:
+    """The non-empty code cells, parsed in order until a cap in `limits` is reached, and
+    a one-line note naming the cells left unread and why ("" when all were read).
+
+    Stopping at a cap (rather than rejecting the notebook) still grades what comes
+    before it: the definitions an assignment needs are usually near the top."""
+    code = code_cells({"cells": nb_cells})
+    cells: list[_Cell] = []
+    chars = statements = 0
+    for index, source in code:
+        if not source.strip():
+            continue
+        if index >= MAX_CELLS:
+            reason = f"the notebook has {len(nb_cells):,} cells, more than the {MAX_CELLS:,} the grader reads"
+        elif chars + len(source) > MAX_CODE_CHARS:
+            reason = f"its code cells hold more than the {_size(MAX_CODE_CHARS)} of code the grader reads"
+        else:
+            cell = _parse_cell(index, source, max_chars=MAX_CELL_CODE_CHARS)
+            count = len(cell.tree.body) if cell.tree is not None else 0
+            if statements + count <= MAX_STATEMENTS:
+                chars += len(source)
+                statements += count
+                cells.append(cell)
+                continue
+            reason = f"the notebook has more than the {MAX_STATEMENTS:,} top-level statements the grader reads"
+        last = code[-1][0]
+        where = f"cell {index + 1} was" if last == index else f"cells {index + 1} to {last + 1} were"
+        return cells, f"{where} not read: {reason}; nothing defined there is graded"
+    return cells, ""

@@ -19,7 +19,8 @@ from typing import Any
 
 import nbformat
 
-from grader.notebook.limits import MAX_NOTEBOOK_BYTES
+from grader.notebook.cells import _size
+from grader.notebook.limits import MAX_CELLS, MAX_CODE_CHARS, MAX_NOTEBOOK_BYTES
 from grader.notebook.schema import Rejected as _Rejected
 from grader.notebook.schema import one_line as _one_line
 from grader.notebook.schema import to_v4 as _to_v4
@@ -226,6 +227,7 @@ def _check_structure(data: Any) -> None:
         if "cells" not in data:
             raise _Rejected("is a notebook missing its 'cells' list")
         _check_cells(data["cells"], "")
+        _check_size(data["cells"])
         if "nbformat_minor" not in data or type(data["nbformat_minor"]) is not int:
             has_ids = any("id" in cell for cell in data["cells"])
             data["nbformat_minor"] = 5 if has_ids else 4
@@ -243,8 +245,30 @@ def _check_structure(data: Any) -> None:
             if not isinstance(sheet, dict) or not isinstance(sheet.get("cells"), list):
                 raise _Rejected(f"is a format-3 notebook whose worksheet {w + 1} has no 'cells' list")
             _check_cells(sheet["cells"], f"worksheet {w + 1}, ")
+        _check_size([cell for sheet in worksheets for cell in sheet["cells"]])
         if not isinstance(data.get("metadata"), dict):
             data["metadata"] = {}
+
+
+def _check_size(cells: list[Any]) -> None:
+    """Refuse, before nbformat walks it, a notebook past the caps in `limits`: checking
+    the schema and parsing the code of such a file could hold the grading process for
+    minutes, and no real assignment comes near them."""
+    if len(cells) > MAX_CELLS:
+        raise _Rejected(
+            f"has {len(cells):,} cells, more than the {MAX_CELLS:,} the grader reads "
+            "— submit the assignment's notebook, not a generated one"
+        )
+    chars = 0
+    for cell in cells:
+        if cell.get("cell_type") == "code":
+            text = cell.get("source", cell.get("input", ""))
+            chars += len(text) if isinstance(text, str) else sum(len(line) for line in text)
+    if chars > MAX_CODE_CHARS:
+        raise _Rejected(
+            f"holds {_size(chars)} of code in its code cells, more than the {_size(MAX_CODE_CHARS)} the "
+            "grader reads — remove pasted data or generated code and submit again"
+        )
 
 
 def _check_cells(cells: Any, where: str) -> None:
