@@ -1,5 +1,12 @@
 """Shared fixtures: one preloaded sandbox worker per test session (its start costs ~4 s),
-and helpers that build real notebooks."""
+helpers that build real notebooks, and the system tools some tests need.
+
+Under `CI=true` a missing system tool fails the run at its start: a CI machine without
+bubblewrap would otherwise grade at a weaker isolation level and quietly drop the checks
+that only hold at full isolation, and one without Chromium would skip the report test;
+both would leave the run green. Elsewhere the tests that need a tool skip, saying what is
+missing and how to install it.
+"""
 from __future__ import annotations
 
 import os
@@ -13,6 +20,66 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "assignments" / "conv_bn" / "samples"
+IN_CI = os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+INSTALL = "to install: `make system` (as root) or `apt-get install bubblewrap chromium`"
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+
+
+def chromium_path() -> str | None:
+    return next((shutil.which(n) for n in CHROMIUM_NAMES if shutil.which(n)), None)
+
+
+def bubblewrap_problem() -> str | None:
+    """Why full isolation (bubblewrap) is unavailable here, or None when it works."""
+    from grader.sandbox.client import IsolationUnavailable, choose_isolation
+    try:
+        choose_isolation("strict")
+    except IsolationUnavailable as exc:
+        return f"bubblewrap does not work here ({exc})"
+    return None
+
+
+def missing_system_tools() -> list[str]:
+    problems = []
+    bwrap = bubblewrap_problem()
+    if bwrap:
+        problems.append(bwrap)
+    if chromium_path() is None:
+        problems.append(f"Chromium is not installed (looked for {', '.join(CHROMIUM_NAMES)})")
+    return problems
+
+
+def require_system_tool(problem: str | None) -> None:
+    """Skip the calling test (outside CI) when `problem` says a system tool is missing,
+    naming it and how to install it; under CI, fail it."""
+    if problem is None:
+        return
+    message = f"{problem}; {INSTALL}"
+    if IN_CI:
+        pytest.fail(f"CI=true and {message}", pytrace=False)
+    pytest.skip(message)
+
+
+def pytest_sessionstart(session):
+    if IN_CI:
+        problems = missing_system_tools()
+        if problems:
+            raise pytest.UsageError("CI=true, but the tests need system tools that are missing: "
+                                    + "; ".join(problems) + f". {INSTALL}.")
+
+
+@pytest.fixture(scope="session")
+def bubblewrap() -> None:
+    """Use in a test that means full isolation: skips (or fails, under CI) without it."""
+    require_system_tool(bubblewrap_problem())
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """The Chromium binary; skips (or fails, under CI) without one."""
+    path = chromium_path()
+    require_system_tool(None if path else "Chromium is not installed")
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -144,6 +144,14 @@ def _bwrap_command(python: str, limits: Limits = Limits()) -> list[str]:
     # The sandbox's uid 0 is the host's uid 0 (bubblewrap run by root maps it so): without
     # this, owner-writable sysctls under /proc/sys would be writable, machine-wide.
     cmd += ["--ro-bind", "/proc/sys", "/proc/sys"]
+    # And what container runtimes mask (sysrq-trigger, kallsyms, ...; see confine.py).
+    # --ro-bind mounts nodev, so the /dev/null placed over a file cannot even be opened.
+    from .confine import proc_masks
+    masked_files, masked_dirs = proc_masks()
+    for path in masked_files:
+        cmd += ["--ro-bind", "/dev/null", path]
+    for path in masked_dirs:
+        cmd += ["--size", "4096", "--tmpfs", path, "--remount-ro", path]
     # A /dev of our own instead of bubblewrap's --dev, whose tmpfs has no size limit and is
     # writable: memory a child could fill without any rlimit noticing.
     cmd += ["--size", "65536", "--tmpfs", "/dev"]

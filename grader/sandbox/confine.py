@@ -34,6 +34,28 @@ DEFAULT_LIMITS = {
     "processes": 64,
 }
 
+# /proc entries a grading child never needs, masked as container runtimes mask them (and
+# a few more): a sandbox's fresh /proc shows them all, and the child is uid 0 under
+# bubblewrap run by root. sysrq-trigger reboots or crashes the host with one write where
+# the kernel allows it; the rest leak kernel addresses and timers (kallsyms, timer_list,
+# kcore), other users' keys, or raw memory and hardware. Files get a device node they
+# cannot open (a nodev bind of /dev/null); directories an empty read-only tmpfs.
+PROC_MASKED_FILES = (
+    "sysrq-trigger", "kcore", "keys", "key-users", "timer_list", "timer_stats", "sched_debug",
+    "latency_stats", "interrupts", "kallsyms", "kmsg", "kpagecount", "kpageflags", "kpagecgroup",
+    "vmallocinfo", "slabinfo", "config.gz", "iomem", "ioports", "modules", "softirqs",
+)
+PROC_MASKED_DIRS = ("acpi", "asound", "scsi", "bus", "fs", "irq", "driver", "tty", "sysvipc")
+
+
+def proc_masks(proc: str = "/proc") -> tuple[list[str], list[str]]:
+    """The masked files and directories that exist under `proc` on this kernel: a mount
+    over a path that does not exist would fail, and one that does not exist needs none."""
+    files = [f"{proc}/{n}" for n in PROC_MASKED_FILES if os.path.isfile(f"{proc}/{n}")]
+    dirs = [f"{proc}/{n}" for n in PROC_MASKED_DIRS if os.path.isdir(f"{proc}/{n}")]
+    return files, dirs
+
+
 CLONE_THREAD = 0x00010000
 MAP_SHARED = 0x01  # MAP_SHARED_VALIDATE (0x03) has this bit too
 
@@ -142,7 +164,8 @@ def drop_privileges() -> str:
 
 
 _CLONE_NEWNS = 0x00020000
-_MS_RDONLY, _MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = 0x1, 0x20, 0x1000, 0x4000, 0x40000
+_MS_RDONLY, _MS_NOSUID, _MS_NODEV = 0x1, 0x2, 0x4
+_MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = 0x20, 0x1000, 0x4000, 0x40000
 
 
 def shield_sysctls() -> str:
@@ -151,7 +174,8 @@ def shield_sysctls() -> str:
     Dropping capabilities is not enough for a child running as uid 0: most sysctls are
     plain files owned by root, so the owner's write bit would let it retune the machine.
     Bubblewrap mounts /proc/sys read-only itself; at the lower levels this does, where the
-    child still holds CAP_SYS_ADMIN (it fails harmlessly where it does not).
+    child still holds CAP_SYS_ADMIN (it fails harmlessly where it does not). The other
+    sensitive /proc entries (PROC_MASKED_FILES, PROC_MASKED_DIRS) are masked here too.
     """
     try:
         libc = ctypes.CDLL(None, use_errno=True)
@@ -161,6 +185,11 @@ def shield_sysctls() -> str:
         steps = [(None, b"/", None, _MS_REC | _MS_PRIVATE),  # nothing mounted here leaks back out
                  (b"/proc/sys", b"/proc/sys", None, _MS_BIND),
                  (None, b"/proc/sys", None, _MS_BIND | _MS_REMOUNT | _MS_RDONLY)]
+        files, dirs = proc_masks()
+        for path in files:  # nodev: the /dev/null placed there cannot even be opened
+            steps += [(b"/dev/null", path.encode(), None, _MS_BIND),
+                      (None, path.encode(), None, _MS_BIND | _MS_REMOUNT | _MS_RDONLY | _MS_NODEV | _MS_NOSUID)]
+        steps += [(b"tmpfs", path.encode(), b"tmpfs", _MS_RDONLY | _MS_NODEV | _MS_NOSUID) for path in dirs]
         for source, target, fstype, flags in steps:
             if libc.mount(source, target, fstype, flags, None) != 0:
                 return f"mount {target.decode()}: {os.strerror(ctypes.get_errno())}"
