@@ -55,13 +55,19 @@ class _Context:
         return self.fnd.specs
 
 
-def _neighbours(ctx: _Context, start: int, stop: int) -> tuple[LayerSpec | None, LayerSpec | None]:
-    """The student's own layers around a gap: sentences say where to add or remove a
-    layer in terms of the model the student has in front of them."""
+def _neighbours(ctx: _Context, start: int, stop: int) -> tuple[int | None, int | None]:
+    """The student's own layers around a gap (node indices): sentences say where to add
+    or remove a layer in terms of the model the student has in front of them."""
     rows = ctx.alignment.rows
-    before = next((ctx.f[r.found] for r in reversed(rows[:start]) if r.found is not None), None)
-    after = next((ctx.f[r.found] for r in rows[stop + 1:] if r.found is not None), None)
+    before = next((r.found for r in reversed(rows[:start]) if r.found is not None), None)
+    after = next((r.found for r in rows[stop + 1:] if r.found is not None), None)
     return before, after
+
+
+def _created(ctx: _Context, f: int | None) -> str:
+    """", right after the Conv2D created in cell 3, line 12 (`...`)" when known."""
+    where = ctx.fnd.nodes[f].location if f is not None else None
+    return f", right after the {ctx.f[f].kind} created {where.text()}" if where else ""
 
 
 def _purpose(spec: LayerSpec) -> str:
@@ -87,11 +93,13 @@ def _missing_problem(ctx: _Context, start: int, stop: int) -> Problem:
     raw = join([_missing_name(ctx.e, e) for e in indices])
     names = cap(raw)
     verb = "is" if len(specs) == 1 else "are"
-    before, after = _neighbours(ctx, start, stop)
+    before_at, after_at = _neighbours(ctx, start, stop)
+    before = ctx.f[before_at] if before_at is not None else None
+    after = ctx.f[after_at] if after_at is not None else None
     diagnosis = "bn_missing" if any(s.kind == "BatchNormalization" for s in specs) else "missing_layer"
     if after is None and before is not None:
         last = ctx.e[ctx.exp.outputs[0]] if ctx.exp.outputs else specs[-1]
-        text = (f"{names} {verb} missing at the end, after {before.kind}. "
+        text = (f"{names} {verb} missing at the end, after {before.kind}{_created(ctx, before_at)}. "
                 f"The model must end with {last.label()}{_purpose(last)}.")
         return Problem(start, diagnosis, text, f"{raw} {verb} missing at the end", f"add {raw} at the end.")
     where = (f"between {before.kind} and {after.kind}" if before and after
@@ -99,15 +107,20 @@ def _missing_problem(ctx: _Context, start: int, stop: int) -> Problem:
     why = (" Without it the convolution's outputs are not normalized, so training is slower and less "
            "stable and the outputs differ from the specification." if diagnosis == "bn_missing"
            else " Every layer of the specification changes what the model computes.")
-    return Problem(start, diagnosis, f"{names} {verb} missing {where}.{why}", f"{raw} {verb} missing {where}",
+    return Problem(start, diagnosis, f"{names} {verb} missing {where}{_created(ctx, before_at)}.{why}",
+                   f"{raw} {verb} missing {where}",
                    HINT_BN if diagnosis == "bn_missing" else f"add {names} {where}.")
 
 
 def _extra_problem(ctx: _Context, start: int, stop: int) -> Problem:
-    specs = [ctx.f[r.found] for r in ctx.alignment.rows[start:stop + 1]]
+    found = [r.found for r in ctx.alignment.rows[start:stop + 1]]
+    specs = [ctx.f[f] for f in found]
     names = join([s.label() for s in specs])
-    before, after = _neighbours(ctx, start, stop)
-    where = f"after {before.kind}" if before else f"at the start, before {after.kind}" if after else ""
+    before_at, after_at = _neighbours(ctx, start, stop)
+    where = (f"after {ctx.f[before_at].kind}" if before_at is not None
+             else f"at the start, before {ctx.f[after_at].kind}" if after_at is not None else "")
+    located = ctx.fnd.nodes[found[0]].location
+    where += f" ({located.aside()})" if located else ""
     head = f"There is an extra layer {names}" if len(specs) == 1 else f"There are extra layers {names}"
     why = " Every extra layer changes what the model computes, so its outputs cannot match the specification."
     return Problem(start, "extra_layer", f"{head} {where}.{why}", f"{head[0].lower()}{head[1:]} {where}",

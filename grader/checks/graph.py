@@ -33,8 +33,14 @@ class Location:
     source: str
 
     def text(self) -> str:
+        """"in cell 7, line 14 (`X = Conv2D(F2, ...)`)", to follow "created"."""
         code = f" (`{self.source}`)" if self.source else ""
         return f"in {self.cell}, line {self.line}{code}"
+
+    def aside(self) -> str:
+        """"created in cell 7, line 14: `X = ...`", for inside parentheses."""
+        code = f": `{self.source}`" if self.source else ""
+        return f"created in {self.cell}, line {self.line}{code}"
 
 
 @dataclass(frozen=True)

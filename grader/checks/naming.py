@@ -46,7 +46,7 @@ def which_at(g: LayerGraph, i: int) -> str:
     """`which`, with where the student created the layer when that is known."""
     where = g.nodes[i].location
     base = which(g.specs, i)
-    return f"{base} (created {where.text()})" if where else base
+    return f"{base} ({where.aside()})" if where else base
 
 
 def who(g: LayerGraph, i: int) -> str:

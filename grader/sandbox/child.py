@@ -17,7 +17,7 @@ import time
 import traceback
 from typing import Any
 
-from . import protocol
+from . import protocol, provenance
 from .confine import DEFAULT_LIMITS, apply_limits, apply_seccomp, drop_privileges, shield_sysctls
 
 OUTPUT_CAP = 8 * 1024  # bytes of the student's printed output sent back per call
@@ -259,6 +259,7 @@ def serve(sock, config: dict, workdir: str | None = None) -> None:
     chunks = header.get("chunks", [])
     _register_sources(chunks)
     labels = {c["label"] for c in chunks}
+    provenance.install(labels)  # where each Keras layer is created, for the feedback
     shield_sysctls()  # needs the capabilities dropped just below; a no-op under bubblewrap
     privileges = drop_privileges()
     seccomp = apply_seccomp() if config.get("seccomp", True) else "off"

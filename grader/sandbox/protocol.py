@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from . import provenance
+
 # Caps on what one message may carry. The header holds JSON (configs, captured output,
 # tracebacks); the blob holds arrays and model weights. A happyModel's weights are
 # about 40 KB; 64 MiB leaves room for honest work and refuses memory bombs.
@@ -66,6 +68,9 @@ class ModelPayload:
     # Sent without its weights (asked for with `weights=False`): a check that transplants the
     # reference's weights anyway need not ship millions of numbers out of the sandbox.
     weightless: bool = False
+    # Where the student's code created each layer, as (layer name, cell label, line, source
+    # line), recorded in the child by `provenance`; feedback points at the student's code.
+    locations: tuple[tuple[str, str, int, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -181,8 +186,9 @@ def _encode_model(value: Any, arrays: list[np.ndarray], with_weights: bool = Tru
     keras = "2" if module.startswith("tf_keras") else "3"
     weights = [_add_array(np.asarray(w), arrays)["$array"] for w in value.get_weights()] if with_weights else []
     return {"$model": {"config": value.to_json(), "weights": weights, "keras": keras,
-                       "class_name": type(value).__name__, "disconnected": _unreached_layers(value),
-                       "weightless": not with_weights}}
+                       "class_name": type(value).__name__, "disconnected": (unreached := _unreached_layers(value)),
+                       "weightless": not with_weights,
+                       "locations": provenance.locations_for(value, [name for name, _ in unreached])}}
 
 
 def _unreached_layers(model: Any) -> list[list[str]]:
@@ -283,8 +289,19 @@ def _decode(tree: Any, arrays: list[np.ndarray], depth: int) -> Any:
         return ModelPayload(config=body["config"], weights=tuple(_array(arrays, w) for w in weights),
                             keras=str(body.get("keras", "3")), class_name=str(body.get("class_name", "")),
                             disconnected=tuple((d[0][:100], d[1][:100]) for d in unreached),
-                            weightless=body.get("weightless") is True and not weights)
+                            weightless=body.get("weightless") is True and not weights,
+                            locations=_locations(body.get("locations")))
     raise ProtocolError(f"unknown value tag {tag!r} in reply")
+
+
+def _locations(value: Any) -> tuple[tuple[str, str, int, str], ...]:
+    """Layer locations are bounded data: a list that is not one, or too long, is refused;
+    a malformed entry is dropped (a location only improves the feedback)."""
+    if value is None:
+        return ()
+    if not isinstance(value, list) or len(value) > provenance.MAX_LOCATIONS:
+        raise ProtocolError("malformed model in reply")
+    return tuple((e[0], e[1], e[2], e[3]) for e in value if provenance.valid_entry(e))
 
 
 def _array(arrays: list[np.ndarray], key: Any) -> np.ndarray:

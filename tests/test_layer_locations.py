@@ -1,0 +1,153 @@
+"""Feedback points at the student's own code: the sandbox child records where each Keras
+layer was created (cell, line, source line), the locations travel with the model as
+bounded data, and the checks name layers by them instead of Keras' internal names."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import pytest  # noqa: E402
+
+from grader.checks import CheckFailed  # noqa: E402
+from grader.checks.architecture import expect_bn_after_conv, layer_graph  # noqa: E402
+from grader.sandbox import protocol, provenance  # noqa: E402
+
+from conftest import REPO, SAMPLES  # noqa: E402
+
+BLOCK = textwrap.dedent("""\
+    from keras import layers as L
+    def build():
+        x_in = keras.Input((8, 8, 3))
+        x = L.Conv2D(4, 3, padding="same")(x_in)
+        x = L.ReLU()(x)
+        return keras.Model(x_in, L.BatchNormalization()(L.Conv2D(4, 1)(x)))
+    """)
+
+
+@pytest.fixture
+def recorder():
+    """The recorder as the child installs it, on this process's Keras, undone after."""
+    layer_cls = keras.layers.Layer
+    original = layer_cls.__dict__["__init__"]
+    provenance.install({"cell 4 [build]"})
+    yield
+    layer_cls.__init__ = original
+    provenance._RECORDED.clear()
+    provenance._LABELS.clear()
+
+
+def build_in_cell(label: str):
+    namespace = {"keras": keras}
+    exec(compile(BLOCK, label, "exec"), namespace)  # noqa: S102 - our own test code, as the child runs a cell
+    import linecache
+    linecache.cache[label] = (len(BLOCK), None, BLOCK.splitlines(True), label)
+    return namespace["build"]()
+
+
+def test_layers_created_in_a_student_cell_are_located(recorder):
+    model = build_in_cell("cell 4 [build]")
+    entries = {name: (cell, line, src) for name, cell, line, src in provenance.locations_for(model)}
+    conv = model.layers[1].name
+    assert entries[conv] == ("cell 4 [build]", 4, 'x = L.Conv2D(4, 3, padding="same")(x_in)')
+    object.__setattr__(model, "_grader_locations", entries)
+    with pytest.raises(CheckFailed) as info:
+        expect_bn_after_conv(model, every_conv=True)
+    message = info.value.message
+    assert message.startswith('The Conv2D created in cell 4, line 4 (`x = L.Conv2D(4, 3, padding="same")(x_in)`) '
+                              "is followed by ReLU, not by BatchNormalization")
+    assert conv not in message and "re_lu" not in message
+
+
+def test_layers_created_elsewhere_get_no_location(recorder):
+    model = build_in_cell("cell 9 [not the student's]")
+    assert provenance.locations_for(model) == []
+    graph = layer_graph(model)
+    assert all(node.location is None for node in graph.nodes)
+
+
+def _model_tree(locations):
+    return {"$model": {"config": "{}", "weights": [], "keras": "3", "class_name": "Functional",
+                       "disconnected": [], "locations": locations}}
+
+
+def test_locations_are_validated_as_bounded_data():
+    good = ["conv2d", "cell 3 [happyModel]", 12, "tfl.Conv2D(32, 7),"]
+    payload = protocol.decode_value(_model_tree([good, ["x", "cell 1", -4, ""], ["y", "cell\x1b[2J", 1, ""],
+                                                 ["z", "cell 1", 1, "a" * 500], "junk"]), b"")
+    assert payload.locations == (("conv2d", "cell 3 [happyModel]", 12, "tfl.Conv2D(32, 7),"),)
+    with pytest.raises(protocol.ProtocolError):
+        protocol.decode_value(_model_tree([good] * (provenance.MAX_LOCATIONS + 1)), b"")
+    with pytest.raises(protocol.ProtocolError):
+        protocol.decode_value(_model_tree({"conv2d": good}), b"")
+
+
+def test_trim_keeps_one_printable_line():
+    assert provenance.trim("  X = Conv2D(F2,\t(f, f))  ") == "X = Conv2D(F2, (f, f))"
+    assert provenance.trim("a\x1b[2Jb") == "a?[2Jb"
+    assert len(provenance.trim("x" * 1000)) == provenance.MAX_SOURCE
+
+
+def test_a_graded_notebook_names_the_students_cell_and_line(tmp_path, worker, conv_bn):
+    """Through the real sandbox: happyModel without its BatchNormalization."""
+    from grader.grading import grade_submission
+    nb = json.loads((SAMPLES / "correct.ipynb").read_text())
+    cell = next(c for c in nb["cells"] if c["cell_type"] == "code" and "def happyModel" in "".join(c["source"]))
+    source = "".join(cell["source"])
+    assert "tfl.BatchNormalization(axis=3),\n" in source
+    cell["source"] = source.replace("        tfl.BatchNormalization(axis=3),\n", "")
+    path = tmp_path / "happy_without_bn.ipynb"
+    path.write_text(json.dumps(nb))
+    result = grade_submission(path, conv_bn, worker, only_exercises=frozenset({"happyModel"}))
+    failed = [t for t in result.tests if t.exercise == "happyModel" and t.diagnosis == "bn_missing"]
+    assert failed, [(t.name, t.diagnosis, t.message) for t in result.tests]
+    message = failed[0].message
+    assert re.search(r"right after the Conv2D created in cell \d+, line \d+ \(`tfl\.Conv2D\(32, 7, strides=1\),`\)",
+                     message), message
+    assert not re.search(r"conv2d|batch_normalization|re_lu", message), message
+
+
+TF_KERAS_SCRIPT = textwrap.dedent("""\
+    import json, linecache, sys
+    import tf_keras
+    from grader.sandbox import provenance
+    from grader.checks import CheckFailed
+    from grader.checks.architecture import expect_bn_after_conv
+    SOURCE = '''from tf_keras import layers as K
+    def build():
+        x = tf_keras.Input((8, 8, 3))
+        y = K.Conv2D(4, 3, padding="same")(x)
+        return tf_keras.Model(x, K.Activation("relu")(y))
+    '''
+    label = "cell 5 [build]"
+    print(json.dumps(provenance.install({label})))
+    linecache.cache[label] = (len(SOURCE), None, SOURCE.splitlines(True), label)
+    ns = {"tf_keras": tf_keras}
+    exec(compile(SOURCE, label, "exec"), ns)
+    model = ns["build"]()
+    object.__setattr__(model, "_grader_locations",
+                       {n: (c, l, s) for n, c, l, s in provenance.locations_for(model)})
+    try:
+        expect_bn_after_conv(model, minimum=0, every_conv=True)
+    except CheckFailed as err:
+        print(json.dumps(err.message))
+    """)
+
+
+def test_tf_keras_layers_are_located_too():
+    tf_keras = pytest.importorskip("tf_keras")
+    del tf_keras
+    env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-c", TF_KERAS_SCRIPT], capture_output=True, text=True, env=env,
+                          cwd=REPO, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    patched, message = [json.loads(line) for line in done.stdout.strip().splitlines()[-2:]]
+    assert "tf_keras" in patched
+    assert message.startswith('The Conv2D created in cell 5, line 4 (`y = K.Conv2D(4, 3, padding="same")(x)`) '
+                              "is followed by ReLU"), message
