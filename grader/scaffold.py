@@ -30,6 +30,8 @@ reference = "reference.py"       # the solution the tests compare with; never re
 exercises = ["normalize_rows", "small_model"]
 call_timeout = 30                # seconds per call into the student's code
 total_points = 8                 # validate-assignment checks that the tests add up to this
+# probes = "probes.py"          # instructor code run in the sandbox beside the student's, for
+                                 # functions that take Keras tensors (docs/authoring.md, Probes)
 # Seeds the hidden inputs (the `hidden_rng` fixture). Students never receive this file.
 secret = "@SECRET@"
 '''
