@@ -6,7 +6,7 @@ STAMP   = $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 # Debian packages the sandbox and the report test use; installed when we are root with apt.
 SYSTEM_PACKAGES ?= bubblewrap chromium
 
-.PHONY: setup system demo test test-fast bench bench-sandbox bench-throughput clean
+.PHONY: setup system demo test test-fast bench bench-sandbox bench-throughput bench-assignment clean
 
 setup: $(STAMP)
 
@@ -50,6 +50,9 @@ bench-sandbox: setup
 
 bench-throughput: setup
 	$(PY) bench/throughput.py
+
+bench-assignment: setup
+	$(PY) bench/assignment_bench.py --notebook
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import sys
-import time
 from pathlib import Path
 
 import nbformat
@@ -72,11 +71,16 @@ def test_images_differ_in_brightness_and_channels_in_scale():
     assert (X_train == 255).mean() < 0.02, "too many clipped pixels"
 
 
-def test_generating_six_hundred_faces_is_fast():
-    load_faces(n_train=8, n_test=8)  # page in NumPy's code paths once
-    start = time.perf_counter()
-    load_faces(n_train=480, n_test=120)
-    assert time.perf_counter() - start < 2.0
+def test_six_hundred_faces_are_generated_deterministically():
+    # How fast is bench/assignment_bench.py's question; here, that a class-sized set comes
+    # out whole, distinct and the same on every call (the graders' hidden data depend on it).
+    X_train, y_train, X_test, y_test = load_faces(n_train=480, n_test=120)
+    assert X_train.shape == (480, 64, 64, 3) and X_test.shape == (120, 64, 64, 3)
+    assert y_train.shape == (480,) and y_test.shape == (120,)
+    assert len({image.tobytes() for image in np.concatenate([X_train, X_test])}) == 600
+    again = load_faces(n_train=480, n_test=120)
+    for first, second in zip((X_train, y_train, X_test, y_test), again):
+        np.testing.assert_array_equal(first, second)
 
 
 # --- reference solutions against their specification ---------------------------------
@@ -243,10 +247,6 @@ _RESULT_ROW = re.compile(r"^(no|yes)\s+(raw pixels|standardized)\s+([\d.]+)\s+([
 @pytest.mark.slow
 def test_master_notebook_runs_top_to_bottom():
     pytest.importorskip("nbclient")
-    try:
-        from grader import check  # noqa: F401  (the notebook's check cells import it)
-    except ImportError:
-        pytest.skip("grader.check is not implemented yet; the notebook's check cells need it")
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
@@ -257,12 +257,10 @@ def test_master_notebook_runs_top_to_bottom():
     # released notebook sits next to its copy of faces.py.
     client = NotebookClient(nb, kernel_name="python3", timeout=300,
                             resources={"metadata": {"path": str(ASSIGNMENT)}})
-    start = time.perf_counter()
     try:
         client.execute(env=env)
     except CellExecutionError as error:
         pytest.fail(f"the master notebook failed:\n{error}")
-    elapsed = time.perf_counter() - start
 
     errors = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"
               and any(o.output_type == "error" for o in c.outputs)]
@@ -278,6 +276,6 @@ def test_master_notebook_runs_top_to_bottom():
     # The sentence under the figure says this; keep it true.
     assert final_loss[("no", "raw pixels")] > 0.6
     assert max(final_loss[k] for k in final_loss if k != ("no", "raw pixels")) < 0.1
-    seconds = float(re.search(r"4 runs took (\d+) s", printed).group(1))
-    assert seconds < 120, f"the experiment took {seconds} s; it must stay under two minutes"
-    print(f"master notebook: {elapsed:.1f} s in total, experiment {seconds:.0f} s")
+    # The notebook reports its own duration; whether it stays under two minutes is
+    # bench/assignment_bench.py's question (a loaded machine is not a failing notebook).
+    assert re.search(r"4 runs took \d+ s", printed), printed

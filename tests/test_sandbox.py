@@ -15,7 +15,6 @@ import socket
 import struct
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -128,10 +127,10 @@ def test_timeout_kills_the_whole_process_group(worker):
               "def f():\n    for _ in range(3):\n        threading.Thread(target=spin, daemon=True).start()\n"
               "    spin()\n")
     session = worker.session(chunks(source))
-    started = time.perf_counter()
-    with pytest.raises(SandboxTimeout, match="time limit"):
+    # The limit enforced is the one asked for (not the worker's default of 20 s), and the
+    # spinning threads go with the child: nothing is left running once the call returns.
+    with pytest.raises(SandboxTimeout, match=r"stopped after 1\.5 s .*the time limit was reached"):
         session.call("f", timeout=1.5)
-    assert time.perf_counter() - started < 4
     assert not os.path.exists(f"/proc/{session.pid}") or worker.level == "full"  # pid namespaces differ
     session.close()
     assert len(processes.sandbox_pythons(worker)) == 1  # the worker alone
@@ -314,20 +313,28 @@ def test_config_tricks_are_refused(keras):
         change(cfg, cfg["config"]["layers"][1])
         return cfg
 
+    # Each trick with the reason it must be refused for: a refusal for some other reason
+    # (say, weights that no longer fit) would leave the check it targets untested.
     cases = {
-        "module": variant(lambda c, d: d.update(module="kerasevil.layers")),
-        "activation": variant(lambda c, d: d["config"].update(
+        "module": (variant(lambda c, d: d.update(module="kerasevil.layers")),
+                   r"layer 'dense' is a custom Dense class \(from module 'kerasevil.layers'\)"),
+        "activation": (variant(lambda c, d: d["config"].update(
             activation={"module": "builtins", "class_name": "function", "config": "mine", "registered_name": "f"})),
-        "initializer": variant(lambda c, d: d["config"].update(
+            r"layer 'dense' uses activation 'a function of its own', which is not a built-in activation"),
+        "initializer": (variant(lambda c, d: d["config"].update(
             kernel_initializer={"module": "os", "class_name": "system", "config": {}})),
-        "registered": variant(lambda c, d: d["config"].update(
+            r"layer 'dense' uses system which comes from module 'os', not from Keras"),
+        "registered": (variant(lambda c, d: d["config"].update(
             kernel_regularizer={"module": "keras.regularizers", "class_name": "L2", "config": {},
                                 "registered_name": "Custom>L2"})),
-        "lambda anywhere": variant(lambda c, d: d["config"].update(extra={"class_name": "__lambda__"})),
-        "too many layers": variant(lambda c, d: c["config"].update(layers=[d] * 600)),
+            r"layer 'dense' uses a custom registered object 'Custom>L2'"),
+        "lambda anywhere": (variant(lambda c, d: d["config"].update(extra={"class_name": "__lambda__"})),
+                            r"layer 'dense' holds a Python lambda"),
+        "too many layers": (variant(lambda c, d: c["config"].update(layers=[d] * 600)),
+                            r"more than the 500 layers this grader checks"),
     }
-    for why, cfg in cases.items():
-        with pytest.raises(ModelRejected):
+    for why, (cfg, reason) in cases.items():
+        with pytest.raises(ModelRejected, match=reason):
             _rebuild(cfg, [np.zeros((4, 2), np.float32), np.zeros(2, np.float32)])
     assert dense["class_name"] == "Dense"
 
@@ -390,10 +397,8 @@ def test_wedged_worker_is_replaced(worker):
     ours = {p.pid for p in pythons}
     (main,) = [p for p in pythons if p.ppid not in ours]
     os.kill(main.pid, signal.SIGSTOP)  # alive, but answers nothing
-    started = time.perf_counter()
     assert run(worker, "def f():\n    return 43\n").value == 43
-    assert worker.restarts == restarts + 1
-    assert time.perf_counter() - started < 60
+    assert worker.restarts == restarts + 1  # replaced (after its control timeout), not waited on
     assert not os.path.exists(f"/proc/{main.pid}") or processes.snapshot().get(main.pid) is None
 
 
@@ -497,7 +502,5 @@ def test_cli_strict_refuses_without_bubblewrap(tmp_path):
     assert "bubblewrap" in proc.stderr
 
 
-def test_strict_works_where_bubblewrap_does():
-    if shutil.which("bwrap") is None:
-        pytest.skip("bubblewrap is not installed here")
+def test_strict_works_where_bubblewrap_does(bubblewrap):
     assert choose_isolation("strict") == "full"
