@@ -1,9 +1,10 @@
 """Grade on a Dask distributed cluster (`grader grade ... --cluster tcp://HOST:8786`).
 
 Dask does the scheduling; this module only adapts grading to it. Each Dask worker holds
-one `GradingProcess` (its own preloaded sandbox worker), created by a WorkerPlugin when
-the worker joins and stopped when it leaves, exactly as a local grading process holds
-one. The client sends each notebook's bytes rather than its path, so the machines need
+one budgeted grading process (its own preloaded sandbox worker; see
+grader.classroom.supervisor), started by a WorkerPlugin when the worker joins and stopped
+when it leaves, exactly as a local run holds one per job: a submission over the budget
+costs only itself, and a fresh process takes over. The client sends each notebook's bytes rather than its path, so the machines need
 no shared file system; results stream back in completion order into the same gradebook.
 
 Every worker must run the same grader and the same assignment as the client: each result
@@ -12,7 +13,10 @@ version is not stored as a grade (see docs/cluster.md for setting machines up).
 """
 from __future__ import annotations
 
+import hashlib
 import os
+import tempfile
+import threading
 import uuid
 from collections import deque
 from dataclasses import replace
@@ -21,7 +25,9 @@ from typing import Iterable, Iterator
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from grader.batch import GradingProcess, Graded, Options, failed
+from grader.classroom.process import Graded, Options, failed
+from grader.classroom.submissions import refusal
+from grader.classroom.supervisor import BUDGET_FLOOR, Slot, budget_for, over_budget_message
 
 PLUGIN = "grader-sandbox"
 # Submissions in flight per worker thread: enough that a worker never waits for the next
@@ -34,19 +40,48 @@ class ClusterError(Exception):
 
 
 class SandboxPlugin(WorkerPlugin):
-    """Starts a grading process (with its sandbox worker) on every Dask worker, current or
-    future, and stops it when the worker closes or the plugin is removed."""
+    """Starts a budgeted grading process (with its sandbox worker) on every Dask worker,
+    current or future, and stops it when the worker closes or the plugin is removed."""
 
     idempotent = False
 
     def __init__(self, options: Options):
         self.options = options
-        self.process: GradingProcess | None = None
+        self.process: Slot | None = None
+        self.budget = BUDGET_FLOOR
+        self._lock = threading.Lock()  # one submission at a time per grading process
 
     def setup(self, worker) -> None:
-        # Only launches the sandbox worker: waiting for its TensorFlow import here would
-        # block this Dask worker's event loop (and its heartbeats) for seconds.
-        self.process = GradingProcess(_local_options(self.options))
+        # Only starts the process: waiting for its TensorFlow import here would block this
+        # Dask worker's event loop (and its heartbeats) for seconds.
+        self.options = _local_options(self.options)
+        try:
+            from grader.assignment import load_assignment
+            self.budget = budget_for(load_assignment(self.options.assignment), self.options)
+        except Exception:  # noqa: BLE001 - the grading process reports the assignment's problem
+            self.budget = self.options.grading_timeout or BUDGET_FLOOR
+        self.process = Slot(self.options, self.budget)
+
+    def grade_bytes(self, name: str, data: bytes, shown: str) -> dict:
+        """Grade a notebook sent as bytes; over the budget (or if the process died), a fresh
+        process takes over and the submission is reported as such."""
+        with self._lock, tempfile.TemporaryDirectory(prefix="grader-") as folder:
+            local = Path(folder) / (Path(name).name or "submission.ipynb")
+            local.write_bytes(data)
+            if self.process is None:
+                self.process = Slot(self.options, self.budget)
+            reply = self.process.grade(local, shown)
+            if reply is not None:
+                return reply
+            died = self.process.died
+            self.process.kill()
+            self.process = Slot(self.options, self.budget)
+            message = ("could not be graded: the grading process died while grading it" if died
+                       else over_budget_message(self.budget))
+            graded = failed(Path(shown), self.options.assignment, message, transient=died)
+            return {"result": graded.result.to_dict(), "sha256": hashlib.sha256(data).hexdigest(), "code": {},
+                    "host": "", "wall": self.budget,
+                    "transient": died, "fingerprint": "", "order": 0, "problems": []}
 
     def teardown(self, worker) -> None:
         process, self.process = self.process, None
@@ -71,16 +106,22 @@ def grade_remote(name: str, data: bytes, shown: str) -> dict:
     plugin = get_worker().plugins.get(PLUGIN)
     if plugin is None or plugin.process is None:
         raise RuntimeError(f"the grader plugin is not running on Dask worker {get_worker().address}")
-    return plugin.process.grade_bytes(name, data, shown)
+    return plugin.grade_bytes(name, data, shown)
 
 
 def _read_locally(path: Path, assignment: str) -> bytes | Graded:
     """The notebook's bytes, or, when they cannot be sent, the result saying why (the same
     student-facing reason a local grading would give)."""
     from grader.notebook import MAX_NOTEBOOK_BYTES, LoadError, load_notebook
+    refused = refusal(path)
+    if refused:
+        return failed(path, assignment, refused, transient=False)
     try:
-        if path.is_file() and path.stat().st_size <= MAX_NOTEBOOK_BYTES:
-            return path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as f:
+            data = f.read(MAX_NOTEBOOK_BYTES + 1)
+        if len(data) <= MAX_NOTEBOOK_BYTES:
+            return data
     except OSError:
         pass
     problem = load_notebook(path)

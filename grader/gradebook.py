@@ -28,13 +28,13 @@ import csv
 import io
 import json
 import os
-import re
 import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from grader.classroom.names import csv_cell, folder_identity, folder_problem, printable
 from grader.results import SubmissionResult, submission_result_from_dict
 
 FILENAME = "gradebook.sqlite"
@@ -188,7 +188,9 @@ class Identities:
         self._folded = {e.key.casefold(): e for e in self.entries}
 
     def entry(self, student_key: str) -> RosterEntry | None:
-        key = normalize_key(student_key)
+        # The submission's own name is taken as it is: `alice .ipynb` or a folder `alice.`
+        # is not Alice's (stripping it would let anyone's file count as hers).
+        key = student_key[: -len(".ipynb")] if student_key.endswith(".ipynb") else student_key
         return self._exact.get(key) or self._folded.get(key.casefold())
 
     def student_id(self, student_key: str) -> str:
@@ -364,7 +366,7 @@ class Gradebook:
     def split(self, tasks, fingerprint: str, *, regrade: bool = False) -> tuple[list, list]:
         """(to grade, already graded and unchanged) among `tasks` (anything with `.key` and
         `.path`); --regrade grades everything it is given again."""
-        from grader.batch import file_sha256
+        from grader.classroom.submissions import file_sha256
         if regrade:
             return list(tasks), []
         todo, kept = [], []
@@ -490,13 +492,32 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._@+-]+")
+class FeedbackRefused(GradebookError):
+    """A student's feedback cannot have a folder of its own; the message says why."""
 
 
 def feedback_dir(folder: Path, student_id: str) -> Path:
-    """feedback/<student_id>/, with the id made safe as one folder name."""
-    safe = _UNSAFE.sub("_", student_id).strip(".") or "_"
-    return Path(folder) / "feedback" / safe
+    """feedback/<student_id>/, the id itself as the folder's name: one id, one folder.
+    An id that is not safe as a folder name everywhere is refused (FeedbackRefused), never
+    altered, since altering is how two ids end up in one folder."""
+    problem = folder_problem(student_id)
+    if problem:
+        raise FeedbackRefused(f"no feedback folder for {printable(student_id)!r}: {problem}; rename the "
+                              f"submission (or map it to a student id with --roster)")
+    return Path(folder) / "feedback" / student_id
+
+
+def _claim(where: Path, student_id: str) -> None:
+    """Refuse `where` when a case-insensitive file system (macOS, Windows; or the one the
+    results folder is copied to) would take it for a folder already there under another
+    name. Ids are already refused unless composed (NFC), so normalization cannot alias."""
+    mine = folder_identity(student_id)
+    if where.parent.is_dir():
+        for other in where.parent.iterdir():
+            if other.name != student_id and folder_identity(other.name) == mine:
+                raise FeedbackRefused(f"no feedback folder for {printable(student_id)!r}: it would be the same "
+                                      f"folder as {printable(other.name)!r} on a case-insensitive file system; "
+                                      f"give them distinct student ids with --roster")
 
 
 FEEDBACK_FILES = ("feedback.html", "feedback.md", "results.json")
@@ -504,9 +525,11 @@ FEEDBACK_FILES = ("feedback.html", "feedback.md", "results.json")
 
 def write_feedback(folder: Path, student_id: str, result: SubmissionResult) -> Path:
     """The student's own view (hidden tests summarized, as on Gradescope) and Gradescope's
-    results.json, for an instructor to publish or upload."""
+    results.json, for an instructor to publish or upload. Raises FeedbackRefused when the
+    id cannot have a folder of its own."""
     from grader.render import render_html, render_markdown, to_gradescope
     where = feedback_dir(folder, student_id)
+    _claim(where, student_id)
     _write_atomic(where / "feedback.html", render_html(result, audience="student"))
     _write_atomic(where / "feedback.md", render_markdown(result, audience="student"))
     _write_atomic(where / "results.json",
@@ -515,7 +538,8 @@ def write_feedback(folder: Path, student_id: str, result: SubmissionResult) -> P
 
 
 def feedback_for(book: Gradebook, student_key: str) -> tuple[str, Path] | None:
-    """Rewrite one student's feedback from their current submission (after each grading)."""
+    """Rewrite one student's feedback from their current submission (after each grading).
+    Raises FeedbackRefused when the student's id cannot have a folder of its own."""
     identities = book.identities()
     student_id = identities.student_id(student_key)
     rows = [r for r in book.rows() if identities.student_id(r.student_key) == student_id]
@@ -527,6 +551,22 @@ def feedback_for(book: Gradebook, student_key: str) -> tuple[str, Path] | None:
         return None
     result.student = student_id
     return student_id, write_feedback(book.folder, student_id, result)
+
+
+def _ensure_feedback(book: Gradebook, g: StudentGrade) -> str:
+    """Write a student's feedback if any of it is missing; why it cannot be, or ""."""
+    try:
+        where = feedback_dir(book.folder, g.student_id)
+        _claim(where, g.student_id)
+        if all((where / f).is_file() for f in FEEDBACK_FILES):
+            return ""
+        result = book.result(g.row.submission)
+        if result is not None:
+            result.student = g.student_id
+            write_feedback(book.folder, g.student_id, result)
+    except FeedbackRefused as exc:
+        return str(exc)
+    return ""
 
 
 def _fmt(value: float | None) -> str:
@@ -543,24 +583,24 @@ def export_grades(book: Gradebook) -> tuple[Path, Path]:
     max_total = round(sum(maxima.get(e, 0.0) for e in exercises), 6)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["student_id", "name", "submission", "status", *exercises, "total", "max_total", "reason"])
+    # Names come from students: every text cell goes through csv_cell (no formulas, no
+    # control characters); numbers are written as numbers.
+    writer.writerow([csv_cell(c) for c in ("student_id", "name", "submission", "status", *exercises, "total",
+                                            "max_total", "reason")])
     records = []
     for g in grades:
         graded = g.row is not None and g.row.graded
         per = {e: (g.exercises.get(e, 0.0) if graded else None) for e in exercises}
         total = g.row.score if graded else None
-        writer.writerow([g.student_id, g.name, g.row.submission if g.row else "", g.status,
-                         *(_fmt(per[e]) for e in exercises), _fmt(total), _fmt(max_total), g.reason])
+        writer.writerow([csv_cell(g.student_id), csv_cell(g.name), csv_cell(g.row.submission if g.row else ""),
+                         csv_cell(g.status), *(_fmt(per[e]) for e in exercises), _fmt(total), _fmt(max_total),
+                         csv_cell(g.reason)])
+        problem = _ensure_feedback(book, g) if g.row is not None else ""
         records.append({"student_id": g.student_id, "name": g.name,
                         "submission": g.row.submission if g.row else None, "status": g.status,
                         "scores": per, "total": total, "max_total": max_total, "reason": g.reason,
-                        "graded_at": g.row.graded_at if g.row else None, "submissions": g.submissions})
-        if g.row is not None and not all((feedback_dir(book.folder, g.student_id) / f).is_file()
-                                         for f in FEEDBACK_FILES):
-            result = book.result(g.row.submission)
-            if result is not None:
-                result.student = g.student_id
-                write_feedback(book.folder, g.student_id, result)
+                        "graded_at": g.row.graded_at if g.row else None, "submissions": g.submissions,
+                        **({"feedback_problem": problem} if problem else {})})
     csv_path, json_path = book.folder / "grades.csv", book.folder / "grades.json"
     _write_atomic(csv_path, out.getvalue())
     document = {"assignment": book.assignment, "fingerprint": book.meta("fingerprint"),

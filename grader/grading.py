@@ -58,11 +58,18 @@ def _forget_other_test_modules(assignment: Assignment) -> None:
 
 def grade_submission(path: str | Path, assignment: Assignment, worker: Worker | None, *,
                      include_hidden: bool = True, seed: int = 0,
-                     only_exercises: frozenset[str] | None = None) -> SubmissionResult:
+                     only_exercises: frozenset[str] | None = None,
+                     sources: dict[str, str] | None = None) -> SubmissionResult:
+    """`sources`, when given, receives each exercise's graded definition as found (""
+    when missing) from the program extracted for grading: the class report needs it, and
+    a notebook is parsed once per submission."""
     started = time.perf_counter()
     submission = Submission(Path(path), assignment, worker, seed=seed)
     try:
         submission.open()
+        if sources is not None and submission.program is not None:
+            from grader.notebook import source_of
+            sources.update({name: source_of(submission.program, name) for name in assignment.exercises})
         ctx = GradingContext(assignment, submission, include_hidden=include_hidden, only_exercises=only_exercises)
         if submission.load_error is None:
             sink = io.StringIO()

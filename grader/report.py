@@ -12,9 +12,9 @@ or opened from a course drive years later. It shows:
   docstrings, layout and local variable names are set aside: a prompt to look, never a
   verdict (short exercises have few ways to be right).
 
-The normalization lives here because only this report compares code, but it runs at
-grading time, where the notebook is already parsed, and its output is stored in the
-gradebook: the report never needs the submissions themselves.
+The code it compares was normalized at grading time (grader.classroom.codeshape, from the
+program grading already extracted) and stored in the gradebook: the report never needs
+the submissions themselves.
 """
 from __future__ import annotations
 
@@ -25,124 +25,13 @@ import html
 import io
 import re
 import statistics
-import textwrap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from grader.classroom.codeshape import normalize_source
+from grader.classroom.names import printable
 from grader.gradebook import Gradebook, Row, StudentGrade
-
-# ---------------------------------------------------------------- normalized code
-
-class _DropDocstrings(ast.NodeTransformer):
-    """Docstrings and other bare string statements (often commented-out code) say nothing
-    about what the code does."""
-
-    def generic_visit(self, node):
-        super().generic_visit(node)
-        for name in ("body", "orelse", "finalbody"):
-            body = getattr(node, name, None)
-            if isinstance(body, list) and body and all(isinstance(s, ast.stmt) for s in body):
-                kept = [s for s in body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant)
-                                                and isinstance(s.value.value, str))]
-                if len(kept) != len(body):
-                    setattr(node, name, kept or ([ast.Pass()] if name == "body" else []))
-        return node
-
-
-def _bound_names(function: ast.AST) -> list[str]:
-    """Names the function binds itself (parameters, assignments, loop and `with` targets,
-    nested definitions, local imports), in order of first appearance; globals such as
-    `np` or `tf` are left as they are, since they are part of what the code means."""
-    order: dict[str, None] = {}
-    declared_global: set[str] = set()
-
-    def add(name: str | None) -> None:
-        if name:
-            order.setdefault(name, None)
-
-    for node in _in_order(function):
-        if node is function:
-            continue
-        if isinstance(node, ast.arg):
-            add(node.arg)
-        elif isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
-            add(node.id)
-        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            add(node.name)
-        elif isinstance(node, ast.alias):
-            add((node.asname or node.name).split(".")[0])
-        elif isinstance(node, ast.ExceptHandler):
-            add(node.name)
-        elif isinstance(node, ast.Global):
-            declared_global.update(node.names)
-    return [n for n in order if n not in declared_global]
-
-
-def _in_order(node: ast.AST):
-    """Depth first in source order (ast.walk is breadth first), so that two functions that
-    differ only in their names number their variables alike."""
-    yield node
-    for child in ast.iter_child_nodes(node):
-        yield from _in_order(child)
-
-
-class _Rename(ast.NodeTransformer):
-    def __init__(self, names: dict[str, str]):
-        self.names = names
-
-    def visit_Name(self, node: ast.Name):
-        node.id = self.names.get(node.id, node.id)
-        return node
-
-    def visit_arg(self, node: ast.arg):
-        node.arg = self.names.get(node.arg, node.arg)
-        self.generic_visit(node)
-        return node
-
-    def visit_ExceptHandler(self, node: ast.ExceptHandler):
-        if node.name:
-            node.name = self.names.get(node.name, node.name)
-        self.generic_visit(node)
-        return node
-
-    def visit_alias(self, node: ast.alias):
-        bound = (node.asname or node.name).split(".")[0]
-        if bound in self.names and (node.asname or "." not in node.name):
-            node.asname = self.names[bound]
-        return node
-
-    def _rename_def(self, node):
-        node.name = self.names.get(node.name, node.name)
-        self.generic_visit(node)
-        return node
-
-    visit_FunctionDef = visit_AsyncFunctionDef = visit_ClassDef = _rename_def
-
-    def visit_Nonlocal(self, node):
-        node.names = [self.names.get(n, n) for n in node.names]
-        return node
-
-
-def normalize_source(source: str) -> str:
-    """The code with comments, docstrings and layout gone and each function's own names
-    replaced by v0, v1, ... in order of appearance, so that copied code still compares equal
-    after cosmetic edits. The graded function keeps its name, globals keep theirs."""
-    try:
-        tree = ast.parse(textwrap.dedent(source))
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return " ".join(source.split())
-    tree = _DropDocstrings().visit(tree)
-    for top in tree.body:
-        if isinstance(top, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            names = {name: f"v{i}" for i, name in enumerate(_bound_names(top))}
-            keep = top.name
-            _Rename(names).visit(top)
-            top.name = keep
-    try:
-        return ast.unparse(tree)
-    except (ValueError, RecursionError):  # pragma: no cover - unparse of a parsed tree
-        return " ".join(source.split())
 
 
 _TOKEN = re.compile(r"[A-Za-z_]\w*|\d+(?:\.\d*)?(?:e[-+]?\d+)?|\S")
@@ -505,7 +394,8 @@ ul.plain{list-style:none;padding-left:0}
 
 
 def _e(value) -> str:
-    return html.escape(str(value), quote=True)
+    """Escaped for HTML, with control characters in students' file names shown as escapes."""
+    return html.escape(printable(value, keep="\n\t"), quote=True)
 
 
 def _who(student: str, submission: str) -> str:
