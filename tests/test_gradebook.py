@@ -16,8 +16,8 @@ import pytest
 
 from grader.batch import Graded
 from grader.cli import main
-from grader.gradebook import (FAILED, GRADED, UNGRADED, Gradebook, GradebookError, Identities, RosterEntry,
-                              export_grades, feedback_dir, read_roster)
+from grader.gradebook import (FAILED, GRADED, UNGRADED, FeedbackRefused, Gradebook, GradebookError, Identities,
+                              RosterEntry, export_grades, feedback_dir, read_roster)
 from grader.results import Status, SubmissionResult, Visibility
 from grader.results import TestResult as TR
 
@@ -205,9 +205,15 @@ def test_grades_csv_and_json_hold_the_same_class(book):
     assert "ReLU comes before" not in md  # a hidden test's details stay hidden from the student
 
 
-def test_feedback_folders_are_safe_names(tmp_path):
-    assert feedback_dir(tmp_path, "../../etc/passwd").parent == tmp_path / "feedback"
-    assert feedback_dir(tmp_path, "a b/c").name == "a_b_c"
+def test_feedback_folders_are_the_ids_themselves_or_refused(tmp_path):
+    assert feedback_dir(tmp_path, "alice.smith") == tmp_path / "feedback" / "alice.smith"
+    assert feedback_dir(tmp_path, "Zoë O'Neil") == tmp_path / "feedback" / "Zoë O'Neil"
+    for bad, why in [("../../etc/passwd", "path separator"), ("a b/c", "path separator"), ("..", "folder itself"),
+                     ("alice.", "ends with a dot"), ("alice ", "ends with a space"), (" alice", "begins"),
+                     ("a\x00b", "NUL"), ("a\x1b]0;pwned\x07", "control characters"), (".hidden", "hidden"),
+                     ("e\u0301", "NFC"), ("CON", "reserved"), ("x" * 200, "longer than"), ("a:b", "Windows")]:
+        with pytest.raises(FeedbackRefused, match=why):
+            feedback_dir(tmp_path, bad)
 
 
 # ---------------------------------------------------------------- crash safety
