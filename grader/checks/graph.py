@@ -156,12 +156,16 @@ def _expand(calls: tuple[Call, ...], outputs: tuple[int, ...],
             locations: dict[str, Location]) -> tuple[list[GraphNode], tuple[int, ...]]:
     nodes: list[GraphNode] = []
     tail: dict[int, int] = {}  # call index -> node holding its output
+    seen: dict[tuple[int, int | None], list] = {}  # a layer called many times is read once
     for i, call in enumerate(calls):
         rank = len(call.input_shape) if call.input_shape is not None else None
         inputs = tuple(tail[s] for s in call.inputs)
         origin = type(call.layer).__name__
         layer_name = str(getattr(call.layer, "name", origin))
-        for k, (kind, params, name) in enumerate(canonical(call.layer, rank)):
+        key = (id(call.layer), rank)
+        if key not in seen:
+            seen[key] = canonical(call.layer, rank)
+        for k, (kind, params, name) in enumerate(seen[key]):
             spec = LayerSpec(kind, params, name, inputs)
             nodes.append(GraphNode(spec, call.layer if k == 0 else None, call.input_shape,
                                    call.reads_input if k == 0 else 0, origin,
