@@ -78,23 +78,44 @@ def test_shortcut_first_block_gets_the_reference_weights_and_outputs():
 
 def test_concatenate_keeps_its_order():
     expected, found = conv_block(merge=L.Concatenate), conv_block(merge=L.Concatenate, shortcut_first=True)
+    assert layer_specs(expected) != layer_specs(found)
     err = failure(expect_architecture, expected, found, exercise="block")
-    assert "comes first; expected first" not in err.message
-    assert err.diagnosis in ("wrong_order", "wrong_branching")
-    assert "Concatenate" in err.message or "Conv2D" in err.message
+    assert err.diagnosis == "wrong_input_order"
+    assert err.message.startswith(
+        "Concatenate takes its inputs in another order: the shortcut branch's BatchNormalization, then the main "
+        "path's third BatchNormalization; expected the main path's third BatchNormalization, then the shortcut "
+        "branch's BatchNormalization. Concatenate keeps the order of its inputs")
 
 
-def test_wrong_merge_input_is_still_caught():
-    expected = conv_block()
+def test_mistakes_against_the_reference_name_the_branch():
+    err = failure(expect_architecture, conv_block(), conv_block(shortcut_bn=False), exercise="convolutional_block")
+    assert err.diagnosis == "bn_missing"
+    assert err.message.startswith("The shortcut branch's BatchNormalization is missing between Conv2D and Add.")
+    err = failure(expect_architecture, conv_block(), conv_block(add_after_relu=True), exercise="convolutional_block")
+    assert err.diagnosis == "merge_after_activation"
+    assert err.message.startswith("The main path's third ReLU comes before the Add; expected right after it.")
+
+
+def shortcut_conv_on_the_main_path():
+    """A real mistake: the shortcut's layers applied to X, not X_shortcut, so the
+    shortcut Conv2D is never connected and the Add sums the main path with itself."""
     x_in = keras.Input(SHAPE)
     x = L.Activation("relu")(L.BatchNormalization(axis=3)(L.Conv2D(2, 1, strides=2)(x_in)))
     x = L.Activation("relu")(L.BatchNormalization(axis=3)(L.Conv2D(3, 3, padding="same")(x)))
-    y = L.BatchNormalization(axis=3)(L.Conv2D(4, 1)(x))
-    s = L.BatchNormalization(axis=3)(L.Conv2D(4, 1, strides=2)(x_in))
-    found = keras.Model(x_in, L.Activation("relu")(L.Add()([L.Conv2D(4, 1)(x), s])))
-    with pytest.raises(CheckFailed):
-        expect_architecture(expected, found, exercise="block")
-    del y
+    x = L.BatchNormalization(axis=3)(L.Conv2D(4, 1)(x))
+    x_shortcut = L.Conv2D(4, 1, strides=2)(x)  # noqa: F841 - the mistake: overwritten just below
+    x_shortcut = L.BatchNormalization(axis=3)(x)
+    return keras.Model(x_in, L.Activation("relu")(L.Add()([x, x_shortcut])))
+
+
+def test_shortcut_conv_never_connected():
+    err = failure(expect_architecture, conv_block(), shortcut_conv_on_the_main_path(), exercise="convolutional_block")
+    assert err.diagnosis == "disconnected_layers"
+    assert err.message.startswith("A Conv2D was created but never connected to the output: the model "
+                                  "convolutional_block returns ends at the third ReLU.")
+    assert "conv2d" not in err.message
+    err = failure(expect_skip_connection, shortcut_conv_on_the_main_path(), projection=True)
+    assert err.diagnosis == "shortcut_from_main_path"
 
 
 # ------------------------------------------------------------ skip connections

@@ -9,12 +9,14 @@ can find them (`grader.checks.naming`), never by Keras' internal names.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Sequence
 
-from grader.checks.graph import LayerGraph
 from grader.checks import CheckFailed
+from grader.checks.graph import LayerGraph
 from grader.checks.matching import Alignment, Row, align_specs
-from grader.checks.naming import cap, join, unlisted, which, which_at, who
+from grader.checks.naming import cap, join, unlisted, which, who
+from grader.checks.residual import Block, blocks, branch_name, describe
 from grader.checks.specs import ACTIVATIONS, COMMUTATIVE, CONV, LayerSpec, dims, fmt, fmt_padding, stride_text
 from grader.results import Table
 
@@ -54,6 +56,30 @@ class _Context:
     def f(self) -> list[LayerSpec]:
         return self.fnd.specs
 
+    @cached_property
+    def exp_blocks(self) -> list[Block]:
+        return blocks(self.exp)
+
+    @cached_property
+    def fnd_blocks(self) -> list[Block]:
+        return blocks(self.fnd)
+
+    def found(self, i: int) -> str:
+        """A student's layer as they can find it (location, their name, branch, position)."""
+        return describe(self.fnd, i, self.fnd_blocks)
+
+    def found_which(self, i: int) -> str:
+        """"the fourth Conv2D" or "the shortcut branch's Conv2D", with where the student
+        created it when known."""
+        base = branch_name(self.fnd, self.fnd_blocks, i) or which(self.f, i)
+        where = self.fnd.nodes[i].location
+        return f"{base} ({where.aside()})" if where else base
+
+    def expected(self, e: int) -> str:
+        """A reference layer by its branch or position only: its names and where it was
+        written are the instructor's, never shown."""
+        return branch_name(self.exp, self.exp_blocks, e) or which(self.e, e)
+
 
 def _neighbours(ctx: _Context, start: int, stop: int) -> tuple[int | None, int | None]:
     """The student's own layers around a gap (node indices): sentences say where to add
@@ -79,18 +105,20 @@ def _purpose(spec: LayerSpec) -> str:
     return ""
 
 
-def _missing_name(specs: Sequence[LayerSpec], e: int) -> str:
-    """"BatchNormalization", or "the second BatchNormalization" when it is not the only one."""
-    label, nth = _short_label(specs[e]), which(specs, e)
-    if nth == specs[e].kind:
+def _missing_name(ctx: _Context, e: int) -> str:
+    """"BatchNormalization", "the second BatchNormalization" when it is not the only one,
+    or "the shortcut branch's BatchNormalization" inside a residual block."""
+    spec = ctx.e[e]
+    label, nth = _short_label(spec), ctx.expected(e)
+    if nth == spec.kind:
         return label
-    return nth if label == specs[e].kind else f"{nth} ({label})"
+    return nth if label == spec.kind else f"{nth} ({label})"
 
 
 def _missing_problem(ctx: _Context, start: int, stop: int) -> Problem:
     indices = [r.expected for r in ctx.alignment.rows[start:stop + 1]]
     specs = [ctx.e[e] for e in indices]
-    raw = join([_missing_name(ctx.e, e) for e in indices])
+    raw = join([_missing_name(ctx, e) for e in indices])
     names = cap(raw)
     verb = "is" if len(specs) == 1 else "are"
     before_at, after_at = _neighbours(ctx, start, stop)
@@ -194,7 +222,7 @@ def _bn_axis_problem(ctx: _Context, k: int) -> Problem:
     label = f"axes {fmt(axis)}" if isinstance(axis, tuple) else f"axis {axis}"
     channel_axis = f"-1 or {rank - 1}" if rank else "-1"
     maps = f"each of the {shape[-1]} feature maps" if shape and shape[-1] else "each feature map"
-    who = cap(which_at(ctx.fnd, row.found))
+    who = cap(ctx.found_which(row.found))
     text = f"{who} normalizes {label}{word}, not the channel axis ({channel_axis}): it must normalize {maps}."
     return Problem(k, "bn_wrong_axis", text, f"{who} normalizes {label}, not the channel axis",
                    f"use BatchNormalization(axis={rank - 1 if rank else -1}) (or the default axis=-1).")
@@ -207,7 +235,7 @@ def _changed_problem(ctx: _Context, k: int) -> Problem:
         return _bn_axis_problem(ctx, k)
     keys = [key for key, _ in e.params + tuple(p for p in f.params if p[0] not in dict(e.params))]
     diffs = [key for key in dict.fromkeys(keys) if _setting(e, key) != _setting(f, key)]
-    who = cap(which_at(ctx.fnd, row.found))
+    who = cap(ctx.found_which(row.found))
     found_phrases = [_phrase(f.kind, key, _setting(f, key))[0] for key in diffs]
     if len(diffs) == 1:
         wanted = _phrase(e.kind, diffs[0], _setting(e, diffs[0]))[1]
@@ -262,7 +290,16 @@ def _misplaced_problem(ctx: _Context, k: int, e: int) -> Problem:
     """A layer that reads from another layer than expected, said from the graph (what
     feeds it), never from list positions, so the sentence cannot contradict itself."""
     spec, found_at = ctx.e[e], ctx.alignment.pairs.get(e)
-    subject = which_at(ctx.fnd, found_at) if found_at is not None else which(ctx.e, e)
+    subject = ctx.found_which(found_at) if found_at is not None else ctx.expected(e)
+    merge = spec.inputs[0] if spec.inputs and ctx.e[spec.inputs[0]].kind in COMMUTATIVE else None
+    merged_at = ctx.alignment.pairs.get(merge) if merge is not None else None
+    if merged_at is not None and found_at is not None and found_at in ctx.fnd.ancestors(merged_at):
+        kind = ctx.e[merge].kind
+        text = (f"{cap(subject)} comes before the {kind}; expected right after it. The shortcut is added to the "
+                "main path first, and the activation applies to the sum: activating the main path alone before "
+                "adding changes what the block computes.")
+        return Problem(k, "merge_after_activation", text, f"{subject} comes before the {kind}",
+                       f"apply the activation to the result of the {kind}: X = Activation('relu')({kind}()([X, X_shortcut])).")
     feeds = ctx.f[found_at].inputs if found_at is not None else ()
     reads_input = found_at is not None and ctx.fnd.nodes[found_at].reads_input > 0
     where = (f"comes right after {ctx.f[feeds[0]].kind}" if feeds
@@ -319,12 +356,17 @@ def _disconnected_problem(ctx: _Context, exercise: str) -> Problem | None:
     names = ctx.fnd.disconnected
     if not names:
         return None
-    shown = [unlisted(n) for n in names[:6]] + ([f"{len(names) - 6} more"] if len(names) > 6 else [])
+    located = ctx.fnd.located
+    shown = [unlisted(n) + (f" ({located[n].aside()})" if n in located else "") for n in names[:6]]
+    shown += [f"{len(names) - 6} more"] if len(names) > 6 else []
     model = f"the model {exercise} returns" if exercise else "the model"
-    ends = f": {model} ends at {who(ctx.fnd, ctx.fnd.outputs[0])}" if ctx.fnd.outputs else ""
-    layer_word = "Layer" if len(names) == 1 else "Layers"
+    ends = f": {model} ends at {ctx.found(ctx.fnd.outputs[0])}" if ctx.fnd.outputs else ""
     verb = "was" if len(names) == 1 else "were"
-    text = (f"{layer_word} {join(shown)} {verb} created but never connected to the output{ends}. "
+    if shown[0].startswith("'"):  # a name the student chose
+        subject = f"{'Layer' if len(names) == 1 else 'Layers'} {join(shown)}"
+    else:  # "a Conv2D": Keras named it, so it is described instead
+        subject = cap(join(shown))
+    text = (f"{subject} {verb} created but never connected to the output{ends}. "
             "Keras keeps only the layers between the inputs and the outputs given to Model(), "
             "so these layers are not part of the model.")
     row = next((k for k, r in enumerate(ctx.alignment.rows) if r.op != "equal"), 0)
@@ -376,13 +418,20 @@ def _edge_problem(ctx: _Context) -> Problem | None:
         got = list(ctx.f[f].inputs) + [-1] * ctx.fnd.nodes[f].reads_input
         if spec.kind in COMMUTATIVE:
             wanted, got = sorted(wanted), sorted(got)
-        if wanted != got:
-            name = lambda i: "the input" if i < 0 else who(ctx.fnd, i)  # noqa: E731
-            text = (f"{cap(who(ctx.fnd, f))} takes its input from {join([name(i) for i in got] or ['nothing'])}; "
-                    f"expected from {join([name(i) for i in wanted] or ['nothing'])}.")
-            why = " Which layers feed a layer decides what it computes, so the outputs differ."
-            return Problem(ctx.alignment.row_of_found(f), "wrong_branching", text + why, text[:-1],
-                           "connect the layers as in the specification.")
+        if wanted == got:
+            continue
+        name = lambda i: "the model's input" if i < 0 else ctx.found(i)  # noqa: E731
+        if sorted(wanted) == sorted(got):
+            text = (f"{cap(ctx.found(f))} takes its inputs in another order: {', then '.join(name(i) for i in got)}; "
+                    f"expected {', then '.join(name(i) for i in wanted)}.")
+            why = f" {spec.kind} keeps the order of its inputs, so swapping them changes its output."
+            return Problem(ctx.alignment.row_of_found(f), "wrong_input_order", text + why, text[:-1],
+                           f"pass the inputs to {spec.kind} in the order of the specification.")
+        text = (f"{cap(ctx.found(f))} takes its input from {join([name(i) for i in got] or ['nothing'])}; "
+                f"expected from {join([name(i) for i in wanted] or ['nothing'])}.")
+        why = " Which layers feed a layer decides what it computes, so the outputs differ."
+        return Problem(ctx.alignment.row_of_found(f), "wrong_branching", text + why, text[:-1],
+                       "connect the layers as in the specification.")
     return None
 
 

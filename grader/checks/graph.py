@@ -16,7 +16,7 @@ the student's own code instead of Keras' internal layer names.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
@@ -64,6 +64,8 @@ class LayerGraph:
     nodes: tuple[GraphNode, ...]
     outputs: tuple[int, ...]
     disconnected: tuple[str, ...]
+    # Every recorded location by layer name, disconnected layers' included.
+    located: dict = field(default_factory=dict, compare=False)
 
     @cached_property
     def specs(self) -> list[LayerSpec]:
@@ -107,9 +109,10 @@ class LayerGraph:
 def layer_graph(model: Any, *, cap: int = MAX_CALLS) -> LayerGraph:
     """The model's canonical graph; GraphTooLarge (a CheckFailed) past `cap` calls."""
     result = walk(model, cap=cap)
-    nodes, outputs = _expand(result.calls, result.outputs, _locations(model))
+    locations = _locations(model)
+    nodes, outputs = _expand(result.calls, result.outputs, locations)
     nodes, outputs = _fold_activations(nodes, outputs)
-    return LayerGraph(tuple(nodes), outputs, disconnected(model, result.reached))
+    return LayerGraph(tuple(nodes), outputs, disconnected(model, result.reached), locations)
 
 
 def layer_specs(model: Any) -> list[LayerSpec]:

@@ -2,7 +2,7 @@
 of each merge, so checks can say "the shortcut branch's Conv2D" or "the main path's
 second Conv2D" instead of a position in a list the student never sees.
 
-A block is a commutative merge (Add) of two or more sources. Its fork is the last layer
+A block is a merge (Add, or Concatenate, ...) of two or more sources. Its fork is the last layer
 both sources depend on (the block's input), or the model input when they share none.
 The main path is the deepest source's branch; the others are shortcuts. A source that
 depends on another source is not a skip connection at all: the "shortcut" was computed
@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 from grader.checks.graph import LayerGraph
 from grader.checks.naming import ordinal, who
-from grader.checks.specs import COMMUTATIVE
 
 MODEL_INPUT = -1
 
@@ -53,8 +52,8 @@ def block_at(g: LayerGraph, merge: int) -> Block:
 
 
 def blocks(g: LayerGraph) -> list[Block]:
-    return [block_at(g, i) for i, s in enumerate(g.specs)
-            if s.kind in COMMUTATIVE and g.fan_in(i) >= 2]
+    """Every merge of two or more sources (Add, Concatenate, ...), in graph order."""
+    return [block_at(g, i) for i in range(len(g.nodes)) if g.fan_in(i) >= 2]
 
 
 def branch_name(g: LayerGraph, found: list[Block], i: int) -> str | None:

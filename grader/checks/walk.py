@@ -11,11 +11,12 @@ Two guarantees matter for grading untrusted models:
   times) can unroll to millions of calls. The walk counts distinct calls as it finds
   them and stops at `MAX_CALLS` with a student-facing `CheckFailed`, so one notebook
   cannot stall the grading process. Nothing here recurses on the graph's depth.
-- Canonical order: the list is topological, and the branches feeding a commutative
-  merge (Add, Multiply, ...) are visited deepest first (ties broken by their structure),
-  whatever order the student wrote them in. `Add()([shortcut, x])` and
-  `Add()([x, shortcut])` therefore give the same list; Concatenate and Subtract keep
-  the written order, which changes what they compute.
+- Canonical order: the list is topological, and the branches feeding a merge are
+  visited deepest first (ties broken by their structure), whatever order the student
+  wrote them in. `Add()([shortcut, x])` and `Add()([x, shortcut])` therefore give the
+  same list and the same inputs. Concatenate and Subtract give the same list too, but
+  keep their inputs in the written order, which changes what they compute: a swap
+  then shows as that one layer's inputs, not as a reordering of whole branches.
 
 Works on models from `keras` (Keras 3) and `tf_keras` (Keras 2 API) through a few
 duck-typed adapters, so nothing here imports a Keras package.
@@ -212,7 +213,9 @@ class _Walker:
         stack.append((key, node, frames))
 
     def ordered(self, ends: list) -> list[_Key]:
-        """Post-order from the outputs, a commutative merge's sources deepest first."""
+        """Post-order from the outputs, every merge's sources deepest first: the list's
+        order never depends on the order a student wrote a merge's inputs in (whether
+        that order matters is for the inputs' lists, see `_merge_order`)."""
         depth, signature = self._measure(ends)
         order, done, stack = [], set(), [(k, False) for k in reversed(ends) if isinstance(k, tuple)]
         while stack:
@@ -225,8 +228,7 @@ class _Walker:
                 continue
             stack.append((key, True))
             sources = [s for s in self.found[key].sources if isinstance(s, tuple)]
-            if _kind(self.found[key].layer) in COMMUTATIVE:
-                sources.sort(key=lambda s: (-depth[s], signature[s]))
+            sources.sort(key=lambda s: (-depth[s], signature[s]))
             stack += [(s, False) for s in reversed(sources) if s not in done]
         return order
 
