@@ -25,6 +25,15 @@ def _keras():
     return keras
 
 
+def _returned(name, value, what, fix):
+    """A value the wrapping cannot use is the student's mistake, named in their terms
+    (Keras would otherwise complain about `Model(outputs=None)`, deep in the probe)."""
+    if value is None or not (hasattr(value, "shape") and hasattr(value, "dtype") or hasattr(value, "layers")):
+        shown = "None" if value is None else f"a {type(value).__name__}"
+        raise TypeError(f"`{name}` returned {shown} instead of {what}: {fix}")
+    return value
+
+
 def _call_block(function, X, f, filters, *, training, stage_block, **extra):
     params = _inspect.signature(function).parameters
     kwargs = dict(extra)
@@ -34,7 +43,8 @@ def _call_block(function, X, f, filters, *, training, stage_block, **extra):
         kwargs["stage"] = stage_block[0]
     if "block" in params:
         kwargs["block"] = stage_block[1]
-    return function(X, f, list(filters), **kwargs)
+    out = function(X, f, list(filters), **kwargs)
+    return _returned(function.__name__, out, "the block's output tensor", "end it with `return X`.")
 
 
 def identity_block_model(input_shape, f, filters, training=None):
@@ -55,5 +65,7 @@ def convolutional_block_model(input_shape, f, filters, s, training=None):
 def resnet50_model(input_shape, classes):
     params = _inspect.signature(ResNet50).parameters  # noqa: F821
     if "input_shape" in params and "classes" in params:
-        return ResNet50(input_shape=tuple(input_shape), classes=classes)  # noqa: F821
-    return ResNet50(tuple(input_shape), classes)  # noqa: F821
+        model = ResNet50(input_shape=tuple(input_shape), classes=classes)  # noqa: F821
+    else:
+        model = ResNet50(tuple(input_shape), classes)  # noqa: F821
+    return _returned("ResNet50", model, "a Model", "end it with `return model`.")
