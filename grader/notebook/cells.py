@@ -145,6 +145,8 @@ def code_cells(nb: Any) -> list[tuple[int, str]]:
 
 def _cells(nb: Any) -> list[Any]:
     cells = nb.get("cells", []) if isinstance(nb, dict) else getattr(nb, "cells", [])
+    if not isinstance(cells, (list, tuple)):  # a damaged structure handed in directly: nothing to read
+        return []
     return [c for c in cells if isinstance(c, dict)]
 
 

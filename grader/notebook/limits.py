@@ -22,3 +22,6 @@ MAX_CODE_CHARS = 2 * 1024 * 1024
 MAX_CELL_CODE_CHARS = 256 * 1024
 # Top-level statements in all code cells together.
 MAX_STATEMENTS = 20_000
+# Levels of nested lists and objects in the JSON. Real notebooks stay under about 30 (deep
+# ones are JSON outputs such as plot specs); nbformat recurses through all of it.
+MAX_JSON_DEPTH = 200

@@ -20,7 +20,7 @@ from typing import Any
 import nbformat
 
 from grader.notebook.cells import _size
-from grader.notebook.limits import MAX_CELLS, MAX_CODE_CHARS, MAX_NOTEBOOK_BYTES
+from grader.notebook.limits import MAX_CELLS, MAX_CODE_CHARS, MAX_JSON_DEPTH, MAX_NOTEBOOK_BYTES
 from grader.notebook.schema import Rejected as _Rejected
 from grader.notebook.schema import one_line as _one_line
 from grader.notebook.schema import to_v4 as _to_v4
@@ -64,6 +64,7 @@ def _load(path: str) -> nbformat.NotebookNode:
     raw = _read_bytes(path)
     text = _decode(raw)
     data = _parse_json(text, len(raw))
+    _check_depth(data)
     _check_structure(data)
     nb = _to_v4(data)
     _repair(nb)
@@ -188,6 +189,24 @@ def _describe_json_error(text: str, exc: json.JSONDecodeError, nbytes: int) -> s
     )
 
 
+def _check_depth(data: Any) -> None:
+    """Refuse JSON nested deeper than `MAX_JSON_DEPTH` up front. nbformat copies and
+    validates recursively, so deep nesting anywhere (even in metadata nobody grades)
+    would otherwise fail at whichever step first runs out of stack, with a message
+    depending on where; this walk keeps its own stack and sees every value once."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise _Rejected(
+                f"is nested too deeply to be a notebook (more than {MAX_JSON_DEPTH} levels of lists and objects)"
+            )
+        if isinstance(value, dict):
+            stack.extend((inner, depth + 1) for inner in value.values() if isinstance(inner, (dict, list)))
+        elif isinstance(value, list):
+            stack.extend((inner, depth + 1) for inner in value if isinstance(inner, (dict, list)))
+
+
 def _json_kind(value: Any) -> str:
     if isinstance(value, list):
         return "a list"
@@ -228,7 +247,7 @@ def _check_structure(data: Any) -> None:
             raise _Rejected("is a notebook missing its 'cells' list")
         _check_cells(data["cells"], "")
         _check_size(data["cells"])
-        if "nbformat_minor" not in data or type(data["nbformat_minor"]) is not int:
+        if "nbformat_minor" not in data or type(data["nbformat_minor"]) is not int or data["nbformat_minor"] < 0:
             has_ids = any("id" in cell for cell in data["cells"])
             data["nbformat_minor"] = 5 if has_ids else 4
         elif data["nbformat_minor"] < 5 and any("id" in cell for cell in data["cells"]):
@@ -237,15 +256,23 @@ def _check_structure(data: Any) -> None:
             data["nbformat_minor"] = 5
         if not isinstance(data.get("metadata"), dict):
             data["metadata"] = {}
-    elif major == 3:
+    elif major == 1:
+        if not isinstance(data.get("cells"), list):
+            raise _Rejected("is a format-1 notebook missing its 'cells' list")
+        _check_cells(data["cells"], "")
+        _check_size(data["cells"])
+    else:  # formats 2 and 3 keep their cells in worksheets
         worksheets = data.get("worksheets")
         if not isinstance(worksheets, list):
-            raise _Rejected("is a format-3 notebook missing its 'worksheets' list")
+            raise _Rejected(f"is a format-{major} notebook missing its 'worksheets' list")
         for w, sheet in enumerate(worksheets):
             if not isinstance(sheet, dict) or not isinstance(sheet.get("cells"), list):
-                raise _Rejected(f"is a format-3 notebook whose worksheet {w + 1} has no 'cells' list")
+                raise _Rejected(f"is a format-{major} notebook whose worksheet {w + 1} has no 'cells' list")
             _check_cells(sheet["cells"], f"worksheet {w + 1}, ")
         _check_size([cell for sheet in worksheets for cell in sheet["cells"]])
+    if major < 4:
+        if type(data.get("nbformat_minor")) is not int or data["nbformat_minor"] < 0:
+            data["nbformat_minor"] = 0
         if not isinstance(data.get("metadata"), dict):
             data["metadata"] = {}
 

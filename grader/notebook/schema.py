@@ -45,7 +45,7 @@ class _Silence(logging.Filter):
 def to_v4(data: dict[str, Any]) -> nbformat.NotebookNode:
     try:
         return _convert(data)
-    except (KeyError, AttributeError, ValidationError, ValueError, TypeError):
+    except Exception:  # noqa: BLE001 - nbformat's converters crash in many ways on odd data
         # nbformat's readers walk outputs and attachments and crash on malformed ones;
         # neither is graded, so a second try without them costs the student nothing.
         for cell in _raw_cells(data):
@@ -63,12 +63,22 @@ def to_v4(data: dict[str, Any]) -> nbformat.NotebookNode:
         raise _Rejected(f"could not be {doing} (a required field '{detail}' is missing)") from None
     except (ValidationError, ValueError, TypeError) as exc:
         raise _Rejected(f"could not be {doing} ({_one_line(str(exc))[:160]})") from None
+    except RecursionError:
+        raise _Rejected(f"could not be {doing} (it is nested too deeply)") from None
+    except Exception:  # noqa: BLE001 - e.g. an assertion inside nbformat's converter
+        raise _Rejected(f"could not be {doing} (its structure is damaged)") from None
 
 
 def _raw_cells(data: dict[str, Any]) -> list[dict[str, Any]]:
-    if data["nbformat"] >= 4:
-        return data["cells"]
-    return [cell for sheet in data.get("worksheets", []) for cell in sheet["cells"]]
+    """Every cell object, wherever this format version keeps them (v1 and v4 in `cells`,
+    v2 and v3 in `worksheets`)."""
+    found: list[Any] = []
+    if isinstance(data.get("cells"), list):
+        found.extend(data["cells"])
+    for sheet in data.get("worksheets") if isinstance(data.get("worksheets"), list) else []:
+        if isinstance(sheet, dict) and isinstance(sheet.get("cells"), list):
+            found.extend(sheet["cells"])
+    return [cell for cell in found if isinstance(cell, dict)]
 
 
 def _convert(data: dict[str, Any]) -> nbformat.NotebookNode:
@@ -205,7 +215,10 @@ def _repair_cells(nb: nbformat.NotebookNode) -> None:
     except (ImportError, OSError, KeyError, ValueError):  # no fastjsonschema: nbformat's own path decides
         return
     _repair_top_level(schema, nb)
-    for index, cell in enumerate(nb.get("cells", [])):
+    cells = nb.get("cells")
+    for index, cell in enumerate(cells if isinstance(cells, list) else []):
+        if not isinstance(cell, dict):
+            continue  # nbformat's own check names it
         if not _cell_ok(schema, cell):
             _repair_cell(schema, cell)
             if not _cell_ok(schema, cell):
@@ -242,7 +255,7 @@ def _repair_cell(schema: _CellSchema, cell: dict[str, Any]) -> None:
     outputs (all of the cell's outputs go, as in the repair loop), attachments, then the
     schema-described metadata keys (`jupyter`, `collapsed`, ...) other than tags."""
     kind = cell.get("cell_type")
-    if kind not in schema.keys:
+    if not isinstance(kind, str) or kind not in schema.keys:
         return
     for key in [k for k in cell if k not in schema.keys[kind]]:
         del cell[key]
@@ -266,7 +279,7 @@ def _describe_cell(schema: _CellSchema, index: int, cell: Any) -> str:
     import jsonschema
 
     kind = cell.get("cell_type")
-    if kind not in schema.keys:
+    if not isinstance(kind, str) or kind not in schema.keys:
         return f"cell {index + 1} has an unknown cell type {json.dumps(kind)[:40]}; expected code, markdown or raw"
     probe = {**cell, "id": "placeholder"} if schema.needs_id and "id" not in cell else cell
     of_kind = {"definitions": schema.cell_schema["definitions"], "$ref": f"#/definitions/{kind}_cell"}
