@@ -20,7 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from .client import CallResult, ProbeError, SandboxCrashed, SandboxError, Session, Worker, WorkerFailed
+from .client import Worker
+from .errors import ProbeError, SandboxCrashed, SandboxError, WorkerFailed
+from .session import CallResult, Session
 
 # Fresh children one side of one submission may use before the grader stops trying: each
 # failed call costs at most one, and a bound keeps a submission whose every call crashes

@@ -1,6 +1,6 @@
 """The trusted end of the sandbox: starts the worker inside the best isolation available,
-opens one session per submission, enforces wall-clock limits, and replaces a worker that
-died or stopped answering.
+forks sessions (children, see `session`) on request, and replaces a worker that died or
+stopped answering.
 
 Everything that arrives from the sandbox is decoded by `protocol` (JSON and arrays,
 never pickle) and treated as a claim by the student, not as a fact about their grade.
@@ -16,71 +16,18 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 from . import protocol
+# The errors and the session live in modules of their own; importing them from here still works.
+from .errors import (IsolationUnavailable, MissingFunction, ProbeError, ReplyRejected,  # noqa: F401
+                     SandboxCrashed, SandboxError, SandboxTimeout, StudentCodeError, WorkerFailed)
+from .session import CallResult, Session  # noqa: F401
 
 SANDBOX_PACKAGE = Path(__file__).resolve().parent
 WORKER_START_TIMEOUT = 120.0
-
-
-# ---------------------------------------------------------------- errors as values
-
-class SandboxError(Exception):
-    """Grading this submission hit a problem in the sandbox; `str()` is student-facing."""
-
-
-class StudentCodeError(SandboxError):
-    def __init__(self, name: str, error: dict, output: str = ""):
-        self.name = name
-        self.type = str(error.get("type", "Exception"))
-        self.detail = str(error.get("message", ""))
-        self.traceback = str(error.get("traceback", ""))
-        self.not_implemented = bool(error.get("not_implemented"))
-        self.output = output
-        # The innermost of the student's own frames: "cell 7 [identity_block]", line 14.
-        self.where = str(error.get("where") or "")[:200]
-        self.line = error.get("line") if type(error.get("line")) is int else None
-        self.via_probe = False  # raised while an instructor's probe was calling the student's code
-        if self.not_implemented:
-            text = f"`{name}` is not implemented yet (it raises NotImplementedError)."
-        else:
-            text = f"`{name}` raised {self.type}: {self.detail}".rstrip(": ")
-        super().__init__(text)
-
-
-class MissingFunction(SandboxError):
-    pass
-
-
-class SandboxTimeout(SandboxError):
-    pass
-
-
-class SandboxCrashed(SandboxError):
-    pass
-
-
-class ReplyRejected(SandboxError):
-    pass
-
-
-class IsolationUnavailable(SandboxError):
-    pass
-
-
-class WorkerFailed(SandboxError):
-    """The sandbox itself could not be started or restarted: the grader's problem, not the student's."""
-
-
-class ProbeError(Exception):
-    """The assignment's probe code is broken or names no such probe: the instructor's problem.
-
-    Deliberately not a SandboxError, so a test that hits it reports a grader error, never
-    a student's mistake."""
 
 
 # ---------------------------------------------------------------- isolation levels
@@ -404,187 +351,3 @@ class Worker:
         except (EOFError, OSError, protocol.ProtocolError, SandboxCrashed):
             self.restart()
             return {"exited": True, "worker_restarted": True}
-
-
-@dataclass
-class CallResult:
-    value: Any
-    args_after: list | None
-    output: str
-    seconds: float
-
-
-@dataclass
-class Session:
-    """One submission's child: its definitions are loaded once, then any number of calls."""
-
-    worker: Worker
-    sock: socket.socket
-    pid: int
-    load_errors: list[dict] = field(default_factory=list)
-    defined: list[str] = field(default_factory=list)
-    load_output: str = ""
-    seccomp: str = ""
-    privileges: str = ""
-    closed: bool = False
-    dead_reason: str = ""
-    calls: int = 0
-
-    def load(self, chunks, support, seed, timeout, future=()) -> None:
-        doing = "loading your notebook's definitions"
-        try:
-            protocol.send_message(self.sock, {"chunks": list(chunks), "support": support, "seed": seed,
-                                              "future": list(future)})
-        except OSError:
-            self._died(doing)
-        reply, _ = self._receive(timeout, doing)
-        if reply.get("id") != "load" or reply.get("loaded") is not True:
-            self._reject(doing, "it did not answer as expected")
-        errors, defined = reply.get("errors"), reply.get("defined")
-        self.load_errors = [e for e in errors if isinstance(e, dict)][:1000] if isinstance(errors, list) else []
-        self.defined = [str(d) for d in defined][:10000] if isinstance(defined, list) else []
-        self.load_output = str(reply.get("output", ""))[: 2 * 8192]
-        self.seccomp = str(reply.get("seccomp", ""))[:200]
-        self.privileges = str(reply.get("privileges", ""))[:200]
-
-    def load_probes(self, source: str, timeout: float | None = None) -> list[str]:
-        """Send the instructor's probes now, after the student's code has loaded and run, so
-        nothing the student wrote can read them before they are used."""
-        doing = "loading the assignment's probes"
-        if self.dead_reason:
-            raise SandboxCrashed(self.dead_reason)
-        self.calls += 1
-        call_id = self.calls
-        try:
-            protocol.send_message(self.sock, {"cmd": "probes", "source": source, "id": call_id})
-        except OSError:
-            self._died(doing)
-        reply, _ = self._receive(timeout or self.worker.limits.call_timeout, doing)
-        if reply.get("id") != call_id:
-            self._reject(doing, "its reply did not match the request")
-        if not reply.get("ok"):
-            error = reply.get("error") if isinstance(reply.get("error"), dict) else {}
-            raise ProbeError(f"the assignment's probes could not be loaded: "
-                             f"{str(error.get('type', 'Exception'))[:100]}: {str(error.get('message', ''))[:500]}")
-        names = reply.get("probes")
-        return [str(n) for n in names][:10000] if isinstance(names, list) else []
-
-    def call(self, name: str, *args, timeout: float | None = None, return_args: bool = False,
-             seed: int = 0, probe: bool = False, weights: bool = True, **kwargs) -> CallResult:
-        """Run `name` (a student's function, or with `probe=True` an instructor's probe);
-        `weights=False` brings a returned model back as its configuration only."""
-        if self.dead_reason:
-            raise SandboxCrashed(self.dead_reason)
-        try:
-            tree, blob = protocol.encode_value((list(args), kwargs))
-        except TypeError as exc:
-            raise ValueError(f"cannot send these arguments to the sandbox: {exc}") from None
-        started = time.perf_counter()
-        self.calls += 1
-        call_id = self.calls
-        try:
-            protocol.send_message(self.sock, {"cmd": "call", "name": name, "args": tree, "id": call_id,
-                                              "return_args": return_args, "seed": seed, "probe": probe,
-                                              "weights": weights}, blob)
-        except OSError:
-            self._died(f"calling `{name}`")
-        reply, out_blob = self._receive(timeout or self.worker.limits.call_timeout, f"running `{name}`")
-        if reply.get("id") != call_id:  # out of step: something other than the sandbox code wrote
-            self._reject(f"running `{name}`", "its reply did not match the call")
-        seconds = time.perf_counter() - started
-        output = str(reply.get("output", ""))[: 2 * 8192]
-        if reply.get("missing"):
-            if probe and reply.get("probe_missing"):
-                raise ProbeError(f"the assignment has no probe named `{name}`")
-            absent = str(reply.get("name") or name)[:200] if probe else name
-            raise MissingFunction(f"`{absent}` is not defined in your notebook")
-        if not reply.get("ok"):
-            error = reply.get("error") if isinstance(reply.get("error"), dict) else {}
-            # Inside a probe, the student's function that raised is what they must fix: name
-            # it (the innermost of their frames), never the instructor's probe.
-            culprit = str(error.get("function") or name)[:200] if probe else name
-            failure = StudentCodeError(culprit, error, output)
-            failure.via_probe = probe
-            raise failure
-        try:
-            payload = protocol.decode_value(reply.get("value"), out_blob)
-        except protocol.ProtocolError as exc:  # a child that sends malformed data is not trusted again
-            self._reject(f"running `{name}`", f"what it returned could not be read back ({exc})")
-        if not isinstance(payload, dict) or "value" not in payload:
-            self._reject(f"running `{name}`", "what it returned could not be read back")
-        after = payload.get("args_after")
-        return CallResult(payload["value"], after if isinstance(after, list) else None, output, seconds)
-
-    def _receive(self, timeout: float, doing: str) -> tuple[dict, bytes]:
-        self.sock.settimeout(timeout)
-        try:
-            return protocol.recv_message(self.sock, max_blob=self.worker.limits.max_reply_bytes)
-        except socket.timeout:
-            self.worker.kill(self.pid)
-            self.dead_reason = (f"stopped after {timeout:g} s while {doing}: the time limit was reached "
-                                f"(an infinite loop, or far too much work?)")
-            self._close_socket()
-            raise SandboxTimeout(self.dead_reason) from None
-        except protocol.MessageTooLarge as exc:
-            self.worker.kill(self.pid)
-            self.dead_reason = f"stopped while {doing}: the returned data was too large ({exc})"
-            self._close_socket()
-            raise ReplyRejected(self.dead_reason) from None
-        except protocol.ProtocolError as exc:
-            self.worker.kill(self.pid)
-            self.dead_reason = f"stopped while {doing}: the reply was malformed ({exc})"
-            self._close_socket()
-            raise ReplyRejected(self.dead_reason) from None
-        except (EOFError, OSError):
-            self._died(doing)
-        raise AssertionError("unreachable")
-
-    def _reject(self, doing: str, why: str) -> None:
-        self.worker.kill(self.pid)
-        self.dead_reason = f"stopped while {doing}: {why}"
-        self._close_socket()
-        raise ReplyRejected(self.dead_reason)
-
-    def _died(self, doing: str) -> None:
-        status = self.worker.status(self.pid, wait=1.0)
-        self._close_socket()
-        if not status.get("exited"):  # it closed its end but lives on: it does not get to stay
-            status = {**self.worker.kill(self.pid), "signal": None, "code": None, "hung_up": True}
-        sig = status.get("signal")
-        limits = self.worker.limits
-        memory = f"{limits.data_bytes / 2 ** 20:g} MiB"
-        if sig == signal.SIGKILL:
-            why = (f"it was killed (SIGKILL): the CPU-time limit of {limits.cpu_seconds} s, or the "
-                   f"memory limit of {memory}")
-        elif sig == signal.SIGXCPU:
-            why = f"it used up its CPU-time limit of {limits.cpu_seconds} s"
-        elif sig in (signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS):
-            name = signal.Signals(sig).name
-            why = (f"it crashed ({name}); a library that could not get memory under the sandbox's "
-                   f"limit of {memory} often ends this way")
-        elif sig:
-            why = f"it was killed by signal {signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else sig}"
-        elif status.get("code") is not None:
-            why = f"the process exited with status {status['code']} (did the code call exit() or os._exit()?)"
-        elif status.get("hung_up"):
-            why = "it closed its connection to the grader, and was stopped"
-        elif status.get("worker_restarted"):
-            why = "the sandbox worker stopped answering and was replaced"
-        else:
-            why = "the process ended unexpectedly"
-        self.dead_reason = f"your code stopped while {doing}: {why}"
-        raise SandboxCrashed(self.dead_reason)
-
-    def _close_socket(self) -> None:
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-    def close(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        self._close_socket()
-        if not self.dead_reason:
-            self.worker.kill(self.pid)  # also takes anything the student left running in its group
