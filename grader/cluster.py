@@ -49,11 +49,12 @@ class SandboxPlugin(WorkerPlugin):
         self.options = options
         self.process: Slot | None = None
         self.budget = BUDGET_FLOOR
-        self._lock = threading.Lock()  # one submission at a time per grading process
+        self._lock: threading.Lock | None = None  # made on the worker: the plugin travels pickled
 
     def setup(self, worker) -> None:
         # Only starts the process: waiting for its TensorFlow import here would block this
         # Dask worker's event loop (and its heartbeats) for seconds.
+        self._lock = threading.Lock()  # one submission at a time per grading process
         self.options = _local_options(self.options)
         try:
             from grader.assignment import load_assignment
