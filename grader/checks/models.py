@@ -105,7 +105,7 @@ def _flat_outputs(result: Any) -> list[np.ndarray]:
     return [np.asarray(result)]
 
 
-def _call(model: Any, inputs: np.ndarray, training: bool, who: str) -> list[np.ndarray]:
+def _call(model: Any, inputs: np.ndarray, training: bool | None, who: str) -> list[np.ndarray]:
     try:
         return _flat_outputs(model(inputs, training=training))
     except Exception as exc:  # noqa: BLE001 - any Keras error becomes feedback
@@ -124,11 +124,13 @@ def _position(index: tuple[int, ...]) -> str:
     return f"sample {index[0]}, position {tuple(int(i) for i in index[1:])}"
 
 
-def _mode(training: bool) -> str:
+def _mode(training: bool | None) -> str:
+    if training is None:
+        return "the mode each layer was built for (called without training=)"
     return "training mode (training=True)" if training else "inference mode (training=False)"
 
 
-def _compare(expected: np.ndarray, found: np.ndarray, *, training: bool, rtol: float, atol: float,
+def _compare(expected: np.ndarray, found: np.ndarray, *, training: bool | None, rtol: float, atol: float,
              what: str) -> None:
     if expected.shape != found.shape:
         raise CheckFailed(
@@ -152,11 +154,16 @@ def _compare(expected: np.ndarray, found: np.ndarray, *, training: bool, rtol: f
         diagnosis=f"outputs_differ_{'training' if training else 'inference'}")
 
 
-def expect_same_outputs(reference_model: Any, student_model: Any, inputs: np.ndarray, *, training: bool,
+def expect_same_outputs(reference_model: Any, student_model: Any, inputs: np.ndarray, *, training: bool | None,
                         rtol: float = 1e-5, atol: float = 1e-6, what: str = "output") -> None:
     """Fail unless the student's model, given the reference's weights, computes the
     reference's outputs on `inputs` in the given mode. Inputs are never shown in the
-    feedback (they may be hidden test data). Both models are left unchanged."""
+    feedback (they may be hidden test data). Both models are left unchanged.
+    `training=None` calls both models without a mode, so a layer called with its own
+    `training=` argument keeps it (a BatchNormalization hard-coded to training=True).
+
+        expect_same_outputs(reference.happyModel(), submission.model("happyModel"), x, training=False)
+    """
     ref_state, stu_state = reference_model.get_weights(), student_model.get_weights()
     try:
         copy_weights(reference_model, student_model)
