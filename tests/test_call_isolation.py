@@ -89,6 +89,22 @@ def test_definitions_that_never_load_are_loaded_once(tmp_path, tiny, worker):
         sub.close()
 
 
+def test_fresh_children_are_bounded(tmp_path, tiny, worker, monkeypatch):
+    """A submission whose every call kills its child cannot make the grader fork without end."""
+    from grader.sandbox import channel
+    monkeypatch.setattr(channel, "MAX_CHILDREN", 3)
+    sub = _open(tmp_path, tiny, worker, attacks.add_with("os._exit(1)"), attacks.CORRECT_MODEL)
+    try:
+        for i in range(3):
+            with pytest.raises(client.SandboxCrashed, match="exited with status 1"):
+                sub.call("add", i, 0)
+        with pytest.raises(client.SandboxCrashed, match="`add` was not run: earlier calls ended 3"):
+            sub.call("add", 3, 0)
+        assert _children(sub) == 3
+    finally:
+        sub.close()
+
+
 @pytest.mark.parametrize("attack", ["loop_in_graded_function", "os_exit", "segfault", "breaks_the_child"])
 def test_a_broken_exercise_does_not_zero_the_next(tmp_path, tiny, worker, attack):
     """The graded order is add, then tiny_model: whatever `add` does to its child, the correct

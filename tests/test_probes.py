@@ -252,3 +252,29 @@ def test_probe_source_is_not_in_the_child_before_a_probe_runs(tmp_path, demo, wo
         assert "block_model" in submission.call("snoop", again=True)
     finally:
         submission.close()
+
+
+def test_broken_probes_are_the_instructors_error_not_the_students(tmp_path, worker):
+    """Probe code that does not even load is reported as the grader's problem, naming the
+    probe file's error; the student's own code is not blamed."""
+    root = tmp_path / "broken"
+    (root / "tests").mkdir(parents=True)
+    (root / "assignment.toml").write_text(SPEC.replace('"probes.py"', '"broken_probes.py"'))
+    (root / "reference.py").write_text(REFERENCE)
+    (root / "broken_probes.py").write_text("def block_model(:\n    pass\n")
+    (root / "tests" / "test_block.py").write_text(
+        "from grader.testing import exercise, points\n\n\n@points(1)\n@exercise('block')\n"
+        "def test_probe(submission):\n    submission.probe_model('block_model')\n")
+    result = _grade(tmp_path, CURRENT, load_assignment(root), worker)
+    (test,) = result.tests
+    assert test.diagnosis == "grader_error" and "not your fault" in test.message, test.message
+    assert "probes could not be loaded: SyntaxError" in test.message
+    assert any("probes could not be loaded" in w for w in result.warnings)
+
+
+def test_missing_probe_file_is_refused_when_the_spec_is_read(tmp_path):
+    from grader.assignment import AssignmentError
+    (tmp_path / "assignment.toml").write_text(SPEC)
+    (tmp_path / "reference.py").write_text(REFERENCE)
+    with pytest.raises(AssignmentError, match="probes"):
+        load_assignment(tmp_path)

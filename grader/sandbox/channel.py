@@ -62,7 +62,7 @@ class Channel:
         self.children = 0
         self._probes_sent = False
 
-    def ensure(self) -> Session:
+    def ensure(self, doing: str = "the next call") -> Session:
         """A live child for the next call (the current one, or a fresh one)."""
         if self.state.failure is not None:
             raise type(self.state.failure)(str(self.state.failure))
@@ -70,8 +70,8 @@ class Channel:
             return self.session
         self._retire()
         if self.children >= MAX_CHILDREN:
-            raise SandboxCrashed(f"your code ended {self.children} sandbox processes in a row; the grader "
-                                 f"stopped starting new ones for this submission")
+            raise SandboxCrashed(f"{doing} was not run: earlier calls ended {self.children} sandbox processes, "
+                                 f"the most the grader starts for one submission")
         self.children += 1
         try:
             session = self.worker.session(list(self.recipe.chunks), support=self.recipe.support,
@@ -89,7 +89,7 @@ class Channel:
 
     def call(self, name: str, args: Sequence, kwargs: dict, *, probe: bool = False, weights: bool = True,
              return_args: bool = False, seed: int = 0, timeout: float | None = None) -> CallResult:
-        session = self.ensure()
+        session = self.ensure(f"`{name}`")
         if probe and not self._probes_sent:
             if self.recipe.probes is None:
                 raise ProbeError(f"`{name}` is called as a probe, but the assignment declares no probes "
