@@ -21,6 +21,7 @@ import numpy as np
 from grader.checks import CheckFailed
 from grader.checks.graph import LayerGraph, layer_graph
 from grader.checks.matching import Alignment, align_specs
+from grader.checks.residual import blocks, describe
 
 _BLOCKING = ("missing", "extra", "swapped", "moved", "replaced")
 
@@ -49,19 +50,21 @@ def _layer_pairs(ref: LayerGraph, stu: LayerGraph, alignment: Alignment) -> list
     return [(r.expected, r.found) for r in alignment.rows]
 
 
-def _check_shapes(ref_layer: Any, stu_layer: Any, kind: str) -> None:
+def _check_shapes(ref_layer: Any, stu_layer: Any, who: str) -> None:
+    """`who` names the student's layer as they can find it (never Keras' own name)."""
+    who = who[:1].upper() + who[1:]
     ref_vars, stu_vars = list(ref_layer.weights), list(stu_layer.weights)
     names = lambda vs: ", ".join(_weight_name(v) for v in vs) or "none"  # noqa: E731
     if len(ref_vars) != len(stu_vars):
         raise CheckFailed(
-            f"{kind} {stu_layer.name!r} has weights ({names(stu_vars)}); the reference's has ({names(ref_vars)}), "
+            f"{who} has weights ({names(stu_vars)}); the reference's has ({names(ref_vars)}), "
             "so the reference weights cannot be copied.",
             hint="create the layer with the specification's settings (for example use_bias).",
             diagnosis="weight_shape_mismatch")
     for r, s in zip(ref_vars, stu_vars):
         if tuple(r.shape) != tuple(s.shape):
             raise CheckFailed(
-                f"{kind} {stu_layer.name!r} {_weight_name(s)} has shape {_shape_text(s.shape)}; the reference's "
+                f"{who}'s {_weight_name(s)} has shape {_shape_text(s.shape)}; the reference's "
                 f"has shape {_shape_text(r.shape)}, so the reference weights cannot be copied. A weight's shape "
                 "follows from the layer's settings and from the shape of its input.",
                 hint="check this layer's settings and the model's input shape against the specification.",
@@ -71,13 +74,13 @@ def _check_shapes(ref_layer: Any, stu_layer: Any, kind: str) -> None:
 def _weighted_pairs(reference_model: Any, student_model: Any) -> list[tuple[Any, Any, str]]:
     ref, stu = layer_graph(reference_model), layer_graph(student_model)
     pairs = _layer_pairs(ref, stu, align_specs(ref.specs, stu.specs))
-    out, seen = [], set()
+    out, seen, found = [], set(), blocks(stu)
     for e, f in pairs:
         a, b = ref.nodes[e].layer, stu.nodes[f].layer
         if a is None or b is None or id(b) in seen:
             continue
         seen.add(id(b))
-        out.append((a, b, ref.specs[e].kind))
+        out.append((a, b, describe(stu, f, found)))
     return out
 
 
@@ -91,8 +94,8 @@ def copy_weights(reference_model: Any, student_model: Any) -> None:
     leaves the student's model untouched.
     """
     pairs = _weighted_pairs(reference_model, student_model)
-    for ref_layer, stu_layer, kind in pairs:
-        _check_shapes(ref_layer, stu_layer, kind)
+    for ref_layer, stu_layer, who in pairs:
+        _check_shapes(ref_layer, stu_layer, who)
     for ref_layer, stu_layer, _ in pairs:
         stu_layer.set_weights(ref_layer.get_weights())
 
