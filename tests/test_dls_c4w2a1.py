@@ -203,5 +203,6 @@ def test_stride_2_in_stage_2_is_named_as_such(graded):
     assert graph.diagnosis == "resnet_stage_stride", explain(result)
     assert graph.message.startswith("Stage 2 of your ResNet50 shrinks the feature map"), graph.message
     assert "s=2" in graph.message and "does not even build" in graph.message, graph.message
+    assert "[ResNet50]" in graph.message, graph.message  # where the build failed: their cell and line
     assert "s=1" in graph.hint, graph.hint
     assert tests["test_output_on_hidden_inputs"].status is Status.NOT_RUN

@@ -55,7 +55,8 @@ def stages_of(model) -> list[tuple[int, int, int, tuple[int, int]]]:
 
 
 def expect_stages(model, *, note: str = "") -> None:
-    """Each stage's stride and number of blocks, in the course's terms."""
+    """Each stage's stride and number of blocks, in the course's terms; `note` ends each
+    message (how the model was built, when not from the course's 64x64 images)."""
     found = stages_of(model)
     if not found:
         return  # no residual merges or no max-pooling: the layer graph check says what is missing
@@ -69,8 +70,8 @@ def expect_stages(model, *, note: str = "") -> None:
     for k, ((channels, blocks, stride, (before, after)), (want_c, want_b, want_s)) in enumerate(zip(found, STAGES)):
         stage = k + 2
         if stride != want_s:
-            change = "keeps the feature map's size" if stride == 1 else (
-                f"shrinks the feature map {before}x{before} -> {after}x{after} (its convolutional_block has s={stride})")
+            change = "keeps the feature map's size (its convolutional_block has s=1)" if stride == 1 else (
+                f"shrinks the feature map from {before} to {after} rows (its convolutional_block has s={stride})")
             why = ("(s=1): the max-pooling just before it has already halved the map, and halving again leaves "
                    "stage 5 too small a map for the final 2x2 average pooling on 64x64 images"
                    if want_s == 1 else "(s=2): each later stage halves the map while it doubles the filters")
@@ -99,7 +100,9 @@ def student_resnet(submission):
             larger = submission.probe_model(PROBE, DIAGNOSIS_SHAPE, CLASSES, weights=False, expected=EXPECTED)
         except (SandboxError, CheckFailed):
             raise exc from None
-        expect_stages(larger, note=f" With 64x64 images it does not even build: {exc.type} in your code.")
+        where = f" ({exc.where}, line {exc.line})" if exc.where and exc.line else ""
+        expect_stages(larger, note=f" (Seen on a {DIAGNOSIS_SHAPE[0]}x{DIAGNOSIS_SHAPE[1]} image: with the "
+                                   f"course's 64x64 images your ResNet50 does not even build, {exc.type}{where}.)")
         raise
 
 

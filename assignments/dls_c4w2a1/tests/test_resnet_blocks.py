@@ -59,12 +59,12 @@ def expect_block_outputs(submission, probe, reference_model, args, x):
         if not hard:
             raise
         raise CheckFailed(
-            f"Called with training=False, your block still normalizes each batch with its own statistics: "
-            f"{len(hard)} of its BatchNormalization layers are called with training=True written in, so the "
-            f"block's `training` argument never reaches them. At prediction time the block would then "
-            f"depend on which other images share the batch, and its output on one image would change with "
-            f"the batch. ({exc.message})",
-            hint="call each BatchNormalization with `training=training`, the block's own argument.",
+            f"Asked for inference, your block still normalizes each batch with its own statistics: "
+            f"{len(hard)} of its BatchNormalization layers are called with training=True written in, which "
+            f"overrides the mode the block is used in. At prediction time its output for one image would "
+            f"then depend on which other images share the batch. ({exc.message})",
+            hint="call each BatchNormalization with `training=training`, the block's own argument (or, in a "
+                 "block without a `training` argument, with no `training` at all).",
             diagnosis="bn_training_hard_coded") from None
 
 
