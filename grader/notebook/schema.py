@@ -138,8 +138,10 @@ def validated(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
         # carries anything the grader reads: malformed outputs (Colab, VS Code and
         # nbconvert bugs) are dropped with their cell's other outputs, and keys the
         # schema does not know (newer or third-party front ends) are removed. Every
-        # round repairs something or stops, and each repair removes data, so it ends.
-        for _ in range(len(nb.cells) + 16):
+        # round repairs every error it sees (a repair can uncover errors nested below
+        # it, a few levels at most), and the cells were already repaired one by one,
+        # so a fixed number of rounds bounds the work whatever the notebook's size.
+        for _ in range(16):
             errors = list(nbformat.validator.iter_validate(nb))
             if not errors:
                 return nb
