@@ -75,7 +75,9 @@ class Slot:
         try:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "grader.classroom.supervisor", str(theirs.fileno()), str(os.getpid())],
-                pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, env=env,
+                # stdout goes to our stderr: `grader grade --format json` promises stdout
+                # holds nothing but the JSON lines
+                pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=2, env=env,
                 start_new_session=True)  # Ctrl-C reaches the parent only; it decides
         finally:
             theirs.close()
