@@ -22,7 +22,7 @@ from grader.checks.explain import HINT_BN, WHY_BN_FIRST, explain_difference
 from grader.checks.graph import GraphNode, GraphTooLarge, LayerGraph, Location, MAX_CALLS, layer_graph, layer_specs
 from grader.checks.matching import Alignment, Row, align_specs
 from grader.checks.naming import join
-from grader.checks.residual import MODEL_INPUT, Block, blocks, describe
+from grader.checks.residual import MODEL_INPUT, Block, block_at, describe
 from grader.checks.specs import ACTIVATIONS, CONV, LayerSpec, fmt
 from grader.results import Table
 
@@ -38,9 +38,9 @@ def expect_architecture(expected_model: Any, found_model: Any, *, exercise: str)
 
 # ------------------------------------------------------------------ BN after Conv
 
-def _bn_violation(g: LayerGraph, i: int, found: list[Block]) -> tuple[str, str] | None:
+def _bn_violation(g: LayerGraph, i: int) -> tuple[str, str] | None:
     spec = g.specs[i]
-    subject = describe(g, i, found)
+    subject = describe(g, i)
     if len(spec.inputs) != 1 or g.nodes[i].reads_input:
         source = "the model input" if g.nodes[i].reads_input and not spec.inputs else "several layers"
         users = [g.specs[c].kind for c in g.consumers(i)]
@@ -49,18 +49,18 @@ def _bn_violation(g: LayerGraph, i: int, found: list[Block]) -> tuple[str, str] 
     source = spec.inputs[0]
     if not CONV.match(g.specs[source].kind):
         diagnosis = "relu_before_bn" if g.specs[source].kind in ACTIVATIONS else "bn_not_after_conv"
-        return diagnosis, f"{subject} takes its input from {describe(g, source, found)}, not from a Conv2D"
+        return diagnosis, f"{subject} takes its input from {describe(g, source)}, not from a Conv2D"
     if spec.param("axis") != "channels":
         return "bn_wrong_axis", f"{subject} normalizes axis {fmt(spec.param('axis'))}, not the channel axis"
     return None
 
 
-def _conv_violation(g: LayerGraph, i: int, found: list[Block]) -> tuple[str, str] | None:
+def _conv_violation(g: LayerGraph, i: int) -> tuple[str, str] | None:
     """A Conv2D must feed exactly one layer, a BatchNormalization."""
     users = g.consumers(i)
     if len(users) == 1 and g.specs[users[0]].kind == "BatchNormalization" and i not in g.outputs:
         return None
-    subject = describe(g, i, found)
+    subject = describe(g, i)
     if users and g.specs[users[0]].kind in ACTIVATIONS:
         return "relu_before_bn", f"{subject} is followed by {g.specs[users[0]].kind}, not by BatchNormalization"
     return "bn_missing", f"{subject} is not followed by BatchNormalization"
@@ -80,11 +80,10 @@ def expect_bn_after_conv(model: Any, *, minimum: int = 1, every_conv: bool = Fal
     if len(bns) < minimum:
         raise CheckFailed(f"The model has {len(bns)} BatchNormalization layers; expected at least {minimum}, "
                           "one directly after each Conv2D.", hint=HINT_BN, diagnosis="bn_missing")
-    found = blocks(g)
-    violations = [(i, v) for i in bns if (v := _bn_violation(g, i, found))]
+    violations = [(i, v) for i in bns if (v := _bn_violation(g, i))]
     if every_conv:
         convs = [i for i, s in enumerate(g.specs) if CONV.match(s.kind)]
-        violations += [(i, v) for i in convs if (v := _conv_violation(g, i, found))]
+        violations += [(i, v) for i in convs if (v := _conv_violation(g, i))]
         violations.sort(key=lambda item: item[0])
     if not violations:
         return
@@ -93,7 +92,7 @@ def expect_bn_after_conv(model: Any, *, minimum: int = 1, every_conv: bool = Fal
     more = f"; and {len(violations) - 4} more" if len(violations) > 4 else ""
     text = text[:1].upper() + text[1:] + more + ". " + WHY_BN_FIRST
     rows = tuple((str(k + 1), s.label(),
-                  join([describe(g, j, found) for j in s.inputs]) if s.inputs else "the input")
+                  join([describe(g, j) for j in s.inputs]) if s.inputs else "the input")
                  for k, s in enumerate(g.specs))
     raise CheckFailed(text, hint=HINT_BN, diagnosis=diagnosis,
                       table=Table(headers=("#", "layer", "takes its input from"), rows=rows, marked=first))
@@ -107,10 +106,10 @@ _WHY_SKIP = ("The skip connection lets the block's input reach its output unchan
              "can learn the identity easily and its gradients do not vanish.")
 
 
-def _final_merge(g: LayerGraph, found: list[Block]) -> Block | None:
-    """The block whose merge is nearest the output (the block a block-model is about)."""
-    adds = [b for b in found if g.specs[b.merge].kind == "Add"]
-    return max(adds, key=lambda b: b.merge) if adds else None
+def _final_merge(g: LayerGraph) -> Block | None:
+    """The block whose Add is nearest the output (the block a block-model is about)."""
+    adds = [i for i, s in enumerate(g.specs) if s.kind == "Add" and g.fan_in(i) >= 2]
+    return block_at(g, adds[-1]) if adds else None
 
 
 def _skip_failure(text: str, diagnosis: str, hint: str = _HINT_SKIP) -> CheckFailed:
@@ -167,7 +166,7 @@ def expect_skip_connection(model: Any, *, projection: bool | None = None, exerci
     """
     g = layer_graph(model)
     model_name = f"the model {exercise} returns" if exercise else "the model"
-    block = _final_merge(g, blocks(g))
+    block = _final_merge(g)
     if block is None:
         raise _skip_failure(f"There is no skip connection: no Add joins the block's input to the main path. "
                             f"{_WHY_SKIP}", "skip_missing")

@@ -9,14 +9,13 @@ can find them (`grader.checks.naming`), never by Keras' internal names.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Sequence
 
 from grader.checks import CheckFailed
 from grader.checks.graph import LayerGraph
 from grader.checks.matching import Alignment, Row, align_specs
 from grader.checks.naming import cap, join, unlisted, which, who
-from grader.checks.residual import Block, blocks, branch_name, describe
+from grader.checks.residual import branch_name, describe
 from grader.checks.specs import ACTIVATIONS, COMMUTATIVE, CONV, LayerSpec, dims, fmt, fmt_padding, stride_text
 from grader.results import Table
 
@@ -56,29 +55,21 @@ class _Context:
     def f(self) -> list[LayerSpec]:
         return self.fnd.specs
 
-    @cached_property
-    def exp_blocks(self) -> list[Block]:
-        return blocks(self.exp)
-
-    @cached_property
-    def fnd_blocks(self) -> list[Block]:
-        return blocks(self.fnd)
-
     def found(self, i: int) -> str:
         """A student's layer as they can find it (location, their name, branch, position)."""
-        return describe(self.fnd, i, self.fnd_blocks)
+        return describe(self.fnd, i)
 
     def found_which(self, i: int) -> str:
         """"the fourth Conv2D" or "the shortcut branch's Conv2D", with where the student
         created it when known."""
-        base = branch_name(self.fnd, self.fnd_blocks, i) or which(self.f, i)
+        base = branch_name(self.fnd, i) or which(self.fnd, i)
         where = self.fnd.nodes[i].location
         return f"{base} ({where.aside()})" if where else base
 
     def expected(self, e: int) -> str:
         """A reference layer by its branch or position only: its names and where it was
         written are the instructor's, never shown."""
-        return branch_name(self.exp, self.exp_blocks, e) or which(self.e, e)
+        return branch_name(self.exp, e) or which(self.exp, e)
 
 
 def _neighbours(ctx: _Context, start: int, stop: int) -> tuple[int | None, int | None]:

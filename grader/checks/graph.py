@@ -66,6 +66,8 @@ class LayerGraph:
     disconnected: tuple[str, ...]
     # Every recorded location by layer name, disconnected layers' included.
     located: dict = field(default_factory=dict, compare=False)
+    # What other modules derive from the graph once (residual blocks, branch names).
+    memo: dict = field(default_factory=dict, compare=False, repr=False)
 
     @cached_property
     def specs(self) -> list[LayerSpec]:
@@ -78,6 +80,19 @@ class LayerGraph:
             for s in node.spec.inputs:
                 users[s].append(j)
         return tuple(tuple(u) for u in users)
+
+    @cached_property
+    def _kind_ranks(self) -> tuple[tuple[int, int], ...]:
+        seen: dict[str, int] = {}
+        ranks = []
+        for spec in self.specs:
+            ranks.append(seen.get(spec.kind, 0))
+            seen[spec.kind] = ranks[-1] + 1
+        return tuple((rank, seen[spec.kind]) for rank, spec in zip(ranks, self.specs))
+
+    def kind_rank(self, i: int) -> tuple[int, int]:
+        """(position among the graph's layers of node i's kind, how many there are)."""
+        return self._kind_ranks[i]
 
     def consumers(self, i: int) -> tuple[int, ...]:
         return self._consumers[i]

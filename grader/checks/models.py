@@ -21,7 +21,7 @@ import numpy as np
 from grader.checks import CheckFailed
 from grader.checks.graph import LayerGraph, layer_graph
 from grader.checks.matching import Alignment, align_specs
-from grader.checks.residual import blocks, describe
+from grader.checks.residual import describe
 
 _BLOCKING = ("missing", "extra", "swapped", "moved", "replaced")
 
@@ -74,13 +74,13 @@ def _check_shapes(ref_layer: Any, stu_layer: Any, who: str) -> None:
 def _weighted_pairs(reference_model: Any, student_model: Any) -> list[tuple[Any, Any, str]]:
     ref, stu = layer_graph(reference_model), layer_graph(student_model)
     pairs = _layer_pairs(ref, stu, align_specs(ref.specs, stu.specs))
-    out, seen, found = [], set(), blocks(stu)
+    out, seen = [], set()
     for e, f in pairs:
         a, b = ref.nodes[e].layer, stu.nodes[f].layer
         if a is None or b is None or id(b) in seen:
             continue
         seen.add(id(b))
-        out.append((a, b, describe(stu, f, found)))
+        out.append((a, b, describe(stu, f)))
     return out
 
 

@@ -12,7 +12,6 @@ import re
 from typing import Sequence
 
 from grader.checks.graph import LayerGraph, is_auto_name
-from grader.checks.specs import LayerSpec
 
 ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth")
 _ACT_SUFFIX = "/activation"
@@ -33,19 +32,19 @@ def ordinal(n: int) -> str:
     return ORDINALS[n] if n < len(ORDINALS) else f"number {n + 1}"
 
 
-def which(specs: Sequence[LayerSpec], i: int) -> str:
+def which(g: LayerGraph, i: int) -> str:
     """"Conv2D", or "the second Conv2D" when the model has several."""
-    same = [k for k, s in enumerate(specs) if s.kind == specs[i].kind]
-    if len(same) == 1:
-        return specs[i].kind
-    n = same.index(i)
-    return f"the {ORDINALS[n]} {specs[i].kind}" if n < len(ORDINALS) else f"{specs[i].kind} number {n + 1}"
+    kind = g.specs[i].kind
+    n, count = g.kind_rank(i)
+    if count == 1:
+        return kind
+    return f"the {ORDINALS[n]} {kind}" if n < len(ORDINALS) else f"{kind} number {n + 1}"
 
 
 def which_at(g: LayerGraph, i: int) -> str:
     """`which`, with where the student created the layer when that is known."""
     where = g.nodes[i].location
-    base = which(g.specs, i)
+    base = which(g, i)
     return f"{base} ({where.aside()})" if where else base
 
 
@@ -59,7 +58,7 @@ def who(g: LayerGraph, i: int) -> str:
         return f"the {spec.kind} created {node.location.text()}"
     if not node.auto_named:
         return f"{spec.kind} {spec.name!r}"
-    return which(g.specs, i)
+    return which(g, i)
 
 
 def _owner(g: LayerGraph, i: int) -> str:

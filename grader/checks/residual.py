@@ -51,34 +51,54 @@ def block_at(g: LayerGraph, merge: int) -> Block:
     return Block(merge, fork, main, shortcut, from_main, sources)
 
 
+# Past this many merges, layers are not named by branch (a nicety whose cost grows with
+# merges x layers); the checks themselves still run. ResNet50 has 16.
+MAX_BLOCKS = 300
+
+
 def blocks(g: LayerGraph) -> list[Block]:
-    """Every merge of two or more sources (Add, Concatenate, ...), in graph order."""
-    return [block_at(g, i) for i in range(len(g.nodes)) if g.fan_in(i) >= 2]
+    """Every merge of two or more sources (Add, Concatenate, ...), in graph order;
+    computed once per graph."""
+    if "blocks" not in g.memo:
+        merges = [i for i in range(len(g.nodes)) if g.fan_in(i) >= 2]
+        g.memo["blocks"] = [block_at(g, i) for i in merges] if len(merges) <= MAX_BLOCKS else []
+    return g.memo["blocks"]
 
 
-def branch_name(g: LayerGraph, found: list[Block], i: int) -> str | None:
+def _branch_names(g: LayerGraph) -> dict[int, str]:
+    if "branch_names" in g.memo:
+        return g.memo["branch_names"]
+    found, names = blocks(g), {}
+    for n, block in enumerate(found):
+        if block.shortcut_from_main:
+            continue
+        where = f" of the {ordinal(n)} residual block" if len(found) > 1 else ""
+        for label, members in (("main path", block.main), ("shortcut branch", block.shortcut)):
+            ranks: dict[str, list[int]] = {}
+            for j in members:
+                ranks.setdefault(g.specs[j].kind, []).append(j)
+            for kind, same in ranks.items():
+                for k, j in enumerate(same):
+                    rank = "" if len(same) == 1 else f"{ordinal(k)} "
+                    names.setdefault(j, f"the {label}'s {rank}{kind}{where}")
+    g.memo["branch_names"] = names
+    return names
+
+
+def branch_name(g: LayerGraph, i: int) -> str | None:
     """"the shortcut branch's Conv2D", "the main path's second Conv2D" (with "of the
     third residual block" when the model has several), or None outside any block."""
-    kind = g.specs[i].kind
-    for n, block in enumerate(found):
-        for label, members in (("main path", block.main), ("shortcut branch", block.shortcut)):
-            if i not in members or block.shortcut_from_main:
-                continue
-            same = [j for j in members if g.specs[j].kind == kind]
-            rank = "" if len(same) == 1 else f"{ordinal(same.index(i))} "
-            where = f" of the {ordinal(n)} residual block" if len(found) > 1 else ""
-            return f"the {label}'s {rank}{kind}{where}"
-    return None
+    return _branch_names(g).get(i)
 
 
-def describe(g: LayerGraph, i: int, found: list[Block] | None = None) -> str:
+def describe(g: LayerGraph, i: int) -> str:
     """`who`, but a layer Keras named and nobody located is named by its branch."""
     node = g.nodes[i]
     if node.location is None and node.auto_named and not g.specs[i].name.endswith("/activation"):
-        name = branch_name(g, blocks(g) if found is None else found, i)
+        name = branch_name(g, i)
         if name:
             return name
     return who(g, i)
 
 
-__all__ = ["Block", "MODEL_INPUT", "block_at", "blocks", "branch_name", "describe"]
+__all__ = ["Block", "MAX_BLOCKS", "MODEL_INPUT", "block_at", "blocks", "branch_name", "describe"]
