@@ -18,6 +18,7 @@ Like `protocol`, this module imports nothing from the rest of `grader`.
 """
 from __future__ import annotations
 
+import inspect
 import linecache
 import sys
 from typing import Any
@@ -78,6 +79,9 @@ def _wrap(cls: Any) -> bool:
 
     __init__._grader_provenance = True  # type: ignore[attr-defined]
     __init__.__wrapped__ = original  # type: ignore[attr-defined]
+    # Keras 3 binds a layer's constructor arguments with inspect.getfullargspec(cls.__init__),
+    # which ignores __wrapped__: a subclass without its own __init__ then failed with KeyError.
+    __init__.__signature__ = inspect.signature(original)  # type: ignore[attr-defined]
     cls.__init__ = __init__
     return True
 
