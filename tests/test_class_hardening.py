@@ -111,6 +111,23 @@ def test_the_budget_comes_from_the_spec_and_is_recorded_in_the_gradebook(tmp_pat
     assert "budget of 0.01 s" in grades["alice"]["reason"]
 
 
+@pytest.mark.slow
+def test_the_budget_holds_on_a_dask_worker_too(tmp_path):
+    """The cluster path: over the budget, the Dask worker's grading process is replaced and
+    the next submission is graded (here: over budget again, by a fresh process)."""
+    from grader.classroom.process import Options
+    from grader.cluster import grade_on_cluster, local_cluster
+    assignment = _probe_assignment(tmp_path / "probe", budget=0.01)
+    paths = [_probe_notebook(tmp_path / f"{name}.ipynb") for name in ("alice", "bob")]
+    with local_cluster(n_workers=1) as cluster:
+        graded = list(grade_on_cluster(paths, Options(assignment=str(assignment)), cluster.scheduler_address,
+                                       fingerprint="unused"))
+    assert sorted(g.path.name for g in graded) == ["alice.ipynb", "bob.ipynb"]
+    for g in graded:
+        assert not g.transient and g.result.score == 0
+        assert str(g.path) in g.result.errors[0] and "longer than the budget of 0.01 s" in g.result.errors[0]
+
+
 def test_the_default_budget_is_generous_and_bounded():
     from grader.classroom.process import Options
     from grader.classroom.supervisor import budget_for
