@@ -133,6 +133,17 @@ TF_KERAS_SCRIPT = textwrap.dedent("""\
     model = ns["build"]()
     object.__setattr__(model, "_grader_locations",
                        {n: (c, l, s) for n, c, l, s in provenance.locations_for(model)})
+    K = tf_keras.layers
+
+    def block(shortcut_first):
+        x_in = tf_keras.Input((8, 8, 6))
+        x = K.ReLU()(K.BatchNormalization(axis=3)(K.Conv2D(4, 1, strides=2)(x_in)))
+        x = K.BatchNormalization(axis=3)(K.Conv2D(4, 3, padding="same")(x))
+        s = K.BatchNormalization(axis=3)(K.Conv2D(4, 1, strides=2)(x_in))
+        return tf_keras.Model(x_in, K.Activation("relu")(K.Add()([s, x] if shortcut_first else [x, s])))
+    from grader.checks.architecture import expect_architecture, expect_skip_connection
+    expect_architecture(block(False), block(True), exercise="convolutional_block")
+    expect_skip_connection(block(True), projection=True)
     try:
         expect_bn_after_conv(model, minimum=0, every_conv=True)
     except CheckFailed as err:
@@ -140,7 +151,7 @@ TF_KERAS_SCRIPT = textwrap.dedent("""\
     """)
 
 
-def test_tf_keras_layers_are_located_too():
+def test_tf_keras_layers_are_located_and_blocks_match_either_way():
     tf_keras = pytest.importorskip("tf_keras")
     del tf_keras
     env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)}
