@@ -12,7 +12,6 @@ import contextlib
 import os
 import signal
 import socket
-import tempfile
 import threading
 import time
 import traceback
@@ -115,8 +114,8 @@ class GradingProcess:
 
     def grade(self, path: Path, shown: str | None = None) -> dict[str, Any]:
         """Grade one notebook; never raises, except KeyboardInterrupt. `shown` is the name to
-        report it under when `path` is a local copy (a cluster worker grades the bytes it
-        was sent)."""
+        report it under when `path` is a local copy (a Dask worker grades the bytes it was
+        sent; see grader.cluster)."""
         with self._lock, _interruptible() as interrupted:
             reply = self._grade(Path(path), shown or str(path))
         if interrupted:
@@ -124,12 +123,6 @@ class GradingProcess:
             # partial result that must never be stored as this submission's grade.
             raise KeyboardInterrupt
         return reply
-
-    def grade_bytes(self, name: str, data: bytes, shown: str) -> dict[str, Any]:
-        with tempfile.TemporaryDirectory(prefix="grader-") as folder:
-            local = Path(folder) / (Path(name).name or "submission.ipynb")
-            local.write_bytes(data)
-            return self.grade(local, shown)
 
     def _grade(self, path: Path, shown: str) -> dict[str, Any]:
         self.ensure_ready()  # not counted in this submission's time
