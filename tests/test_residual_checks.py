@@ -178,6 +178,17 @@ def test_every_conv_names_the_main_path_layer():
     assert err.message.startswith("The main path's second Conv2D is followed by ReLU, not by BatchNormalization.")
 
 
+def test_every_conv_catches_a_conv_output_used_before_its_batchnorm():
+    x_in = keras.Input(SHAPE)
+    c = L.Conv2D(6, 1)(x_in)
+    model = keras.Model(x_in, L.ReLU()(L.Add()([L.BatchNormalization()(c), c])))
+    expect_bn_after_conv(model)
+    err = failure(expect_bn_after_conv, model, every_conv=True)
+    assert err.diagnosis == "bn_not_after_conv"
+    assert err.message.startswith("Conv2D feeds its BatchNormalization and also Add, which then reads its output "
+                                  "before it is normalized.")
+
+
 # ------------------------------------------------------------ bounded walk
 
 def nested(depth: int, calls: int):

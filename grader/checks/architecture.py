@@ -61,8 +61,15 @@ def _conv_violation(g: LayerGraph, i: int) -> tuple[str, str] | None:
     if len(users) == 1 and g.specs[users[0]].kind == "BatchNormalization" and i not in g.outputs:
         return None
     subject = describe(g, i)
-    if users and g.specs[users[0]].kind in ACTIVATIONS:
-        return "relu_before_bn", f"{subject} is followed by {g.specs[users[0]].kind}, not by BatchNormalization"
+    kinds = [g.specs[u].kind for u in users]
+    if "BatchNormalization" in kinds:  # followed by it, and by something else too
+        rest = ([describe(g, u) for u in users if g.specs[u].kind != "BatchNormalization"]
+                + ["the model's output"] * g.outputs.count(i))
+        verb = "reads" if len(rest) == 1 else "read"
+        return "bn_not_after_conv", (f"{subject} feeds its BatchNormalization and also {join(rest)}, which "
+                                     f"then {verb} its output before it is normalized")
+    if kinds and kinds[0] in ACTIVATIONS:
+        return "relu_before_bn", f"{subject} is followed by {kinds[0]}, not by BatchNormalization"
     return "bn_missing", f"{subject} is not followed by BatchNormalization"
 
 
