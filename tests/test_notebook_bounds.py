@@ -266,3 +266,18 @@ def test_an_unrepairable_cell_is_described_from_that_cell(tmp_path):
     error = load_notebook(write_json(tmp_path, raw_notebook(cells)))
     assert isinstance(error, LoadError), error
     assert "cell 31" in error.problem and "'source'" in error.problem
+
+
+def test_hints_for_many_missing_exercises_walk_the_notebook_once():
+    """Each missing exercise gets hints about near misses (a lambda, a class, a def
+    indented inside a block); finding them walked every statement's whole tree once per
+    missing exercise, so ten missing exercises cost ten walks of the notebook."""
+    body = "".join(f"    v{i} = [x for x in range({i}) if x]\n" for i in range(60))
+    cells = [new_code_cell(f"def helper{j}():\n{body}    return 1\n") for j in range(20)]
+    cells.append(new_code_cell("if True:\n    def exercise_3():\n        pass\n"))
+    nb = new_notebook(cells=cells)
+    one = events(extract_program, nb, ["exercise_3"])
+    ten = events(extract_program, nb, [f"exercise_{k}" for k in range(10)])
+    assert ten / one < 3, f"ten missing exercises cost {ten / one:.1f}x the work of one"
+    prog = extract_program(nb, [f"exercise_{k}" for k in range(10)])
+    assert "indented inside an `if` block" in prog.missing["exercise_3"]

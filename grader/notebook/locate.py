@@ -87,43 +87,51 @@ def _container(node: ast.stmt) -> str:
     return "another statement"
 
 
-def _why_not_found(name: str, cells: list[_Cell], nb_cells: list[Any], defined: list[str]) -> list[str]:
-    """Hints for a missing exercise: the near misses a student actually makes."""
-    hints: list[str] = []
+def _near_misses(cells: list[_Cell]) -> dict[str, list[str]]:
+    """Name -> hints about the top-level code that binds or hides that name without
+    defining it at the top level, in notebook order. One walk over every statement,
+    however many exercises are missing (a walk per missing exercise made the cost
+    exercises x notebook size)."""
+    hints: dict[str, list[str]] = {}
+
+    def add(name: str, hint: str) -> None:
+        hints.setdefault(name, []).append(hint)
+
     for cell in cells:
         if cell.tree is None:
             continue
         for top in cell.tree.body:
             if isinstance(top, (ast.Assign, ast.AnnAssign)):
                 targets = top.targets if isinstance(top, ast.Assign) else [top.target]
-                if any(name in (_target_names(t) or []) for t in targets):
-                    if isinstance(top.value, ast.Lambda):
-                        hints.append(
-                            f"{cell.name} (line {top.lineno}) assigns a lambda to `{name}`; the grader needs "
-                            f"a function written as `def {name}(...):`"
-                        )
-                    else:
-                        hints.append(
-                            f"{cell.name} (line {top.lineno}) assigns `{name} = ...`; the grader needs "
-                            f"a function written as `def {name}(...):`"
-                        )
-            elif isinstance(top, ast.ClassDef) and top.name == name:
-                hints.append(
-                    f"{cell.name} (line {top.lineno}) defines `class {name}`; the grader needs "
-                    f"a function `def {name}(...):`"
-                )
-            elif isinstance(top, (ast.Import, ast.ImportFrom)) and name in _import_names(top):
-                hints.append(
-                    f"{cell.name} (line {top.lineno}) imports `{name}` instead of defining it in the notebook"
-                )
-            elif not _is_def(top) or top.name != name:
-                for inner in ast.walk(top):
-                    if inner is not top and _is_def(inner) and inner.name == name:
-                        hints.append(
-                            f"{cell.name} (line {inner.lineno}) has `def {name}` indented inside "
-                            f"{_container(top)}; it must start at the beginning of a line, outside any block"
-                        )
-                        break
+                bound = dict.fromkeys(n for t in targets for n in (_target_names(t) or []))
+                for name in bound:
+                    lambda_ = isinstance(top.value, ast.Lambda)
+                    what = f"assigns a lambda to `{name}`" if lambda_ else f"assigns `{name} = ...`"
+                    add(name, f"{cell.name} (line {top.lineno}) {what}; the grader needs "
+                              f"a function written as `def {name}(...):`")
+                continue
+            if isinstance(top, ast.ClassDef):
+                add(top.name, f"{cell.name} (line {top.lineno}) defines `class {top.name}`; the grader needs "
+                              f"a function `def {top.name}(...):`")
+            elif isinstance(top, (ast.Import, ast.ImportFrom)):
+                for name in dict.fromkeys(_import_names(top)):
+                    add(name, f"{cell.name} (line {top.lineno}) imports `{name}` instead of defining it "
+                              "in the notebook")
+                continue
+            # A def nested anywhere inside this statement: the first one of each name.
+            own = top.name if _is_def(top) or isinstance(top, ast.ClassDef) else None
+            seen: set[str] = set()
+            for inner in ast.walk(top):
+                if inner is not top and _is_def(inner) and inner.name != own and inner.name not in seen:
+                    seen.add(inner.name)
+                    add(inner.name, f"{cell.name} (line {inner.lineno}) has `def {inner.name}` indented inside "
+                                    f"{_container(top)}; it must start at the beginning of a line, outside any block")
+    return hints
+
+
+def _why_not_found(name: str, near_misses: dict[str, list[str]], nb_cells: list[Any], defined: list[str]) -> list[str]:
+    """Hints for a missing exercise: the near misses a student actually makes."""
+    hints: list[str] = list(near_misses.get(name, []))
     pattern = _def_pattern(name)
     for index, nb_cell in enumerate(nb_cells):
         kind = nb_cell.get("cell_type")
@@ -154,6 +162,7 @@ def _select(exercises: Sequence[str], cells: list[_Cell], nb_cells: list[Any]) -
     notebook_uses_tags = any(names & set(exercises) for names in tags.values())
     defined = sorted({node.name for c in cells if c.tree for node in c.tree.body if _is_def(node)})
     result = _Selection({}, {}, [], set(), set())
+    near_misses: dict[str, list[str]] | None = None  # built at the first missing exercise
     for name in exercises:
         tagged = {i for i, names in tags.items() if name in names and nb_cells[i].get("cell_type") == "code"}
         found = _candidates(name, cells, tagged)
@@ -167,7 +176,9 @@ def _select(exercises: Sequence[str], cells: list[_Cell], nb_cells: list[Any]) -
                     f"no cell defines `{name}` (no cell tagged '{name}' and no top-level "
                     f"`def {name}` in any code cell)"
                 )
-            result.missing[name] = "; ".join([base] + _why_not_found(name, cells, nb_cells, defined))
+            if near_misses is None:
+                near_misses = _near_misses(cells)
+            result.missing[name] = "; ".join([base] + _why_not_found(name, near_misses, nb_cells, defined))
             continue
         chosen = pool[-1]
         cell = chosen.cell
