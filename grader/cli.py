@@ -252,7 +252,7 @@ def _grade_into(args, assignment, options, tasks, roster, jobs) -> int:
         try:
             for graded in _stream(args, options, list(by_path), jobs, fingerprint):
                 task = by_path[graded.path]
-                mtime = task.path.stat().st_mtime if task.path.exists() else 0.0
+                mtime = task.path.lstat().st_mtime if os.path.lexists(task.path) else 0.0  # never through a link
                 book.record(submission=task.key, student_key=task.student, graded=graded, run_id=run_id,
                             mtime=mtime, fingerprint=fingerprint)
                 graded_now += 1

@@ -179,19 +179,21 @@ def read_roster(path: str | Path) -> list[RosterEntry]:
 
 
 class Identities:
-    """Who a submission belongs to: the roster's student for its file stem or folder name
-    (exact, else ignoring case), or that name itself when the roster does not list it."""
+    """Who a submission belongs to: the roster's student for its file stem or folder name,
+    spelled exactly, or that name itself when the roster does not list it.
+
+    Exactly: `ALICE.ipynb`, `alice .ipynb` or a folder `alice.` is not Alice's. Matching
+    them to her would let anyone's file count as her submission (the latest one wins); a
+    roster spelled differently from the files instead shows up in the 'not in the roster'
+    warning, to be fixed there."""
 
     def __init__(self, entries: Iterable[RosterEntry] = ()):
         self.entries = list(entries)
         self._exact = {e.key: e for e in self.entries}
-        self._folded = {e.key.casefold(): e for e in self.entries}
 
     def entry(self, student_key: str) -> RosterEntry | None:
-        # The submission's own name is taken as it is: `alice .ipynb` or a folder `alice.`
-        # is not Alice's (stripping it would let anyone's file count as hers).
         key = student_key[: -len(".ipynb")] if student_key.endswith(".ipynb") else student_key
-        return self._exact.get(key) or self._folded.get(key.casefold())
+        return self._exact.get(key)
 
     def student_id(self, student_key: str) -> str:
         entry = self.entry(student_key)

@@ -195,7 +195,7 @@ def test_names_that_fold_or_strip_together_never_share_a_feedback_folder(tmp_pat
 def test_a_look_alike_file_does_not_count_as_a_roster_students_submission():
     ids = Identities([RosterEntry("alice", "s001", "Alice")])
     assert ids.student_id("alice") == "s001" and ids.student_id("alice.ipynb") == "s001"
-    for look_alike in ("alice ", "alice.", " alice"):
+    for look_alike in ("alice ", "alice.", " alice", "ALICE", "Alice"):
         assert ids.student_id(look_alike) == look_alike
 
 
@@ -310,8 +310,11 @@ def test_a_real_class_with_hostile_names_is_graded_into_the_gradebook_and_the_re
 
     # one feedback folder per id, the look-alikes refused (and said so), none overwritten
     feedback = sorted(p.name for p in (results / "feedback").iterdir())
-    assert "s001" in feedback and f"{correct.stem}." not in feedback and correct.stem.upper() not in feedback
-    assert correct.stem not in feedback  # Alice's stem maps to her id, s001
+    assert "s001" in feedback and f"{correct.stem}." not in feedback
+    assert correct.stem not in feedback  # her stem maps to her id, s001
+    assert correct.stem.upper() in feedback  # not hers: a student of its own, with a folder of its own
+    strangers = next(line for line in proc.stderr.splitlines() if "not in the roster" in line)
+    assert correct.stem.upper() in strangers and "\\x1b]0;owned" in strangers  # escaped, not acted on
     assert "no feedback folder for" in proc.stderr
 
     # grades.csv: no formula, no escape sequence

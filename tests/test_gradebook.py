@@ -143,7 +143,7 @@ def test_roster_columns_and_their_aliases(tmp_path):
     assert entries == [RosterEntry("alice", "s001", "Alice A"), RosterEntry("bob", "s002", "Bob B"),
                        RosterEntry("carol", "carol", "Carol C")]
     ids = Identities(entries)
-    assert ids.student_id("alice") == "s001" and ids.student_id("Alice") == "s001"
+    assert ids.student_id("alice") == "s001" and ids.student_id("Alice") == "Alice"  # spelled exactly
     assert ids.student_id("dave") == "dave" and ids.name("bob") == "Bob B"
 
 
