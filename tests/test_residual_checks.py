@@ -226,3 +226,20 @@ def test_the_cap_is_what_stops_the_walk():
     assert len(layer_graph(nested(4, 3), cap=81).nodes) == 81
     with pytest.raises(GraphTooLarge):
         layer_graph(nested(4, 3), cap=80)
+
+
+def two_branches(*, kernels=(3, 1), swapped=False):
+    """Two equally deep branches that differ only in their settings."""
+    x_in = keras.Input(SHAPE)
+    a = L.BatchNormalization()(L.Conv2D(4, kernels[0], padding="same")(x_in))
+    b = L.BatchNormalization()(L.Conv2D(4, kernels[1], padding="same")(x_in))
+    return keras.Model(x_in, L.ReLU()(L.Add()([b, a] if swapped else [a, b])))
+
+
+def test_equally_deep_branches_are_ordered_by_what_they_compute():
+    expect_architecture(two_branches(), two_branches(swapped=True), exercise="block")
+    err = failure(expect_architecture, two_branches(), two_branches(kernels=(3, 5), swapped=True), exercise="block")
+    # Equally deep branches that differ are paired by their settings, so which one the
+    # student changed cannot always be told apart; both kernels are reported.
+    assert err.diagnosis == "wrong_params:Conv2D"
+    assert "has a 5x5 kernel" in err.message and "Also: the shortcut branch's Conv2D has" in err.message

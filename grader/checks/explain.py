@@ -447,11 +447,16 @@ def _table(ctx: _Context, marked: int | None) -> Table:
     return Table(headers=("#", "expected", "found"), rows=rows, marked=marked)
 
 
+def _mid_sentence(text: str) -> str:
+    """"The second Conv2D has..." reads "the second Conv2D has..." after "Also:"."""
+    return text[0].lower() + text[1:] if text.startswith(("The ", "A ", "An ")) else text
+
+
 def _message(problems: Sequence[Problem]) -> str:
     lead, others = problems[0], problems[1:]
     if not others:
         return lead.text
-    also = "; ".join(p.short for p in others[:2])
+    also = "; ".join(_mid_sentence(p.short) for p in others[:2])
     more = f"; and {len(others) - 2} more" if len(others) > 2 else ""
     return f"{lead.text} Also: {also}{more}."
 

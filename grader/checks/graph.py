@@ -182,7 +182,7 @@ def _expand(calls: tuple[Call, ...], outputs: tuple[int, ...],
         layer_name = str(getattr(call.layer, "name", origin))
         key = (id(call.layer), rank)
         if key not in seen:
-            seen[key] = canonical(call.layer, rank)
+            seen[key] = call.specs or canonical(call.layer, rank)
         for k, (kind, params, name) in enumerate(seen[key]):
             spec = LayerSpec(kind, params, name, inputs)
             nodes.append(GraphNode(spec, call.layer if k == 0 else None, call.input_shape,

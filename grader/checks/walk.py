@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from grader.checks import CheckFailed
-from grader.checks.specs import COMMUTATIVE
+from grader.checks.specs import COMMUTATIVE, canonical
 
 # Distinct layer calls a walk may unroll. A real ResNet50 has about 175; the course's
 # largest model is far below this, and a walk this size takes well under a second.
@@ -129,6 +129,8 @@ class Call:
     inputs: tuple[int, ...]
     reads_input: int
     input_shape: tuple | None
+    # The call's canonical (kind, params, name) entries, when the walk already read them.
+    specs: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -157,6 +159,17 @@ class _Walker:
         self.cap = cap
         self.found: dict[_Key, _Found] = {}
         self.reached: dict[int, Any] = {}
+        self._canonical: dict[tuple[int, int | None], tuple] = {}
+
+    def canonical(self, entry: _Found) -> tuple:
+        """The call's canonical specs, read once per layer (and input rank): a layer
+        called many times has one config."""
+        shape = _shape(entry.tensors[0]) if entry.tensors else None
+        rank = len(shape) if shape is not None else None
+        key = (id(entry.layer), rank)
+        if key not in self._canonical:
+            self._canonical[key] = tuple(canonical(entry.layer, rank))
+        return self._canonical[key]
 
     def locate(self, tensor: Any, frames: tuple) -> tuple[_Key | str | None, Any, Any, tuple]:
         """The call producing `tensor` seen from inside `frames` (nested-model calls):
@@ -234,7 +247,8 @@ class _Walker:
 
     def _measure(self, ends: list) -> tuple[dict, dict]:
         """Longest path from the inputs to each call, and a digest of the structure
-        feeding it (layer kinds; commutative merges' sources unordered)."""
+        feeding it (canonical layer settings; commutative merges' sources unordered), so
+        two equally deep branches are ordered by what they compute."""
         depth: dict[_Key, int] = {}
         signature: dict[_Key, str] = {}
         stack = [(k, False) for k in ends if isinstance(k, tuple)]
@@ -252,7 +266,8 @@ class _Walker:
             parts = [signature[s] if isinstance(s, tuple) else str(s) for s in self.found[key].sources]
             if kind in COMMUTATIVE:
                 parts.sort()
-            signature[key] = hashlib.sha1(f"{kind}({','.join(parts)})".encode()).hexdigest()[:16]
+            what = repr([(k, p) for k, p, _ in self.canonical(self.found[key])])
+            signature[key] = hashlib.sha1(f"{what}({','.join(parts)})".encode()).hexdigest()[:16]
         return depth, signature
 
 
@@ -292,7 +307,7 @@ def walk(model: Any, *, cap: int = MAX_CALLS) -> Walk:
         entry = walker.found[key]
         inputs = tuple(index[s] for s in _merge_order(entry, walker, index) if isinstance(s, tuple))
         calls.append(Call(entry.layer, inputs, sum(1 for s in entry.sources if s == _INPUT),
-                          _shape(entry.tensors[0]) if entry.tensors else None))
+                          _shape(entry.tensors[0]) if entry.tensors else None, walker.canonical(entry)))
     return Walk(tuple(calls), tuple(index[k] for k in ends if isinstance(k, tuple)), walker.reached)
 
 
