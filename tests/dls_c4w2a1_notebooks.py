@@ -16,6 +16,15 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+
+def _swap(text: str, old: str, new: str) -> str:
+    """`str.replace` that fails loudly: a mistake that silently did not apply would make
+    its test pass for the wrong reason."""
+    if text.count(old) != 1:
+        raise ValueError(f"expected exactly one {old!r} in the notebook text, found {text.count(old)}")
+    return text.replace(old, new)
+
+
 # ------------------------------------------------------------------ current variant (training=...)
 
 CURRENT_IMPORTS = """\
@@ -336,9 +345,12 @@ pre_trained_model.summary()
 
 # ------------------------------------------------------------------ 2021 variant (no training argument)
 
+# Valid oddities from real notebooks ride along: a maths-italic `𝑓` as a parameter name (Python
+# reads it as `f`), BatchNormalization's axis by position, strides and padding by position,
+# 'Valid' capitalized.
 V2021_IDENTITY = (CURRENT_IDENTITY
                   .replace("def identity_block(X, f, filters, training=True, initializer=random_uniform):",
-                           "def identity_block(X, f, filters, initializer=random_uniform):")
+                           "def identity_block(X, \U0001d453, filters, initializer=random_uniform):")
                   .replace("    training -- True: Behave in training mode\n"
                            "                False: Behave in inference mode\n", "")
                   .replace("(X, training = training)", "(X)"))
@@ -350,6 +362,12 @@ V2021_CONVOLUTIONAL = (CURRENT_CONVOLUTIONAL
                                 "                False: Behave in inference mode\n", "")
                        .replace("(X, training=training)", "(X)")
                        .replace("(X_shortcut, training=training)", "(X_shortcut)"))
+V2021_CONVOLUTIONAL = _swap(
+    V2021_CONVOLUTIONAL,
+    "    X = Conv2D(filters = F1, kernel_size = 1, strides = (s, s), padding='valid', "
+    "kernel_initializer = initializer(seed=0))(X)\n    X = BatchNormalization(axis = 3)(X)\n",
+    "    X = Conv2D(F1, (1, 1), (s, s), 'Valid', kernel_initializer = initializer(seed=0))(X)\n"
+    "    X = BatchNormalization(3)(X)\n")
 
 V2021_IDENTITY_TEST = """\
 tf.keras.backend.set_learning_phase(False)
@@ -607,14 +625,6 @@ SVG(model_to_dot(model).create(prog='dot', format='svg'))
 """
 
 # ------------------------------------------------------------------ the real mistakes
-
-
-def _swap(text: str, old: str, new: str) -> str:
-    """`str.replace` that fails loudly: a mistake that silently did not apply would make
-    its test pass for the wrong reason."""
-    if text.count(old) != 1:
-        raise ValueError(f"expected exactly one {old!r} in the notebook text, found {text.count(old)}")
-    return text.replace(old, new)
 
 
 # The shortcut's BatchNormalization reads the main path (X) instead of the shortcut's
