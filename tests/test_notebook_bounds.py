@@ -281,3 +281,32 @@ def test_hints_for_many_missing_exercises_walk_the_notebook_once():
     assert ten / one < 3, f"ten missing exercises cost {ten / one:.1f}x the work of one"
     prog = extract_program(nb, [f"exercise_{k}" for k in range(10)])
     assert "indented inside an `if` block" in prog.missing["exercise_3"]
+
+
+def test_too_many_json_objects_is_a_load_error_before_nbformat_copies_them(tmp_path):
+    from grader.notebook.limits import MAX_JSON_CONTAINERS
+
+    nb = raw_notebook([raw_code(HAPPY)])
+    nb["metadata"]["widgets"] = [{}] * MAX_JSON_CONTAINERS
+    path = write_json(tmp_path, nb)
+    error = load_notebook(path)
+    assert isinstance(error, LoadError), type(error)
+    assert f"{MAX_JSON_CONTAINERS:,}" in error.problem and "outputs" in error.problem
+
+
+def test_outputs_past_the_budget_are_dropped_and_the_notebook_graded(tmp_path):
+    """Each output costs a schema check (three, in fact); 200,000 one-line outputs took
+    35 s to load. Past the budget they are dropped, so more outputs cost less."""
+    from grader.notebook.limits import MAX_OUTPUTS
+
+    stream = {"output_type": "stream", "name": "stdout", "text": "epoch\n"}
+    at_budget = raw_notebook([raw_code(HAPPY) | {"outputs": [stream] * MAX_OUTPUTS}])
+    past = raw_notebook([raw_code(HAPPY) | {"outputs": [stream] * (4 * MAX_OUTPUTS)}])
+    at_path, past_path = write_json(tmp_path, at_budget, "at.ipynb"), write_json(tmp_path, past, "past.ipynb")
+    kept = load_notebook(at_path)
+    assert len(kept.cells[0].outputs) == MAX_OUTPUTS  # within the budget, outputs stay
+    dropped = load_notebook(past_path)
+    assert not isinstance(dropped, LoadError), dropped
+    assert dropped.cells[0].outputs == [] and dropped.cells[0].source == HAPPY
+    assert extract_program(dropped, ["happyModel"]).located["happyModel"].cell == 0
+    assert events(load_notebook, past_path) < events(load_notebook, at_path)

@@ -22,6 +22,13 @@ MAX_CODE_CHARS = 2 * 1024 * 1024
 MAX_CELL_CODE_CHARS = 256 * 1024
 # Top-level statements in all code cells together.
 MAX_STATEMENTS = 20_000
+# Lists and objects in the whole JSON: nbformat copies and checks each as a Python
+# object (a million took 10 s and 1.5 GB here). The course notebooks here hold about
+# 120; outputs add a few per output.
+MAX_JSON_CONTAINERS = 200_000
+# Outputs of all code cells together. Past it the outputs are dropped, not the notebook:
+# nothing grades them, and each costs a schema check.
+MAX_OUTPUTS = 5_000
 # Levels of nested lists and objects in the JSON. Real notebooks stay under about 30 (deep
 # ones are JSON outputs such as plot specs); nbformat recurses through all of it.
 MAX_JSON_DEPTH = 200

@@ -20,7 +20,14 @@ from typing import Any
 import nbformat
 
 from grader.notebook.cells import _size
-from grader.notebook.limits import MAX_CELLS, MAX_CODE_CHARS, MAX_JSON_DEPTH, MAX_NOTEBOOK_BYTES
+from grader.notebook.limits import (
+    MAX_CELLS,
+    MAX_CODE_CHARS,
+    MAX_JSON_CONTAINERS,
+    MAX_JSON_DEPTH,
+    MAX_NOTEBOOK_BYTES,
+    MAX_OUTPUTS,
+)
 from grader.notebook.schema import Rejected as _Rejected
 from grader.notebook.schema import one_line as _one_line
 from grader.notebook.schema import to_v4 as _to_v4
@@ -64,7 +71,7 @@ def _load(path: str) -> nbformat.NotebookNode:
     raw = _read_bytes(path)
     text = _decode(raw)
     data = _parse_json(text, len(raw))
-    _check_depth(data)
+    _check_nesting(data)
     _check_structure(data)
     nb = _to_v4(data)
     _repair(nb)
@@ -189,22 +196,29 @@ def _describe_json_error(text: str, exc: json.JSONDecodeError, nbytes: int) -> s
     )
 
 
-def _check_depth(data: Any) -> None:
-    """Refuse JSON nested deeper than `MAX_JSON_DEPTH` up front. nbformat copies and
-    validates recursively, so deep nesting anywhere (even in metadata nobody grades)
-    would otherwise fail at whichever step first runs out of stack, with a message
-    depending on where; this walk keeps its own stack and sees every value once."""
-    stack: list[tuple[Any, int]] = [(data, 1)]
+def _check_nesting(data: Any) -> None:
+    """Refuse JSON nested deeper than `MAX_JSON_DEPTH`, or holding more lists and objects
+    than `MAX_JSON_CONTAINERS`, before nbformat sees it. nbformat copies and validates
+    recursively, one Python object at a time: deep nesting anywhere (even in metadata
+    nobody grades) fails at whichever step first runs out of stack, and a million empty
+    objects took 10 s and 1.5 GB here. This walk keeps its own stack and sees every
+    value once."""
+    stack: list[tuple[Any, int]] = [(data, 1)] if isinstance(data, (dict, list)) else []
+    containers = 0
     while stack:
         value, depth = stack.pop()
+        containers += 1
         if depth > MAX_JSON_DEPTH:
             raise _Rejected(
                 f"is nested too deeply to be a notebook (more than {MAX_JSON_DEPTH} levels of lists and objects)"
             )
-        if isinstance(value, dict):
-            stack.extend((inner, depth + 1) for inner in value.values() if isinstance(inner, (dict, list)))
-        elif isinstance(value, list):
-            stack.extend((inner, depth + 1) for inner in value if isinstance(inner, (dict, list)))
+        if containers > MAX_JSON_CONTAINERS:
+            raise _Rejected(
+                f"holds more than {MAX_JSON_CONTAINERS:,} JSON lists and objects, more than the grader reads "
+                "— clear the cell outputs (Edit > Clear All Outputs) and submit again"
+            )
+        inner = value.values() if isinstance(value, dict) else value
+        stack.extend((item, depth + 1) for item in inner if isinstance(item, (dict, list)))
 
 
 def _json_kind(value: Any) -> str:
@@ -286,11 +300,18 @@ def _check_size(cells: list[Any]) -> None:
             f"has {len(cells):,} cells, more than the {MAX_CELLS:,} the grader reads "
             "— submit the assignment's notebook, not a generated one"
         )
-    chars = 0
+    chars = outputs = 0
     for cell in cells:
         if cell.get("cell_type") == "code":
             text = cell.get("source", cell.get("input", ""))
             chars += len(text) if isinstance(text, str) else sum(len(line) for line in text)
+            outputs += len(cell["outputs"]) if isinstance(cell.get("outputs"), list) else 0
+    if outputs > MAX_OUTPUTS:
+        # Outputs are never graded; checking each against the schema costs about 0.1 ms
+        # (three times over), so past the budget they all go and grading goes on.
+        for cell in cells:
+            if cell.get("cell_type") == "code":
+                cell["outputs"] = []
     if chars > MAX_CODE_CHARS:
         raise _Rejected(
             f"holds {_size(chars)} of code in its code cells, more than the {_size(MAX_CODE_CHARS)} the "
