@@ -275,10 +275,10 @@ def prepare_entry_point() -> None:
 # ---------------------------------------------------------------- command line
 
 def register(subparsers) -> argparse.ArgumentParser:
-    from grader.export import coursera, gradescope
+    from grader.export import coursera, gradescope, student
 
     parser = subparsers.add_parser(
-        "export", help="package an assignment's autograder for Gradescope or Coursera",
+        "export", help="package an assignment's autograder for Gradescope or Coursera, or its student kit",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="""\
 Build what a grading platform needs to grade an assignment on its own
@@ -291,6 +291,7 @@ students whatever the tests say.""",
     platforms = parser.add_subparsers(dest="platform", metavar="PLATFORM", required=True)
     gradescope.register(platforms)
     coursera.register(platforms)
+    student.register(platforms)
     return parser
 
 

@@ -1,0 +1,267 @@
+"""Build a student kit: the template, its support files, and a self-check bundle without solutions.
+
+    DIR/NAME.ipynb                      the template (from the master, as `grader assign` makes it)
+    DIR/<support files>                 what the notebook imports
+    DIR/selfcheck/NAME/assignment.toml  the spec without secret, probes or reference source
+    DIR/selfcheck/NAME/tests/           the visible tests only
+    DIR/selfcheck/NAME/answers/         the reference's answers those tests asked for
+
+The export refuses rather than hand out something wrong: a visible test that cannot run from
+a recording is named with the reason, the kit is graded on the master and every sample and
+must give the full grader's visible results, and a final scan refuses a kit holding any
+reference function's body, a hidden test's name or code, or the secret.
+"""
+from __future__ import annotations
+
+import ast
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from grader.kit import safety
+from grader.kit.replay import ANSWERS, FORMAT, derived_visible_secret
+
+KIT_FOLDER = "selfcheck"
+PROBE_CELL = "_grader_kit_probe = 'another submission, same answers'\n"
+
+
+class KitError(Exception):
+    """The kit cannot be built as the assignment stands (the instructor's to fix)."""
+
+
+@dataclass
+class Kit:
+    root: Path
+    notebook: Path
+    spec_dir: Path
+    tests: list[str] = field(default_factory=list)  # visible tests shipped
+    dropped: list[str] = field(default_factory=list)  # hidden tests left out
+    calls: int = 0  # recorded reference answers
+    checked: list[str] = field(default_factory=list)  # notebooks whose kit results were compared
+
+
+# ---------------------------------------------------------------- helpers shared with the tests
+
+def comparable(result) -> list[tuple]:
+    """What a student sees of each visible test: equal kit and full results give equal lists."""
+    return [(t.nodeid.split("::")[-1], t.exercise, t.status.value, t.score, t.max_score, t.message, t.hint,
+             t.diagnosis) for t in result.tests if t.visibility.value == "visible"]
+
+
+def master_of(assignment) -> Path:
+    named = assignment.extra.get("master")
+    candidates = [assignment.root / str(named)] if named else [
+        assignment.root / "source" / f"{assignment.name}.ipynb", assignment.root / "source" / f"{assignment.name}.py"]
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise KitError(f"{assignment.name}: no master notebook to make the template from (looked for "
+                   f"{', '.join(str(c) for c in candidates)}); set `master` in assignment.toml")
+
+
+def _normalized(text: str) -> str:
+    return "\n".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def _function_bodies(path: Path) -> list[tuple[str, str]]:
+    """(name, normalized body) of every function in a reference module, docstrings left out."""
+    source = path.read_text(encoding="utf-8")
+    lines = source.splitlines()
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        body = node.body
+        if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) \
+                and isinstance(body[0].value.value, str):
+            body = body[1:]
+        if not body:
+            continue
+        text = _normalized("\n".join(lines[body[0].lineno - 1: body[-1].end_lineno]))
+        if len(text) >= 20:
+            found.append((node.name, text))
+    return found
+
+
+def leaks(folder: Path, assignment, hidden: list[safety.TestInfo]) -> list[str]:
+    """Every place the folder holds the secret, a reference body, or a hidden test."""
+    bodies = _function_bodies(Path(assignment.reference))
+    hidden_code = []
+    for info in hidden:
+        func = safety.test_function(ast.parse(info.path.read_text(encoding="utf-8")), info.function)
+        if func is not None:
+            hidden_code.append((info.function, _normalized(ast.get_source_segment(info.path.read_text(
+                encoding="utf-8"), func) or "")))
+    found = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        text = path.read_bytes().decode("utf-8", "replace")
+        flat = _normalized(text)
+        where = path.relative_to(folder)
+        if assignment.secret and assignment.secret in text:
+            found.append(f"{where} holds the assignment's secret")
+        found += [f"{where} holds the body of reference function `{name}`" for name, body in bodies if body in flat]
+        for name, code in hidden_code:
+            if name in text:
+                found.append(f"{where} names hidden test `{name}`")
+            elif code and code in flat:
+                found.append(f"{where} holds the code of hidden test `{name}`")
+    return found
+
+
+# ---------------------------------------------------------------- building
+
+def _problems_in_code(tests: list[safety.TestInfo], probes: bool) -> dict[str, list[str]]:
+    problems: dict[str, list[str]] = {}
+    hidden_names = {(t.path, t.function) for t in tests if not t.visible}
+    for info in (t for t in tests if t.visible):
+        why = problems.setdefault(info.nodeid, [])
+        why += [f"it depends on hidden test `{d}`, which the kit does not have"
+                for d in info.depends if (info.path, d) in hidden_names]
+        func = safety.test_function(ast.parse(info.path.read_text(encoding="utf-8")), info.function)
+        if func is not None:
+            why += safety.static_problems(func)
+            if probes and any(isinstance(n, ast.Attribute) and n.attr in ("probe", "probe_model")
+                              for n in ast.walk(func)):
+                why.append("it runs the assignment's probes, which are instructor code and stay out of the kit")
+    return {k: v for k, v in problems.items() if v}
+
+
+def _write_tests(assignment, tests: list[safety.TestInfo], dest: Path) -> None:
+    dest.mkdir(parents=True, exist_ok=True)
+    by_file: dict[Path, list[safety.TestInfo]] = {}
+    for info in tests:
+        by_file.setdefault(info.path.resolve(), []).append(info)
+    for path in sorted(assignment.tests_dir.rglob("*.py")):
+        target = dest / path.relative_to(assignment.tests_dir)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        infos = by_file.get(path.resolve())
+        if infos is None:  # conftest.py, shared helpers
+            if not path.name.startswith("test_"):
+                shutil.copyfile(path, target)
+            continue
+        keep = {t.function for t in infos if t.visible}
+        drop = {t.function for t in infos if not t.visible} - keep
+        if keep:
+            target.write_text(safety.visible_source(path.read_text(encoding="utf-8"), keep, drop), encoding="utf-8")
+
+
+def _spec_text(assignment, support: list[str]) -> str:
+    def q(value: str) -> str:
+        return json.dumps(value)
+    lines = [
+        "# The self-check bundle of a student kit, written by `grader export student`.",
+        "# It holds the visible tests and recorded reference answers only: no solutions.",
+        f"name = {q(assignment.name)}",
+        f"title = {q(assignment.title)}",
+        f"version = {q(assignment.version)}",
+        f"keras = {q(assignment.keras)}",
+        f"reference = {q('answers/' + ANSWERS)}",
+        'tests = "tests"',
+        f"exercises = [{', '.join(q(e) for e in assignment.exercises)}]",
+        f"support = [{', '.join(q(s) for s in support)}]",
+        f"call_timeout = {float(assignment.call_timeout)!r}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _notebooks_to_record(assignment, master_nb, work: Path, samples: bool) -> list[Path]:
+    import nbformat
+
+    master = work / f"master_{assignment.name}.ipynb"
+    nbformat.write(master_nb, master)
+    other = nbformat.from_dict(json.loads(json.dumps(master_nb)))
+    other.cells.append(nbformat.v4.new_code_cell(PROBE_CELL))
+    perturbed = work / f"master_{assignment.name}_other.ipynb"
+    nbformat.write(other, perturbed)
+    found = [master, perturbed]
+    if samples and (assignment.root / "samples").is_dir():
+        found += sorted((assignment.root / "samples").glob("*.ipynb"))
+    return found
+
+
+def build_kit(assignment, out: str | Path, *, isolation: str = "auto", samples: bool = True,
+              log=lambda message: None) -> Kit:
+    """Write the kit for `assignment` into `out` (which must be empty or absent)."""
+    import nbformat
+
+    from grader.assign import make_template, read_master
+    from grader.assignment import load_assignment
+    from grader.grading import grade_submission
+    from grader.kit import record
+    from grader.sandbox.client import Worker
+
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise KitError(f"{out} is not empty: give a new folder for the kit")
+    master_path = master_of(assignment)
+    master_nb = read_master(master_path)
+    tests = safety.collect(assignment)
+    visible = [t for t in tests if t.visible]
+    if not visible:
+        raise KitError(f"{assignment.name} has no visible test: a kit would check nothing")
+    problems = _problems_in_code(tests, probes=assignment.probes is not None)
+
+    with tempfile.TemporaryDirectory(prefix="grader-kit-") as tmp:
+        work = Path(tmp)
+        stage = work / "kit"
+        spec_dir = stage / KIT_FOLDER / assignment.name
+        spec_dir.mkdir(parents=True)
+        support = []
+        for path in assignment.support:  # beside the notebook, and a pristine copy for grading
+            shutil.copyfile(path, stage / path.name)
+            shutil.copyfile(path, spec_dir / path.name)
+            support.append(path.name)
+        _write_tests(assignment, tests, spec_dir / "tests")
+        notebooks = _notebooks_to_record(assignment, master_nb, work, samples)
+        full: dict[Path, Any] = {}
+        log(f"recording the reference's answers on {len(notebooks)} notebooks")
+        with Worker(keras=assignment.keras, isolation=isolation) as worker:
+            with record.recording(spec_dir / "answers") as rec:
+                runs = []
+                for nb in notebooks:
+                    rec.keys_by_test = {}
+                    full[nb] = grade_submission(nb, assignment, worker, include_hidden=False)
+                    runs.append(rec.keys_by_test)
+            for test in set(runs[0]) | set(runs[1]):
+                if runs[0].get(test, set()) != runs[1].get(test, set()):
+                    problems.setdefault(test, []).append(
+                        "its reference calls change with the submission's content (inputs from hidden_rng or "
+                        "from the student's answer), so no recording can answer them")
+            for test, why in rec.problems.items():
+                problems.setdefault(test, []).extend(why)
+            if problems:
+                raise KitError("not kit-safe, so no kit was written:\n" + "\n".join(
+                    f"  - {test}: {'; '.join(why)}" for test, why in sorted(problems.items())))
+            (spec_dir / "answers" / ANSWERS).write_text(json.dumps({
+                "format": FORMAT, "assignment": assignment.name,
+                "visible_secret": derived_visible_secret(assignment.secret),
+                "functions": sorted(rec.functions), "attributes": rec.attributes,
+                "calls": {k: {"function": v["function"], "call": v["call"], "value": v["value"]}
+                          for k, v in rec.calls.items()}}, indent=1, sort_keys=True), encoding="utf-8")
+            (spec_dir / "assignment.toml").write_text(_spec_text(assignment, support), encoding="utf-8")
+            template = stage / f"{master_path.stem}.ipynb"
+            nbformat.write(make_template(master_nb), template)
+
+            kit_spec = load_assignment(spec_dir)
+            log("grading the master and the samples with the kit")
+            differ = []
+            for nb in notebooks:
+                mine = grade_submission(nb, kit_spec, worker, include_hidden=False)
+                if comparable(mine) != comparable(full[nb]) or mine.errors:
+                    differ.append(f"  - {nb.name}: kit {comparable(mine) or mine.errors}\n"
+                                  f"    full {comparable(full[nb])}")
+            if differ:
+                raise KitError("the kit's results differ from the full grader's, so no kit was written:\n"
+                               + "\n".join(differ))
+        found = leaks(stage, assignment, [t for t in tests if not t.visible])
+        if found:
+            raise KitError("the kit would leak, so it was not written:\n" + "\n".join(f"  - {f}" for f in found))
+        out.mkdir(parents=True, exist_ok=True)
+        for item in stage.iterdir():
+            (shutil.copytree if item.is_dir() else shutil.copyfile)(item, out / item.name)
+    return Kit(root=out, notebook=out / template.name, spec_dir=out / KIT_FOLDER / assignment.name,
+               tests=[t.nodeid for t in visible], dropped=[t.nodeid for t in tests if not t.visible],
+               calls=len(rec.calls), checked=[nb.name for nb in notebooks[2:]] + [master_path.name])

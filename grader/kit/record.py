@@ -1,0 +1,104 @@
+"""Recording the reference's answers for a kit, while the visible tests run at export time.
+
+`recording()` makes every grading in this process hand tests a `Recorder` in place of the
+reference: it answers from the real reference and writes down each (function, arguments)
+-> value, per test, so `grader.kit.safety` can compare two runs and `export` can write
+them. Nothing is recorded outside an export.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from grader.kit.replay import current_test
+from grader.kit.values import NotRecordable, Store, call_key, describe_call
+
+
+@dataclass
+class Recording:
+    store: Store
+    calls: dict[str, dict] = field(default_factory=dict)  # key -> {function, call, value, tests}
+    attributes: dict[str, Any] = field(default_factory=dict)
+    functions: set[str] = field(default_factory=set)
+    keys_by_test: dict[str, set[str]] = field(default_factory=dict)  # for the current run
+    problems: dict[str, list[str]] = field(default_factory=dict)  # test -> why it is not kit-safe
+
+    def problem(self, test: str, why: str) -> None:
+        self.problems.setdefault(test, [])
+        if why not in self.problems[test]:
+            self.problems[test].append(why)
+
+
+ACTIVE: Recording | None = None
+
+
+@contextmanager
+def recording(folder: Path) -> Iterator[Recording]:
+    global ACTIVE
+    ACTIVE = Recording(Store(folder))
+    try:
+        yield ACTIVE
+    finally:
+        ACTIVE = None
+
+
+class Recorder:
+    """Answers like the reference (through the grader's model cache) and records each answer."""
+
+    def __init__(self, inner: Any, rec: Recording):
+        self._inner = inner
+        self._rec = rec
+
+    def __getattr__(self, name: str):
+        attr = getattr(self._inner, name)
+        test = current_test()
+        if name.startswith("_"):
+            self._rec.problem(test, f"it reads reference.{name}, a private name")
+            return attr
+        if isinstance(attr, type) or not callable(attr):
+            try:
+                if name not in self._rec.attributes:
+                    self._rec.attributes[name] = self._rec.store.encode(attr)
+            except NotRecordable as exc:
+                self._rec.problem(test, f"reference.{name} is {exc}, which a kit cannot hold")
+            return attr
+
+        def call(*args, **kwargs):
+            value = attr(*args, **kwargs)
+            test_now = current_test()
+            try:
+                key = call_key(name, args, kwargs)
+            except NotRecordable as exc:
+                self._rec.problem(test_now, f"it calls reference.{name} with {exc}")
+                return value
+            self._rec.functions.add(name)
+            self._rec.keys_by_test.setdefault(test_now, set()).add(key)
+            entry = self._rec.calls.get(key)
+            if entry is None:
+                try:
+                    tree = self._rec.store.encode(value)
+                except NotRecordable as exc:
+                    self._rec.problem(test_now, f"reference.{name} returns {exc}, which a kit cannot hold")
+                    return value
+                entry = self._rec.calls[key] = {"function": name, "call": describe_call(name, args, kwargs),
+                                                "value": tree, "tests": []}
+            if test_now not in entry["tests"]:
+                entry["tests"].append(test_now)
+            return value
+
+        return call
+
+
+def reference_for(ctx: Any) -> Any | None:
+    """What the plugin's `reference` fixture hands tests instead of the reference module:
+    a Replay in a kit, a Recorder during an export, else None (the module itself)."""
+    from grader.kit.replay import Replay, is_recording
+
+    path = Path(ctx.assignment.reference)
+    if is_recording(path):
+        return Replay.open(path)
+    if ACTIVE is not None:
+        return Recorder(ctx.reference_from_source(), ACTIVE)
+    return None
