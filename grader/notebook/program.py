@@ -27,6 +27,11 @@ def extract_program(nb: Any, exercises: Sequence[str]) -> Program:
     for it, else the last top-level `def` anywhere. Every other statement that would
     rebind that name (another `def`, a class, a constant assignment, an import) is
     dropped so that stale code later in the notebook cannot replace the graded one.
+
+    Time grows linearly with the notebook's size, and the caps in `limits` bound it: a
+    cell over the per-cell cap is not parsed, and reading stops at the cell that passes
+    the notebook's cap on cells, code or statements. Each is named in `warnings`, and in
+    the reason of any exercise then missing.
     """
     if isinstance(exercises, str):  # a lone name, not its characters
         exercises = [exercises]
