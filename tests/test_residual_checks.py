@@ -243,3 +243,12 @@ def test_equally_deep_branches_are_ordered_by_what_they_compute():
     # student changed cannot always be told apart; both kernels are reported.
     assert err.diagnosis == "wrong_params:Conv2D"
     assert "has a 5x5 kernel" in err.message and "Also: the shortcut branch's Conv2D has" in err.message
+
+
+def test_a_long_flat_model_over_the_cap_is_not_blamed_on_nesting():
+    x = y = keras.Input((2,))
+    for _ in range(12):
+        y = L.Dense(2)(y)
+    with pytest.raises(GraphTooLarge) as info:
+        layer_graph(keras.Model(x, y), cap=10)
+    assert "more than 10 layer calls" in info.value.message and "nested" not in info.value.message

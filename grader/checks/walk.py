@@ -102,21 +102,21 @@ def _shape(tensor: Any) -> tuple | None:
         return None
 
 
-
-
 # ------------------------------------------------------------------- walking
 
 class GraphTooLarge(CheckFailed):
     """The model unrolls to more layer calls than the grader compares."""
 
 
-def _too_large(count: int) -> GraphTooLarge:
+def _too_large(count: int, nested: bool) -> GraphTooLarge:
+    why = (": it calls models nested inside other models several times each, so every extra level multiplies "
+           "the number of layer calls" if nested else "")
     return GraphTooLarge(
-        f"Your model unrolls to more than {count:,} layer calls, more than the grader compares: it calls "
-        "models nested inside other models several times each, so every extra level multiplies the number of "
-        "layer calls. The specification's model is much smaller.",
-        hint="build the model from layers as the specification describes, without calling a sub-model "
-             "inside another sub-model repeatedly.",
+        f"Your model unrolls to more than {count:,} layer calls, more than the grader compares{why}. "
+        "The specification's model is much smaller.",
+        hint=("build the model from layers as the specification describes, without calling a sub-model "
+              "inside another sub-model repeatedly." if nested else
+              "build the model from layers as the specification describes."),
         diagnosis="graph_too_large")
 
 
@@ -160,6 +160,7 @@ class _Walker:
         self.found: dict[_Key, _Found] = {}
         self.reached: dict[int, Any] = {}
         self._canonical: dict[tuple[int, int | None], tuple] = {}
+        self.nested = False  # whether any call was found inside a nested model
 
     def canonical(self, entry: _Found) -> tuple:
         """The call's canonical specs, read once per layer (and input rank): a layer
@@ -221,7 +222,8 @@ class _Walker:
         if not isinstance(key, tuple) or key in self.found:
             return
         if len(self.found) >= self.cap:
-            raise _too_large(self.cap)
+            raise _too_large(self.cap, self.nested)
+        self.nested = self.nested or bool(frames)
         self.found[key] = _Found(layer, list(_node_inputs(node)), [])
         stack.append((key, node, frames))
 
@@ -287,7 +289,7 @@ def _chain_layers(model: Any, cap: int) -> list:
         elif not _is_input_layer(layer):
             out.append(layer)
             if len(out) > cap:
-                raise _too_large(cap)
+                raise _too_large(cap, len(stack) > 1)
     return out
 
 
