@@ -28,11 +28,7 @@ from grader.notebook.limits import (
     MAX_NOTEBOOK_BYTES,
     MAX_OUTPUTS,
 )
-from grader.notebook.schema import Rejected as _Rejected
-from grader.notebook.schema import one_line as _one_line
-from grader.notebook.schema import to_v4 as _to_v4
-from grader.notebook.schema import repair as _repair
-from grader.notebook.schema import validated as _validated
+from grader.notebook.schema import Rejected, one_line, repair, to_v4, validated
 
 
 @dataclass(frozen=True)
@@ -60,11 +56,11 @@ def load_notebook(path: str | os.PathLike) -> nbformat.NotebookNode | LoadError:
     shown = os.fsdecode(os.fspath(path))
     try:
         return _load(shown)
-    except _Rejected as rejected:
-        return LoadError(shown, _one_line(rejected.problem))
+    except Rejected as rejected:
+        return LoadError(shown, one_line(rejected.problem))
     except Exception as exc:  # noqa: BLE001 - a batch must survive anything a file can do to nbformat
         problem = f"could not be read as a notebook ({type(exc).__name__}: {exc})"
-        return LoadError(shown, _one_line(problem)[:300])
+        return LoadError(shown, one_line(problem)[:300])
 
 
 def _load(path: str) -> nbformat.NotebookNode:
@@ -73,9 +69,9 @@ def _load(path: str) -> nbformat.NotebookNode:
     data = _parse_json(text, len(raw))
     _check_nesting(data)
     _check_structure(data)
-    nb = _to_v4(data)
-    _repair(nb)
-    return _validated(nb)
+    nb = to_v4(data)
+    repair(nb)
+    return validated(nb)
 
 
 def _read_bytes(path: str) -> bytes:
@@ -83,22 +79,22 @@ def _read_bytes(path: str) -> bytes:
         info = os.stat(path)
     except FileNotFoundError:
         if os.path.islink(path):
-            raise _Rejected("is a symbolic link to a file that does not exist") from None
-        raise _Rejected("does not exist") from None
+            raise Rejected("is a symbolic link to a file that does not exist") from None
+        raise Rejected("does not exist") from None
     except NotADirectoryError:
-        raise _Rejected("does not exist (part of its folder path is a file, not a folder)") from None
+        raise Rejected("does not exist (part of its folder path is a file, not a folder)") from None
     except PermissionError:
-        raise _Rejected("is not readable (permission denied)") from None
+        raise Rejected("is not readable (permission denied)") from None
     except OSError as exc:
-        raise _Rejected(f"could not be read ({exc.strerror or exc})") from None
+        raise Rejected(f"could not be read ({exc.strerror or exc})") from None
     if stat.S_ISDIR(info.st_mode):
-        raise _Rejected("is a directory, not a notebook file")
+        raise Rejected("is a directory, not a notebook file")
     if not stat.S_ISREG(info.st_mode):
-        raise _Rejected("is not a regular file (a device, pipe or socket), not a notebook file")
+        raise Rejected("is not a regular file (a device, pipe or socket), not a notebook file")
     if info.st_size == 0:
-        raise _Rejected("is empty (0 bytes)")
+        raise Rejected("is empty (0 bytes)")
     if info.st_size > MAX_NOTEBOOK_BYTES:
-        raise _Rejected(
+        raise Rejected(
             f"is too large to be graded ({info.st_size // 2**20} MB; the limit is "
             f"{MAX_NOTEBOOK_BYTES // 2**20} MB) — clear the cell outputs and submit again"
         )
@@ -106,11 +102,11 @@ def _read_bytes(path: str) -> bytes:
         with open(path, "rb") as f:
             raw = f.read(MAX_NOTEBOOK_BYTES + 1)
     except PermissionError:
-        raise _Rejected("is not readable (permission denied)") from None
+        raise Rejected("is not readable (permission denied)") from None
     except OSError as exc:
-        raise _Rejected(f"could not be read ({exc.strerror or exc})") from None
+        raise Rejected(f"could not be read ({exc.strerror or exc})") from None
     if not raw:  # emptied between stat and read
-        raise _Rejected("is empty (0 bytes)")
+        raise Rejected("is empty (0 bytes)")
     return raw
 
 
@@ -128,7 +124,7 @@ _FOREIGN_FORMATS = (
 def _decode(raw: bytes) -> str:
     for magic, what in _FOREIGN_FORMATS:
         if raw.startswith(magic):
-            raise _Rejected(f"is {what}, not a Jupyter notebook (.ipynb)")
+            raise Rejected(f"is {what}, not a Jupyter notebook (.ipynb)")
     # Windows shells write UTF-16 when a notebook is redirected with `>`; the content is
     # fine, so read it rather than reject it.
     if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
@@ -142,7 +138,7 @@ def _decode(raw: bytes) -> str:
     except UnicodeDecodeError as exc:
         at = exc.start + offset
         line = raw.count(b"\n", 0, at) + 1
-        raise _Rejected(
+        raise Rejected(
             f"is not UTF-8 text (invalid byte 0x{raw[at]:02x} at position {at}, line {line}) — "
             "was it saved by another program? Download it again from Jupyter"
         ) from None
@@ -150,13 +146,13 @@ def _decode(raw: bytes) -> str:
 
 def _parse_json(text: str, nbytes: int) -> Any:
     if not text.strip():
-        raise _Rejected(f"contains only whitespace ({nbytes} bytes), no notebook")
+        raise Rejected(f"contains only whitespace ({nbytes} bytes), no notebook")
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise _Rejected(_describe_json_error(text, exc, nbytes)) from None
+        raise Rejected(_describe_json_error(text, exc, nbytes)) from None
     except RecursionError:
-        raise _Rejected("is nested too deeply to be a notebook") from None
+        raise Rejected("is nested too deeply to be a notebook") from None
 
 
 _CONFLICT_MARKER = re.compile(r"^(?:<{7}|={7}|>{7})(?: |$).*$", re.MULTILINE)
@@ -209,11 +205,11 @@ def _check_nesting(data: Any) -> None:
         value, depth = stack.pop()
         containers += 1
         if depth > MAX_JSON_DEPTH:
-            raise _Rejected(
+            raise Rejected(
                 f"is nested too deeply to be a notebook (more than {MAX_JSON_DEPTH} levels of lists and objects)"
             )
         if containers > MAX_JSON_CONTAINERS:
-            raise _Rejected(
+            raise Rejected(
                 f"holds more than {MAX_JSON_CONTAINERS:,} JSON lists and objects, more than the grader reads "
                 "— clear the cell outputs (Edit > Clear All Outputs) and submit again"
             )
@@ -236,29 +232,29 @@ def _json_kind(value: Any) -> str:
 def _check_structure(data: Any) -> None:
     """Reject, with a specific reason, shapes that nbformat would only crash on."""
     if not isinstance(data, dict):
-        raise _Rejected(
+        raise Rejected(
             f"is JSON but not a Jupyter notebook (it holds {_json_kind(data)}, not an object with 'cells')"
         )
     if not any(key in data for key in ("cells", "nbformat", "worksheets")):
-        raise _Rejected("is JSON but not a Jupyter notebook (no 'cells' and no 'nbformat' field)")
+        raise Rejected("is JSON but not a Jupyter notebook (no 'cells' and no 'nbformat' field)")
     if "nbformat" not in data:
         # Hand-assembled or tool-generated files sometimes omit the version; the rest of
         # the file says which layout it uses.
         data["nbformat"] = 3 if "worksheets" in data and "cells" not in data else 4
     major = data["nbformat"]
     if type(major) is not int:
-        raise _Rejected(
+        raise Rejected(
             f"has an invalid format version ('nbformat': {json.dumps(major)[:40]}; expected a number such as 4)"
         )
     if major not in nbformat.versions:
         known = sorted(nbformat.versions)
-        raise _Rejected(
+        raise Rejected(
             f"uses notebook format version {major}, which this grader cannot read "
             f"(it reads versions {known[0]} to {known[-1]})"
         )
     if major >= 4:
         if "cells" not in data:
-            raise _Rejected("is a notebook missing its 'cells' list")
+            raise Rejected("is a notebook missing its 'cells' list")
         _check_cells(data["cells"], "")
         _check_size(data["cells"])
         if "nbformat_minor" not in data or type(data["nbformat_minor"]) is not int or data["nbformat_minor"] < 0:
@@ -272,16 +268,16 @@ def _check_structure(data: Any) -> None:
             data["metadata"] = {}
     elif major == 1:
         if not isinstance(data.get("cells"), list):
-            raise _Rejected("is a format-1 notebook missing its 'cells' list")
+            raise Rejected("is a format-1 notebook missing its 'cells' list")
         _check_cells(data["cells"], "")
         _check_size(data["cells"])
     else:  # formats 2 and 3 keep their cells in worksheets
         worksheets = data.get("worksheets")
         if not isinstance(worksheets, list):
-            raise _Rejected(f"is a format-{major} notebook missing its 'worksheets' list")
+            raise Rejected(f"is a format-{major} notebook missing its 'worksheets' list")
         for w, sheet in enumerate(worksheets):
             if not isinstance(sheet, dict) or not isinstance(sheet.get("cells"), list):
-                raise _Rejected(f"is a format-{major} notebook whose worksheet {w + 1} has no 'cells' list")
+                raise Rejected(f"is a format-{major} notebook whose worksheet {w + 1} has no 'cells' list")
             _check_cells(sheet["cells"], f"worksheet {w + 1}, ")
         _check_size([cell for sheet in worksheets for cell in sheet["cells"]])
     if major < 4:
@@ -296,7 +292,7 @@ def _check_size(cells: list[Any]) -> None:
     the schema and parsing the code of such a file could hold the grading process for
     minutes, and no real assignment comes near them."""
     if len(cells) > MAX_CELLS:
-        raise _Rejected(
+        raise Rejected(
             f"has {len(cells):,} cells, more than the {MAX_CELLS:,} the grader reads "
             "— submit the assignment's notebook, not a generated one"
         )
@@ -313,7 +309,7 @@ def _check_size(cells: list[Any]) -> None:
             if cell.get("cell_type") == "code":
                 cell["outputs"] = []
     if chars > MAX_CODE_CHARS:
-        raise _Rejected(
+        raise Rejected(
             f"holds {_size(chars)} of code in its code cells, more than the {_size(MAX_CODE_CHARS)} the "
             "grader reads — remove pasted data or generated code and submit again"
         )
@@ -321,15 +317,15 @@ def _check_size(cells: list[Any]) -> None:
 
 def _check_cells(cells: Any, where: str) -> None:
     if not isinstance(cells, list):
-        raise _Rejected(f"is a notebook whose 'cells' field is {_json_kind(cells)}, not a list")
+        raise Rejected(f"is a notebook whose 'cells' field is {_json_kind(cells)}, not a list")
     for i, cell in enumerate(cells):
         if not isinstance(cell, dict):
-            raise _Rejected(f"has a damaged cell ({where}cell {i + 1} is {_json_kind(cell)}, not an object)")
+            raise Rejected(f"has a damaged cell ({where}cell {i + 1} is {_json_kind(cell)}, not an object)")
         for key in ("source", "input"):
             text = cell.get(key, "")
             lines = isinstance(text, list) and all(isinstance(s, str) for s in text)
             if not (isinstance(text, str) or lines):
-                raise _Rejected(
+                raise Rejected(
                     f"has a damaged cell ({where}cell {i + 1}: its '{key}' is neither text nor a list of lines)"
                 )
         # nbformat's readers index these unconditionally; scripts that generate

@@ -27,14 +27,8 @@ class Rejected(Exception):
         self.problem = problem
 
 
-_Rejected = Rejected
-
-
 def one_line(text: str) -> str:
     return " ".join(str(text).split())
-
-
-_one_line = one_line
 
 
 class _Silence(logging.Filter):
@@ -57,16 +51,16 @@ def to_v4(data: dict[str, Any]) -> nbformat.NotebookNode:
     try:
         return _convert(data)
     except (KeyError, AttributeError) as exc:  # NotebookNode reports a missing key as AttributeError
-        detail = _one_line(str(exc.args[0] if exc.args else exc))[:60]
+        detail = one_line(str(exc.args[0] if exc.args else exc))[:60]
         if " has no attribute " in detail:
-            raise _Rejected(f"could not be {doing} (a field has the wrong type)") from None
-        raise _Rejected(f"could not be {doing} (a required field '{detail}' is missing)") from None
+            raise Rejected(f"could not be {doing} (a field has the wrong type)") from None
+        raise Rejected(f"could not be {doing} (a required field '{detail}' is missing)") from None
     except (ValidationError, ValueError, TypeError) as exc:
-        raise _Rejected(f"could not be {doing} ({_one_line(str(exc))[:160]})") from None
+        raise Rejected(f"could not be {doing} ({one_line(str(exc))[:160]})") from None
     except RecursionError:
-        raise _Rejected(f"could not be {doing} (it is nested too deeply)") from None
+        raise Rejected(f"could not be {doing} (it is nested too deeply)") from None
     except Exception:  # noqa: BLE001 - e.g. an assertion inside nbformat's converter
-        raise _Rejected(f"could not be {doing} (its structure is damaged)") from None
+        raise Rejected(f"could not be {doing} (its structure is damaged)") from None
 
 
 def _raw_cells(data: dict[str, Any]) -> list[dict[str, Any]]:
@@ -151,7 +145,7 @@ def validated(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
             for error in errors:
                 _apply_repair(error, nb)
     first = unfixable[0] if unfixable else errors[0]
-    raise _Rejected(f"does not match the Jupyter notebook format ({_describe_validation_error(first, nb)})")
+    raise Rejected(f"does not match the Jupyter notebook format ({_describe_validation_error(first, nb)})")
 
 
 # --- one cell at a time -----------------------------------------------------------------
@@ -224,7 +218,7 @@ def _repair_cells(nb: nbformat.NotebookNode) -> None:
         if not _cell_ok(schema, cell):
             _repair_cell(schema, cell)
             if not _cell_ok(schema, cell):
-                raise _Rejected(f"does not match the Jupyter notebook format ({_describe_cell(schema, index, cell)})")
+                raise Rejected(f"does not match the Jupyter notebook format ({_describe_cell(schema, index, cell)})")
 
 
 def _repair_top_level(schema: _CellSchema, nb: nbformat.NotebookNode) -> None:
@@ -296,7 +290,7 @@ def _describe_cell(schema: _CellSchema, index: int, cell: Any) -> str:
     message = str(error.message)
     if "is not valid under any of the given schemas" in message:
         message = "has an invalid structure"
-    return f"{place}: {_one_line(message)[:160]}"
+    return f"{place}: {one_line(message)[:160]}"
 
 
 def _unknown_keys(error: ValidationError) -> list[str]:
@@ -352,4 +346,4 @@ def _describe_validation_error(error: ValidationError, nb: nbformat.NotebookNode
         place = "field " + ".".join(str(p) for p in where)
     if "is not valid under any of the given schemas" in message:
         message = "has an invalid structure"
-    return f"{place}: {_one_line(message)[:160]}"
+    return f"{place}: {one_line(message)[:160]}"
