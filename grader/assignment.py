@@ -6,6 +6,7 @@ assignment is here so the tests themselves stay plain pytest.
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,16 +58,59 @@ class Assignment:
         return {p.name: p.read_text(encoding="utf-8") for p in self.support}
 
 
-def resolve(name_or_dir: str | Path) -> Path:
+KIT_FOLDER = "selfcheck"  # a student kit's assignments, next to its notebook (grader export student)
+
+
+def search_folders(near: str | Path | None = None) -> list[Path]:
+    """Where assignments are looked for by name, first match first: the kit next to the
+    notebook (`near`), each folder in GRADER_ASSIGNMENTS (os.pathsep-separated; a kit's root
+    works too), then the repository's `assignments/` (absent from an installed wheel)."""
+    folders = [Path(near) / KIT_FOLDER] if near is not None else []
+    for entry in os.environ.get("GRADER_ASSIGNMENTS", "").split(os.pathsep):
+        if entry.strip():
+            folders += [Path(entry), Path(entry) / KIT_FOLDER]
+    return folders + [ASSIGNMENTS_DIR]
+
+
+def known_assignments(near: str | Path | None = None) -> list[Path]:
+    """Every assignment folder the search finds (a name found twice: the first one)."""
+    seen: dict[str, Path] = {}
+    for folder in search_folders(near):
+        for spec in sorted(folder.glob("*/assignment.toml")) if folder.is_dir() else []:
+            seen.setdefault(spec.parent.name, spec.parent)
+    return list(seen.values())
+
+
+def resolve(name_or_dir: str | Path, near: str | Path | None = None) -> Path:
     path = Path(name_or_dir)
     if (path / "assignment.toml").is_file():
         return path.resolve()
-    candidate = ASSIGNMENTS_DIR / str(name_or_dir)
-    if (candidate / "assignment.toml").is_file():
-        return candidate
-    known = sorted(p.parent.name for p in ASSIGNMENTS_DIR.glob("*/assignment.toml"))
-    raise AssignmentError(f"unknown assignment {str(name_or_dir)!r}: give a folder holding an assignment.toml "
-                          f"or one of: {', '.join(known) or '(none found)'}")
+    for folder in search_folders(near):
+        candidate = folder / str(name_or_dir)
+        if (candidate / "assignment.toml").is_file():
+            return candidate.resolve()
+    known = sorted(p.name for p in known_assignments(near))
+    raise AssignmentError(f"unknown assignment {str(name_or_dir)!r}: give a folder holding an assignment.toml, "
+                          f"set GRADER_ASSIGNMENTS to the folder that holds it, or name one of: "
+                          f"{', '.join(known) or '(none found)'}")
+
+
+def assignment_for_notebook(notebook: Path) -> str | Path:
+    """The assignment a notebook names in its metadata (`grader.assignment`), else the only
+    kit next to it; raises with what to pass instead when neither says."""
+    import json
+    try:
+        meta = json.loads(Path(notebook).read_text(encoding="utf-8")).get("metadata", {}).get("grader", {})
+        if isinstance(meta, dict) and isinstance(meta.get("assignment"), str) and meta["assignment"]:
+            return meta["assignment"]
+    except (OSError, ValueError, AttributeError):
+        pass
+    folder = Path(notebook).resolve().parent / KIT_FOLDER
+    kits = sorted(p.parent for p in folder.glob("*/assignment.toml")) if folder.is_dir() else []
+    if len(kits) == 1:
+        return kits[0]
+    raise AssignmentError(f"{notebook}: say which assignment to check it against (--assignment NAME): "
+                          + (f"{len(kits)} kits in {folder}" if kits else f"no student kit in {folder}"))
 
 
 # ---------------------------------------------------------------- the spec's keys
@@ -173,8 +217,9 @@ def spec_problems(data: dict) -> list[str]:
     return problems
 
 
-def load_assignment(name_or_dir: str | Path) -> Assignment:
-    root = resolve(name_or_dir)
+def load_assignment(name_or_dir: str | Path, near: str | Path | None = None) -> Assignment:
+    """`near`: a notebook's folder, whose student kit is searched first (see `search_folders`)."""
+    root = resolve(name_or_dir, near)
     where = root / "assignment.toml"
     try:
         data = tomllib.loads(where.read_text(encoding="utf-8"))

@@ -78,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check", help="grade one notebook and show a student's feedback",
                        description="A student's self-check: runs the visible tests and shows feedback.")
     c.add_argument("notebook")
-    c.add_argument("--assignment", "-a", required=True)
+    c.add_argument("--assignment", "-a", default=None,
+                   help="assignment name or folder (default: the student kit next to the notebook)")
     c.add_argument("--format", choices=("text", "json", "md", "html"), default="text")
     c.add_argument("--min-score", type=float, default=None, help="exit 1 when the score is below this")
     c.add_argument("--sandbox", default="auto", choices=ISOLATION_CHOICES)
@@ -105,7 +106,12 @@ def main(argv: list[str] | None = None) -> int:
     from grader.assignment import AssignmentError, load_assignment
     from grader.sandbox.client import IsolationUnavailable
     try:
-        assignment = load_assignment(args.assignment)
+        if args.command == "check":  # a student kit next to the notebook is found by itself
+            from grader.assignment import assignment_for_notebook
+            near = Path(args.notebook).resolve().parent
+            assignment = load_assignment(args.assignment or assignment_for_notebook(Path(args.notebook)), near=near)
+        else:
+            assignment = load_assignment(args.assignment)
     except AssignmentError as exc:
         print(f"grader: {exc}", file=sys.stderr)
         return EXIT_USAGE

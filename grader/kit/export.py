@@ -41,6 +41,7 @@ class Kit:
     dropped: list[str] = field(default_factory=list)  # hidden tests left out
     calls: int = 0  # recorded reference answers
     checked: list[str] = field(default_factory=list)  # notebooks whose kit results were compared
+    compared: dict[str, tuple[list, list]] = field(default_factory=dict)  # notebook -> (kit, full)
 
 
 # ---------------------------------------------------------------- helpers shared with the tests
@@ -129,6 +130,12 @@ def _problems_in_code(tests: list[safety.TestInfo], probes: bool) -> dict[str, l
     return {k: v for k, v in problems.items() if v}
 
 
+def _not_safe(problems: dict[str, list[str]]) -> str:
+    return ("not kit-safe, so no kit was written (make these tests hidden, or feed the reference only "
+            "inputs fixed in the test's code):\n" + "\n".join(
+                f"  - {test}: {'; '.join(why)}" for test, why in sorted(problems.items())))
+
+
 def _write_tests(assignment, tests: list[safety.TestInfo], dest: Path) -> None:
     dest.mkdir(parents=True, exist_ok=True)
     by_file: dict[Path, list[safety.TestInfo]] = {}
@@ -203,6 +210,8 @@ def build_kit(assignment, out: str | Path, *, isolation: str = "auto", samples: 
     if not visible:
         raise KitError(f"{assignment.name} has no visible test: a kit would check nothing")
     problems = _problems_in_code(tests, probes=assignment.probes is not None)
+    if problems:  # found by reading the tests: no need to run anything to refuse
+        raise KitError(_not_safe(problems))
 
     with tempfile.TemporaryDirectory(prefix="grader-kit-") as tmp:
         work = Path(tmp)
@@ -233,8 +242,7 @@ def build_kit(assignment, out: str | Path, *, isolation: str = "auto", samples: 
             for test, why in rec.problems.items():
                 problems.setdefault(test, []).extend(why)
             if problems:
-                raise KitError("not kit-safe, so no kit was written:\n" + "\n".join(
-                    f"  - {test}: {'; '.join(why)}" for test, why in sorted(problems.items())))
+                raise KitError(_not_safe(problems))
             (spec_dir / "answers" / ANSWERS).write_text(json.dumps({
                 "format": FORMAT, "assignment": assignment.name,
                 "visible_secret": derived_visible_secret(assignment.secret),
@@ -247,9 +255,10 @@ def build_kit(assignment, out: str | Path, *, isolation: str = "auto", samples: 
 
             kit_spec = load_assignment(spec_dir)
             log("grading the master and the samples with the kit")
-            differ = []
+            differ, compared = [], {}
             for nb in notebooks:
                 mine = grade_submission(nb, kit_spec, worker, include_hidden=False)
+                compared[nb.name] = (comparable(mine), comparable(full[nb]))
                 if comparable(mine) != comparable(full[nb]) or mine.errors:
                     differ.append(f"  - {nb.name}: kit {comparable(mine) or mine.errors}\n"
                                   f"    full {comparable(full[nb])}")
@@ -264,4 +273,5 @@ def build_kit(assignment, out: str | Path, *, isolation: str = "auto", samples: 
             (shutil.copytree if item.is_dir() else shutil.copyfile)(item, out / item.name)
     return Kit(root=out, notebook=out / template.name, spec_dir=out / KIT_FOLDER / assignment.name,
                tests=[t.nodeid for t in visible], dropped=[t.nodeid for t in tests if not t.visible],
-               calls=len(rec.calls), checked=[nb.name for nb in notebooks[2:]] + [master_path.name])
+               calls=len(rec.calls), checked=[nb.name for nb in notebooks[2:]] + [master_path.name],
+               compared=compared)
