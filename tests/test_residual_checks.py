@@ -252,3 +252,26 @@ def test_a_long_flat_model_over_the_cap_is_not_blamed_on_nesting():
     with pytest.raises(GraphTooLarge) as info:
         layer_graph(keras.Model(x, y), cap=10)
     assert "more than 10 layer calls" in info.value.message and "nested" not in info.value.message
+
+
+def two_identity_blocks(*, second_bn=True):
+    """A small network of two identity blocks in a row: the second block's fork is the
+    first block's output, not the model input."""
+    x = x_in = keras.Input(SHAPE)
+    for k in range(2):
+        shortcut = x
+        y = L.ReLU()(L.BatchNormalization()(L.Conv2D(2, 1)(x)))
+        y = L.Conv2D(6, 1)(y)
+        y = L.BatchNormalization()(y) if (k == 0 or second_bn) else y
+        x = L.ReLU()(L.Add()([y, shortcut]))
+    return keras.Model(x_in, x)
+
+
+def test_blocks_inside_a_network_are_named_by_block():
+    expect_bn_after_conv(two_identity_blocks(), every_conv=True)
+    err = failure(expect_bn_after_conv, two_identity_blocks(second_bn=False), every_conv=True)
+    assert err.message.startswith("The main path's second Conv2D of the second residual block is not followed by "
+                                  "BatchNormalization.")
+    err = failure(expect_architecture, two_identity_blocks(), two_identity_blocks(second_bn=False), exercise="net")
+    assert err.message.startswith("The main path's second BatchNormalization of the second residual block is "
+                                  "missing between Conv2D and Add.")

@@ -129,10 +129,10 @@ def _check_merge_then_activation(g: LayerGraph, block: Block, model: str) -> Non
         after = [s for s in block.sources if s != MODEL_INPUT and g.specs[s].kind in ACTIVATIONS]
         if after:
             raise _skip_failure(
-                f"The shortcut is added after the final activation: {model} ends with the Add, whose input "
-                f"{describe(g, after[0])} is already activated. In a residual block the Add comes first and "
-                "the ReLU after it, so the sum of the two paths is what the activation sees.",
-                "merge_after_activation")
+                f"The shortcut is added after the final activation: {model} ends with the Add, which sums the "
+                f"shortcut with the output of {describe(g, after[0])}. In a residual block "
+                "the Add comes first and the ReLU after it, so the sum of the two paths is what the activation "
+                "sees.", "merge_after_activation")
         raise _skip_failure(f"{model[:1].upper() + model[1:]} ends with the Add; the final ReLU after it is missing. "
                             "The activation after the merge is what makes the block non-linear.",
                             "final_activation_missing")
@@ -146,9 +146,9 @@ def _check_projection(g: LayerGraph, block: Block, projection: bool) -> None:
     convs = [i for i in block.shortcut if CONV.match(g.specs[i].kind)]
     if projection and not convs:
         raise _skip_failure(
-            "The shortcut branch has no Conv2D: the block's input is added as it is. This block changes the "
-            "number of channels (and the size, with a stride), so the shortcut needs its own Conv2D -> "
-            "BatchNormalization to match the main path's output.", "projection_missing",
+            "The shortcut branch has no Conv2D: the block's input is added as it is. In this block the shortcut "
+            "needs its own Conv2D -> BatchNormalization, so that it has the number of channels (and, with a "
+            "stride, the size) of the main path's output.", "projection_missing",
             "apply Conv2D then BatchNormalization to X_shortcut (not to X) before the Add.")
     if projection and not any(g.specs[c].kind == "BatchNormalization" for i in convs for c in g.consumers(i)):
         raise _skip_failure(
@@ -158,9 +158,15 @@ def _check_projection(g: LayerGraph, block: Block, projection: bool) -> None:
             "apply BatchNormalization to X_shortcut right after its Conv2D.")
     if projection is False and block.shortcut:
         raise _skip_failure(
-            f"The shortcut branch has layers ({join([describe(g, i) for i in block.shortcut[:3]])}); in this "
+            f"The shortcut branch has layers ({join([_in_branch(g, i) for i in block.shortcut[:3]])}); in this "
             "block it must be the identity: the block's input itself is added to the main path.",
             "projection_unexpected", "add the block's input itself: X = Add()([X, X_shortcut]).")
+
+
+def _in_branch(g: LayerGraph, i: int) -> str:
+    """A layer already known to be on the shortcut branch: its location, or its kind."""
+    where = g.nodes[i].location
+    return f"{g.specs[i].kind} {where.aside()}" if where else g.specs[i].kind
 
 
 def expect_skip_connection(model: Any, *, projection: bool | None = None, exercise: str = "") -> None:
@@ -177,16 +183,12 @@ def expect_skip_connection(model: Any, *, projection: bool | None = None, exerci
     if block is None:
         raise _skip_failure(f"There is no skip connection: no Add joins the block's input to the main path. "
                             f"{_WHY_SKIP}", "skip_missing")
-    if block.shortcut_from_main:
+    if block.fork != MODEL_INPUT:  # in a one-block model, anything else is on the main path
         raise _skip_failure(
-            "The Add joins two tensors that both come from the main path, so there is no skip connection: the "
-            "shortcut is computed from the main path's output instead of the block's input. " + _WHY_SKIP,
-            "shortcut_from_main_path",
+            f"The Add's shortcut starts at {describe(g, block.fork)}, not at the block's input: the shortcut is "
+            "computed from the main path's output instead of the block's input, so there is no skip "
+            "connection. " + _WHY_SKIP, "shortcut_from_main_path",
             "keep X_shortcut = X at the start of the block and apply the shortcut layers to X_shortcut, not to X.")
-    if block.fork != MODEL_INPUT:
-        raise _skip_failure(
-            f"The skip connection starts at {describe(g, block.fork)}, not at the block's input. " + _WHY_SKIP,
-            "skip_not_from_input")
     _check_merge_then_activation(g, block, model_name)
     if projection is not None:
         _check_projection(g, block, projection)

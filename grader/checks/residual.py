@@ -2,11 +2,12 @@
 of each merge, so checks can say "the shortcut branch's Conv2D" or "the main path's
 second Conv2D" instead of a position in a list the student never sees.
 
-A block is a merge (Add, or Concatenate, ...) of two or more sources. Its fork is the last layer
-both sources depend on (the block's input), or the model input when they share none.
-The main path is the deepest source's branch; the others are shortcuts. A source that
-depends on another source is not a skip connection at all: the "shortcut" was computed
-from the main path (a common mistake: `X_shortcut = Conv2D(...)(X)` after the main path).
+A block is a merge (Add, or Concatenate, ...) of two or more sources. Its fork is the
+last layer all sources depend on (the block's input), or the model input when they share none.
+The main path is the deepest source's branch; the others are shortcuts. In a model of
+one block the fork must be the model's input: a fork further in means the "shortcut"
+was computed from the main path (a common mistake: the shortcut's layers applied to `X`
+instead of `X_shortcut`).
 """
 from __future__ import annotations
 
@@ -24,7 +25,6 @@ class Block:
     fork: int  # a node index, or MODEL_INPUT
     main: tuple[int, ...]  # nodes between the fork and the merge, topological order
     shortcut: tuple[int, ...]  # the same for the shortest other source ((): identity)
-    shortcut_from_main: bool  # one source depends on another: no real skip connection
     sources: tuple[int, ...]  # node indices feeding the merge; MODEL_INPUT for the input
 
 
@@ -32,23 +32,17 @@ def _lineage(g: LayerGraph, source: int) -> set[int]:
     return set() if source == MODEL_INPUT else g.ancestors(source) | {source}
 
 
-def _depth(g: LayerGraph, source: int) -> int:
-    return 0 if source == MODEL_INPUT else len(_lineage(g, source))
-
-
 def block_at(g: LayerGraph, merge: int) -> Block:
     sources = tuple(g.specs[merge].inputs) + (MODEL_INPUT,) * g.nodes[merge].reads_input
     lineages = [_lineage(g, s) for s in sources]
-    order = sorted(range(len(sources)), key=lambda k: -_depth(g, sources[k]))
+    order = sorted(range(len(sources)), key=lambda k: -len(lineages[k]))
     main_k, short_k = order[0], order[-1]
-    from_main = any(sources[a] != MODEL_INPUT and sources[a] in lineages[b]
-                    for a in range(len(sources)) for b in range(len(sources)) if a != b)
     common = set.intersection(*lineages) if lineages else set()
     fork = max(common) if common else MODEL_INPUT
     shared = g.ancestors(fork) | {fork} if fork != MODEL_INPUT else set()
     main = tuple(sorted(lineages[main_k] - shared))
     shortcut = tuple(sorted(lineages[short_k] - shared - set(main))) if short_k != main_k else ()
-    return Block(merge, fork, main, shortcut, from_main, sources)
+    return Block(merge, fork, main, shortcut, sources)
 
 
 # Past this many merges, layers are not named by branch (a nicety whose cost grows with
@@ -70,8 +64,6 @@ def _branch_names(g: LayerGraph) -> dict[int, str]:
         return g.memo["branch_names"]
     found, names = blocks(g), {}
     for n, block in enumerate(found):
-        if block.shortcut_from_main:
-            continue
         where = f" of the {ordinal(n)} residual block" if len(found) > 1 else ""
         for label, members in (("main path", block.main), ("shortcut branch", block.shortcut)):
             ranks: dict[str, list[int]] = {}
