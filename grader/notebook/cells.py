@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import ast
 import re
-from dataclasses import dataclass
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from grader.notebook.ipython import _neutralize_ipython
