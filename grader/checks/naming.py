@@ -29,7 +29,12 @@ def join(items: Sequence[str]) -> str:
 
 
 def ordinal(n: int) -> str:
-    return ORDINALS[n] if n < len(ORDINALS) else f"number {n + 1}"
+    """"first" for 0, ..., "tenth", then "11th", "22nd" (a ResNet50 has 16 blocks)."""
+    if n < len(ORDINALS):
+        return ORDINALS[n]
+    k = n + 1
+    suffix = "th" if 10 <= k % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(k % 10, "th")
+    return f"{k}{suffix}"
 
 
 def which(g: LayerGraph, i: int) -> str:
@@ -38,7 +43,7 @@ def which(g: LayerGraph, i: int) -> str:
     n, count = g.kind_rank(i)
     if count == 1:
         return kind
-    return f"the {ORDINALS[n]} {kind}" if n < len(ORDINALS) else f"{kind} number {n + 1}"
+    return f"the {ordinal(n)} {kind}"
 
 
 def which_at(g: LayerGraph, i: int) -> str:
