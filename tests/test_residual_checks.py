@@ -275,3 +275,21 @@ def test_blocks_inside_a_network_are_named_by_block():
     err = failure(expect_architecture, two_identity_blocks(), two_identity_blocks(second_bn=False), exercise="net")
     assert err.message.startswith("The main path's second BatchNormalization of the second residual block is "
                                   "missing between Conv2D and Add.")
+
+
+def test_a_deep_chain_is_walked_without_recursion():
+    """The walk keeps its own stacks: a chain deeper than Python's recursion limit
+    (the old recursive walk raised RecursionError here) is just a long list."""
+    import sys
+    limit = sys.getrecursionlimit()
+    depth = limit + 200
+    x = y = keras.Input((2,))
+    for _ in range(depth):
+        y = L.ReLU()(y)
+    sys.setrecursionlimit(4 * depth)  # Keras' own Model() recurses on the depth
+    try:
+        model = keras.Model(x, y)
+    finally:
+        sys.setrecursionlimit(limit)
+    graph = layer_graph(model)
+    assert len(graph.nodes) == depth and graph.is_chain()
