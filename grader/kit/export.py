@@ -67,35 +67,49 @@ def _normalized(text: str) -> str:
     return "\n".join(line.strip() for line in text.splitlines() if line.strip())
 
 
-def _function_bodies(path: Path) -> list[tuple[str, str]]:
-    """(name, normalized body) of every function in a reference module, docstrings left out."""
-    source = path.read_text(encoding="utf-8")
+def _bodies_in(source: str) -> list[tuple[str, str, str]]:
+    """(name, normalized text, unparsed code) of every function's body, docstring left out:
+    the text finds a copy anywhere, the code finds one reformatted inside another function."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return []
     lines = source.splitlines()
     found = []
-    for node in ast.walk(ast.parse(source)):
+    for node in ast.walk(tree):
         if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             continue
         body = node.body
         if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) \
                 and isinstance(body[0].value.value, str):
             body = body[1:]
-        if not body:
-            continue
-        text = _normalized("\n".join(lines[body[0].lineno - 1: body[-1].end_lineno]))
-        if len(text) >= 20:
-            found.append((node.name, text))
+        if body:
+            text = _normalized("\n".join(lines[body[0].lineno - 1: body[-1].end_lineno]))
+            found.append((node.name, text, "\n".join(ast.unparse(b) for b in body)))
     return found
+
+
+def _code_of(path: Path, text: str) -> list[str]:
+    """The Python a kit file holds: the file itself, or a notebook's code cells."""
+    if path.suffix == ".ipynb":
+        try:
+            cells = json.loads(text).get("cells", [])
+            return ["".join(c.get("source", "")) if isinstance(c.get("source"), list) else str(c.get("source", ""))
+                    for c in cells if c.get("cell_type") == "code"]
+        except (ValueError, AttributeError):
+            return []
+    return [text] if path.suffix == ".py" else []
 
 
 def leaks(folder: Path, assignment, hidden: list[safety.TestInfo]) -> list[str]:
     """Every place the folder holds the secret, a reference body, or a hidden test."""
-    bodies = _function_bodies(Path(assignment.reference))
+    bodies = [b for b in _bodies_in(Path(assignment.reference).read_text(encoding="utf-8")) if len(b[1]) >= 20]
     hidden_code = []
     for info in hidden:
-        func = safety.test_function(ast.parse(info.path.read_text(encoding="utf-8")), info.function)
+        source = info.path.read_text(encoding="utf-8")
+        func = safety.test_function(ast.parse(source), info.function)
         if func is not None:
-            hidden_code.append((info.function, _normalized(ast.get_source_segment(info.path.read_text(
-                encoding="utf-8"), func) or "")))
+            hidden_code.append((info.function, _normalized(ast.get_source_segment(source, func) or "")))
     found = []
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         text = path.read_bytes().decode("utf-8", "replace")
@@ -103,11 +117,13 @@ def leaks(folder: Path, assignment, hidden: list[safety.TestInfo]) -> list[str]:
         where = path.relative_to(folder)
         if assignment.secret and assignment.secret in text:
             found.append(f"{where} holds the assignment's secret")
-        found += [f"{where} holds the body of reference function `{name}`" for name, body in bodies if body in flat]
-        for name, code in hidden_code:
+        code = {unparsed for source in _code_of(path, text) for _, _, unparsed in _bodies_in(source)}
+        found += [f"{where} holds the body of reference function `{name}`"
+                  for name, body, unparsed in bodies if body in flat or unparsed in code]
+        for name, hidden_text in hidden_code:
             if name in text:
                 found.append(f"{where} names hidden test `{name}`")
-            elif code and code in flat:
+            elif hidden_text and hidden_text in flat:
                 found.append(f"{where} holds the code of hidden test `{name}`")
     return found
 
@@ -194,7 +210,7 @@ def build_kit(assignment, out: str | Path, *, isolation: str = "auto", samples: 
     """Write the kit for `assignment` into `out` (which must be empty or absent)."""
     import nbformat
 
-    from grader.assign import make_template, read_master
+    from grader.assign import annotate, make_template, read_master
     from grader.assignment import load_assignment
     from grader.grading import grade_submission
     from grader.kit import record
@@ -224,7 +240,8 @@ def build_kit(assignment, out: str | Path, *, isolation: str = "auto", samples: 
             shutil.copyfile(path, spec_dir / path.name)
             support.append(path.name)
         _write_tests(assignment, tests, spec_dir / "tests")
-        notebooks = _notebooks_to_record(assignment, master_nb, work, samples)
+        # The master as a student who solved everything would hand it in (hidden cells dropped).
+        notebooks = _notebooks_to_record(assignment, annotate(master_nb), work, samples)
         full: dict[Path, Any] = {}
         log(f"recording the reference's answers on {len(notebooks)} notebooks")
         with Worker(keras=assignment.keras, isolation=isolation) as worker:
