@@ -160,6 +160,26 @@ def test_lambda_layer_is_refused_with_a_clear_message(tmp_path, worker, conv_bn)
     assert result.score == 0
 
 
+def test_a_tampered_model_config_is_the_students_error_not_the_graders(tmp_path, worker, conv_bn):
+    """Issue 13, item 7: a list where the vetting expects a name raised TypeError in the
+    grading process, and every test of the exercise (the hidden one too, by name) said
+    "the grader's own check failed ... this is not your fault"."""
+    source = _happy(CORRECT_LAYERS).replace("    return tf.keras.Sequential(", "    model = tf.keras.Sequential(")
+    source += ("\n    import json\n    config = json.loads(model.to_json())\n"
+               "    config['config']['layers'][-1]['config']['activation'] = {\n"
+               "        'module': 'keras.activations', 'class_name': 'function', 'config': ['relu']}\n"
+               "    model.to_json = lambda **kwargs: json.dumps(config)\n    return model")
+    nb = notebook(tmp_path / "tampered.ipynb", HEADER, ("happyModel", source))
+    result = grade_submission(nb, conv_bn, worker, only_exercises=frozenset({"happyModel"}))
+    happy = [t for t in result.tests if t.exercise == "happyModel"]
+    assert happy and result.score == 0
+    for test in happy:
+        assert test.diagnosis != "grader_error" and "not your fault" not in test.message, (test.name, test.message)
+    assert any(t.diagnosis == "model_rejected" and "cannot be graded" in t.message for t in happy), \
+        [(t.name, t.diagnosis, t.message) for t in happy]
+    assert not [w for w in result.warnings if "internal error" in w], result.warnings
+
+
 # ---------------------------------------------------------------- runaway code
 
 def test_infinite_loop_is_killed_within_the_timeout_and_the_next_submission_grades(tmp_path, worker, quick_conv_bn):
