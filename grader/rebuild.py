@@ -12,7 +12,13 @@ Sizes are checked before memory is spent: the grading process must survive a con
 asks for a Dense layer of a billion units. With Keras 3 the model is first built inside a
 `StatelessScope`, where variables get shapes but no memory, then its weight count and the
 size of every layer's output are checked, and only then are the variables created, from
-the student's weights. (tf_keras has no such scope: there, declared dimensions are capped.)
+the student's weights. tf_keras has no such scope: there, declared dimensions are capped,
+each variable's shape is counted before the variable is created, and output sizes are
+checked on the symbolic model, before its first call.
+
+Whatever the config holds, the only exception that leaves `rebuild` is ModelRejected: the
+config was written by the student's code, so a malformed one is theirs to fix, never "the
+grader's own check failed" (tests/test_rebuild_fuzz.py fuzzes this with Hypothesis).
 """
 from __future__ import annotations
 
