@@ -226,6 +226,18 @@ def _history_notebook(inputs: list[str]):
 
 # ---------------------------------------------------------------- check
 
+def _import_grading(keras: str) -> None:
+    """What grading imports anyway (pytest, Keras for rebuilding models), imported while the
+    worker imports TensorFlow on the other core: on a first check the two waits overlap."""
+    import grader.grading  # noqa: F401
+    import grader.rebuild  # noqa: F401
+    if keras == "2":
+        import tf_keras  # noqa: F401
+    else:
+        import keras  # noqa: F401
+
+
+
 def _in_jupyter() -> bool:
     shell = _shell()
     return shell is not None and shell.__class__.__name__ == "ZMQInteractiveShell"
@@ -251,6 +263,7 @@ def check(exercise: str, *, notebook: str | None = None, assignment: str | None 
     if exercise not in spec.exercises:
         raise SelfCheckError(f"`{exercise}` is not an exercise of {spec.name}: {', '.join(spec.exercises)}")
     worker = _launch(spec.keras, sandbox)  # its TensorFlow import overlaps the preparation below
+    _import_grading(spec.keras)
     from grader.grading import grade_submission
     from grader.notebook import LoadError, load_notebook
 
