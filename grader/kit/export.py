@@ -59,7 +59,7 @@ def master_of(assignment) -> Path:
     for path in candidates:
         if path.is_file():
             return path
-    raise KitError(f"{assignment.name}: no master notebook to make the template from (looked for "
+    raise KitError(f"no master notebook to make the template from (looked for "
                    f"{', '.join(str(c) for c in candidates)}); set `master` in assignment.toml")
 
 

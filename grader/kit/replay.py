@@ -67,7 +67,8 @@ class Replay:
 
     @classmethod
     def open(cls, path: Path | str) -> "Replay":
-        key = str(Path(path).resolve())
+        stat = Path(path).stat()  # a kit written again at the same path is read again
+        key = f"{Path(path).resolve()}:{stat.st_mtime_ns}:{stat.st_size}"
         if key not in cls._open:
             cls._open[key] = cls(Path(path))
         return cls._open[key]
