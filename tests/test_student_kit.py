@@ -318,8 +318,14 @@ def test_assignments_are_found_next_to_the_notebook_then_in_grader_assignments(t
 def _fresh_venv(tmp_path: Path) -> Path:
     """A venv holding the grader's wheel and, hard-linked (no download), the dev venv's
     dependencies minus the editable grader."""
-    wheels = tmp_path / "wheels"
-    subprocess.run([PYTHON, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", str(REPO),
+    wheels, source = tmp_path / "wheels", tmp_path / "source"
+    # Built from a copy: setuptools writes build/ into the source folder, which a concurrent
+    # build in the checkout would share.
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copyfile(REPO / name, source / name)
+    shutil.copytree(REPO / "grader", source / "grader", ignore=shutil.ignore_patterns("__pycache__"))
+    subprocess.run([PYTHON, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", str(source),
                     "-w", str(wheels)], check=True, cwd=tmp_path, env=_env(), capture_output=True)
     base = Path(sys.base_prefix) / "bin" / "python3"
     venv = tmp_path / "venv"
@@ -375,3 +381,14 @@ def test_a_wheel_install_with_the_kit_grades_like_the_full_grader(kit, tmp_path)
     assert outputs["relu_before_bn", "kit"] == outputs["relu_before_bn", "full"]
     failed = [t for t in outputs["relu_before_bn", "kit"] if t[2] == "failed"]
     assert failed and "ReLU comes before BatchNormalization" in failed[0][4]
+
+
+def test_grader_check_without_an_assignment_says_what_to_pass(tmp_path, capsys):
+    from grader.cli import main
+    shutil.copyfile(CONV_BN / "samples" / "correct.ipynb", tmp_path / "mine.ipynb")
+    data = json.loads((tmp_path / "mine.ipynb").read_text())
+    data["metadata"].pop("grader", None)  # no assignment named in the notebook either
+    (tmp_path / "mine.ipynb").write_text(json.dumps(data))
+    assert main(["check", str(tmp_path / "mine.ipynb")]) == 2
+    err = capsys.readouterr().err
+    assert "say which assignment to check it against (--assignment NAME)" in err and "no student kit in" in err
