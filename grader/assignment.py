@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,8 @@ class Assignment:
     total_points: float | None = None
     # Instructor code run in the sandbox after the student's definitions (spec key `probes`).
     probes: Path | None = None
+    # Modules the sandbox worker imports once, before forking, so children share them.
+    preload: tuple[str, ...] = ()
     extra: dict = field(default_factory=dict)
 
     @property
@@ -141,12 +144,15 @@ SPEC_KEYS: tuple[Key, ...] = (
     Key("secret", "text", '""', "seeds `hidden_rng`; never released to students"),
     Key("total_points", "number", "(none)", "the points the tests must add up to (validate-assignment checks)"),
     Key("probes", "text", "(none)", "instructor code run in the sandbox after the student's definitions"),
+    Key("preload", "texts", "[]",
+        "modules the sandbox worker imports once before forking (e.g. [\"h5py\", \"PIL.Image\"]), so each "
+        "submission's child starts with them; none may run a TensorFlow op or start a thread at import"),
     Key("master", "text", "source/NAME.ipynb or source/NAME.py", "the master notebook validate-assignment grades"),
     Key("coursera", "table", "(none)", "`parts = { PART_ID = [exercise, ...] }` for `grader export coursera`"),
 )
 _NESTED_KEYS = {"coursera": ("parts",)}
 _FIELDS = {"name", "title", "version", "exercises", "reference", "tests", "keras", "call_timeout",
-           "support", "secret", "total_points", "probes"}
+           "support", "secret", "total_points", "probes", "preload"}
 
 
 def _closest(word: str, choices) -> str:
@@ -175,6 +181,9 @@ def _type_problem(key: Key, value) -> str:
     return ""
 
 
+_MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
 def _value_problem(name: str, value) -> str:
     if name == "keras" and str(value) not in ("2", "3"):
         return f'`keras` must be "3" (tf.keras, Keras 3) or "2" (Keras 2 era code, tf_keras), not {value!r}'
@@ -184,6 +193,10 @@ def _value_problem(name: str, value) -> str:
         return f"`call_timeout` must be more than 0 seconds, not {value!r}"
     if name == "total_points" and value <= 0:
         return f"`total_points` must be more than 0, not {value!r}"
+    if name == "preload":
+        bad = [v for v in value if not _MODULE_NAME.fullmatch(v)]
+        if bad:
+            return f"`preload` lists modules by their import name (e.g. \"matplotlib.pyplot\"), not {bad[0]!r}"
     if name == "exercises" and not value:
         return "`exercises` is empty: list the graded functions' names"
     if name == "exercises" and len(set(value)) != len(value):
@@ -247,6 +260,7 @@ def load_assignment(name_or_dir: str | Path, near: str | Path | None = None) -> 
         tests_dir=tests_dir, keras=str(data.get("keras", "3")),
         call_timeout=float(data.get("call_timeout", 60.0)), support=support,
         secret=str(data.get("secret", "")), total_points=data.get("total_points"), probes=probes,
+        preload=tuple(data.get("preload", ())),
         extra={k: v for k, v in data.items() if k not in _FIELDS},
     )
 

@@ -145,7 +145,8 @@ def _context_from_options(config, notebook: Path) -> GradingContext:
     if name is None:
         raise pytest.UsageError("--notebook needs --assignment NAME (or run the tests of an assignment folder)")
     assignment = load_assignment(name)
-    worker = Worker(keras=assignment.keras, isolation=config.getoption("grader_sandbox")).start()
+    worker = Worker(keras=assignment.keras, isolation=config.getoption("grader_sandbox"),
+                    preload=assignment.preload).start()
     submission = Submission(notebook, assignment, worker).open()
     ctx = GradingContext(assignment, submission, include_hidden=not config.getoption("visible_only"),
                          owns_worker=True)

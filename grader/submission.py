@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from grader.checks import CheckFailed
+from grader.model_pool import POOL, pool_key
 from grader.notebook import LoadError, Program, extract_program, load_notebook
 from grader.rebuild import ModelRejected, rebuild
 from grader.sandbox import client
@@ -48,6 +49,7 @@ class Submission:
         self._channels: dict[str, Channel] = {}
         self._cache: dict[tuple, Any] = {}
         self._failures: dict[tuple, client.SandboxError] = {}
+        self._borrowed: list[tuple[str | None, Any]] = []  # rebuilt models, lent back to POOL at close
 
     @property
     def session(self) -> client.Session | None:
@@ -111,6 +113,9 @@ class Submission:
     def close(self) -> None:
         for channel in self._channels.values():
             channel.close()
+        borrowed, self._borrowed = self._borrowed, []
+        for key, model in borrowed:
+            POOL.give_back(key, model)
 
     # -- what tests call
     def call(self, name: str, *args, **kwargs) -> Any:
@@ -227,8 +232,15 @@ class Submission:
 
     def _materialize(self, name: str, value: Any) -> Any:
         if isinstance(value, ModelPayload):
+            key = pool_key(value)
+            model = POOL.take(key, value)
+            if model is not None:
+                self._borrowed.append((key, model))
+                return model
             try:
-                return rebuild(value)
+                model = rebuild(value)
+                self._borrowed.append((key, model))
+                return model
             except ModelRejected as exc:
                 raise CheckFailed(f"The model returned by `{name}` cannot be graded: {exc}",
                                   diagnosis="model_rejected") from None

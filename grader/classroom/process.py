@@ -96,7 +96,8 @@ class GradingProcess:
             self.assignment = assignment
             self.fingerprint = assignment.fingerprint
             from grader.sandbox.client import Worker
-            self.worker = Worker(keras=assignment.keras, isolation=options.isolation).launch()
+            self.worker = Worker(keras=assignment.keras, isolation=options.isolation,
+                                 preload=getattr(assignment, "preload", ())).launch()
         except Exception as exc:  # noqa: BLE001 - reported on every submission instead
             self.assignment = getattr(self, "assignment", None)
             self.fingerprint = getattr(self, "fingerprint", "")

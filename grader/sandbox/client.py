@@ -198,8 +198,9 @@ class Worker:
     """One preloaded worker process; thread-safe for one caller at a time per session."""
 
     def __init__(self, *, keras: str = "3", isolation: str = "auto", limits: Limits = Limits(),
-                 seccomp: bool = True, control_timeout: float = 10.0):
+                 seccomp: bool = True, control_timeout: float = 10.0, preload: Sequence[str] = ()):
         self.keras = keras
+        self.preload = tuple(preload)  # modules the worker imports before forking (spec key `preload`)
         self.requested_isolation = isolation
         self.limits = limits
         self.seccomp = seccomp
@@ -227,6 +228,7 @@ class Worker:
             env["GRADER_PRIVATE_TMP"] = "1"  # its /tmp is its own: the worker may sweep it
         env["GRADER_CONTROL_FD"] = str(theirs.fileno())
         env["GRADER_CHILD_CONFIG"] = json.dumps(child_config)
+        env["GRADER_PRELOAD"] = json.dumps(list(self.preload))
         if self.level == "full":
             # --clearenv drops the environment: hand each variable over explicitly.
             pre = cmd[: cmd.index("--chdir")]

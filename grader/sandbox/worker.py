@@ -61,8 +61,60 @@ def _preload() -> dict:
         import pyseccomp  # noqa: F401
     except Exception:  # noqa: BLE001 - the child reports seccomp as off
         pass
-    return {"import_seconds": round(time.perf_counter() - started, 3), "keras": keras.__version__,
+    skipped = _preload_declared(json.loads(os.environ.get("GRADER_PRELOAD", "[]")))
+    info = {"import_seconds": round(time.perf_counter() - started, 3), "keras": keras.__version__,
             "tensorflow": tf.__version__}
+    if skipped:
+        info["preload_skipped"] = skipped
+    return info
+
+
+class PreloadUnsafe(Exception):
+    """A declared preload left the worker unable to fork working children."""
+
+
+def _threads() -> int:
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return 0
+
+
+def _fork_hazard(threads_before: int) -> str:
+    """What would make a forked child hang: a TensorFlow context, or a thread more than before."""
+    try:
+        from tensorflow.python.eager import context
+        ctx = context.context_safe()
+        if ctx is not None and getattr(ctx, "_initialized", True):
+            return "ran a TensorFlow op"
+    except Exception:  # noqa: BLE001 - no TensorFlow context module: nothing to hang on
+        pass
+    threads = _threads()
+    return f"started {threads - threads_before} thread(s)" if threads > threads_before else ""
+
+
+def _preload_declared(modules: list) -> list[str]:
+    """Import the assignment's `preload` modules (spec key) once, for every child to share.
+
+    A module that is not installed is skipped (the student's own import then fails in the
+    child as it would anyway) and reported; one that leaves the worker unsafe to fork
+    stops the worker with a message naming it, since every child would hang otherwise."""
+    import importlib
+    skipped = []
+    threads = _threads()
+    for name in modules:
+        if not isinstance(name, str):
+            continue
+        try:
+            importlib.import_module(name)
+        except Exception as exc:  # noqa: BLE001 - any failure to import: skipped, reported
+            skipped.append(f"{name}: {type(exc).__name__}: {str(exc)[:200]}")
+            continue
+        hazard = _fork_hazard(threads)
+        if hazard:
+            raise PreloadUnsafe(f"preloading `{name}` (spec key `preload`) {hazard} in the sandbox worker, "
+                                f"after which forked children hang: remove it from `preload`")
+    return skipped
 
 
 def _describe(status: int) -> dict:
@@ -228,7 +280,11 @@ def main() -> None:
     _prctl(_PR_SET_DUMPABLE, 0)
     control = socket.socket(fileno=int(os.environ["GRADER_CONTROL_FD"]))
     config = json.loads(os.environ.get("GRADER_CHILD_CONFIG", "{}"))
-    info = _preload()
+    try:
+        info = _preload()
+    except PreloadUnsafe as exc:
+        sys.stderr.write(f"{exc}\n")
+        sys.exit(3)
     sweeper = _Sweeper(os.environ.get("GRADER_PRIVATE_TMP") == "1")
     protocol.send_message(control, {"ready": True, "pid": os.getpid(), **info})
     ended: dict[int, dict] = {}
