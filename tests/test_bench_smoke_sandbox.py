@@ -18,7 +18,7 @@ def test_sandbox_bench_writes_a_well_formed_report(tmp_path, capsys):
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
 
-    report = bench.main(["--n", "1", "--n-fresh", "1", "--out", str(tmp_path)])
+    report = bench.main(["--n", "1", "--n-fresh", "1", "--out", str(tmp_path), "--baseline-ref", "HEAD"])
 
     written = list(tmp_path.glob("sandbox_bench-*.json"))
     assert len(written) == 1
@@ -32,6 +32,11 @@ def test_sandbox_bench_writes_a_well_formed_report(tmp_path, capsys):
         assert all({"wall", "cpu", "peak_mib", "warmup"} <= set(run) for run in block["runs"])
     assert len(report["preloaded"]["runs"]) == 2 and report["preloaded"]["runs"][0]["warmup"]
     assert report["speedup_wall"] > 0
-    assert set(report["targets"]) == {"speedup_wall", "steady_cpu_seconds", "speedup_met", "cpu_met"}
+    assert set(report["targets"]) == {"speedup_wall", "steady_cpu_seconds", "steady_wall_seconds", "speedup_met",
+                                      "cpu_met", "wall_met"}
+    assert report["targets"]["steady_cpu_seconds"] == report["targets"]["steady_wall_seconds"] == 0.25  # issue 14
+    base = report["baseline"]  # the same arm, run by the committed grader in a process of its own
+    assert base["ref"] == "HEAD" and base["n"] == 1 and base["cpu_median"] > 0 and base["grading_cpu_median"] > 0
     table = capsys.readouterr().out
     assert "preloaded worker" in table and "fresh process per submission" in table and "speed-up" in table
+    assert "baseline HEAD" in table
