@@ -36,7 +36,7 @@ demo: setup
 	$(VENV)/bin/grader grade assignments/conv_bn/samples --assignment conv_bn --audience student
 
 test: setup
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest --durations=25
 
 test-fast: setup
 	$(VENV)/bin/pytest -m "not slow"
