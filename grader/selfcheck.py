@@ -36,25 +36,26 @@ class SelfCheckError(Exception):
 
 # ---------------------------------------------------------------- the warm worker
 
-_WORKERS: dict[tuple[str, str], object] = {}
+_WORKERS: dict[tuple[str, str, tuple[str, ...]], object] = {}
 _LOCK = threading.Lock()
 STATS = {"workers_started": 0, "checks": 0}
 
 
-def _launch(keras: str, isolation: str):
-    """This kernel's worker for (keras, isolation): reused when alive, else launched now
-    without waiting for it (`_ready` waits, after the caller's own preparation)."""
+def _launch(keras: str, isolation: str, preload: tuple[str, ...] = ()):
+    """This kernel's worker for (keras, isolation, preload): reused when alive, else launched
+    now without waiting for it (`_ready` waits, after the caller's own preparation)."""
     from grader.sandbox.client import Worker
 
+    key = (keras, isolation, tuple(preload))
     with _LOCK:
-        worker = _WORKERS.get((keras, isolation))
+        worker = _WORKERS.get(key)
         if worker is not None and worker.alive():
             return worker
         if worker is not None:
             worker.stop(grace=0.5)
-        worker = Worker(keras=keras, isolation=isolation).launch()
+        worker = Worker(keras=keras, isolation=isolation, preload=preload).launch()
         STATS["workers_started"] += 1
-        _WORKERS[(keras, isolation)] = worker
+        _WORKERS[key] = worker
         return worker
 
 
@@ -71,13 +72,19 @@ def _ready(worker):
     return worker
 
 
-def warm_up(keras: str = "3", sandbox: str = "auto") -> None:
+def warm_up(assignment: str | None = None, *, keras: str = "3", sandbox: str = "auto") -> None:
     """Start this kernel's sandbox worker in the background (a notebook's first cell may call
-    it, so that even the first check() finds the worker ready)."""
-    _launch(keras, sandbox)
+    it, so that even the first check() finds the worker ready). With `assignment`, its spec
+    says which Keras and preloads the worker needs."""
+    preload: tuple[str, ...] = ()
+    if assignment is not None:
+        from grader.assignment import load_assignment
+        spec = load_assignment(assignment, near=Path.cwd())
+        keras, preload = spec.keras, tuple(getattr(spec, "preload", ()))
+    _launch(keras, sandbox, preload)
 
 
-def worker_pids() -> dict[tuple[str, str], int]:
+def worker_pids() -> dict[tuple, int]:
     """The warm workers' process ids, for tests and the curious."""
     with _LOCK:
         return {k: w.proc.pid for k, w in _WORKERS.items() if w.proc is not None and w.alive()}
@@ -262,7 +269,7 @@ def check(exercise: str, *, notebook: str | None = None, assignment: str | None 
     spec = _find_assignment(nb_path, exercise, assignment)
     if exercise not in spec.exercises:
         raise SelfCheckError(f"`{exercise}` is not an exercise of {spec.name}: {', '.join(spec.exercises)}")
-    worker = _launch(spec.keras, sandbox)  # its TensorFlow import overlaps the preparation below
+    worker = _launch(spec.keras, sandbox, tuple(getattr(spec, "preload", ())))  # overlaps the preparation below
     _import_grading(spec.keras)
     from grader.grading import grade_submission
     from grader.notebook import LoadError, load_notebook
