@@ -92,7 +92,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Instructor-only dependencies live in extras (a student's kit installs none of them):
+# the top-level module a command needs -> the extra that brings it.
+_EXTRAS = {"distributed": "cluster", "dask": "cluster", "matplotlib": "report", "jupytext": "authoring"}
+
+
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except ModuleNotFoundError as exc:
+        extra = _EXTRAS.get((exc.name or "").split(".")[0])
+        if extra is None:
+            raise
+        print(f"grader: this command needs the optional package {exc.name.split('.')[0]!r}, which is not "
+              f"installed: pip install 'grader[{extra}]' (or 'grader[instructor]' for every "
+              f"instructor feature)", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _main(argv: list[str] | None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     parser = build_parser()
     args = parser.parse_args(argv)
