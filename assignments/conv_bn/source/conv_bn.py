@@ -25,8 +25,9 @@
 # 4. `convolutional_model`: the same pattern twice, written with the functional API.
 #
 # **How to work.** Replace `# YOUR CODE HERE` and `raise NotImplementedError()` with your
-# code. Each exercise has a `check(...)` cell after it. That cell grades your **saved**
-# notebook, so save first (Ctrl+S). It checks only that exercise and tells you what to fix.
+# code. Each exercise has a `check(...)` cell after it. That cell grades the code you last
+# **ran** in this notebook (run your edited cell first; no need to save), checks only that
+# exercise with the visible tests, and tells you what to fix. Hidden tests count too.
 # The other code cells were written for you, and edits to them are reported when you
 # submit. If you want to try something, add a new cell.
 
