@@ -91,16 +91,19 @@ def _cpu_ticks(pid: int) -> int:
 class PeakMemory:
     """Samples the proportional set size of this process and every process below it."""
 
-    def __init__(self, interval: float = 0.02):
+    def __init__(self, interval: float = 0.05):
         self.interval = interval
         self.peak_kib = 0
+        self.cpu = 0.0  # this sampler's own CPU time: not the grader's, subtracted from it
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
+        started = time.thread_time()
         while not self._stop.is_set():
             total = sum(_pss_kib(pid) for pid in _tree(os.getpid()))
             self.peak_kib = max(self.peak_kib, total)
+            self.cpu = time.thread_time() - started
             self._stop.wait(self.interval)
 
     def __enter__(self) -> "PeakMemory":
@@ -173,7 +176,7 @@ def run_preloaded(path, assignment, exercises, n: int, isolation: str) -> dict:
                 wall = time.perf_counter() - t0
             _check(result)
             box = (_cpu_ticks(sandbox) - box0) / TICKS if sandbox else 0.0
-            grading = _own_cpu() - cpu0
+            grading = _own_cpu() - cpu0 - mem.cpu
             rows.append({"wall": wall, "cpu": grading + box, "grading_cpu": grading, "sandbox_cpu": box,
                          "peak_mib": mem.peak_kib / 1024, "warmup": i == 0})
         level = worker.level
@@ -197,7 +200,8 @@ def run_fresh(path, assignment, exercises, n: int, isolation: str) -> dict:
                 worker.stop()
             wall = time.perf_counter() - t0
         _check(result)
-        rows.append({"wall": wall, "cpu": _own_cpu() - cpu0, "peak_mib": mem.peak_kib / 1024, "warmup": False})
+        rows.append({"wall": wall, "cpu": _own_cpu() - cpu0 - mem.cpu, "peak_mib": mem.peak_kib / 1024,
+                     "warmup": False})
     return {"mode": "fresh process per submission", "isolation": level, "runs": rows}
 
 
