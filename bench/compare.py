@@ -302,7 +302,7 @@ def run_measured(cmd: list[str], *, cwd: Path | None = None, env: dict | None = 
 # ---------------------------------------------------------------- the arms, run in a child process
 
 def _arm_grader(spec: dict) -> dict:
-    from grader.batch import Options, grade_stream
+    from grader.classroom.batch import Options, grade_stream
     records = []
     paths = [Path(p) for p in spec["paths"]]
     for graded in grade_stream(paths, Options(assignment=str(ASSIGNMENT)), jobs=spec["jobs"]):

@@ -37,7 +37,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from submissions import generate  # noqa: E402
 
 from grader.assignment import load_assignment  # noqa: E402
-from grader.batch import Options, default_jobs, grade_stream  # noqa: E402
+from grader.classroom.batch import Options, default_jobs, grade_stream  # noqa: E402
 
 
 def measure(label: str, stream, n: int) -> dict:
@@ -82,7 +82,7 @@ def run(n: int, requested: list[str], folder: Path) -> list[dict]:
     rows = []
     for label, jobs in configurations(requested):
         if jobs is None:
-            from grader.cluster import grade_on_cluster, local_cluster
+            from grader.classroom.cluster import grade_on_cluster, local_cluster
             fingerprint = load_assignment("conv_bn").fingerprint
             with local_cluster(n_workers=2) as cluster:
                 row = measure(label, grade_on_cluster(paths, options, cluster.scheduler_address,

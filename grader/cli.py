@@ -8,7 +8,7 @@ object per submission per line and nothing else.
 
 With --out DIR, grades also go into DIR's gradebook as each submission finishes (a rerun
 grades only what is new or changed), with per-student feedback and the class's grades.csv;
-`grader report DIR` then writes DIR/report.html. See grader.gradebook and grader.report.
+`grader report DIR` then writes DIR/report.html. See grader.classroom.gradebook and grader.classroom.report.
 """
 from __future__ import annotations
 
@@ -86,7 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--color", choices=("auto", "always", "never"), default="auto")
 
     # Authoring and platform commands live beside what they do; each registers itself.
-    from grader import assign, export, scaffold, validate
+    from grader import export
+    from grader.authoring import assign, scaffold, validate
     for module in (scaffold, assign, validate, export):
         module.register(sub)
     return parser
@@ -149,9 +150,9 @@ def _main(argv: list[str] | None) -> int:
 
 
 def _grade(args, assignment) -> int:
-    from grader.batch import Options, default_jobs, find_submissions
+    from grader.classroom.batch import Options, default_jobs, find_submissions
     from grader.classroom.names import printable
-    from grader.gradebook import GradebookError, Identities, read_roster
+    from grader.classroom.gradebook import GradebookError, Identities, read_roster
     from grader.sandbox.client import choose_isolation
 
     if args.regrade and not args.out:
@@ -178,7 +179,7 @@ def _grade(args, assignment) -> int:
     jobs = args.jobs or min(default_jobs(), len(tasks))
     cluster_errors: tuple = ()
     if args.cluster:
-        from grader.cluster import ClusterError
+        from grader.classroom.cluster import ClusterError
         cluster_errors = (ClusterError,)
     try:
         if args.out:
@@ -195,9 +196,9 @@ def _grade(args, assignment) -> int:
 
 def _stream(args, options, paths, jobs, fingerprint):
     if args.cluster:
-        from grader.cluster import grade_on_cluster
+        from grader.classroom.cluster import grade_on_cluster
         return grade_on_cluster(paths, options, args.cluster, fingerprint=fingerprint)
-    from grader.batch import grade_stream
+    from grader.classroom.batch import grade_stream
     return grade_stream(paths, options, jobs=jobs)
 
 
@@ -207,7 +208,7 @@ def _backend(args, jobs: int) -> str:
 
 def _grade_to_stdout(args, assignment, options, tasks, identities, jobs) -> int:
     """Without --out: every submission is graded and shown, nothing is kept."""
-    from grader.batch import Progress
+    from grader.classroom.batch import Progress
     from grader.render import render_text, to_json_line, to_junit
 
     by_path = {t.path: t for t in tasks}
@@ -235,9 +236,9 @@ def _grade_to_stdout(args, assignment, options, tasks, identities, jobs) -> int:
 def _grade_into(args, assignment, options, tasks, roster, jobs) -> int:
     """With --out: grade what is new or changed into the gradebook, one transaction per
     submission as it finishes, then derive the class files from the gradebook."""
-    from grader.batch import Progress
+    from grader.classroom.batch import Progress
     from grader.classroom.names import printable
-    from grader.gradebook import FeedbackRefused, Gradebook, export_grades, feedback_for
+    from grader.classroom.gradebook import FeedbackRefused, Gradebook, export_grades, feedback_for
     from grader.render import to_json_line, to_junit
 
     out = Path(args.out)
@@ -328,8 +329,8 @@ def _report_problems(graded) -> None:
 
 
 def _report(args) -> int:
-    from grader.gradebook import GradebookError
-    from grader.report import write_report
+    from grader.classroom.gradebook import GradebookError
+    from grader.classroom.report import write_report
 
     if not 0.0 < args.similarity <= 1.0:
         print("grader: --similarity must be in (0, 1]", file=sys.stderr)
@@ -344,7 +345,7 @@ def _report(args) -> int:
 
 
 def _check(args, assignment) -> int:
-    from grader.batch import Options, grade_many
+    from grader.classroom.batch import Options, grade_many
     from grader.render import render_html, render_markdown, render_text, to_json_line
 
     options = Options(assignment=str(assignment.root), isolation=args.sandbox, include_hidden=False)

@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # a checkout, not an installed package
     sys.path.insert(0, str(REPO))
 
-from grader.assign import (  # noqa: E402
+from grader.authoring.assign import (  # noqa: E402
     BEGIN_SOLUTION, END_SOLUTION, MasterError, annotate, assign, checksum, edited_locked_cells,
     make_template, read_master,
 )

@@ -20,7 +20,7 @@ import pytest
 
 from generated_class import (GRADER, ROOT, copy_subset, gradebook_summary, processes_with_marker,
                              result_summary, serial_run)
-from grader.batch import Options, Progress, find_notebooks, find_submissions, grade_many
+from grader.classroom.batch import Options, Progress, find_notebooks, find_submissions, grade_many
 from grader.results import SubmissionResult
 
 TF_NOISE = ("oneDNN", "cuda drivers", "absl::InitializeLog", "cpu_feature_guard")

@@ -21,7 +21,7 @@ import pytest
 from conftest import notebook
 from generated_class import GRADER, ROOT, generate, processes_with_marker
 from grader.classroom.names import csv_cell, printable
-from grader.gradebook import FeedbackRefused, Gradebook, RosterEntry, Identities, export_grades, feedback_for
+from grader.classroom.gradebook import FeedbackRefused, Gradebook, RosterEntry, Identities, export_grades, feedback_for
 from grader.results import Status, SubmissionResult, TestResult
 
 MASTER = ROOT / "assignments" / "conv_bn" / "source" / "conv_bn.ipynb"
@@ -116,7 +116,7 @@ def test_the_budget_holds_on_a_dask_worker_too(tmp_path):
     """The cluster path: over the budget, the Dask worker's grading process is replaced and
     the next submission is graded (here: over budget again, by a fresh process)."""
     from grader.classroom.process import Options
-    from grader.cluster import grade_on_cluster, local_cluster
+    from grader.classroom.cluster import grade_on_cluster, local_cluster
     assignment = _probe_assignment(tmp_path / "probe", budget=0.01)
     paths = [_probe_notebook(tmp_path / f"{name}.ipynb") for name in ("alice", "bob")]
     with local_cluster(n_workers=1) as cluster:
@@ -226,7 +226,7 @@ def test_links_and_special_files_are_listed_and_refused_and_nothing_outside_is_w
 
 
 def test_a_link_sent_to_the_cluster_is_refused_before_it_is_read(tmp_path):
-    from grader.cluster import _read_locally
+    from grader.classroom.cluster import _read_locally
     link = tmp_path / "master.ipynb"
     link.symlink_to(MASTER)
     refused = _read_locally(link, "conv_bn")
@@ -256,7 +256,7 @@ def test_names_are_escaped_for_terminals_and_defused_for_spreadsheets():
 
 def test_progress_lines_show_escape_sequences_escaped():
     import io
-    from grader.batch import Progress
+    from grader.classroom.batch import Progress
     out = io.StringIO()
     Progress(1, out, tty=False).update(SubmissionResult(f"/x/{ESC}[2J{ESC}]0;pwned\x07.ipynb", "a"))
     assert ESC not in out.getvalue() and "\x07" not in out.getvalue()
@@ -281,7 +281,7 @@ def test_code_that_cannot_be_normalized_is_reported_not_swallowed(monkeypatch):
 def test_a_real_class_with_hostile_names_is_graded_into_the_gradebook_and_the_report(tmp_path):
     """Real notebooks through the real sandbox and the CLI, into the gradebook and the class
     report; among them look-alike, formula and escape-sequence names and two links."""
-    from grader.report import build_report, render_report
+    from grader.classroom.report import build_report, render_report
     submissions, results = tmp_path / "submissions", tmp_path / "results"
     made = {g.kind: g for g in generate(submissions, 9)}  # one of each kind, and a truncated file
     correct = made["correct"].path

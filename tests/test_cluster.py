@@ -15,9 +15,9 @@ import pytest
 from distributed import Client
 
 from generated_class import copy_subset, gradebook_summary, serial_run
-from grader.batch import Options
+from grader.classroom.batch import Options
 from grader.cli import main
-from grader.cluster import ClusterError, _local_options, grade_on_cluster, local_cluster
+from grader.classroom.cluster import ClusterError, _local_options, grade_on_cluster, local_cluster
 
 
 def test_a_worker_finds_the_assignment_by_name_when_the_clients_folder_is_not_there():

@@ -94,7 +94,7 @@ def test_spec_declares_keras_3_probes_and_points(assignment):
 def test_validate_assignment_passes(assignment, worker):
     """What `grader validate-assignment dls_c4w2a1` checks: the reference (as a generated
     master) gets full marks, the template zero, the points add up."""
-    from grader.validate import validate
+    from grader.authoring.validate import validate
 
     report = validate(ASSIGNMENT, worker=worker)
     assert report.ok, report.render()

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from grader.batch import Graded
+from grader.classroom.batch import Graded
 from grader.cli import main
-from grader.gradebook import (FAILED, GRADED, UNGRADED, FeedbackRefused, Gradebook, GradebookError, Identities,
+from grader.classroom.gradebook import (FAILED, GRADED, UNGRADED, FeedbackRefused, Gradebook, GradebookError, Identities,
                               RosterEntry, export_grades, feedback_dir, read_roster)
 from grader.results import Status, SubmissionResult, Visibility
 from grader.results import TestResult as TR
@@ -83,7 +83,7 @@ def test_a_stored_grade_holds_while_content_and_assignment_are_unchanged(book):
 
 
 def test_a_run_grades_what_is_new_or_changed_and_regrade_grades_all(book, tmp_path):
-    from grader.batch import Task, file_sha256
+    from grader.classroom.batch import Task, file_sha256
     notebooks = {}
     for name in ("same", "changed", "new", "unlucky"):
         notebooks[name] = tmp_path / f"{name}.ipynb"
@@ -223,7 +223,7 @@ KILLER = textwrap.dedent("""
     from pathlib import Path
     sys.path.insert(0, {tests!r})
     from test_gradebook import FakeAssignment, _record, _result
-    from grader.gradebook import Gradebook
+    from grader.classroom.gradebook import Gradebook
     book = Gradebook(Path({folder!r}))
     book.bind(FakeAssignment())
     for i in range(5):

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from grader.batch import Graded
+from grader.classroom.batch import Graded
 from grader.cli import main
-from grader.gradebook import Gradebook
-from grader.report import (build_report, cluster_code, normalize_source, phrase, similarity,
+from grader.classroom.gradebook import Gradebook
+from grader.classroom.report import (build_report, cluster_code, normalize_source, phrase, similarity,
                            tokens, write_report)
 from grader.results import Status, SubmissionResult
 from grader.results import TestResult as TR

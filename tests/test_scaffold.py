@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from grader import scaffold
+from grader.authoring import scaffold
 from grader.assignment import load_assignment
 
 REPO = Path(__file__).resolve().parent.parent

@@ -9,8 +9,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader import assign, validate as v
-from grader.assign import CODE_STUB, make_template
+from grader.authoring import assign, validate as v
+from grader.authoring.assign import CODE_STUB, make_template
 from grader.assignment import load_assignment
 
 REPO = Path(__file__).resolve().parent.parent

@@ -30,7 +30,7 @@ if __package__ in (None, "") and str(HERE.parents[1]) not in sys.path:
 
 import nbformat  # noqa: E402
 
-from grader.assign import annotate, make_template, read_master  # noqa: E402
+from grader.authoring.assign import annotate, make_template, read_master  # noqa: E402
 
 
 def _cell_of(nb, exercise: str):

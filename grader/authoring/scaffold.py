@@ -243,7 +243,7 @@ def _fill(text: str, **values: str) -> str:
 
 
 def _samples(master_path: Path, name: str) -> dict[str, nbformat.NotebookNode]:
-    from grader.assign import annotate, read_master
+    from grader.authoring.assign import annotate, read_master
 
     solved = annotate(read_master(master_path))
     out = {}
@@ -260,7 +260,7 @@ def _samples(master_path: Path, name: str) -> dict[str, nbformat.NotebookNode]:
 
 def create(name: str, parent: str | Path) -> Path:
     """Write the assignment folder `parent/name` and return it."""
-    from grader.assign import assign
+    from grader.authoring.assign import assign
 
     if not _NAME.match(name):
         raise ScaffoldError(f"{name!r} cannot name an assignment: use letters, digits and underscores, "

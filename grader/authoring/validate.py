@@ -12,7 +12,7 @@ rewards. Each is checked here, on the real grading path (pytest, the sandbox,
 
 The reference solution graded is the master notebook: `assignments/NAME/source/NAME.ipynb`
 (or the spec's `master = "..."`, or `source/NAME.py` in Jupytext percent format), after
-`grader.assign.annotate`, i.e. exactly what a student who solved everything would hand in.
+`grader.authoring.assign.annotate`, i.e. exactly what a student who solved everything would hand in.
 Without a master, one is generated from the reference module (one tagged cell per exercise,
 the function body marked as the solution), so even an assignment that is only a spec, tests
 and a reference can be checked, template included.
@@ -156,7 +156,7 @@ def master_from_reference(assignment) -> nbformat.NotebookNode:
     docstring) between solution markers, so `make_template` stubs it out as it would in a
     hand-written master.
     """
-    from grader.assign import BEGIN_SOLUTION, END_SOLUTION, MasterError
+    from grader.authoring.assign import BEGIN_SOLUTION, END_SOLUTION, MasterError
 
     source = assignment.reference.read_text(encoding="utf-8")
     lines = source.splitlines()
@@ -258,7 +258,7 @@ def _problems(result) -> list[str]:
 
 def validate(name_or_dir, worker=None, *, isolation: str = "auto") -> Report:
     """Check everything; `worker` lets a caller share one sandbox across validations."""
-    from grader.assign import MasterError, annotate, make_template, read_master
+    from grader.authoring.assign import MasterError, annotate, make_template, read_master
     from grader.assignment import AssignmentError, load_assignment
 
     report = Report(str(name_or_dir))

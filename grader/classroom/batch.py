@@ -3,7 +3,7 @@
 Each job is a separate grading process that owns its own preloaded sandbox worker and is
 held to a wall-clock budget per submission (grader.classroom.supervisor). Results stream
 back as each submission finishes, so a caller that records each one as it arrives (the
-gradebook) loses nothing when the run is interrupted. `grader.cluster` runs the very same
+gradebook) loses nothing when the run is interrupted. `grader.classroom.cluster` runs the very same
 grading processes on Dask workers.
 """
 from __future__ import annotations

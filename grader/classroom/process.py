@@ -2,7 +2,7 @@
 of one submission after another, each answered as plain data (a JSON-able dict).
 
 It runs in a process of its own, started and held to a wall-clock budget by
-`grader.classroom.supervisor` (locally) or by a Dask worker (`grader.cluster`): grading a
+`grader.classroom.supervisor` (locally) or by a Dask worker (`grader.classroom.cluster`): grading a
 notebook built to be slow to analyse must cost only that notebook, and only a process can
 be stopped whatever it is doing.
 """
@@ -116,7 +116,7 @@ class GradingProcess:
     def grade(self, path: Path, shown: str | None = None) -> dict[str, Any]:
         """Grade one notebook; never raises, except KeyboardInterrupt. `shown` is the name to
         report it under when `path` is a local copy (a Dask worker grades the bytes it was
-        sent; see grader.cluster)."""
+        sent; see grader.classroom.cluster)."""
         with self._lock, _interruptible() as interrupted:
             reply = self._grade(Path(path), shown or str(path))
         if interrupted:

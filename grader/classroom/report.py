@@ -31,7 +31,7 @@ from pathlib import Path
 
 from grader.classroom.codeshape import normalize_source
 from grader.classroom.names import printable
-from grader.gradebook import Gradebook, Row, StudentGrade
+from grader.classroom.gradebook import Gradebook, Row, StudentGrade
 
 
 _TOKEN = re.compile(r"[A-Za-z_]\w*|\d+(?:\.\d*)?(?:e[-+]?\d+)?|\S")

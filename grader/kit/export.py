@@ -213,7 +213,7 @@ def build_kit(assignment, out: str | Path, *, isolation: str = "auto", samples: 
     """Write the kit for `assignment` into `out` (which must be empty or absent)."""
     import nbformat
 
-    from grader.assign import annotate, make_template, read_master
+    from grader.authoring.assign import annotate, make_template, read_master
     from grader.assignment import load_assignment
     from grader.grading import grade_submission
     from grader.kit import record
