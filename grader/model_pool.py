@@ -14,6 +14,10 @@ Safe because:
   and dtype, so the same key means the same model up to its weights;
 - only models whose every variable is one of their weights are kept: a layer with state
   of its own (a Dropout's seed generator) would otherwise carry it into the next grade.
+
+The free models hold at most `max_values` numbers in all (16 MiB of float32 by default):
+a ResNet50 (23.6 million weights) is never kept, since holding it would cost a grading
+process more memory than rebuilding it costs time.
 """
 from __future__ import annotations
 
@@ -48,13 +52,22 @@ def reusable(model: Any) -> bool:
         return False
 
 
-class ModelPool:
-    """Free models by key, the least recently used keys dropped past `capacity`."""
+def _values(model: Any) -> int:
+    try:
+        return sum(int(np.prod(tuple(w.shape))) for w in model.weights)
+    except Exception:  # noqa: BLE001 - uncountable: treated as too large to keep
+        return 1 << 62
 
-    def __init__(self, capacity: int = 32, per_key: int = 2):
+
+class ModelPool:
+    """Free models by key, the least recently used keys dropped past `capacity` keys or
+    `max_values` numbers held."""
+
+    def __init__(self, capacity: int = 32, per_key: int = 2, max_values: int = 4_000_000):
         self.capacity = capacity
         self.per_key = per_key
-        self._free: OrderedDict[str, list[Any]] = OrderedDict()
+        self.max_values = max_values
+        self._free: OrderedDict[str, list[tuple[Any, int]]] = OrderedDict()
         self.hits = 0
         self.misses = 0
 
@@ -64,7 +77,7 @@ class ModelPool:
         if not models:
             self.misses += key is not None
             return None
-        model = models.pop()
+        model, _ = models.pop()
         if not models:
             del self._free[key]
         if any(np.asarray(w).dtype.kind not in "fiub" for w in payload.weights):
@@ -81,12 +94,19 @@ class ModelPool:
     def give_back(self, key: str | None, model: Any) -> None:
         if key is None or not reusable(model):
             return
+        size = _values(model)
+        if size > self.max_values:
+            return
         models = self._free.setdefault(key, [])
         self._free.move_to_end(key)
         if len(models) < self.per_key:
-            models.append(model)
-        while len(self._free) > self.capacity:
+            models.append((model, size))
+        while len(self._free) > self.capacity or (len(self._free) > 1 and self.held() > self.max_values):
             self._free.popitem(last=False)
+
+    def held(self) -> int:
+        """How many numbers the free models hold."""
+        return sum(size for models in self._free.values() for _, size in models)
 
     def clear(self) -> None:
         self._free.clear()

@@ -168,3 +168,19 @@ def test_preload_is_a_spec_key_checked_for_module_names():
     assert spec_problems({**base, "preload": ["matplotlib.pyplot", "h5py"]}) == []
     assert "import name" in " ".join(spec_problems({**base, "preload": ["import h5py"]}))
     assert "list of strings" in " ".join(spec_problems({**base, "preload": "h5py"}))
+
+
+def test_large_models_are_never_kept_and_the_pool_stays_within_its_budget():
+    payload = _payload(_model(1))  # 6*6*... a few hundred weights
+    size = sum(int(np.prod(w.shape)) for w in payload.weights)
+    small = ModelPool(max_values=size - 1)
+    small.give_back(pool_key(payload), rebuild(payload))
+    assert small.take(pool_key(payload), payload) is None and small.held() == 0
+
+    pool = ModelPool(max_values=size * 2)
+    other = keras.Sequential([keras.Input((6, 6, 2)), keras.layers.Flatten(), keras.layers.Dense(2)])
+    pool.give_back(pool_key(payload), rebuild(payload))
+    pool.give_back(pool_key(payload), rebuild(payload))
+    assert pool.held() == 2 * size
+    pool.give_back(pool_key(_payload(other)), rebuild(_payload(other)))  # over budget: the oldest key goes
+    assert pool.held() <= 2 * size and pool.take(pool_key(payload), payload) is None
