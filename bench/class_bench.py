@@ -84,8 +84,9 @@ def grade_only(folder: Path, jobs: int) -> dict:
         first = first or time.perf_counter()
         scores[Path(graded.result.submission).name] = graded.result.score
         ungraded += bool(graded.result.errors)
+    import grader
     return {"grading_seconds": time.perf_counter() - started, "first_result_seconds": (first or started) - started,
-            "scores": scores, "ungraded": ungraded}
+            "scores": scores, "ungraded": ungraded, "grader_from": str(Path(grader.__file__).resolve().parent.parent)}
 
 
 def export(ref: str, into: Path) -> Path:
@@ -111,7 +112,7 @@ def timed_run(checkout: Path, folder: Path, jobs: int, label: str) -> dict:
     return {"label": label, "jobs": jobs, "n": len(inner["scores"]), "wall_seconds": round(wall, 2),
             "startup_seconds": round(wall - inner["grading_seconds"] + inner["first_result_seconds"], 2),
             "per_notebook": round(wall / max(len(inner["scores"]), 1), 3), "ungraded": inner["ungraded"],
-            "load_1min": round(load, 2), "scores": inner["scores"]}
+            "load_1min": round(load, 2), "scores": inner["scores"], "grader_from": inner["grader_from"]}
 
 
 def main(argv: list[str] | None = None) -> dict | None:

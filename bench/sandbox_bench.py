@@ -239,7 +239,9 @@ def main(argv: list[str] | None = None) -> dict:
             path, _ = _submission(Path(tmp))
             block = run_preloaded(path, assignment, frozenset({"happyModel", "convolutional_model"}), args.n,
                                   args.sandbox)
-        print(json.dumps({**_summary(block), "startup_seconds": block["startup_seconds"]}))
+        import grader
+        print(json.dumps({**_summary(block), "startup_seconds": block["startup_seconds"],
+                          "grader_from": str(Path(grader.__file__).resolve().parent.parent)}))
         return {}
 
     from grader.assignment import load_assignment

@@ -22,6 +22,7 @@ def test_class_bench_grades_a_tiny_class_and_reports_it(tmp_path):
     assert report["target"]["met"] is None  # judged only for the 75 the target names
     (row,) = report["rows"]
     assert row["n"] == 2 and row["ungraded"] == 0 and row["jobs"] == 1
+    assert Path(row["grader_from"]) == ROOT
     assert 0 < row["startup_seconds"] <= row["wall_seconds"]
     assert report["scores"] == [14.0]  # both generated notebooks are correct course notebooks
     assert len(list(tmp_path.glob("class_bench-*.json"))) == 1

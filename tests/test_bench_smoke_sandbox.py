@@ -37,6 +37,7 @@ def test_sandbox_bench_writes_a_well_formed_report(tmp_path, capsys):
     assert report["targets"]["steady_cpu_seconds"] == report["targets"]["steady_wall_seconds"] == 0.25  # issue 14
     base = report["baseline"]  # the same arm, run by the committed grader in a process of its own
     assert base["ref"] == "HEAD" and base["n"] == 1 and base["cpu_median"] > 0 and base["grading_cpu_median"] > 0
+    assert Path(base["grader_from"]) != BENCH.parent.parent  # the exported revision, not this checkout
     table = capsys.readouterr().out
     assert "preloaded worker" in table and "fresh process per submission" in table and "speed-up" in table
     assert "baseline HEAD" in table
