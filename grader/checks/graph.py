@@ -122,7 +122,41 @@ class LayerGraph:
 
 
 def layer_graph(model: Any, *, cap: int = MAX_CALLS) -> LayerGraph:
-    """The model's canonical graph; GraphTooLarge (a CheckFailed) past `cap` calls."""
+    """The model's canonical graph; GraphTooLarge (a CheckFailed) past `cap` calls.
+
+    Remembered on the model: one submission's checks ask for the same model's graph
+    about ten times, and walking it is most of the graph modules' cost. The key is what
+    the graph depends on: the model's layers (a Sequential can still grow), whether it
+    is built, the cap, and the recorded locations, compared by value because
+    `grader.model_pool` hands a rebuilt model to the next submission with that
+    submission's locations attached."""
+    key = _memo_key(model, cap)
+    held = getattr(model, _MEMO, None)
+    if key is not None and isinstance(held, tuple) and len(held) == 2 and held[0] == key:
+        return held[1]
+    graph = _build(model, cap)
+    if key is not None:
+        try:
+            object.__setattr__(model, _MEMO, (key, graph))
+        except (AttributeError, TypeError):  # a model that takes no attributes is walked each time
+            pass
+    return graph
+
+
+_MEMO = "_grader_layer_graph"
+
+
+def _memo_key(model: Any, cap: int) -> tuple | None:
+    """None when the model's layers cannot be listed (then nothing is remembered)."""
+    try:
+        layers = tuple(id(layer) for layer in model.layers)
+    except Exception:  # noqa: BLE001 - not a Keras model: walk it every time
+        return None
+    raw = getattr(model, "_grader_locations", None)
+    return (cap, layers, bool(getattr(model, "built", False)), dict(raw) if isinstance(raw, dict) else None)
+
+
+def _build(model: Any, cap: int) -> LayerGraph:
     result = walk(model, cap=cap)
     locations = _locations(model)
     nodes, outputs = _expand(result.calls, result.outputs, locations)
