@@ -151,3 +151,13 @@ def test_calling_with_wrong_input_shape_is_feedback_not_a_crash():
     with pytest.raises(CheckFailed) as info:
         expect_output_shape(happy(), INPUTS[:, :32, :32], (None, 1))
     assert info.value.diagnosis == "model_call_failed"
+
+
+@pytest.mark.parametrize("training", [False, True, None])
+def test_every_mode_leaves_both_models_as_found(training):
+    """Inference mode skips the reference's snapshot (it writes no variable): guard that
+    no mode, that one included, changes either model."""
+    reference, student = with_trained_statistics(convolutional()), with_trained_statistics(convolutional())
+    before = [m.get_weights() for m in (reference, student)]
+    expect_same_outputs(reference, student, INPUTS, training=training)
+    assert all(same_weights(b, m.get_weights()) for b, m in zip(before, (reference, student)))
