@@ -200,4 +200,21 @@ def expect_output_shape(model: Any, inputs: np.ndarray, expected_shape: Sequence
             diagnosis="wrong_output_shape")
 
 
-__all__ = ["copy_weights", "expect_same_outputs", "expect_output_shape"]
+def expect_input_shape(model: Any, shape: Sequence[int], *, function: str, usual: Sequence[int] = ()) -> None:
+    """Fail unless `model`'s input follows the shape it was built for: a function taking
+    `input_shape` must not hard-code the shape of the images it was written with. Checked
+    before any output, because a hard-coded shape would otherwise surface as a Keras error
+    about weight or batch shapes. The message never reveals `shape` (it may be hidden);
+    `usual` is the shape the student wrote for, named as "still" when the model kept it."""
+    found = tuple(model.inputs[0].shape)[1:]
+    if found != tuple(shape):
+        still = "still " if usual and found == tuple(usual) else ""
+        raise CheckFailed(
+            f"Called with another input shape, `{function}` returned a model whose input is "
+            f"{still}{'x'.join(map(str, found))}, not the shape it was given: the model does not follow its "
+            f"`input_shape` argument, so it only works for images of one size.",
+            hint="build the input from the argument: `tf.keras.Input(shape=input_shape)`, not a fixed shape.",
+            diagnosis="input_shape_ignored")
+
+
+__all__ = ["copy_weights", "expect_same_outputs", "expect_output_shape", "expect_input_shape"]
