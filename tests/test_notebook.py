@@ -585,3 +585,22 @@ def test_the_graders_own_self_check_import_is_not_run(tmp_path):
     program = extract_program(nb, ["standardize"])
     sources = [c.source for c in program.chunks]
     assert sources == ["import numpy as np", "def standardize(a, b):\n    return a, b"]
+
+
+def test_a_link_to_a_real_notebook_is_refused_unread(tmp_path):
+    """The reader itself refuses a link, so one swapped in after the batch listed the folder
+    (or handed straight to `grader check`) is never followed to the file it names."""
+    target = tmp_path / "master.ipynb"
+    target.write_text(json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {},
+                                  "cells": [{"cell_type": "code", "metadata": {}, "source": "def f(): pass",
+                                             "outputs": [], "execution_count": None, "id": "a"}]}))
+    assert not isinstance(load_notebook(target), LoadError)
+    link = tmp_path / "alice.ipynb"
+    link.symlink_to(target)
+    assert_names(load_notebook(link), link, "symbolic link", "not read")
+
+
+def test_a_fifo_is_refused_without_blocking(tmp_path):
+    fifo = tmp_path / "pipe.ipynb"
+    os.mkfifo(fifo)
+    assert_names(load_notebook(fifo), fifo, "not a regular file")

@@ -75,8 +75,13 @@ def _load(path: str) -> nbformat.NotebookNode:
 
 
 def _read_bytes(path: str) -> bytes:
+    """The file's bytes, read through one descriptor opened without following a link in
+    its last component: whatever was checked (regular file, size) is what gets read, and a
+    link swapped in after the batch looked at the folder is refused, not followed to the
+    master notebook or a system file. Non-blocking, so a FIFO cannot stall the read."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
-        info = os.stat(path)
+        fd = os.open(path, flags)
     except FileNotFoundError:
         if os.path.islink(path):
             raise Rejected("is a symbolic link to a file that does not exist") from None
@@ -85,27 +90,34 @@ def _read_bytes(path: str) -> bytes:
         raise Rejected("does not exist (part of its folder path is a file, not a folder)") from None
     except PermissionError:
         raise Rejected("is not readable (permission denied)") from None
+    except IsADirectoryError:
+        raise Rejected("is a directory, not a notebook file") from None
     except OSError as exc:
+        if os.path.islink(path):
+            if not os.path.exists(path):
+                raise Rejected("is a symbolic link to a file that does not exist") from None
+            raise Rejected("is a symbolic link: a notebook must be a regular file (a link could point at "
+                           "another student's notebook, the master notebook or a system file), so it was "
+                           "not read") from None
         raise Rejected(f"could not be read ({exc.strerror or exc})") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise Rejected("is a directory, not a notebook file")
-    if not stat.S_ISREG(info.st_mode):
-        raise Rejected("is not a regular file (a device, pipe or socket), not a notebook file")
-    if info.st_size == 0:
-        raise Rejected("is empty (0 bytes)")
-    if info.st_size > MAX_NOTEBOOK_BYTES:
-        raise Rejected(
-            f"is too large to be graded ({info.st_size // 2**20} MB; the limit is "
-            f"{MAX_NOTEBOOK_BYTES // 2**20} MB) — clear the cell outputs and submit again"
-        )
-    try:
-        with open(path, "rb") as f:
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(f.fileno())
+        if stat.S_ISDIR(info.st_mode):
+            raise Rejected("is a directory, not a notebook file")
+        if not stat.S_ISREG(info.st_mode):
+            raise Rejected("is not a regular file (a device, pipe or socket), not a notebook file")
+        if info.st_size == 0:
+            raise Rejected("is empty (0 bytes)")
+        if info.st_size > MAX_NOTEBOOK_BYTES:
+            raise Rejected(
+                f"is too large to be graded ({info.st_size // 2**20} MB; the limit is "
+                f"{MAX_NOTEBOOK_BYTES // 2**20} MB) — clear the cell outputs and submit again"
+            )
+        try:
             raw = f.read(MAX_NOTEBOOK_BYTES + 1)
-    except PermissionError:
-        raise Rejected("is not readable (permission denied)") from None
-    except OSError as exc:
-        raise Rejected(f"could not be read ({exc.strerror or exc})") from None
-    if not raw:  # emptied between stat and read
+        except OSError as exc:
+            raise Rejected(f"could not be read ({exc.strerror or exc})") from None
+    if not raw:  # emptied between the check and the read
         raise Rejected("is empty (0 bytes)")
     return raw
 
