@@ -245,6 +245,24 @@ def _display_name(item) -> str:
     return name
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_fixture_setup(fixturedef, request):
+    """A fixture wider than one test (module, session) is computed once and handed to every
+    test that asks for it, visible and hidden alike: it runs on the visible channel, whose
+    children never receive hidden inputs, whichever test happens to set it up first (a
+    hidden test's child may already hold what the student's code recorded of them)."""
+    ctx = _ctx(request.config)
+    submission = getattr(ctx, "submission", None)
+    if fixturedef.scope == "function" or not hasattr(submission, "use_channel"):
+        return (yield)
+    previous = submission.channel
+    submission.use_channel("visible")
+    try:
+        return (yield)
+    finally:
+        submission.use_channel(previous)
+
+
 @pytest.hookimpl(tryfirst=True)  # before fixtures: their calls belong to the test's channel too
 def pytest_runtest_setup(item):
     ctx = _ctx(item.config)

@@ -231,3 +231,75 @@ def test_hidden_inputs_differ_between_submissions_and_repeat_for_one(tmp_path, l
     assert len(seen) == 3
     assert seen[0] == seen[1], "the same submission graded twice must get the same hidden inputs"
     assert seen[0] != seen[2], "two submissions must get different hidden inputs"
+
+
+# A fixture wider than one test is set up by whichever test asks first; here a hidden test
+# whose child has already seen the hidden eps. Its value then reaches the visible test.
+WIDE_FIXTURE_TESTS = '''\
+import os
+
+import numpy as np
+import pytest
+
+from grader.testing import exercise, hidden, points
+
+X = np.arange(6.0).reshape(3, 2)
+
+
+@pytest.fixture(scope="module")
+def at_half(submission):
+    return submission.call("batchnorm_forward", X, np.ones(2), np.zeros(2), eps=0.5)
+
+
+@points(1)
+@exercise("batchnorm_forward")
+@hidden
+def test_hidden_eps(submission, hidden_rng):
+    eps = float(hidden_rng.uniform(1e-4, 1e-2))
+    with open(os.environ["LEAKY_HIDDEN_LOG"], "a") as log:
+        log.write(repr(eps) + "\\n")
+    submission.call("batchnorm_forward", X, np.ones(2), np.zeros(2), eps=eps)
+
+
+@points(1)
+@exercise("batchnorm_forward")
+@hidden
+def test_hidden_uses_the_fixture(at_half):
+    assert at_half is not None
+
+
+@points(1)
+@exercise("batchnorm_forward")
+def test_visible_uses_the_fixture(at_half):
+    expected = (X - X.mean(0)) / np.sqrt(X.var(0) + 0.5)
+    assert np.shape(at_half) == expected.shape and np.allclose(at_half, expected), f"your output: {at_half}"
+'''
+
+# On the visible test's eps it returns every eps it has seen, to smuggle them into a message.
+WIDE_FIXTURE_STUDENT = '''\
+import numpy as np
+
+SEEN = []
+
+
+def batchnorm_forward(x, gamma, beta, eps=1e-5):
+    SEEN.append(float(eps))
+    if eps == 0.5 and len(SEEN) > 1:
+        return np.array(SEEN)
+    return gamma * (x - x.mean(axis=0)) / np.sqrt(x.var(axis=0) + eps) + beta
+'''
+
+
+def test_a_fixture_shared_by_hidden_and_visible_tests_never_carries_hidden_inputs(tmp_path, leaky, worker):
+    assignment, log = leaky
+    (assignment.tests_dir / "test_leaky.py").write_text(WIDE_FIXTURE_TESTS)
+    path = notebook(tmp_path / "wide.ipynb", WIDE_FIXTURE_STUDENT)
+    result = grade_submission(path, assignment, worker)
+    tests = {t.name: t for t in result.tests}
+    assert [t.name for t in result.tests] == ["hidden eps", "hidden uses the fixture", "visible uses the fixture"]
+    # Set up on the visible channel, the fixture's call was the first that child saw.
+    assert tests["visible uses the fixture"].status is Status.PASSED, tests["visible uses the fixture"].message
+    eps = float(log.read_text().split()[0])
+    for fmt, text in _student_views(result).items():
+        for spelling in (repr(eps), f"{eps:.6g}", f"{eps:.4f}"):
+            assert spelling not in text, (fmt, spelling)
