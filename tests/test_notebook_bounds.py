@@ -23,33 +23,13 @@ from grader.notebook import LoadError, extract_program, load_notebook, source_of
 from grader.notebook.cells import _parse_cell
 from grader.notebook.limits import MAX_CELL_CODE_CHARS, MAX_CELLS, MAX_CODE_CHARS
 
+# How many lines of Python and calls (Python and built-in) a function runs: a measure of
+# work that does not depend on the machine's speed or load. Work done inside one built-in
+# call, such as a long string slice, is not seen: the benchmark times those shapes.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+from extraction_bench import count_events as events  # noqa: E402
+
 HAPPY = "def happyModel():\n    return 'graded'\n"
-
-
-def events(function, *args) -> int:
-    """How many lines of Python and calls (Python and built-in) `function(*args)` runs: a
-    measure of work that does not depend on the machine's speed or load. (Work done
-    inside one built-in call, such as a long string slice, is not seen: the benchmark
-    bench/extraction_bench.py times those shapes.)"""
-    count = 0
-
-    def tracer(frame, event, arg):
-        nonlocal count
-        count += 1
-        return tracer
-
-    def profiler(frame, event, arg):
-        nonlocal count
-        count += event.startswith("c_")
-
-    sys.settrace(tracer)
-    sys.setprofile(profiler)
-    try:
-        function(*args)
-    finally:
-        sys.settrace(None)
-        sys.setprofile(None)
-    return count
 
 
 def one_cell_of_tiny_statements(n: int):
