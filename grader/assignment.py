@@ -12,6 +12,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from grader.late import LatePolicy, late_problems, policy_from_spec
+from grader.written import Question, questions_from_spec, written_problems
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -44,6 +47,9 @@ class Assignment:
     probes: Path | None = None
     # Modules the sandbox worker imports once, before forking, so children share them.
     preload: tuple[str, ...] = ()
+    # Written answers a person scores (spec `[[written]]`), and the late-work policy.
+    questions: tuple[Question, ...] = ()
+    late: LatePolicy | None = None
     extra: dict = field(default_factory=dict)
 
     @property
@@ -54,11 +60,28 @@ class Assignment:
                 [self.probes] if self.probes else []):
             if path.is_file():
                 h.update(path.name.encode())
-                h.update(path.read_bytes())
+                h.update(_graded_part(path))
         return h.hexdigest()[:16]
 
     def support_files(self) -> dict[str, str]:
         return {p.name: p.read_text(encoding="utf-8") for p in self.support}
+
+
+# Spec keys a person's grading reads, not the autograder: changing a rubric or a due date
+# must not make a class be graded again.
+_NOT_AUTOGRADED = ("written", "due", "late")
+
+
+def _graded_part(path: Path) -> bytes:
+    if path.name != "assignment.toml":
+        return path.read_bytes()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return path.read_bytes()
+    import json
+    return json.dumps({k: v for k, v in data.items() if k not in _NOT_AUTOGRADED}, sort_keys=True,
+                      default=str).encode()
 
 
 KIT_FOLDER = "selfcheck"  # a student kit's assignments, next to its notebook (grader export student)
@@ -123,7 +146,7 @@ class Key:
     """One key `assignment.toml` may hold. The table below is the single source of truth:
     loading checks against it, and docs/authoring.md is tested to describe every key."""
     name: str
-    kind: str  # "text", "number", "texts", "table"
+    kind: str  # "text", "number", "texts", "table", "tables"
     default: str  # as a reader would write it; "(required)" for a required key
     meaning: str
 
@@ -149,10 +172,16 @@ SPEC_KEYS: tuple[Key, ...] = (
         "submission's child starts with them; none may run a TensorFlow op or start a thread at import"),
     Key("master", "text", "source/NAME.ipynb or source/NAME.py", "the master notebook validate-assignment grades"),
     Key("coursera", "table", "(none)", "`parts = { PART_ID = [exercise, ...] }` for `grader export coursera`"),
+    Key("written", "tables", "[]", "questions a person scores: `[[written]]` with id, title, points, prompt, "
+        "rubric = [{ points = N, text = \"...\" }]; the answer cell is tagged `written:ID`"),
+    Key("due", "text", "(none)", "the deadline, ISO 8601 (\"2026-12-04T23:59:00+01:00\"; no offset: UTC); "
+        "the roster's `extension` column moves it per student"),
+    Key("late", "table", "(none)", "the late penalty: `per_day` (percent of the earned points per day begun), "
+        "`cap` (percent, at most), `grace_minutes`"),
 )
 _NESTED_KEYS = {"coursera": ("parts",)}
 _FIELDS = {"name", "title", "version", "exercises", "reference", "tests", "keras", "call_timeout",
-           "support", "secret", "total_points", "probes", "preload"}
+           "support", "secret", "total_points", "probes", "preload", "written", "due", "late"}
 
 
 def _closest(word: str, choices) -> str:
@@ -176,6 +205,8 @@ def _type_problem(key: Key, value) -> str:
         return f"`{key.name}` must be a number, not {shown}"
     if key.kind == "texts" and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
         return f"`{key.name}` must be a list of strings, e.g. {key.name} = [\"a\", \"b\"], not {shown}"
+    if key.kind == "tables" and not (isinstance(value, list) and all(isinstance(v, dict) for v in value)):
+        return f"`{key.name}` must be a list of tables ([[{key.name}]] on a line of its own, then its keys)"
     if key.kind == "table" and not isinstance(value, dict):
         return f"`{key.name}` must be a table ([{key.name}] on a line of its own, then its keys), not {shown}"
     return ""
@@ -224,6 +255,11 @@ def spec_problems(data: dict) -> list[str]:
                 if sub not in _NESTED_KEYS[name]:
                     problems.append(f"unknown key `{sub}` in [{name}]{_closest(sub, _NESTED_KEYS[name])} "
                                     f"(valid: {', '.join(_NESTED_KEYS[name])})")
+    if "written" in data and not _type_problem(keys["written"], data["written"]):
+        problems.extend(written_problems(data["written"]))
+    if "due" in data or "late" in data:
+        problems.extend(p for p in late_problems(data.get("due"), data.get("late"))
+                        if not p.startswith("`late` must be") and not p.startswith("`due` must be"))
     for required in ("exercises", "reference"):
         if required not in data:
             problems.append(f"missing key `{required}` ({keys[required].meaning})")
@@ -261,6 +297,8 @@ def load_assignment(name_or_dir: str | Path, near: str | Path | None = None) -> 
         call_timeout=float(data.get("call_timeout", 60.0)), support=support,
         secret=str(data.get("secret", "")), total_points=data.get("total_points"), probes=probes,
         preload=tuple(data.get("preload", ())),
+        questions=questions_from_spec(data.get("written")),
+        late=policy_from_spec(data.get("due"), data.get("late")),
         extra={k: v for k, v in data.items() if k not in _FIELDS},
     )
 

@@ -85,6 +85,17 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--sandbox", default="auto", choices=ISOLATION_CHOICES)
     c.add_argument("--color", choices=("auto", "always", "never"), default="auto")
 
+    v = sub.add_parser("review", help="score written answers and override tests in a local web page",
+                       description="Serve the instructor's review page on 127.0.0.1 (nothing leaves this "
+                                   "machine): written answers side by side across students, scored from the "
+                                   "rubric; each student's autograded feedback, with overrides. Every save goes "
+                                   "into the gradebook and rewrites grades.csv and feedback/. Ctrl-C stops it.")
+    v.add_argument("results", metavar="RESULTS", help="the folder given to grader grade --out")
+    v.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    v.add_argument("--grader", metavar="NAME", default=None,
+                   help="the name recorded with each score and override (default: your login name)")
+    v.set_defaults(handler=_cmd_review)
+
     # Authoring and platform commands live beside what they do; each registers itself.
     from grader import export
     from grader.authoring import assign, scaffold, validate
@@ -152,7 +163,8 @@ def _main(argv: list[str] | None) -> int:
 def _grade(args, assignment) -> int:
     from grader.classroom.batch import Options, default_jobs, find_submissions
     from grader.classroom.names import printable
-    from grader.classroom.gradebook import GradebookError, Identities, read_roster
+    from grader.classroom.gradebook import GradebookError
+    from grader.classroom.roster import Identities, read_roster
     from grader.sandbox.client import choose_isolation
 
     if args.regrade and not args.out:
@@ -238,7 +250,8 @@ def _grade_into(args, assignment, options, tasks, roster, jobs) -> int:
     submission as it finishes, then derive the class files from the gradebook."""
     from grader.classroom.batch import Progress
     from grader.classroom.names import printable
-    from grader.classroom.gradebook import FeedbackRefused, Gradebook, export_grades, feedback_for
+    from grader.classroom.gradebook import Gradebook
+    from grader.classroom.outputs import FeedbackRefused, export_grades, feedback_for
     from grader.render import to_json_line, to_junit
 
     out = Path(args.out)
@@ -363,6 +376,28 @@ def _check(args, assignment) -> int:
         return EXIT_UNGRADED
     if args.min_score is not None and result.score < args.min_score:
         return EXIT_UNGRADED
+    return EXIT_OK
+
+
+
+def _cmd_review(args) -> int:
+    """Serve the review page until Ctrl-C; every score is saved as it is entered."""
+    from grader.classroom.gradebook import GradebookError
+    from grader.classroom.names import printable
+    from grader.classroom.review import ReviewError, ReviewServer
+    try:
+        server = ReviewServer(args.results, grader=args.grader, port=args.port)
+    except (GradebookError, ReviewError) as exc:
+        print(f"grader: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"grader: reviewing {printable(args.results)} as {printable(server.review.grader)}; open\n"
+          f"    {server.url}\n(the address holds an access token: keep it to yourself; Ctrl-C to stop)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("\ngrader: review stopped; every score and override saved is in the gradebook", file=sys.stderr)
+    finally:
+        server.close()
     return EXIT_OK
 
 

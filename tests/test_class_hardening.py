@@ -21,7 +21,9 @@ import pytest
 from conftest import notebook
 from generated_class import GRADER, ROOT, generate, processes_with_marker
 from grader.classroom.names import csv_cell, printable
-from grader.classroom.gradebook import FeedbackRefused, Gradebook, RosterEntry, Identities, export_grades, feedback_for
+from grader.classroom.gradebook import Gradebook
+from grader.classroom.outputs import FeedbackRefused, export_grades, feedback_for
+from grader.classroom.roster import Identities, RosterEntry
 from grader.results import Status, SubmissionResult, TestResult
 
 MASTER = ROOT / "assignments" / "conv_bn" / "source" / "conv_bn.ipynb"

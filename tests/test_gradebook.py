@@ -16,8 +16,9 @@ import pytest
 
 from grader.classroom.batch import Graded
 from grader.cli import main
-from grader.classroom.gradebook import (FAILED, GRADED, UNGRADED, FeedbackRefused, Gradebook, GradebookError, Identities,
-                              RosterEntry, export_grades, feedback_dir, read_roster)
+from grader.classroom.gradebook import FAILED, GRADED, UNGRADED, Gradebook, GradebookError
+from grader.classroom.outputs import FeedbackRefused, export_grades, feedback_dir
+from grader.classroom.roster import Identities, RosterEntry, read_roster
 from grader.results import Status, SubmissionResult, Visibility
 from grader.results import TestResult as TR
 

@@ -20,25 +20,35 @@ Schema (see SCHEMA below for the columns):
 * `code`: each graded function's source and normalized source, for the class report.
 * `gradings`: append-only, one row per grading recorded (the "graded exactly once" audit).
 * `runs`: one row per `grader grade` invocation; `students`: the roster last given;
-  `meta`: schema version and the assignment this folder belongs to.
+  `meta`: schema version and the assignment this folder belongs to (its written questions
+  and late policy too, so outputs can be derived without the spec at hand).
+* `answers`: each current submission's written answers, as text (never executed).
+* `manual_scores` and `overrides`: append-only histories of what a person decided (who,
+  when, why); the latest entry counts. Each remembers what it was decided on (the answer's
+  text hash, the notebook's hash): when that changed, the decision is kept but marked stale
+  and not applied, and the instructor is told, instead of silently scoring other work.
 """
 from __future__ import annotations
 
-import csv
-import io
+import hashlib
 import json
-import os
 import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from grader.classroom.names import csv_cell, folder_identity, folder_problem, printable
+from grader.classroom.errors import GradebookError
+from grader.classroom.roster import Identities, RosterEntry
+from grader.late import LatePolicy, policy_from_dict
 from grader.results import SubmissionResult, submission_result_from_dict
+from grader.written import Question, question_from_dict
+
+__all__ = ["Gradebook", "GradebookError", "Row", "StudentGrade", "Answer", "ManualScore", "Override",
+           "GRADED", "UNGRADED", "FAILED", "FILENAME"]
 
 FILENAME = "gradebook.sqlite"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 GRADED, UNGRADED, FAILED = "graded", "ungraded", "failed"
 
@@ -116,92 +126,47 @@ CREATE TABLE IF NOT EXISTS gradings (
     graded_at   TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS gradings_by_submission ON gradings (submission);
+CREATE TABLE IF NOT EXISTS answers (
+    submission TEXT NOT NULL REFERENCES submissions(submission) ON DELETE CASCADE,
+    question   TEXT NOT NULL,           -- the spec's [[written]] id
+    text       TEXT NOT NULL,           -- the answer as written (Markdown), capped
+    sha256     TEXT NOT NULL,           -- of the text: a score given to other words is stale
+    cell       INTEGER,                 -- 1-based cell number in the student's notebook; NULL: not found
+    PRIMARY KEY (submission, question)
+);
+CREATE TABLE IF NOT EXISTS manual_scores (
+    id            INTEGER PRIMARY KEY,  -- append-only; the latest per (submission, question) counts
+    submission    TEXT NOT NULL,
+    question      TEXT NOT NULL,
+    points        REAL NOT NULL,
+    comment       TEXT NOT NULL,
+    grader        TEXT NOT NULL,        -- who scored it
+    at            TEXT NOT NULL,
+    answer_sha256 TEXT NOT NULL         -- the answer text it was given for
+);
+CREATE TABLE IF NOT EXISTS overrides (
+    id         INTEGER PRIMARY KEY,     -- append-only; the latest per (submission, test) counts
+    submission TEXT NOT NULL,
+    test       TEXT NOT NULL,           -- the test's nodeid
+    points     REAL,                    -- the test's new score; NULL: withdrawn (the autograder's again)
+    reason     TEXT NOT NULL,
+    grader     TEXT NOT NULL,
+    at         TEXT NOT NULL,
+    sha256     TEXT NOT NULL            -- the notebook it was decided on
+);
 """
 
+# Columns added since schema 1, for gradebooks written before them.
+_ADDED_COLUMNS = (
+    ("students", "extension_days", "REAL NOT NULL DEFAULT 0"),
+    ("students", "due", "TEXT NOT NULL DEFAULT ''"),
+    ("submissions", "submitted_at", "TEXT NOT NULL DEFAULT ''"),  # ISO time from a manifest; '': mtime
+)
 
-class GradebookError(Exception):
-    """The results folder or the roster cannot be used as asked (a usage error)."""
 
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
-
-
-# ---------------------------------------------------------------- the roster
-
-@dataclass(frozen=True)
-class RosterEntry:
-    key: str
-    student_id: str
-    name: str = ""
-
-
-_KEY_COLUMNS = ("file_or_folder", "file", "folder", "submission", "key")
-_ID_COLUMNS = ("student_id", "id", "sid", "student")
-_NAME_COLUMNS = ("name", "student_name", "full_name")
-
-
-def normalize_key(text: str) -> str:
-    """"alice.ipynb", "alice/" and "alice" name the same student in a roster."""
-    key = text.strip().rstrip("/\\")
-    return key[: -len(".ipynb")] if key.lower().endswith(".ipynb") else key
-
-
-def read_roster(path: str | Path) -> list[RosterEntry]:
-    """A CSV with a header naming at least `file_or_folder` (the submission's file stem or
-    folder name) and usually `student_id` and `name`; other columns are ignored."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise GradebookError(f"roster {path}: cannot be read ({exc})") from None
-    reader = csv.DictReader(io.StringIO(text))
-    columns = {(c or "").strip().lower(): c for c in reader.fieldnames or []}
-
-    def pick(options):
-        return next((columns[o] for o in options if o in columns), None)
-
-    key_col, id_col, name_col = pick(_KEY_COLUMNS), pick(_ID_COLUMNS), pick(_NAME_COLUMNS)
-    if key_col is None:
-        raise GradebookError(f"roster {path}: needs a header with a file_or_folder column "
-                             f"(found: {', '.join(columns) or 'no header'})")
-    entries: dict[str, RosterEntry] = {}
-    for line, row in enumerate(reader, start=2):
-        key = normalize_key(row.get(key_col) or "")
-        if not key:
-            continue
-        if key in entries:
-            raise GradebookError(f"roster {path}, line {line}: {key!r} appears twice")
-        student_id = (row.get(id_col) or "").strip() if id_col else ""
-        name = (row.get(name_col) or "").strip() if name_col else ""
-        entries[key] = RosterEntry(key, student_id or key, name)
-    return list(entries.values())
-
-
-class Identities:
-    """Who a submission belongs to: the roster's student for its file stem or folder name,
-    spelled exactly, or that name itself when the roster does not list it.
-
-    Exactly: `ALICE.ipynb`, `alice .ipynb` or a folder `alice.` is not Alice's. Matching
-    them to her would let anyone's file count as her submission (the latest one wins); a
-    roster spelled differently from the files instead shows up in the 'not in the roster'
-    warning, to be fixed there."""
-
-    def __init__(self, entries: Iterable[RosterEntry] = ()):
-        self.entries = list(entries)
-        self._exact = {e.key: e for e in self.entries}
-
-    def entry(self, student_key: str) -> RosterEntry | None:
-        key = student_key[: -len(".ipynb")] if student_key.endswith(".ipynb") else student_key
-        return self._exact.get(key)
-
-    def student_id(self, student_key: str) -> str:
-        entry = self.entry(student_key)
-        return entry.student_id if entry else student_key
-
-    def name(self, student_key: str) -> str:
-        entry = self.entry(student_key)
-        return entry.name if entry else ""
 
 
 # ---------------------------------------------------------------- rows
@@ -226,13 +191,57 @@ class Row:
     graded_at: str
     run_id: int
 
+    submitted_at: str = ""  # from a manifest; "" when the file's mtime is the submission time
+
     @property
     def graded(self) -> bool:
         return self.status == GRADED
 
 
+@dataclass(frozen=True)
+class Answer:
+    """A student's written answer: text only, never executed."""
+    submission: str
+    question: str
+    text: str
+    sha256: str
+    cell: int | None  # 1-based cell number in the student's notebook; None: no answer found
+
+
+@dataclass(frozen=True)
+class ManualScore:
+    submission: str
+    question: str
+    points: float
+    comment: str
+    grader: str
+    at: str
+    answer_sha256: str
+    stale: bool = False  # the answer's text changed since it was scored: not applied
+
+
+@dataclass(frozen=True)
+class Override:
+    id: int
+    submission: str
+    test: str  # the test's nodeid
+    points: float | None  # None: withdrawn, the autograder's score counts again
+    reason: str
+    grader: str
+    at: str
+    sha256: str
+    applies: bool = True  # False when the notebook changed since: the instructor must look again
+
+
+MAX_ANSWER_CHARS = 20_000
+
+
+def text_sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 _ROW_COLUMNS = ("submission, student_key, path, sha256, fingerprint, status, score, max_score, reason, "
-                "execution_time, wall_time, isolation, host, process_order, mtime, graded_at, run_id")
+                "execution_time, wall_time, isolation, host, process_order, mtime, graded_at, run_id, submitted_at")
 
 
 @dataclass
@@ -278,6 +287,7 @@ class Gradebook:
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.execute("PRAGMA foreign_keys=ON")
             self.db.executescript(SCHEMA)
+            self._add_columns()
         except sqlite3.Error as exc:
             raise GradebookError(f"{self.path}: not a usable gradebook ({exc})") from None
         version = self.meta("schema_version")
@@ -285,6 +295,14 @@ class Gradebook:
             self.set_meta("schema_version", str(SCHEMA_VERSION))
         elif int(version) > SCHEMA_VERSION:
             raise GradebookError(f"{self.path} was written by a newer grader (schema {version}); upgrade grader")
+        elif int(version) < SCHEMA_VERSION:
+            self.set_meta("schema_version", str(SCHEMA_VERSION))
+
+    def _add_columns(self) -> None:
+        for table, column, declaration in _ADDED_COLUMNS:
+            have = {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}
+            if column not in have:
+                self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
 
     def close(self) -> None:
         self.db.close()
@@ -314,7 +332,10 @@ class Gradebook:
                            ("assignment_root", str(assignment.root)), ("reference", str(assignment.reference)),
                            ("exercises", json.dumps(list(assignment.exercises))),
                            ("total_points", "" if assignment.total_points is None else str(assignment.total_points)),
-                           ("fingerprint", assignment.fingerprint)):
+                           ("fingerprint", assignment.fingerprint),
+                           ("written", json.dumps([q.to_dict() for q in getattr(assignment, "questions", ())])),
+                           ("late", json.dumps(assignment.late.to_dict() if getattr(assignment, "late", None)
+                                               else None))):
             self.set_meta(key, value)
         self.db.execute("COMMIT")
 
@@ -331,16 +352,32 @@ class Gradebook:
                 names.append(name)
         return names
 
+    def questions(self) -> list[Question]:
+        """The written questions of the assignment this folder was last graded with."""
+        return [question_from_dict(q) for q in json.loads(self.meta("written") or "[]")]
+
+    def question(self, question_id: str) -> Question:
+        for q in self.questions():
+            if q.id == question_id:
+                return q
+        known = ", ".join(q.id for q in self.questions()) or "none: the assignment declares no [[written]] questions"
+        raise GradebookError(f"no written question {question_id!r} in {self.assignment or 'this gradebook'} "
+                             f"(questions: {known})")
+
+    def late_policy(self) -> LatePolicy | None:
+        return policy_from_dict(json.loads(self.meta("late") or "null"))
+
     # -- roster
     def set_roster(self, entries: Iterable[RosterEntry]) -> None:
         self.db.execute("BEGIN IMMEDIATE")
         self.db.execute("DELETE FROM students")
-        self.db.executemany("INSERT INTO students (key, student_id, name) VALUES (?, ?, ?)",
-                            [(e.key, e.student_id, e.name) for e in entries])
+        self.db.executemany("INSERT INTO students (key, student_id, name, extension_days, due) VALUES (?, ?, ?, ?, ?)",
+                            [(e.key, e.student_id, e.name, e.extension_days, e.due) for e in entries])
         self.db.execute("COMMIT")
 
     def identities(self) -> Identities:
-        return Identities(RosterEntry(*r) for r in self.db.execute("SELECT key, student_id, name FROM students"))
+        return Identities(RosterEntry(*r) for r in
+                          self.db.execute("SELECT key, student_id, name, extension_days, due FROM students"))
 
     # -- runs
     def start_run(self, *, fingerprint: str, command: str, backend: str, found: int, to_grade: int) -> int:
@@ -377,7 +414,7 @@ class Gradebook:
         return todo, kept
 
     def record(self, *, submission: str, student_key: str, graded, run_id: int, mtime: float,
-               fingerprint: str) -> Row:
+               fingerprint: str, submitted_at: str = "") -> Row:
         """Store one grading in a single transaction: all of it or, if killed, none of it."""
         result: SubmissionResult = graded.result
         if not result.errors:
@@ -389,10 +426,13 @@ class Gradebook:
                   score=0.0 if result.errors else result.score, max_score=result.max_score,
                   reason="; ".join(result.errors), execution_time=round(result.execution_time, 3),
                   wall_time=round(graded.wall, 3), isolation=result.isolation, host=graded.host,
-                  process_order=graded.order, mtime=mtime, graded_at=_now(), run_id=run_id)
+                  process_order=graded.order, mtime=mtime, graded_at=_now(), run_id=run_id,
+                  submitted_at=submitted_at)
         values = (row.submission, row.student_key, row.path, row.sha256, row.fingerprint, row.status, row.score,
                   row.max_score, row.reason, row.execution_time, row.wall_time, row.isolation, row.host,
-                  row.process_order, row.mtime, row.graded_at, row.run_id)
+                  row.process_order, row.mtime, row.graded_at, row.run_id, row.submitted_at)
+        answers = [(submission, qid, str(a.get("text", ""))[:MAX_ANSWER_CHARS], a.get("cell"))
+                   for qid, a in (getattr(graded, "answers", None) or {}).items()]
         self.db.execute("BEGIN IMMEDIATE")
         try:
             self.db.execute("DELETE FROM tests WHERE submission = ?", (submission,))
@@ -408,6 +448,11 @@ class Gradebook:
             self.db.executemany(
                 "INSERT INTO code (submission, exercise, source, normalized) VALUES (?, ?, ?, ?)",
                 [(submission, ex, c.get("source", ""), c.get("normalized", "")) for ex, c in graded.code.items()])
+            self.db.execute("DELETE FROM answers WHERE submission = ?", (submission,))
+            self.db.executemany(
+                "INSERT INTO answers (submission, question, text, sha256, cell) VALUES (?, ?, ?, ?, ?)",
+                [(sub, q, text, text_sha256(text), cell if isinstance(cell, int) else None)
+                 for sub, q, text, cell in answers])
             self.db.execute("INSERT INTO gradings (submission, sha256, fingerprint, run_id, status, score, graded_at) "
                             "VALUES (?, ?, ?, ?, ?, ?, ?)",
                             (submission, row.sha256, row.fingerprint, run_id, status, row.score, row.graded_at))
@@ -446,6 +491,103 @@ class Gradebook:
         names = [d[0] for d in cur.description]
         return [dict(zip(names, r)) for r in cur]
 
+
+    # -- written answers and what people decided
+    def answers(self, question: str | None = None) -> list[Answer]:
+        """The current submissions' written answers (every question, or one)."""
+        sql = "SELECT submission, question, text, sha256, cell FROM answers"
+        args: tuple = ()
+        if question is not None:
+            sql, args = sql + " WHERE question = ?", (question,)
+        return [Answer(*r) for r in self.db.execute(sql + " ORDER BY question, submission", args)]
+
+    def answer(self, submission: str, question: str) -> Answer | None:
+        r = self.db.execute("SELECT submission, question, text, sha256, cell FROM answers "
+                            "WHERE submission = ? AND question = ?", (submission, question)).fetchone()
+        return Answer(*r) if r else None
+
+    def _submission_sha(self, submission: str) -> str:
+        r = self.db.execute("SELECT sha256 FROM submissions WHERE submission = ?", (submission,)).fetchone()
+        if r is None:
+            raise GradebookError(f"no submission {submission!r} in {self.folder}")
+        return r[0]
+
+    def set_manual_score(self, submission: str, question: str, points: float, comment: str = "",
+                         grader: str = "") -> ManualScore:
+        """Record a person's score for one written answer (kept in the history)."""
+        q = self.question(question)
+        self._submission_sha(submission)
+        if not isinstance(points, (int, float)) or isinstance(points, bool) or not 0 <= points <= q.points:
+            raise GradebookError(f"{q.title}: points must be between 0 and {q.points:g}, not {points!r}")
+        answer = self.answer(submission, question)
+        score = ManualScore(submission, question, float(points), str(comment)[:MAX_ANSWER_CHARS], grader or "",
+                            _now(), answer.sha256 if answer else text_sha256(""))
+        self.db.execute("INSERT INTO manual_scores (submission, question, points, comment, grader, at, answer_sha256) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?)", (score.submission, score.question, score.points,
+                                                         score.comment, score.grader, score.at, score.answer_sha256))
+        return score
+
+    def _manual_rows(self, where: str = "", args: tuple = ()) -> list[ManualScore]:
+        current = {(a.submission, a.question): a.sha256 for a in self.answers()}
+        out = []
+        for sub, q, points, comment, who, at, sha in self.db.execute(
+                "SELECT submission, question, points, comment, grader, at, answer_sha256 FROM manual_scores "
+                f"{where} ORDER BY id", args):
+            now = current.get((sub, q), text_sha256(""))
+            out.append(ManualScore(sub, q, points, comment, who, at, sha, stale=now != sha))
+        return out
+
+    def manual_scores(self) -> dict[tuple[str, str], ManualScore]:
+        """The latest score per (submission, question); `stale` ones must not be counted."""
+        return {(m.submission, m.question): m for m in self._manual_rows()}
+
+    def manual_history(self, submission: str, question: str) -> list[ManualScore]:
+        return self._manual_rows("WHERE submission = ? AND question = ?", (submission, question))
+
+    def find_test(self, submission: str, test: str) -> tuple[str, str, float]:
+        """(nodeid, title, max_score) of a current test, named by its nodeid, its title
+        ("happyModel · layer order") or its number ("3.1")."""
+        rows = list(self.db.execute("SELECT nodeid, exercise, name, max_score FROM tests WHERE submission = ? "
+                                    "ORDER BY position", (submission,)))
+        numbers = {t.nodeid: t.number for t in (self.result(submission) or SubmissionResult("", "")).tests}
+        for nodeid, exercise, name, max_score in rows:
+            title = f"{exercise} · {name}" if exercise else name
+            if test in (nodeid, title, numbers.get(nodeid)) or test.casefold() == title.casefold():
+                return nodeid, title, max_score
+        if not rows:
+            raise GradebookError(f"{submission!r} has no graded tests to override")
+        shown = "; ".join(f"{numbers.get(n) or ''} {f'{e} · {m}' if e else m}".strip() for n, e, m, _ in rows[:40])
+        raise GradebookError(f"{submission!r} has no test {test!r}; give its number or title, one of: {shown}")
+
+    def add_override(self, submission: str, test: str, points: float | None, reason: str,
+                     grader: str = "") -> Override:
+        """Change one test's score for one submission, with the reason; None withdraws it."""
+        sha = self._submission_sha(submission)
+        nodeid, title, max_score = self.find_test(submission, test)
+        if not reason or not reason.strip():
+            raise GradebookError("an override needs --reason: the student and the next grader will read it")
+        if points is not None and (isinstance(points, bool) or not 0 <= points <= max_score):
+            raise GradebookError(f"{title}: points must be between 0 and {max_score:g}, not {points!r}")
+        cur = self.db.execute("INSERT INTO overrides (submission, test, points, reason, grader, at, sha256) "
+                              "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                              (submission, nodeid, None if points is None else float(points),
+                               reason.strip()[:2000], grader or "", _now(), sha))
+        return Override(int(cur.lastrowid), submission, nodeid, None if points is None else float(points),
+                        reason.strip()[:2000], grader or "", _now(), sha, True)
+
+    def override_history(self, submission: str | None = None) -> list[Override]:
+        current = {r.submission: r.sha256 for r in self.rows()}
+        sql = "SELECT id, submission, test, points, reason, grader, at, sha256 FROM overrides"
+        args: tuple = ()
+        if submission is not None:
+            sql, args = sql + " WHERE submission = ?", (submission,)
+        return [Override(*r, applies=current.get(r[1]) == r[7]) for r in self.db.execute(sql + " ORDER BY id", args)]
+
+    def overrides(self) -> dict[tuple[str, str], Override]:
+        """The latest override per (submission, test nodeid); one with `applies` False was
+        made on a notebook since changed and is not applied."""
+        return {(o.submission, o.test): o for o in self.override_history()}
+
     # -- the class
     def exercise_scores(self) -> dict[str, dict[str, tuple[float, float]]]:
         """submission -> exercise -> (score, max_score)."""
@@ -482,131 +624,3 @@ class Gradebook:
                 grades.append(StudentGrade(entry.student_id, entry.name, None))
                 by_student[entry.student_id] = []
         return sorted(grades, key=lambda g: g.student_id.casefold())
-
-
-# ---------------------------------------------------------------- files derived from it
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Readers (a browser, an LMS upload, the next run) never see a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-class FeedbackRefused(GradebookError):
-    """A student's feedback cannot have a folder of its own; the message says why."""
-
-
-def feedback_dir(folder: Path, student_id: str) -> Path:
-    """feedback/<student_id>/, the id itself as the folder's name: one id, one folder.
-    An id that is not safe as a folder name everywhere is refused (FeedbackRefused), never
-    altered, since altering is how two ids end up in one folder."""
-    problem = folder_problem(student_id)
-    if problem:
-        raise FeedbackRefused(f"no feedback folder for {printable(student_id)!r}: {problem}; rename the "
-                              f"submission (or map it to a student id with --roster)")
-    return Path(folder) / "feedback" / student_id
-
-
-def _claim(where: Path, student_id: str) -> None:
-    """Refuse `where` when a case-insensitive file system (macOS, Windows; or the one the
-    results folder is copied to) would take it for a folder already there under another
-    name. Ids are already refused unless composed (NFC), so normalization cannot alias."""
-    mine = folder_identity(student_id)
-    if where.parent.is_dir():
-        for other in where.parent.iterdir():
-            if other.name != student_id and folder_identity(other.name) == mine:
-                raise FeedbackRefused(f"no feedback folder for {printable(student_id)!r}: it would be the same "
-                                      f"folder as {printable(other.name)!r} on a case-insensitive file system; "
-                                      f"give them distinct student ids with --roster")
-
-
-FEEDBACK_FILES = ("feedback.html", "feedback.md", "results.json")
-
-
-def write_feedback(folder: Path, student_id: str, result: SubmissionResult) -> Path:
-    """The student's own view (hidden tests summarized, as on Gradescope) and Gradescope's
-    results.json, for an instructor to publish or upload. Raises FeedbackRefused when the
-    id cannot have a folder of its own."""
-    from grader.render import render_html, render_markdown, to_gradescope
-    where = feedback_dir(folder, student_id)
-    _claim(where, student_id)
-    _write_atomic(where / "feedback.html", render_html(result, audience="student"))
-    _write_atomic(where / "feedback.md", render_markdown(result, audience="student"))
-    _write_atomic(where / "results.json",
-                  json.dumps(to_gradescope(result), indent=2, ensure_ascii=True) + "\n")
-    return where
-
-
-def feedback_for(book: Gradebook, student_key: str) -> tuple[str, Path] | None:
-    """Rewrite one student's feedback from their current submission (after each grading).
-    Raises FeedbackRefused when the student's id cannot have a folder of its own."""
-    identities = book.identities()
-    student_id = identities.student_id(student_key)
-    rows = [r for r in book.rows() if identities.student_id(r.student_key) == student_id]
-    if not rows:
-        return None
-    chosen = max(rows, key=lambda r: (r.mtime, r.submission))
-    result = book.result(chosen.submission)
-    if result is None:
-        return None
-    result.student = student_id
-    return student_id, write_feedback(book.folder, student_id, result)
-
-
-def _ensure_feedback(book: Gradebook, g: StudentGrade) -> str:
-    """Write a student's feedback if any of it is missing; why it cannot be, or ""."""
-    try:
-        where = feedback_dir(book.folder, g.student_id)
-        _claim(where, g.student_id)
-        if all((where / f).is_file() for f in FEEDBACK_FILES):
-            return ""
-        result = book.result(g.row.submission)
-        if result is not None:
-            result.student = g.student_id
-            write_feedback(book.folder, g.student_id, result)
-    except FeedbackRefused as exc:
-        return str(exc)
-    return ""
-
-
-def _fmt(value: float | None) -> str:
-    return "" if value is None else f"{value:g}"
-
-
-def export_grades(book: Gradebook) -> tuple[Path, Path]:
-    """grades.csv (one row per student, one column per exercise, the total) and grades.json
-    (the same, plus each exercise's maximum), and any feedback folder still missing."""
-    identities = book.identities()
-    exercises = book.exercises
-    maxima = book.exercise_max()
-    grades = book.students(identities)
-    max_total = round(sum(maxima.get(e, 0.0) for e in exercises), 6)
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    # Names come from students: every text cell goes through csv_cell (no formulas, no
-    # control characters); numbers are written as numbers.
-    writer.writerow([csv_cell(c) for c in ("student_id", "name", "submission", "status", *exercises, "total",
-                                            "max_total", "reason")])
-    records = []
-    for g in grades:
-        graded = g.row is not None and g.row.graded
-        per = {e: (g.exercises.get(e, 0.0) if graded else None) for e in exercises}
-        total = g.row.score if graded else None
-        writer.writerow([csv_cell(g.student_id), csv_cell(g.name), csv_cell(g.row.submission if g.row else ""),
-                         csv_cell(g.status), *(_fmt(per[e]) for e in exercises), _fmt(total), _fmt(max_total),
-                         csv_cell(g.reason)])
-        problem = _ensure_feedback(book, g) if g.row is not None else ""
-        records.append({"student_id": g.student_id, "name": g.name,
-                        "submission": g.row.submission if g.row else None, "status": g.status,
-                        "scores": per, "total": total, "max_total": max_total, "reason": g.reason,
-                        "graded_at": g.row.graded_at if g.row else None, "submissions": g.submissions,
-                        **({"feedback_problem": problem} if problem else {})})
-    csv_path, json_path = book.folder / "grades.csv", book.folder / "grades.json"
-    _write_atomic(csv_path, out.getvalue())
-    document = {"assignment": book.assignment, "fingerprint": book.meta("fingerprint"),
-                "exercises": [{"name": e, "max_score": maxima.get(e, 0.0)} for e in exercises],
-                "max_total": max_total, "students": records}
-    _write_atomic(json_path, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
-    return csv_path, json_path

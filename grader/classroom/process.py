@@ -54,13 +54,16 @@ class Graded:
     fingerprint: str = ""
     order: int = 0  # 1 for the first submission its grading process graded (includes warm-up)
     problems: list[str] = field(default_factory=list)
+    # question id -> {"text": the written answer as text (never executed), "cell": 1-based cell number or None}
+    answers: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def from_reply(cls, path: Path, reply: dict[str, Any]) -> "Graded":
         return cls(path=path, result=submission_result_from_dict(reply["result"]), sha256=reply.get("sha256", ""),
                    code=reply.get("code", {}), host=reply.get("host", ""), wall=float(reply.get("wall", 0.0)),
                    transient=bool(reply.get("transient", False)), fingerprint=reply.get("fingerprint", ""),
-                   order=int(reply.get("order", 0)), problems=list(reply.get("problems", [])))
+                   order=int(reply.get("order", 0)), problems=list(reply.get("problems", [])),
+                   answers=dict(reply.get("answers", {})))
 
 
 def failed_result(path: Path, assignment: str, message: str) -> SubmissionResult:

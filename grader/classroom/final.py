@@ -1,0 +1,129 @@
+"""A student's final grade: the autograder's scores, what people decided, and lateness.
+
+One pure function combines them, so grades.csv, grades.json, the student's feedback,
+Gradescope's results.json and the LMS export cannot disagree. People's decisions enter the
+result as ordinary test entries (an override changes a test's score and says why; a
+written answer is a test a person scored; a late penalty is a negative entry with its
+reason), so every renderer shows them without knowing they exist.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from grader.classroom.gradebook import Answer, ManualScore, Override
+from grader.late import Lateness, LatePolicy, lateness
+from grader.results import Status, SubmissionResult, TestResult, Visibility
+from grader.written import Question
+
+WRITTEN_EXERCISE = "Written answers"
+LATE_NAME = "Late penalty"
+
+
+@dataclass(frozen=True)
+class Decisions:
+    """Everything a person decided about one submission, as stored."""
+    questions: tuple[Question, ...] = ()
+    answers: dict[str, Answer] = dataclasses.field(default_factory=dict)          # question id -> answer
+    scores: dict[str, ManualScore] = dataclasses.field(default_factory=dict)      # question id -> latest score
+    overrides: dict[str, Override] = dataclasses.field(default_factory=dict)      # nodeid -> latest override
+    policy: LatePolicy | None = None
+    submitted: datetime | None = None
+    extension_days: float = 0.0
+    own_due: str = ""
+
+
+@dataclass(frozen=True)
+class FinalGrade:
+    result: SubmissionResult          # the student's view: overrides, written scores, penalty folded in
+    autograded: float                 # the tests' scores after overrides
+    written: dict[str, float | None]  # question id -> points; None: not scored yet (or stale)
+    lateness: Lateness | None
+    penalty: float
+    attention: tuple[str, ...]        # what an instructor must look at (stale decisions, unscored answers)
+
+    @property
+    def total(self) -> float:
+        return self.result.score
+
+    @property
+    def max_total(self) -> float:
+        return self.result.max_score
+
+    @property
+    def pending(self) -> tuple[str, ...]:
+        return tuple(q for q, p in self.written.items() if p is None)
+
+
+def _overridden(test: TestResult, o: Override) -> TestResult:
+    if o.points is None:
+        return test
+    was = test.score
+    note = (f"Your instructor changed this score from {was:g} to {o.points:g} of {test.max_score:g}: {o.reason}")
+    status = Status.PASSED if o.points >= test.max_score else Status.FAILED
+    message = f"{test.message}\n\n{note}" if test.message else note
+    return dataclasses.replace(test, score=o.points, status=status, message=message)
+
+
+def _written(q: Question, answer: Answer | None, score: ManualScore | None) -> TestResult:
+    nodeid = f"written::{q.id}"
+    if answer is None or not answer.text.strip():
+        msg = ("No answer was found for this question (the cell tagged "
+               f"`{q.tag}` is missing or empty).")
+        if score is None or score.stale:
+            return TestResult(q.title, WRITTEN_EXERCISE, 0.0, q.points, Status.NOT_RUN, message=msg,
+                              diagnosis="written_pending", nodeid=nodeid)
+    if score is None or score.stale:
+        return TestResult(q.title, WRITTEN_EXERCISE, 0.0, q.points, Status.NOT_RUN,
+                          message="Your written answer has not been scored yet.", diagnosis="written_pending",
+                          nodeid=nodeid)
+    message = f"Scored by your instructor: {score.points:g} of {q.points:g}."
+    if score.comment.strip():
+        message += f"\n\n{score.comment.strip()}"
+    return TestResult(q.title, WRITTEN_EXERCISE, score.points, q.points,
+                      Status.PASSED if score.points >= q.points else Status.FAILED, message=message,
+                      diagnosis="written", nodeid=nodeid)
+
+
+def final_grade(result: SubmissionResult, decisions: Decisions) -> FinalGrade:
+    """Fold what people decided into an autograded result (which is not modified)."""
+    attention: list[str] = []
+    tests = []
+    for test in result.tests:
+        o = decisions.overrides.get(test.nodeid)
+        if o is not None and not o.applies:
+            attention.append(f"{result.submission}: the override of {test.title} ({o.reason}) was made on an "
+                             f"earlier version of the notebook and is not applied; look again")
+            o = None
+        tests.append(_overridden(test, o) if o is not None else test)
+    autograded = round(sum(t.score for t in tests), 6)
+    written: dict[str, float | None] = {}
+    if not result.errors:
+        for q in decisions.questions:
+            score = decisions.scores.get(q.id)
+            if score is not None and score.stale:
+                attention.append(f"{result.submission}: the answer to {q.title!r} changed since it was scored; "
+                                 f"score it again")
+            entry = _written(q, decisions.answers.get(q.id), score)
+            written[q.id] = None if entry.status is Status.NOT_RUN else entry.score
+            tests.append(entry)
+    late, penalty = None, 0.0
+    if decisions.policy is not None and decisions.submitted is not None and not result.errors:
+        late = lateness(decisions.policy, decisions.submitted, extension_days=decisions.extension_days,
+                        own_due=decisions.own_due)
+        if late.late:
+            earned = round(sum(t.score for t in tests), 6)
+            penalty = late.penalty(earned)
+            tests.append(TestResult(LATE_NAME, "", -penalty, 0.0, Status.FAILED, Visibility.VISIBLE,
+                                    message=late.describe(), diagnosis="late", nodeid="late::penalty"))
+    adjusted = dataclasses.replace(result, tests=tests)
+    return FinalGrade(adjusted, autograded, written, late, penalty, tuple(attention))
+
+
+def submission_time(mtime: float, submitted_at: str) -> datetime:
+    """A manifest's time when one was given, else the file's modification time."""
+    if submitted_at:
+        from grader.late import parse_time
+        return parse_time(submitted_at)
+    return datetime.fromtimestamp(mtime, tz=timezone.utc)
