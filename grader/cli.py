@@ -163,7 +163,8 @@ def _main(argv: list[str] | None) -> int:
 def _grade(args, assignment) -> int:
     from grader.classroom.batch import Options, default_jobs, find_submissions
     from grader.classroom.names import printable
-    from grader.classroom.gradebook import GradebookError, Identities, read_roster
+    from grader.classroom.gradebook import GradebookError
+    from grader.classroom.roster import Identities, read_roster
     from grader.sandbox.client import choose_isolation
 
     if args.regrade and not args.out:
@@ -249,7 +250,8 @@ def _grade_into(args, assignment, options, tasks, roster, jobs) -> int:
     submission as it finishes, then derive the class files from the gradebook."""
     from grader.classroom.batch import Progress
     from grader.classroom.names import printable
-    from grader.classroom.gradebook import FeedbackRefused, Gradebook, export_grades, feedback_for
+    from grader.classroom.gradebook import Gradebook
+    from grader.classroom.outputs import FeedbackRefused, export_grades, feedback_for
     from grader.render import to_json_line, to_junit
 
     out = Path(args.out)
