@@ -44,6 +44,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 from grader.classroom import review_page as page
 from grader.classroom.gradebook import Gradebook, GradebookError
 from grader.classroom.names import printable
+from grader.classroom.outputs import export_grades
 from grader.render._common import fmt_score
 
 HOST = "127.0.0.1"
@@ -121,7 +122,7 @@ class ScoreInput:
 class OverrideInput:
     submission: str
     test: str
-    points: float
+    points: float | None  # None: withdraw the override
     reason: str
 
 
@@ -165,12 +166,14 @@ def parse_score(body: bytes) -> ScoreInput:
 
 
 def parse_override(body: bytes) -> OverrideInput:
+    """An override from the page's JSON; points null withdraws the test's override."""
     doc = _document(body)
     try:
         reason = _text(doc, "reason", page.MAX_COMMENT_CHARS)
     except ValueError as exc:
         raise ValueError(f"{exc}: an override needs a reason (it is kept in the history)") from None
-    return OverrideInput(_text(doc, "submission", MAX_FIELD), _text(doc, "test", MAX_FIELD), _points(doc), reason)
+    points = None if doc.get("points", 0) is None else _points(doc)
+    return OverrideInput(_text(doc, "submission", MAX_FIELD), _text(doc, "test", MAX_FIELD), points, reason)
 
 
 # ---------------------------------------------------------------- the application
@@ -190,16 +193,6 @@ def check_grader_name(name: str) -> str:
     if len(name) > MAX_GRADER_NAME or printable(name) != name:
         raise ReviewError(f"--grader: a name of at most {MAX_GRADER_NAME} printable characters, please")
     return name
-
-
-def _export_function() -> Callable:
-    """The function that rewrites grades.csv, grades.json and feedback/ from the gradebook
-    (moving to grader.classroom.outputs; found in either place)."""
-    try:
-        from grader.classroom.outputs import export_grades
-    except ImportError:
-        from grader.classroom.gradebook import export_grades
-    return export_grades
 
 
 @dataclass
@@ -353,7 +346,7 @@ class Review:
                         return _error(400, str(exc))
                     warning = ""
                     try:
-                        _export_function()(book)
+                        export_grades(book)
                     except (OSError, GradebookError, sqlite3.Error) as exc:
                         warning = (f"It is in the gradebook, but the results folder's files could not be "
                                    f"rewritten ({exc}); `grader review` tries again on the next save.")
@@ -377,7 +370,9 @@ class Review:
         except ValueError as exc:
             return _error(400, str(exc))
         return self._write(lambda book: book.add_override(o.submission, o.test, o.points, o.reason, self.grader),
-                           lambda r: f"overridden: {fmt_score(r.points)} by {r.grader} at {r.at}")
+                           lambda r: (f"overridden: {fmt_score(r.points)}" if r.points is not None else
+                                      "override withdrawn: the autograder's score counts again")
+                           + f" (by {r.grader} at {r.at})")
 
 
 # ---------------------------------------------------------------- the HTTP side

@@ -20,7 +20,8 @@ from grader.render import render_html_fragment
 from grader.render._common import fmt_score
 
 if TYPE_CHECKING:  # the gradebook's records; only their attributes are used here
-    from grader.classroom.gradebook import Answer, ManualScore, Override, Question
+    from grader.classroom.gradebook import Answer, ManualScore, Override
+    from grader.written import Question
     from grader.results import SubmissionResult
 
 # Longest part of an answer shown on a card; the rest is counted, not shown. A class's
@@ -344,6 +345,7 @@ def _card(question: "Question", card: Card) -> str:
             f"max=\"{_num(question.points)}\" step=\"any\" required value=\"{_num(score.points) if score else ''}\">"
             f"</label> / {_num(question.points)} {_rubric_buttons(question)}</div>"
             f"<textarea name=\"comment\" maxlength=\"{MAX_COMMENT_CHARS}\" aria-label=\"comment\" "
+            # The newline after <textarea> is dropped by HTML parsers; one leading the comment is kept.
             f"placeholder=\"Comment for the student\">\n{_e(score.comment) if score else ''}</textarea>"
             f"<div class=\"row\"><button type=\"submit\">Save</button>"
             f"<span class=\"status\" role=\"status\" aria-live=\"polite\" data-kind=\"saved\">{_e1(saved)}</span>"
@@ -366,9 +368,13 @@ def question_page(ctx: Context, question: "Question", cards: Sequence[Card]) -> 
 
 # ---------------------------------------------------------------- one student
 
+def _override_points(o) -> str:
+    return "withdrawn (the autograder's score counts)" if o.points is None else _num(o.points)
+
+
 def _override_line(o) -> str:
     note = "" if o.applies else " (the notebook changed since: no longer applied)"
-    return f"{o.test}: {_num(o.points)} by {o.grader} at {o.at}{note}: {o.reason}"
+    return f"{o.test}: {_override_points(o)} by {o.grader} at {o.at}{note}: {o.reason}"
 
 
 def _test_row(submission: str, test, override: "Override | None") -> str:
@@ -378,7 +384,7 @@ def _test_row(submission: str, test, override: "Override | None") -> str:
     if override is not None:
         state = ("<span class=\"badge void\">the notebook changed since this override: it no longer applies; "
                  "look again</span>" if void else "")
-        now = (f"<div class=\"muted\">overridden: {_e1(_num(override.points))} by {_e1(override.grader)} at "
+        now = (f"<div class=\"muted\">overridden: {_e1(_override_points(override))} by {_e1(override.grader)} at "
                f"{_e1(override.at)}: {_e(override.reason)} {state}</div>")
     return (f"<div class=\"{classes}\"><div class=\"title\">{_e1(test.title)} "
             f"<span class=\"muted\">{_e1(test.status.value)} · autograded "
@@ -386,7 +392,7 @@ def _test_row(submission: str, test, override: "Override | None") -> str:
             f"<form class=\"grade\" data-kind=\"override\" data-submission=\"{_e1(submission)}\" "
             f"data-test=\"{_e1(test.nodeid)}\"><div class=\"row\">"
             f"<label>Points <input type=\"number\" name=\"points\" min=\"0\" max=\"{_num(test.max_score)}\" "
-            f"step=\"any\" required></label>"
+            f"step=\"any\" placeholder=\"empty: withdraw\"></label>"
             f"<input type=\"text\" name=\"reason\" required maxlength=\"{MAX_COMMENT_CHARS}\" "
             f"placeholder=\"Reason (kept in the history)\" aria-label=\"reason\">"
             f"<button type=\"submit\">Override</button></div>"
