@@ -101,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     from grader.authoring import assign, scaffold, validate
     for module in (scaffold, assign, validate, export):
         module.register(sub)
+    from grader.classroom import overrides
+    overrides.register(sub)
     return parser
 
 
