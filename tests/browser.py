@@ -184,7 +184,8 @@ class Page:
         return reply.get("result", {}).get("value")
 
     def wait_for(self, condition: str, *, timeout: float = 15, interval: float = 0.05) -> Any:
-        """Poll a JavaScript expression until it is truthy; its value, or BrowserError."""
+        """Poll a JavaScript expression until it is truthy; its value, or BrowserError. A DOM
+        node comes back as {} (falsy here): test for one with `!!`."""
         deadline = time.monotonic() + timeout
         while True:
             value = self.evaluate(condition)
