@@ -9,6 +9,9 @@ module derives everything students receive from it, so the two can never disagre
 * hidden material (cells tagged `hidden`, `### BEGIN HIDDEN TESTS` regions) is dropped,
   so the instructor's own checks cannot leak to students;
 * outputs are cleared, so no solution leaks through a printed value or a plot;
+* written answer cells (tagged `written:ID`, see grader.written) keep their tag and hold
+  only the placeholder `YOUR ANSWER HERE`: the model answer in the master never reaches
+  students, whatever the cell contains;
 * every code cell is labelled for the grader in `cell.metadata["grader"]`. A graded cell
   (one holding a solution region) gets `{"grade": True, "exercise": NAME}`, where NAME is
   its tag, and it keeps its tags because the grader finds exercises by tag first. Every
@@ -81,6 +84,14 @@ def read_master(path: str | Path) -> nbformat.NotebookNode:
 
 def _tags(cell) -> list[str]:
     return list(cell.get("metadata", {}).get("tags", []))
+
+
+def answer_question(cell) -> str | None:
+    """The question id a master cell answers (its `written:ID` tag), or None."""
+    from grader.notebook.answers import answer_tags
+
+    ids = sorted(answer_tags(cell))
+    return ids[0] if ids else None
 
 
 def _regions(source: str, begin: str, end: str, where: str) -> list[tuple[int, int]]:
@@ -163,6 +174,10 @@ def annotate(master: nbformat.NotebookNode) -> nbformat.NotebookNode:
             cell.metadata["deletable"] = False
         else:
             cell.metadata.pop("grader", None)  # only code cells are graded or locked
+        if answer_question(cell) is not None and cell.cell_type == "code":
+            raise MasterError(f"{where}: is tagged as the answer to written question "
+                              f"{answer_question(cell)!r} but is a code cell; written answers are text: make it "
+                              f"a Markdown cell (students' answers are read, never run)")
         kept.append(cell)
     nb.cells = kept
     nb.metadata.pop("jupytext", None)
@@ -170,9 +185,14 @@ def annotate(master: nbformat.NotebookNode) -> nbformat.NotebookNode:
 
 
 def make_template(master: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """The notebook students receive: `annotate`, then every solution region replaced by a stub."""
+    """The notebook students receive: `annotate`, then every solution region replaced by a
+    stub and every written answer cell by the placeholder."""
     nb = annotate(master)
     for index, cell in enumerate(nb.cells):
+        if answer_question(cell) is not None:
+            # The whole cell is the model answer: nothing of it is kept, markers or not.
+            cell.source = "\n".join(MARKDOWN_STUB)
+            continue
         regions = _regions(cell.source, BEGIN_SOLUTION, END_SOLUTION, f"cell {index}")
         if regions:
             stub = CODE_STUB if cell.cell_type == "code" else MARKDOWN_STUB
@@ -224,6 +244,8 @@ the notebook students receive:
     `raise NotImplementedError()` stubs
   - cells tagged `hidden` and ### BEGIN HIDDEN TESTS regions are dropped
   - outputs are cleared
+  - written answer cells (tagged written:ID) keep their tag and hold only
+    YOUR ANSWER HERE: the model answer stays in the master
   - every code cell is labelled for the grader: graded (with its
     exercise) or locked (edits to it are reported)
 
@@ -260,7 +282,9 @@ def run(args) -> int:
     graded = [c.metadata["grader"]["exercise"] for c in template.cells
               if c.metadata.get("grader", {}).get("grade")]
     locked = sum(1 for c in template.cells if c.metadata.get("grader", {}).get("locked"))
+    answers = [q for q in map(answer_question, template.cells) if q is not None]
     print(f"wrote {target}: {len(graded)} graded cells ({', '.join(graded) or 'none'}), {locked} locked cells"
+          + (f", {len(answers)} written answer cells ({', '.join(answers)})" if answers else "")
           + (f"; copied {', '.join(Path(f).name for f in args.copy)}" if args.copy else ""))
     if not graded:
         print("warning: no cell holds a solution region, so there is nothing to grade", file=sys.stderr)
