@@ -148,6 +148,22 @@ def find_release(assignment) -> Path | None:
     return _named_or_only(assignment.root / "release", names, ".ipynb")
 
 
+def student_template(assignment) -> nbformat.NotebookNode | None:
+    """The notebook students received: the release if there is one, else the template made
+    from the master; None when neither can be had. Trusted instructor files, read as data
+    (grading uses it to find written answers whose tags students broke)."""
+    from grader.authoring.assign import MasterError, make_template, read_master
+
+    try:
+        release = find_release(assignment)
+        if release is not None:
+            return nbformat.read(release, as_version=4)
+        master = find_master(assignment)
+        return make_template(read_master(master)) if master is not None else None
+    except (MasterError, OSError, ValueError, ImportError):
+        return None
+
+
 def master_from_reference(assignment) -> nbformat.NotebookNode:
     """A master notebook made of the reference module's own code.
 
@@ -233,6 +249,54 @@ def _sample_problem(path: Path, expected: float | None, problem: str, result, as
         return ""
     lost = "; ".join(_problems(result)) or "nothing lost"
     return f"{where}: expected {expected:g}, got {result.score:g} / {result.max_score:g} (lost: {lost})"
+
+
+def written_problems(questions, master, template, master_label: str, template_label: str) -> list[str]:
+    """What keeps each written question from being answered and found: its answer cell
+    (tagged `written:ID`) must be in the master once, in the template once holding only the
+    placeholder (so no model answer reaches students), and findable below its question
+    when a student deletes the tag."""
+    import copy
+
+    from grader.authoring.assign import MARKDOWN_STUB, answer_question
+    from grader.notebook.answers import answer_guide, extract_answers
+
+    declared = {q.id for q in questions}
+    problems = []
+    for label, nb in ((master_label, master), (template_label, template)):
+        where: dict[str, list[int]] = {}
+        for index, cell in enumerate(nb.cells):
+            question = answer_question(cell)
+            if question is not None:
+                where.setdefault(question, []).append(index + 1)
+        for q in questions:
+            cells = where.pop(q.id, [])
+            if not cells:
+                problems.append(f"{label}: no cell is tagged `{q.tag}`: add a Markdown cell with that tag, "
+                                f"right below the question, for {q.id!r}")
+            elif len(cells) > 1:
+                problems.append(f"{label}: cells {', '.join(map(str, cells))} are all tagged `{q.tag}`; tag one")
+        problems += [f"{label}: cell {cells[0]} is tagged `written:{qid}` but the spec declares no [[written]] "
+                     f"{qid!r} (declared: {', '.join(sorted(declared)) or 'none'})" for qid, cells in where.items()]
+    placeholder = "\n".join(MARKDOWN_STUB)
+    for index, cell in enumerate(template.cells):
+        if answer_question(cell) is not None and cell.source.strip() != placeholder:
+            problems.append(f"{template_label}: answer cell {index + 1} ({cell.metadata.get('tags')}) holds more "
+                            f"than `{placeholder}`, so students would see it: rebuild the template")
+    # A student who deleted every tag: each answer must still be found, below its question.
+    student = copy.deepcopy(template)
+    for cell in student.cells:
+        question = answer_question(cell)
+        if question is not None:
+            cell.source = f"An answer to {question}."
+            cell.metadata["tags"] = []
+    found = extract_answers(student, questions, guide=answer_guide(questions, template))
+    for q in questions:
+        if q.id in declared and (q.id not in found or found[q.id].text != f"An answer to {q.id}."):
+            problems.append(f"{template_label}: an answer to {q.id!r} whose tag a student deleted would not be "
+                            f"found; put the question in a Markdown cell with a heading (e.g. `### {q.title}`) "
+                            f"right above the answer cell")
+    return problems
 
 
 def _sources(nb) -> list[tuple[str, str]]:
@@ -345,6 +409,12 @@ def validate(name_or_dir, worker=None, *, isolation: str = "auto") -> Report:
     else:
         template_path, template_label = None, ("made from the generated master" if master_path is None
                                                else f"made from {master_label}")
+    if a.questions:
+        shown = (nbformat.read(template_path, as_version=4) if template_path is not None else template_made)
+        trouble = written_problems(a.questions, master, shown, master_label, template_label)
+        report.add(f"the written questions have their answer cells: {', '.join(q.id for q in a.questions)} "
+                   f"(tagged in the master, only the placeholder in the template, found without their tags)",
+                   not trouble, trouble)
     if not tests or collected.errors:
         for title in ("the reference solution scores full marks", "the untouched template scores zero"):
             report.add(title, None, ["not checked: the tests do not collect"])
@@ -405,6 +475,9 @@ Check an assignment before students see it, on the real grading path:
     from the master; and the release is up to date with the master
   - each sample (samples/*.ipynb) that declares the score it expects, in its
     metadata {"grader": {"expected_score": 17}}, gets exactly that score
+  - each written question ([[written]]) has its answer cell, tagged written:ID,
+    in the master and (holding only the placeholder) in the template, and an
+    answer is still found below its question when a student deletes the tag
 
 Prints a checklist. Exit status 0 if every check passes, 1 if any fails,
 2 for an unknown assignment.""",

@@ -92,6 +92,7 @@ class GradingProcess:
         self._ready = False
         self._lock = threading.Lock()  # one submission at a time per sandbox worker
         self.count = 0  # submissions graded so far: the first pays for warming TensorFlow up
+        self._answer_guide = None  # how to find written answers, made from the template once
         try:
             if assignment is None:
                 from grader.assignment import load_assignment
@@ -155,11 +156,36 @@ class GradingProcess:
         from grader.classroom.codeshape import code_facts
         facts = code_facts(sources)
         problems.extend(facts.problems)
+        answers: dict[str, dict[str, Any]] = {}
+        if not refused and self.assignment is not None and getattr(self.assignment, "questions", ()):
+            answers = self._written_answers(path, result, problems)
         if shown != str(path):
             _rename(result, str(path), shown)
         return {"result": result.to_dict(), "sha256": sha, "code": facts.code, "host": self.host,
                 "wall": round(time.perf_counter() - started, 3), "transient": transient,
-                "fingerprint": self.fingerprint, "order": self.count, "problems": problems}
+                "fingerprint": self.fingerprint, "order": self.count, "problems": problems, "answers": answers}
+
+    def _written_answers(self, path: Path, result: SubmissionResult, problems: list[str]) -> dict[str, dict[str, Any]]:
+        """The submission's written answers, read as text (never run) with the same safe
+        reader as its code: a notebook the reader refuses has none (its result already
+        says why). Answers found without their tag add a warning the student sees."""
+        from grader.notebook import LoadError, load_notebook
+        from grader.notebook.answers import answer_guide, answers_reply, extract_answers
+
+        try:
+            if self._answer_guide is None:
+                from grader.authoring.validate import student_template
+                self._answer_guide = answer_guide(self.assignment.questions, student_template(self.assignment))
+            notebook = load_notebook(path)
+            if isinstance(notebook, LoadError):
+                return {}
+            answers, warnings = answers_reply(extract_answers(notebook, self.assignment.questions,
+                                                              guide=self._answer_guide))
+        except Exception as exc:  # noqa: BLE001 - the grade stands without its written answers
+            problems.append(f"written answers not read: {type(exc).__name__}: {exc}")
+            return {}
+        result.warnings.extend(warnings)
+        return answers
 
     def close(self) -> None:
         worker, self.worker = self.worker, None
