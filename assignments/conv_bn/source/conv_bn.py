@@ -433,7 +433,61 @@ plt.show()
 # before that output reaches a ReLU. With BN in place, both curves fall faster than without
 # it, and they nearly coincide. Once BN follows the first convolution, the input's scale
 # matters little, and standardizing as well costs nothing and does not hurt.
+
+# %% [markdown]
+# ## 6. In your own words
 #
+# Two questions to answer in a few sentences each. A person reads and scores them (the
+# tests do not), so say *why*, in your own words; you may point to the experiment above.
+# Write in the cell below each question, in place of `YOUR ANSWER HERE`. Keep that cell
+# (it is tagged `written:...`, which is how the grader finds your answer); if you need
+# more room, add text cells right below it. Your answer is read as text, never run.
+
+# %% [markdown]
+# ### Question 1: Why BatchNormalization right after Conv2D? (3 points)
+#
+# Why do networks put `BatchNormalization` directly after each `Conv2D`, and before its
+# ReLU rather than after it? What happens to the convolution's bias?
+
+# %% [markdown] tags=["written:why_bn_after_conv"]
+# The output of a `Conv2D` is the input of the next layer. Its mean and scale depend on the
+# convolution's weights, which change at every update, so without normalization the next
+# layer keeps chasing a moving target and its loss surface can be as badly conditioned as
+# one fed with raw pixels. BatchNormalization standardizes that output channel by channel
+# (batch statistics in training, moving averages at test time), so the next layer's input
+# keeps a stable distribution: it is input standardization, applied inside the network.
+#
+# It goes before the ReLU so that each channel arrives centred (on beta, 0 at first): the
+# ReLU keeps about half of the values and gamma and beta learn where the cut falls. Without
+# it a channel whose outputs are mostly negative dies (zero output, no gradient) and one
+# that is mostly positive acts as if linear; after the ReLU, BN would normalize values
+# whose negative half is already gone.
+#
+# The convolution's bias becomes redundant: BN subtracts the channel mean, which removes
+# any constant added by the bias, and beta adds back a learned shift. Hence
+# `Conv2D(..., use_bias=False)` in many implementations.
+
+# %% [markdown]
+# ### Question 2: Should the inputs be standardized too? (2 points)
+#
+# With BatchNormalization after every `Conv2D`, should the input images still be
+# standardized? Why, and with which statistics?
+
+# %% [markdown] tags=["written:standardize_inputs"]
+# Yes. The gradient of a first-layer weight is proportional to its input, so channels on
+# different scales (red about 160 ± 45, blue about 67 ± 20) give steps of very different
+# sizes: the loss surface is a long narrow valley and no single learning rate suits every
+# direction. Standardizing each channel evens the steps out. The first `Conv2D` sees the
+# raw inputs before any BatchNormalization, so BN does not do this for it, although the
+# experiment shows BN after the first convolution rescues raw inputs to a large extent.
+# Doing both is cheap and does no harm.
+#
+# The mean and standard deviation must be measured on the training set only and applied
+# unchanged to the test set (and to any later data): the test set stands in for data
+# that arrives after training, so using its own statistics leaks information about it and
+# transforms it differently from the images the model learned on.
+
+# %% [markdown]
 # ## Summary
 #
 # * Standardize the inputs per channel, with statistics from the training set only. This
