@@ -59,6 +59,24 @@ def shown_in_detail(test: TestResult, audience: str) -> bool:
     return audience == INSTRUCTOR or not is_hidden_from_student(test)
 
 
+# Entries a person added after grading (grader.classroom.final): a written answer's score,
+# whose comment is worth reading even at full marks, and a late penalty, which is no test.
+PERSON_NOTED = ("written",)
+NOT_A_TEST = ("late",)
+
+
+def has_details(test: TestResult) -> bool:
+    """Whether a test's message is worth showing: it failed or lost points, or a person
+    wrote something about it."""
+    return (test.status is not Status.PASSED or test.score < test.max_score
+            or (test.diagnosis in PERSON_NOTED and bool(test.message.strip())))
+
+
+def counted(tests) -> list[TestResult]:
+    """The entries "N of M tests did not pass" counts."""
+    return [t for t in tests if t.diagnosis not in NOT_A_TEST]
+
+
 def score_is_partial_view(result: SubmissionResult, audience: str) -> bool:
     """True when the student's header score cannot be the final grade."""
     if audience == INSTRUCTOR:
@@ -252,17 +270,18 @@ def verdict(result: SubmissionResult, audience: str) -> list[str]:
     if result.errors:
         return ["This notebook could not be graded; fix the problem above and submit again."
                 if audience == STUDENT else "This submission could not be graded."]
-    if not result.tests:
+    tests = counted(result.tests)
+    if not tests:
         return ["No tests were run."]
     if audience == INSTRUCTOR:
-        failed = [t for t in result.tests if t.status is not Status.PASSED]
+        failed = [t for t in tests if t.status is not Status.PASSED]
         if not failed:
             return [ALL_PASSED] if result.hidden_tests_run else [
                 "All tests that ran passed; hidden tests were not run."]
-        s = f"{len(failed)} of {len(result.tests)} tests did not pass."
+        s = f"{len(failed)} of {len(tests)} tests did not pass."
         return [s] if result.hidden_tests_run else [s, "Hidden tests were not run."]
-    shown = [t for t in result.tests if not is_hidden_from_student(t)]
-    hidden_exist = len(shown) < len(result.tests)
+    shown = [t for t in tests if not is_hidden_from_student(t)]
+    hidden_exist = len(shown) < len(tests)
     failed = [t for t in shown if t.status is not Status.PASSED]
     if not hidden_exist and result.hidden_tests_run:
         if not failed:

@@ -105,8 +105,7 @@ def _test(test: TestResult, detailed: bool) -> str:
     reason = ""
     if test.status is Status.NOT_RUN:
         reason = f' <span class="not-run-reason">(not run: {_e(c.not_run_reason(test))})</span>'
-    body = _details(test) if (test.status is not Status.PASSED
-                              or test.score < test.max_score) else ""
+    body = _details(test) if c.has_details(test) else ""
     return (f'<div class="test {test.status.value}"><div class="line">'
             f'<span class="mark" aria-label="{test.status.value}">{c.MARK[test.status]}</span>'
             f'<span class="title">{_e(test.title)}{reason}</span>'

@@ -123,8 +123,7 @@ def render_markdown(result: SubmissionResult, *, audience: str = "student") -> s
         parts.append("\n".join(lines))
         for t, detailed in rows:
             # NOT_RUN tests already give their reason in the overview.
-            if detailed and t.status is not Status.NOT_RUN and (
-                    t.status is Status.FAILED or t.score < t.max_score):
+            if detailed and t.status is not Status.NOT_RUN and c.has_details(t):
                 body = details(t)
                 head = (f"### {c.MARK[t.status]} {escape(t.title)} — "
                         f"{escape(c.fmt_points(t.score, t.max_score))}")

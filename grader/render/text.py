@@ -33,7 +33,7 @@ _MARK_STYLE = {Status.PASSED: "green", Status.FAILED: "red", Status.NOT_RUN: "di
 
 
 def _has_details(test: TestResult) -> bool:
-    return test.status is not Status.PASSED or test.score < test.max_score
+    return c.has_details(test)
 
 
 def render_text(result: SubmissionResult, *, color: bool = False, audience: str = "student") -> str:
