@@ -11,7 +11,9 @@ def register(platforms) -> argparse.ArgumentParser:
         description="Write the template notebook, its support files and a self-check bundle (visible "
                     "tests and the reference's answers they need, recorded now) into DIR. Fails, naming "
                     "the test, when a visible test cannot run without the reference, and refuses to "
-                    "write a kit that would hold a reference function's body, a hidden test or the secret.")
+                    "write a kit that would hold a reference function's body, a hidden test, the secret, or a "
+                    "written question's rubric or model answer (the template's answer cells hold only the "
+                    "placeholder).")
     p.add_argument("assignment", metavar="NAME", help="assignment name or folder")
     p.add_argument("--out", "-o", required=True, metavar="DIR", help="an empty or new folder")
     p.add_argument("--sandbox", default="auto", help="isolation for the recording runs (default auto)")

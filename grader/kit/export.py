@@ -9,12 +9,15 @@
 The export refuses rather than hand out something wrong: a visible test that cannot run from
 a recording is named with the reason, the kit is graded on the master and every sample and
 must give the full grader's visible results, and a final scan refuses a kit holding any
-reference function's body, a hidden test's name or code, or the secret.
+reference function's body, a hidden test's name or code, the secret, a written question's
+rubric, or the master's model answer to one. The kit's spec names the written questions
+(id, title, points) and nothing else about them.
 """
 from __future__ import annotations
 
 import ast
 import json
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -101,8 +104,49 @@ def _code_of(path: Path, text: str) -> list[str]:
     return [text] if path.suffix == ".py" else []
 
 
+def _cell_texts(path: Path, text: str) -> str:
+    """What a reader sees of a kit file: a notebook's cells of every kind, else the text."""
+    if path.suffix != ".ipynb":
+        return text
+    try:
+        cells = json.loads(text).get("cells", [])
+        return "\n".join("".join(c.get("source", "")) if isinstance(c.get("source"), list)
+                         else str(c.get("source", "")) for c in cells)
+    except (ValueError, AttributeError, TypeError):
+        return text
+
+
+def _written_secrets(assignment) -> list[tuple[str, str]]:
+    """(what, squeezed text) of everything about the written questions students must not
+    get: each rubric level, and each sentence of the master's model answers (long enough to
+    be the answer's own words, and not also written elsewhere in the master)."""
+    from grader.authoring.assign import answer_question, read_master
+
+    questions = tuple(getattr(assignment, "questions", ()))
+    found = [(f"the rubric of written question `{q.id}`", _squeeze(r.text))
+             for q in questions for r in q.rubric if len(r.text.strip()) >= 20]
+    if not questions:
+        return found
+    try:
+        master = read_master(master_of(assignment))
+    except (KitError, OSError, ValueError):
+        return found
+    answers = [(answer_question(c), c.source) for c in master.cells if answer_question(c) is not None]
+    elsewhere = _squeeze("\n".join(c.source for c in master.cells if answer_question(c) is None))
+    for question, source in answers:
+        found += [(f"the master's model answer to `{question}`", sentence)
+                  for sentence in re.split(r"(?<=[.!?:;])\s+", _squeeze(source))
+                  if len(sentence) >= 40 and sentence not in elsewhere]
+    return found
+
+
+def _squeeze(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
 def leaks(folder: Path, assignment, hidden: list[safety.TestInfo]) -> list[str]:
-    """Every place the folder holds the secret, a reference body, or a hidden test."""
+    """Every place the folder holds the secret, a reference body, a hidden test, or a
+    written question's rubric or model answer."""
     bodies = [b for b in _bodies_in(Path(assignment.reference).read_text(encoding="utf-8")) if len(b[1]) >= 20]
     hidden_code = []
     for info in hidden:
@@ -110,11 +154,15 @@ def leaks(folder: Path, assignment, hidden: list[safety.TestInfo]) -> list[str]:
         func = safety.test_function(ast.parse(source), info.function)
         if func is not None:
             hidden_code.append((info.function, _normalized(ast.get_source_segment(source, func) or "")))
+    written = _written_secrets(assignment)
     found = []
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         text = path.read_bytes().decode("utf-8", "replace")
         flat = _normalized(text)
         where = path.relative_to(folder)
+        if written:
+            readable = _squeeze(_cell_texts(path, text))
+            found += sorted({f"{where} holds {what}" for what, secret in written if secret in readable})
         if assignment.secret and assignment.secret in text:
             found.append(f"{where} holds the assignment's secret")
         code = {unparsed for source in _code_of(path, text) for _, _, unparsed in _bodies_in(source)}
@@ -190,6 +238,11 @@ def _spec_text(assignment, support: list[str]) -> str:
     preload = tuple(getattr(assignment, "preload", ()))
     if preload:  # the worker imports them before forking: the same speed as the instructor's run
         lines.append(f"preload = [{', '.join(q(m) for m in preload)}]")
+    for question in getattr(assignment, "questions", ()):
+        # Which questions there are and what they are worth; the prompt and rubric stay
+        # with the instructor (the notebook itself asks the question).
+        lines += ["", "[[written]]", f"id = {q(question.id)}", f"title = {q(question.title)}",
+                  f"points = {float(question.points)!r}"]
     return "\n".join(lines) + "\n"
 
 
