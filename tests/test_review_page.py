@@ -22,9 +22,10 @@ import nbformat
 import pytest
 
 from browser import Browser
-from grader.classroom.gradebook import Gradebook
-from grader.classroom.process import Graded
+from grader.classroom import review_page as page_text
+from grader.classroom.gradebook import Answer, Gradebook
 from grader.classroom.review import ReviewServer, parse_override, parse_score
+from grader.written import Question
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "assignments" / "conv_bn" / "samples"
@@ -54,23 +55,6 @@ def _with_answer(sample: Path, target: Path, answer: str) -> None:
     nbformat.write(nb, str(target))
 
 
-def _fill_answers_if_not_extracted(results: Path) -> None:
-    """Stand-in until answer extraction lands in grading: record each submission again, as
-    graded, with the answer its notebook holds (the gradebook's own record())."""
-    with Gradebook(results, create=False) as book:
-        if book.answers():
-            return
-        for row in book.rows():
-            stem = Path(row.submission).stem
-            nb = nbformat.read(str(results.parent / "subs" / row.submission), as_version=4)
-            cell = next(i for i, c in enumerate(nb.cells, 1) if f"written:{QUESTION}" in c.metadata.get("tags", []))
-            graded = Graded(Path(row.path), book.result(row.submission), sha256=row.sha256, host=row.host,
-                            wall=row.wall_time, fingerprint=row.fingerprint, order=row.process_order,
-                            answers={QUESTION: {"text": STUDENTS[stem][3], "cell": cell}})
-            book.record(submission=row.submission, student_key=row.student_key, graded=graded,
-                        run_id=row.run_id, mtime=row.mtime, fingerprint=row.fingerprint)
-
-
 @pytest.fixture(scope="module")
 def results(tmp_path_factory, conv_bn) -> Path:
     """conv_bn with one written question; three sample notebooks answering it, graded
@@ -94,7 +78,8 @@ def results(tmp_path_factory, conv_bn) -> Path:
                            "--roster", str(base / "roster.csv"), "--jobs", "1"],
                           capture_output=True, text=True, timeout=600, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    _fill_answers_if_not_extracted(out)
+    with Gradebook(out, create=False) as book:  # extracted from the notebooks by the grading run
+        assert {a.submission for a in book.answers(QUESTION)} == {f"{stem}.ipynb" for stem in STUDENTS}
     return out
 
 
@@ -196,6 +181,25 @@ def test_bad_scores_are_refused_with_a_message_that_says_what_to_fix(server):
         assert ("alice.ipynb", QUESTION) not in book.manual_scores()
 
 
+def test_control_characters_in_an_answer_are_shown_not_obeyed():
+    """Grading strips them from extracted answers; the page escapes them anyway."""
+    question = Question("q", "Q", 2.0)
+    student = page_text.Student("s9", "Eve\u202e", "eve.ipynb")
+    card = page_text.Card(student, Answer("eve.ipynb", "q", "a\x1b[2Jb\u202ec\nnext line", "0" * 64, 4), None)
+    html = page_text.question_page(page_text.Context("conv_bn", "t", "n", "me"), question, [card])
+    assert "a\\x1b[2Jb\\u202ec\nnext line" in html and "Eve\\u202e" in html
+    assert "\x1b" not in html and "\u202e" not in html
+
+
+def test_a_very_long_answer_is_cut_for_display_and_says_where_the_rest_is():
+    question = Question("q", "Q", 2.0)
+    card = page_text.Card(page_text.Student("s9", "", "eve.ipynb"),
+                          Answer("eve.ipynb", "q", "x" * (page_text.MAX_SHOWN_CHARS + 500), "0" * 64, 7), None)
+    html = page_text.question_page(page_text.Context("conv_bn", "t", "n", "me"), question, [card])
+    assert "x" * page_text.MAX_SHOWN_CHARS in html and "x" * (page_text.MAX_SHOWN_CHARS + 1) not in html
+    assert "500 more characters not shown" in html and "cell 7" in html
+
+
 def test_parsing_accepts_only_plain_json_numbers():
     for body in (b'{"submission": "a", "question": "q", "points": true}', b'{"submission": "a", '
                  b'"question": "q", "points": Infinity}', b"[]", b"\xff"):
@@ -212,7 +216,6 @@ def test_a_hostile_answer_and_name_are_shown_as_text(server):
     assert "script-src 'nonce-" in headers["Content-Security-Policy"]
     assert "&lt;/textarea&gt;&lt;script&gt;window.pwned = 1&lt;/script&gt;" in text
     assert "<script>window.pwned" not in text and "<img src=x" not in text
-    assert "\\x1b[2J" in text and "\\u202e" in text and "\x1b" not in text and "\u202e" not in text
     assert "&lt;b&gt;Mal&lt;/b&gt;&quot;&#x27;&amp;" in text
     assert text.count("<script") == 1  # the page's own, with its nonce
 

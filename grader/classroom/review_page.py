@@ -135,7 +135,7 @@ table.list th, table.list td { text-align: left; padding: .25rem .7rem; border-b
 .badge.void { background: var(--bad); color: #fff; }
 form.grade { display: flex; flex-direction: column; gap: .3rem; }
 form.grade .row { display: flex; gap: .4rem; align-items: center; flex-wrap: wrap; }
-form.grade input[type=number] { width: 6rem; }
+form.grade input[type=number] { width: 7rem; }
 form.grade textarea { width: 100%; min-height: 3.2rem; font: inherit; }
 form.grade input[type=text] { flex: 1; min-width: 12rem; font: inherit; }
 form.grade.dirty { outline: 2px dashed #0969da; outline-offset: 3px; }
@@ -392,7 +392,7 @@ def _test_row(submission: str, test, override: "Override | None") -> str:
             f"<form class=\"grade\" data-kind=\"override\" data-submission=\"{_e1(submission)}\" "
             f"data-test=\"{_e1(test.nodeid)}\"><div class=\"row\">"
             f"<label>Points <input type=\"number\" name=\"points\" min=\"0\" max=\"{_num(test.max_score)}\" "
-            f"step=\"any\" placeholder=\"empty: withdraw\"></label>"
+            f"step=\"any\" placeholder=\"empty = undo\" title=\"empty: withdraw the override\"></label>"
             f"<input type=\"text\" name=\"reason\" required maxlength=\"{MAX_COMMENT_CHARS}\" "
             f"placeholder=\"Reason (kept in the history)\" aria-label=\"reason\">"
             f"<button type=\"submit\">Override</button></div>"
