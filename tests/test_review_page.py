@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import quote
 
@@ -23,8 +24,9 @@ import pytest
 
 from browser import Browser
 from grader.classroom import review_page as page_text
-from grader.classroom.gradebook import Answer, Gradebook
+from grader.classroom.gradebook import Answer, Gradebook, ManualScore, Override
 from grader.classroom.review import ReviewServer, parse_override, parse_score
+from grader.results import Status, SubmissionResult, TestResult
 from grader.written import Question
 
 REPO = Path(__file__).resolve().parent.parent
@@ -181,6 +183,37 @@ def test_bad_scores_are_refused_with_a_message_that_says_what_to_fix(server):
         assert ("alice.ipynb", QUESTION) not in book.manual_scores()
 
 
+def test_saves_at_the_same_time_are_all_kept_in_order_of_arrival(server, results):
+    """Each save is its own transaction and the files are rewritten under one lock."""
+    def save(points):
+        return _post(server, "/api/score", {"submission": "mallory.ipynb", "question": QUESTION,
+                                            "points": points, "comment": f"try {points}"})
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(save, [0, 0.5, 1, 1.5, 2, 2.5]))
+    assert all(status == 200 and not doc["warning"] for status, doc in answers), answers
+    with Gradebook(results, create=False) as book:
+        history = book.manual_history("mallory.ipynb", QUESTION)
+        latest = book.manual_scores()[("mallory.ipynb", QUESTION)]
+    assert sorted(h.points for h in history) == [0, 0.5, 1, 1.5, 2, 2.5] and latest == history[-1]
+    rows = {r["student_id"]: r for r in csv.DictReader((results / "grades.csv").open())}
+    assert rows["s3"][f"written:{QUESTION}"] == f"{latest.points:g}"  # the files agree with the last save
+
+
+def test_a_score_given_to_other_words_and_a_void_override_are_marked():
+    question = Question("q", "Q", 2.0)
+    student = page_text.Student("s9", "", "eve.ipynb")
+    score = ManualScore("eve.ipynb", "q", 1.0, "ok", "ta", "then", "1" * 64, stale=True)
+    card = page_text.Card(student, Answer("eve.ipynb", "q", "new words", "2" * 64, 4), score, (score,))
+    html = page_text.question_page(page_text.Context("conv_bn", "t", "n", "me"), question, [card])
+    assert 'class="card scored stale"' in html and "answer changed since it was scored" in html
+    void = Override(1, "eve.ipynb", "t.py::x", 0.0, "why", "ta", "then", "3" * 64, applies=False)
+    result = SubmissionResult("eve.ipynb", "conv_bn", tests=[
+        TestResult("x", "ex", 1.0, 1.0, Status.PASSED, nodeid="t.py::x")])
+    html = page_text.student_page(page_text.Context("conv_bn", "t", "n", "me"), student, result,
+                                  {"t.py::x": void}, [void], [])
+    assert "it no longer applies; look again" in html and "no longer applied" in html
+
+
 def test_control_characters_in_an_answer_are_shown_not_obeyed():
     """Grading strips them from extracted answers; the page escapes them anyway."""
     question = Question("q", "Q", 2.0)
@@ -237,6 +270,17 @@ def _card(submission: str) -> str:
     return f'article.card[data-submission="{submission}"]'
 
 
+def _saved(page, form: str) -> str:
+    """The status line of `form` once the save it started has an answer."""
+    return page.wait_for(f"(s => !['', 'busy', 'saved'].includes(s.dataset.kind || '') && s.textContent)"
+                         f"(document.querySelector('{form} .status'))")
+
+
+def _gradescope_test(results: Path, student_id: str, name_part: str) -> dict:
+    document = json.loads((results / "feedback" / student_id / "results.json").read_text())
+    return next(t for t in document["tests"] if name_part in t["name"])
+
+
 def test_score_an_answer_reload_and_it_is_there_in_the_gradebook_and_grades_csv(page, server, results):
     page.goto(f"{server.origin}/")
     page.click(f'a[href="question?q={QUESTION}"]')
@@ -246,8 +290,7 @@ def test_score_an_answer_reload_and_it_is_there_in_the_gradebook_and_grades_csv(
     assert page.evaluate(f"document.querySelector('{card} textarea').value").startswith("Says it normalizes")
     page.type(f"{card} textarea", "Says it normalizes; why before ReLU? <b>see lecture 3</b>")
     page.click(f"{card} button[type=submit]")
-    status = page.wait_for(f"(s => s.dataset.kind !== 'busy' && s.dataset.kind !== 'saved' && s.textContent)"
-                           f"(document.querySelector('{card} .status'))")
+    status = _saved(page, card)
     assert status.startswith("saved: 2 by ta-anna"), status
 
     page.reload()
@@ -264,9 +307,14 @@ def test_score_an_answer_reload_and_it_is_there_in_the_gradebook_and_grades_csv(
     with Gradebook(results, create=False) as book:
         saved = book.manual_scores()[("bob.ipynb", QUESTION)]
     assert (saved.points, saved.grader, saved.stale) == (2.0, "ta-anna", False)
-    # grades.csv is re-derived after each save (grader.classroom.outputs.export_grades).
+    # The results folder is derived again after each save: grades.csv, and the student's
+    # feedback with Gradescope's results.json, comment included.
     rows = {r["student_id"]: r for r in csv.DictReader((results / "grades.csv").open())}
     assert rows["s2"][f"written:{QUESTION}"] == "2"
+    written = _gradescope_test(results, "s2", "Why BatchNormalization after Conv2D")
+    assert (written["score"], written["max_score"]) == (2.0, 4.0)
+    assert "see lecture 3" in written["output"]
+    assert "see lecture 3" in (results / "feedback" / "s2" / "feedback.html").read_text()
 
 
 def test_override_a_test_from_the_student_page_with_its_history(page, server, results):
@@ -275,17 +323,22 @@ def test_override_a_test_from_the_student_page_with_its_history(page, server, re
     test = page.evaluate(f"document.querySelector('{form}').dataset.test")
     page.type(f"{form} input[name=points]", "0")
     page.type(f"{form} input[name=reason]", "copied from the solution <i>verbatim</i>")
+    title = page.evaluate(f"document.querySelector('{form}').closest('.test-row').querySelector('.title')"
+                          ".firstChild.textContent").strip()
     page.click(f"{form} button[type=submit]")
-    status = page.wait_for(f"(s => s.dataset.kind && s.dataset.kind !== 'busy' && s.textContent)"
-                           f"(document.querySelector('{form} .status'))")
+    status = _saved(page, form)
     assert status.startswith("overridden: 0 (by ta-anna"), status
     page.reload()
     history = page.evaluate("[...document.querySelectorAll('ol.muted li')].map(li => li.textContent)")
     assert len(history) == 1 and "copied from the solution <i>verbatim</i>" in history[0]
+    feedback = page.evaluate("document.querySelector('.feedback').innerText")
+    assert "score changed by your instructor" in feedback and "copied from the solution" in feedback
     assert page.problems() == []
     with Gradebook(results, create=False) as book:
         (override,) = book.override_history("alice.ipynb")
     assert (override.test, override.points, override.grader, override.applies) == (test, 0.0, "ta-anna", True)
+    changed = _gradescope_test(results, "s1", title)
+    assert changed["score"] == 0 and "copied from the solution" in changed["output"]
 
 
 # ---------------------------------------------------------------- the command

@@ -44,7 +44,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 from grader.classroom import review_page as page
 from grader.classroom.gradebook import Gradebook, GradebookError
 from grader.classroom.names import printable
-from grader.classroom.outputs import export_grades
+from grader.classroom.outputs import Finals, export_grades
 from grader.render._common import fmt_score
 
 HOST = "127.0.0.1"
@@ -290,11 +290,12 @@ class Review:
             questions.append(page.QuestionSummary(q, len(answered), len(mine), sum(s.stale for s in mine),
                                                   len(students)))
         overrides = book.overrides()
+        finals = Finals(book)
         summaries = []
         for st in students:
             row = book.row(st.submission)
-            auto = f"{fmt_score(row.score)} / {fmt_score(row.max_score)}" if row and row.graded \
-                else "not graded"
+            final = finals.grade(row) if row is not None and row.graded else None
+            auto = f"{fmt_score(final.total)} / {fmt_score(final.max_total)}" if final else "not graded"
             mine = [scores[(st.submission, q.question.id)] for q in questions
                     if (st.submission, q.question.id) in scores]
             written = (f"{fmt_score(sum(s.points for s in mine))} / "
@@ -330,8 +331,13 @@ class Review:
         scores = book.manual_scores()
         written = [(q, self._cards(book, q, [student], scores)[0]) for q in book.questions()]
         overrides = {test: o for (sub, test), o in book.overrides().items() if sub == submission}
-        return 200, page.student_page(ctx, student, book.result(submission), overrides,
-                                      book.override_history(submission), written)
+        autograded = book.result(submission)
+        # The feedback shown is the student's final one (overrides, written scores and any
+        # late penalty folded in), as the results folder holds it; the override forms list
+        # the autograded tests as graded.
+        final = Finals(book, identities).grade(row, student.student_id) if row.graded else None
+        return 200, page.student_page(ctx, student, autograded, overrides, book.override_history(submission),
+                                      written, final=final)
 
     # -- writes
     def _write(self, action: Callable[[Gradebook], object], describe: Callable[[object], str]) -> Response:

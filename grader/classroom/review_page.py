@@ -20,6 +20,7 @@ from grader.render import render_html_fragment
 from grader.render._common import fmt_score
 
 if TYPE_CHECKING:  # the gradebook's records; only their attributes are used here
+    from grader.classroom.final import FinalGrade
     from grader.classroom.gradebook import Answer, ManualScore, Override
     from grader.written import Question
     from grader.results import SubmissionResult
@@ -95,7 +96,7 @@ class QuestionSummary:
 @dataclass(frozen=True)
 class StudentSummary:
     student: Student
-    autograded: str  # "13 / 20" or "not graded"
+    total: str  # the final grade so far, "13 / 29", or "not graded"
     written: str  # "4 / 10 (2 of 3 scored)" or ""
     overrides: int
 
@@ -149,6 +150,8 @@ details.history li { white-space: pre-wrap; overflow-wrap: anywhere; }
 .test-row { border-top: 1px solid var(--line); padding: .4rem 0; }
 .test-row .title { font-weight: 600; overflow-wrap: anywhere; }
 .feedback { border: 1px solid var(--line); border-radius: 6px; padding: .6rem .8rem; }
+.attention { border-left: 4px solid var(--warn); background: #fff8c5; padding: .3rem .8rem; margin: .5rem 0; }
+.attention li { white-space: pre-wrap; overflow-wrap: anywhere; }
 body.hide-scored .card.scored:not(.stale) { display: none; }
 """
 
@@ -277,11 +280,11 @@ def index_page(ctx: Context, questions: Sequence[QuestionSummary], students: Seq
     if not students:
         out.append("<p class=\"muted\">No graded submissions in this results folder yet.</p>")
     else:
-        out.append("<table class=\"list\"><thead><tr><th>Student</th><th>Name</th><th>Autograded</th>"
+        out.append("<table class=\"list\"><thead><tr><th>Student</th><th>Name</th><th>Total</th>"
                    "<th>Written</th><th>Overrides</th></tr></thead><tbody>")
         for s in students:
             out.append(f"<tr><td><a href=\"student?s={_q(s.student.submission)}\">{_e1(s.student.student_id)}</a></td>"
-                       f"<td>{_e1(s.student.name)}</td><td>{_e1(s.autograded)}</td><td>{_e1(s.written)}</td>"
+                       f"<td>{_e1(s.student.name)}</td><td>{_e1(s.total)}</td><td>{_e1(s.written)}</td>"
                        f"<td>{s.overrides or ''}</td></tr>")
         out.append("</tbody></table>")
     return _frame(ctx, f"Review · {ctx.assignment}", "\n".join(out))
@@ -401,9 +404,14 @@ def _test_row(submission: str, test, override: "Override | None") -> str:
 
 def student_page(ctx: Context, student: Student, result: "SubmissionResult | None",
                  overrides: dict[str, "Override"], history: Sequence["Override"],
-                 written: Sequence[tuple["Question", Card]]) -> str:
+                 written: Sequence[tuple["Question", Card]], *, final: "FinalGrade | None" = None) -> str:
+    """`result` as autograded (its tests get the override forms); `final`, when graded, is
+    what the student receives (decisions and penalties folded in), shown as feedback."""
     out = [f"<h1>{_e1(student.student_id)}{f' · {_e1(student.name)}' if student.name else ''}</h1>",
            f"<p class=\"muted\">{_e1(student.submission)}</p>"]
+    if final is not None and final.attention:
+        out.append("<div class=\"attention\"><strong>To look at</strong><ul>"
+                   + "".join(f"<li>{_e(a)}</li>" for a in final.attention) + "</ul></div>")
     if written:
         out.append("<h2>Written answers</h2><table class=\"list\"><thead><tr><th>Question</th><th>Score</th>"
                    "<th>Comment</th></tr></thead><tbody>")
@@ -417,8 +425,10 @@ def student_page(ctx: Context, student: Student, result: "SubmissionResult | Non
     if result is None:
         out.append("<p class=\"missing\">No autograded result is stored for this submission.</p>")
     else:
-        out.append("<h2>Autograded feedback</h2><div class=\"feedback\">"
-                   + render_html_fragment(result, audience="instructor") + "</div>")
+        shown = final.result if final is not None else result
+        out.append("<h2>Feedback</h2><p class=\"muted\">What the student receives (instructor view: hidden "
+                   "tests in full), with the scores and overrides entered here.</p><div class=\"feedback\">"
+                   + render_html_fragment(shown, audience="instructor") + "</div>")
         if result.tests:
             out.append("<h2>Overrides</h2><p class=\"muted\">An override replaces a test's autograded points "
                        "for this notebook; if the notebook changes, it stops applying until you look again.</p>")
