@@ -56,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--roster", metavar="CSV", default=None,
                    help="map submissions to students: a CSV with columns file_or_folder,student_id,name "
                         "(file_or_folder is the notebook's name without .ipynb, or the student's folder)")
+    g.add_argument("--manifest", metavar="CSV", default=None,
+                   help="with --out: when each submission was handed in, for late penalties (columns "
+                        "file_or_folder or submission, and submitted_at as ISO 8601); default: the file's "
+                        "modification time")
     g.add_argument("--grading-timeout", type=float, default=None, metavar="SECONDS",
                    help="wall-clock budget for grading one submission (default: the assignment's "
                         "grading_timeout, else max(300, 10 x call_timeout)); past it the submission is reported "
@@ -178,8 +182,14 @@ def _grade(args, assignment) -> int:
     if args.grading_timeout is not None and not args.grading_timeout > 0:
         print("grader: --grading-timeout must be more than 0 seconds", file=sys.stderr)
         return EXIT_USAGE
+    if args.manifest and not args.out:
+        print("grader: --manifest needs --out (submission times matter to the gradebook's late penalties)",
+              file=sys.stderr)
+        return EXIT_USAGE
     try:
         roster = read_roster(args.roster) if args.roster else None
+        from grader.classroom.manifest import read_manifest
+        times = read_manifest(args.manifest) if args.manifest else None
     except GradebookError as exc:
         print(f"grader: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -197,7 +207,7 @@ def _grade(args, assignment) -> int:
         cluster_errors = (ClusterError,)
     try:
         if args.out:
-            return _grade_into(args, assignment, options, tasks, roster, jobs)
+            return _grade_into(args, assignment, options, tasks, roster, jobs, times)
         identities = Identities(roster) if roster else None
         return _grade_to_stdout(args, assignment, options, tasks, identities, jobs)
     except GradebookError as exc:
@@ -247,7 +257,7 @@ def _grade_to_stdout(args, assignment, options, tasks, identities, jobs) -> int:
     return EXIT_UNGRADED if any(r.errors for r in results) else EXIT_OK
 
 
-def _grade_into(args, assignment, options, tasks, roster, jobs) -> int:
+def _grade_into(args, assignment, options, tasks, roster, jobs, times=None) -> int:
     """With --out: grade what is new or changed into the gradebook, one transaction per
     submission as it finishes, then derive the class files from the gradebook."""
     from grader.classroom.batch import Progress
@@ -276,6 +286,20 @@ def _grade_into(args, assignment, options, tasks, roster, jobs) -> int:
               + (f", {len(kept)} unchanged since the last run" if kept else "")
               + (f" ({_backend(args, jobs)})" if todo else ""), file=sys.stderr, flush=True)
 
+        if times is not None:  # hand-in times for what is not graded again, and names that match nothing
+            for task in kept:
+                if times.time_for(task.key, task.student):
+                    book.set_submitted_at(task.key, times.time_for(task.key, task.student))
+            untimed = [t.key for t in tasks if not times.time_for(t.key, t.student)]
+            if untimed:
+                print(f"grader: no time in the manifest for {len(untimed)} notebook{'s' * (len(untimed) != 1)} "
+                      f"(their file's modification time counts): " + ", ".join(printable(u) for u in untimed[:5])
+                      + (f" and {len(untimed) - 5} more" if len(untimed) > 5 else ""), file=sys.stderr)
+            unused = times.unused(tasks)
+            if unused:
+                print("grader: in the manifest but not among the submissions: "
+                      + ", ".join(printable(u) for u in unused[:5]) + (f" and {len(unused) - 5} more"
+                                                                       if len(unused) > 5 else ""), file=sys.stderr)
         results = []
         for task in kept:  # already graded: reported as stored, not graded again
             result = book.result(task.key)
@@ -294,7 +318,8 @@ def _grade_into(args, assignment, options, tasks, roster, jobs) -> int:
                 task = by_path[graded.path]
                 mtime = task.path.lstat().st_mtime if os.path.lexists(task.path) else 0.0  # never through a link
                 book.record(submission=task.key, student_key=task.student, graded=graded, run_id=run_id,
-                            mtime=mtime, fingerprint=fingerprint)
+                            mtime=mtime, fingerprint=fingerprint,
+                            submitted_at=times.time_for(task.key, task.student) if times else "")
                 graded_now += 1
                 result = graded.result
                 result.student = identities.student_id(task.student)
@@ -314,7 +339,7 @@ def _grade_into(args, assignment, options, tasks, roster, jobs) -> int:
             return 130
         finally:
             book.finish_run(run_id, graded=graded_now, outcome=outcome)
-            export_grades(book)
+            grades = export_grades(book)
         if args.format == "junit":
             print(to_junit(results))
         ungraded = sum(bool(r.errors) for r in results)
@@ -322,6 +347,9 @@ def _grade_into(args, assignment, options, tasks, roster, jobs) -> int:
                    f"({graded_now} graded now, {len(kept)} unchanged); results in {out}/: grades.csv, "
                    f"grades.json, feedback/, gradebook.sqlite (`grader report {out}` for the class report)")
         print(summary, file=sys.stdout if args.format == "text" else sys.stderr, flush=True)
+        from grader.classroom.overrides import attention_lines
+        for line in attention_lines(grades, out):  # decisions gone stale, answers waiting for a person
+            print(line, file=sys.stderr, flush=True)
         return EXIT_UNGRADED if ungraded else EXIT_OK
     finally:
         book.close()

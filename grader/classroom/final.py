@@ -19,6 +19,7 @@ from grader.written import Question
 
 WRITTEN_EXERCISE = "Written answers"
 LATE_NAME = "Late penalty"
+OVERRIDE_NOTE = "score changed by your instructor"
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,10 @@ def _overridden(test: TestResult, o: Override) -> TestResult:
     note = (f"Your instructor changed this score from {was:g} to {o.points:g} of {test.max_score:g}: {o.reason}")
     status = Status.PASSED if o.points >= test.max_score else Status.FAILED
     message = f"{test.message}\n\n{note}" if test.message else note
-    return dataclasses.replace(test, score=o.points, status=status, message=message)
+    # Feedback shows a passed test's title only: the title says a person changed it, so a
+    # student never wonders why a test that failed before now passes.
+    return dataclasses.replace(test, name=f"{test.name} ({OVERRIDE_NOTE})", score=o.points, status=status,
+                               message=message)
 
 
 def _written(q: Question, answer: Answer | None, score: ManualScore | None) -> TestResult:
@@ -92,9 +96,9 @@ def final_grade(result: SubmissionResult, decisions: Decisions) -> FinalGrade:
     tests = []
     for test in result.tests:
         o = decisions.overrides.get(test.nodeid)
-        if o is not None and not o.applies:
-            attention.append(f"{result.submission}: the override of {test.title} ({o.reason}) was made on an "
-                             f"earlier version of the notebook and is not applied; look again")
+        if o is not None and not o.applies and o.points is not None:  # a stale withdrawal changes nothing
+            attention.append(f"{result.student or result.submission}: the override of {test.title} ({o.reason}) "
+                             f"was made on an earlier version of the notebook and is not applied; look again")
             o = None
         tests.append(_overridden(test, o) if o is not None else test)
     autograded = round(sum(t.score for t in tests), 6)

@@ -373,8 +373,15 @@ class Gradebook(Decisions):
 
     def record(self, *, submission: str, student_key: str, graded, run_id: int, mtime: float,
                fingerprint: str, submitted_at: str = "") -> Row:
-        """Store one grading in a single transaction: all of it or, if killed, none of it."""
+        """Store one grading in a single transaction: all of it or, if killed, none of it.
+        Without a `submitted_at`, the same notebook graded again keeps the time a manifest
+        gave it before (a regrade does not make work late); a changed notebook does not."""
         result: SubmissionResult = graded.result
+        if not submitted_at:
+            before = self.db.execute("SELECT sha256, submitted_at FROM submissions WHERE submission = ?",
+                                     (submission,)).fetchone()
+            if before is not None and before[0] == graded.sha256:
+                submitted_at = before[1]
         if not result.errors:
             status = GRADED
         else:
@@ -419,6 +426,13 @@ class Gradebook(Decisions):
             self.db.execute("ROLLBACK")
             raise
         return row
+
+    def set_submitted_at(self, submission: str, submitted_at: str) -> bool:
+        """Give a stored submission its hand-in time (ISO, from a manifest) without grading
+        it again; False when no such submission is stored."""
+        cur = self.db.execute("UPDATE submissions SET submitted_at = ? WHERE submission = ?",
+                              (submitted_at, submission))
+        return cur.rowcount > 0
 
     def rows(self) -> list[Row]:
         return [Row(*r) for r in self.db.execute(f"SELECT {_ROW_COLUMNS} FROM submissions ORDER BY submission")]

@@ -140,10 +140,15 @@ def _fmt(value: float | None) -> str:
 
 @dataclass(frozen=True)
 class ClassGrades:
-    """What export_grades wrote, and what an instructor should look at."""
+    """What export_grades wrote, and what an instructor should look at: `attention` all of
+    it; `stale` the decisions that no longer apply (one line each), `pending_written` how
+    many written answers of how many students (`pending_students`) wait for a score."""
     csv: Path
     json: Path
     attention: tuple[str, ...]
+    stale: tuple[str, ...] = ()
+    pending_written: int = 0
+    pending_students: int = 0
 
     def __iter__(self):  # (csv, json) = export_grades(book) keeps working
         return iter((self.csv, self.json))
@@ -176,7 +181,8 @@ def export_grades(book: Gradebook) -> ClassGrades:
     header = ["student_id", "name", "submission", "status", *exercises, *(f"written:{q.id}" for q in questions),
               *(["late_penalty"] if late_column else []), "total", "max_total", "reason"]
     writer.writerow([csv_cell(c) for c in header])
-    records, attention = [], []
+    records, attention, stale = [], [], []
+    pending_written = pending_students = 0
     for g in grades:
         final = finals.grade(g.row, g.student_id) if g.row is not None and g.row.graded else None
         per = _exercise_scores(final.result, exercises) if final else {e: None for e in exercises}
@@ -185,9 +191,12 @@ def export_grades(book: Gradebook) -> ClassGrades:
         total = final.total if final else None
         if final:
             attention.extend(final.attention)
+            stale.extend(final.attention)
             pending = [q.title for q in questions if final.written.get(q.id) is None]
             if pending:
                 attention.append(f"{g.student_id}: written answer not scored yet: {', '.join(pending)}")
+                pending_written += len(pending)
+                pending_students += 1
         writer.writerow([csv_cell(g.student_id), csv_cell(g.name), csv_cell(g.row.submission if g.row else ""),
                          csv_cell(g.status), *(_fmt(per[e]) for e in exercises),
                          *(_fmt(written[q.id]) for q in questions),
@@ -201,6 +210,9 @@ def export_grades(book: Gradebook) -> ClassGrades:
                         "total": total, "max_total": max_total, "reason": g.reason,
                         "graded_at": g.row.graded_at if g.row else None, "submissions": g.submissions,
                         **({"feedback_problem": problem} if problem else {})})
+    superseded = _overrides_left_behind(book, grades, identities)
+    attention.extend(superseded)
+    stale.extend(superseded)
     csv_path, json_path = book.folder / "grades.csv", book.folder / "grades.json"
     _write_atomic(csv_path, out.getvalue())
     document = {"assignment": book.assignment, "fingerprint": book.meta("fingerprint"),
@@ -209,7 +221,26 @@ def export_grades(book: Gradebook) -> ClassGrades:
                 **({"late_policy": finals.policy.to_dict()} if late_column else {}),
                 "max_total": max_total, "students": records, "attention": attention}
     _write_atomic(json_path, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
-    return ClassGrades(csv_path, json_path, tuple(attention))
+    return ClassGrades(csv_path, json_path, tuple(attention), tuple(stale), pending_written, pending_students)
+
+
+def _overrides_left_behind(book: Gradebook, grades: list[StudentGrade], identities: Identities) -> list[str]:
+    """Overrides made on a notebook that no longer gives its student's grade (they handed
+    in another file since, e.g. `alice/v2.ipynb` after `alice/v1.ipynb`): the new work was
+    never looked at by a person, so the instructor is told rather than the score dropped
+    or carried over in silence."""
+    counting = {g.row.submission for g in grades if g.row is not None}
+    current_of = {g.student_id: g.row.submission for g in grades if g.row is not None}
+    rows = {r.submission: r for r in book.rows()}
+    out = []
+    for (submission, _test), o in sorted(book.overrides().items()):
+        row = rows.get(submission)
+        if o.points is None or submission in counting or row is None:
+            continue
+        student_id = identities.student_id(row.student_key)
+        out.append(f"{student_id}: an override ({o.reason}) was made on {submission}, but their grade now comes "
+                   f"from {current_of.get(student_id, 'another notebook')}; it is not applied; look again")
+    return out
 
 
 def _late_record(final: FinalGrade | None) -> dict | None:

@@ -208,21 +208,20 @@ def history(book, student: str | None = None) -> list[HistoryEntry]:
 
 # ---------------------------------------------------------------- after a grading run
 
-def attention_lines(attention, results: str | Path) -> list[str]:
-    """What `grader grade --out` tells the instructor after its run: each override that
-    no longer applies (with how to decide again), and how many written answers wait for a
-    score (one line, not one per student)."""
-    pending = [a for a in attention if "written answer not scored yet" in a]
-    others = [a for a in attention if a not in pending]
-    lines = [f"grader: {printable(a)}" for a in others]
-    if any("override" in a for a in others):
-        lines.append(f"grader: decide again with `grader override {results} STUDENT TEST POINTS --reason ...` "
-                     f"(or POINTS `auto` to let the autograder's score stand); `grader override {results} "
-                     f"--history` lists every decision")
-    if pending:
-        count = sum(len(a.split(": ", 2)[-1].split(", ")) for a in pending)
-        lines.append(f"grader: {count} written answer{'s' * (count != 1)} of {len(pending)} student"
-                     f"{'s' * (len(pending) != 1)} wait for a score: `grader review {results}`")
+def attention_lines(grades, results: str | Path) -> list[str]:
+    """What `grader grade --out` tells the instructor after its run (`grades`: the
+    ClassGrades export_grades returned): each decision that no longer applies, with how to
+    decide again, and how many written answers wait for a score (one line, not one per
+    student)."""
+    lines = [f"grader: {printable(a)}" for a in grades.stale]
+    if grades.stale:
+        lines.append(f"grader: decide again with `grader override {printable(results)} STUDENT TEST POINTS "
+                     f"--reason ...` (POINTS `auto`: the autograder's score stands), or in `grader review "
+                     f"{printable(results)}`; `grader override {printable(results)} --history` lists every decision")
+    if grades.pending_written:
+        n, m = grades.pending_written, grades.pending_students
+        lines.append(f"grader: {n} written answer{'s' * (n != 1)} ({m} student{'s' * (m != 1)}) wait for a "
+                     f"score: `grader review {printable(results)}`")
     return lines
 
 
@@ -241,20 +240,22 @@ def register(subparsers) -> None:
                "  grader override results/ --history alice")
     o.add_argument("results", metavar="RESULTS", help="the folder given to grader grade --out")
     o.add_argument("what", nargs="*", metavar="STUDENT TEST POINTS",
-                   help="whose test, which test, and its new score (with --history: STUDENT, optional)")
+                   help="whose test, which test, and its new score")
     o.add_argument("--reason", default=None, help="why: the student reads it next to the test")
     o.add_argument("--grader", metavar="NAME", default=None,
                    help="who decided, recorded in the history (default: your login name)")
-    o.add_argument("--history", action="store_true", help="list every override (of one student, or all)")
+    o.add_argument("--history", nargs="?", const="", default=None, metavar="STUDENT",
+                   help="list every override recorded (of STUDENT, or of everyone), oldest first")
     o.set_defaults(handler=run)
 
 
 def run(args) -> int:
     try:
-        if args.history:
-            if len(args.what) > 1:
-                return _usage("--history takes at most one STUDENT")
-            return _show_history(args.results, args.what[0] if args.what else None)
+        if args.history is not None:
+            if args.what:
+                return _usage(f"--history lists decisions, it takes no TEST or POINTS: grader override "
+                              f"{args.results} --history [STUDENT]")
+            return _show_history(args.results, args.history or None)
         if len(args.what) != 3:
             return _usage(f"give STUDENT TEST POINTS (got {len(args.what)} of them), e.g. "
                           f"grader override {args.results} alice 5 3 --reason \"...\"")
