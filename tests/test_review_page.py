@@ -197,6 +197,8 @@ def test_saves_at_the_same_time_are_all_kept_in_order_of_arrival(server, results
     assert sorted(h.points for h in history) == [0, 0.5, 1, 1.5, 2, 2.5] and latest == history[-1]
     rows = {r["student_id"]: r for r in csv.DictReader((results / "grades.csv").open())}
     assert rows["s3"][f"written:{QUESTION}"] == f"{latest.points:g}"  # the files agree with the last save
+    status, _, body = _request(server, "GET", "/student?s=mallory.ipynb", headers={"Cookie": _cookie(server)})
+    assert status == 200 and "history (5)" in body.decode()  # the earlier five, beside the current one
 
 
 def test_a_score_given_to_other_words_and_a_void_override_are_marked():

@@ -305,10 +305,13 @@ class Review:
                                                  sum(1 for (sub, _) in overrides if sub == st.submission)))
         return 200, page.index_page(ctx, questions, summaries)
 
-    def _cards(self, book: Gradebook, question, students: list[page.Student], scores: dict) -> list[page.Card]:
+    def _cards(self, book: Gradebook, question, students: list[page.Student], scores: dict, *,
+               history: bool = False) -> list[page.Card]:
+        """One card per student; their earlier scores only when asked (one query per card:
+        the student page asks, the question page of a whole class does not)."""
         answers = {a.submission: a for a in book.answers(question.id)}
         return [page.Card(st, answers.get(st.submission), scores.get((st.submission, question.id)),
-                          tuple(book.manual_history(st.submission, question.id)))
+                          tuple(book.manual_history(st.submission, question.id)) if history else ())
                 for st in students]
 
     def question(self, book: Gradebook, ctx: page.Context, query: dict) -> tuple[int, str]:
@@ -329,7 +332,7 @@ class Review:
         identities = book.identities()
         student = page.Student(identities.student_id(row.student_key), identities.name(row.student_key), submission)
         scores = book.manual_scores()
-        written = [(q, self._cards(book, q, [student], scores)[0]) for q in book.questions()]
+        written = [(q, self._cards(book, q, [student], scores, history=True)[0]) for q in book.questions()]
         overrides = {test: o for (sub, test), o in book.overrides().items() if sub == submission}
         autograded = book.result(submission)
         # The feedback shown is the student's final one (overrides, written scores and any

@@ -352,7 +352,7 @@ def _card(question: "Question", card: Card) -> str:
             f"placeholder=\"Comment for the student\">\n{_e(score.comment) if score else ''}</textarea>"
             f"<div class=\"row\"><button type=\"submit\">Save</button>"
             f"<span class=\"status\" role=\"status\" aria-live=\"polite\" data-kind=\"saved\">{_e1(saved)}</span>"
-            f"</div></form>{_history(card.history[:-1] if score else card.history, _score_line)}</article>")
+            f"</div></form>{_history(card.history[:-1], _score_line)}</article>")
 
 
 def question_page(ctx: Context, question: "Question", cards: Sequence[Card]) -> str:
@@ -414,13 +414,14 @@ def student_page(ctx: Context, student: Student, result: "SubmissionResult | Non
                    + "".join(f"<li>{_e(a)}</li>" for a in final.attention) + "</ul></div>")
     if written:
         out.append("<h2>Written answers</h2><table class=\"list\"><thead><tr><th>Question</th><th>Score</th>"
-                   "<th>Comment</th></tr></thead><tbody>")
+                   "<th>Comment</th><th>Scored before</th></tr></thead><tbody>")
         for question, card in written:
             s = card.score
             score = (f"{_num(s.points)} / {_num(question.points)}" + (" (answer changed since)" if s.stale else "")
                      if s else "not scored")
             out.append(f"<tr><td><a href=\"question?q={_q(question.id)}\">{_e1(question.title or question.id)}</a>"
-                       f"</td><td>{_e1(score)}</td><td>{_e(_short(s.comment, 120)) if s else ''}</td></tr>")
+                       f"</td><td>{_e1(score)}</td><td>{_e(_short(s.comment, 120)) if s else ''}</td>"
+                       f"<td>{_history(card.history[:-1], _score_line)}</td></tr>")
         out.append("</tbody></table>")
     if result is None:
         out.append("<p class=\"missing\">No autograded result is stored for this submission.</p>")
