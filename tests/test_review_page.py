@@ -137,8 +137,11 @@ def test_pages_need_the_token_and_the_refusal_does_not_reveal_it(server):
     status, headers, body = _request(server, "GET", "/")
     assert status == 403 and b"grader review" in body
     assert server.review.token.encode() not in body
+    assert b"ta-anna" not in body and b"s1" not in body
     status, _, body = _request(server, "GET", "/", headers={"Cookie": _cookie(server)})
     assert status == 200 and server.review.token.encode() in body  # the page's script needs it
+    status, headers, _ = _request(server, "GET", f"//evil.example/?token={server.review.token}")
+    assert status == 303 and headers["Location"] == "/"  # never sent off the site
 
 
 def test_a_post_without_the_token_or_from_another_page_is_refused(server):

@@ -52,6 +52,7 @@ MAX_BODY = 64 * 1024  # bytes; a score with the longest comment allowed fits wit
 MAX_FIELD = 1_000  # characters of an id (submission, question, test) in a request
 MAX_GRADER_NAME = 100
 TOKEN_HEADER = "X-Review-Token"
+PAGES = ("/", "/question", "/student")
 
 
 class ReviewError(Exception):
@@ -73,7 +74,11 @@ class Request:
 
     @property
     def query(self) -> dict[str, str]:
-        return {k: v[0] for k, v in parse_qs(urlsplit(self.target).query, max_num_fields=20).items()}
+        """The first value of each field; nothing at all from a query of more than 20 fields."""
+        try:
+            return {k: v[0] for k, v in parse_qs(urlsplit(self.target).query, max_num_fields=20).items()}
+        except ValueError:
+            return {}
 
     def cookie(self, name: str) -> str:
         for part in self.headers.get("cookie", "").split(";"):
@@ -248,12 +253,14 @@ class Review:
         given = request.query.get("token")
         if given is not None and hmac.compare_digest(given.encode(), self.token.encode()):
             rest = {k: v for k, v in request.query.items() if k != "token"}
-            location = request.path + (f"?{urlencode(rest)}" if rest else "")
+            # Only to a page of ours: a path such as //elsewhere.example would leave the site.
+            path = request.path if request.path in PAGES else "/"
+            location = path + (f"?{urlencode(rest)}" if rest else "")
             return Response(303, b"", headers=(
                 ("Location", location),
                 ("Set-Cookie", f"{self.cookie_name}={self.token}; Path=/; HttpOnly; SameSite=Strict")))
-        if not self._has_cookie(request):
-            ctx = page.Context(assignment="", token="", nonce=secrets.token_urlsafe(16), grader=self.grader)
+        if not self._has_cookie(request):  # this page tells nothing: no token, no names
+            ctx = page.Context(assignment="", token="", nonce=secrets.token_urlsafe(16), grader="")
             return _html(403, ctx, page.message_page(ctx, "Access token needed", (
                 "Open the address that `grader review` printed (it ends with ?token=...); this page holds "
                 "students' work, so other programs and users on this machine are kept out.")))
@@ -264,8 +271,7 @@ class Review:
                             grader=self.grader)
 
     def _page(self, request: Request) -> Response:
-        routes = {"/": self.index, "/question": self.question, "/student": self.student}
-        handler = routes.get(request.path)
+        handler = {"/": self.index, "/question": self.question, "/student": self.student}.get(request.path)
         with Gradebook(self.folder, create=False) as book:
             ctx = self._context(book.assignment)
             if handler is None:
@@ -389,6 +395,7 @@ class Review:
 class _Handler(BaseHTTPRequestHandler):
     server_version = "grader-review"
     sys_version = ""
+    timeout = 60  # seconds a connection may sit idle (a body announced but never sent)
     server: "_Server"
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming

@@ -250,7 +250,8 @@ def _frame(ctx: Context, title: str, body: str) -> str:
             "<link rel=\"icon\" href=\"data:,\">\n"
             f"<title>{_e1(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
             f"<header class=\"top\"><a href=\"./\">{_e1(ctx.assignment or 'review')}</a>"
-            f"<span class=\"who\">scores are recorded as {_e1(ctx.grader)}</span></header>\n"
+            + (f"<span class=\"who\">scores are recorded as {_e1(ctx.grader)}</span>" if ctx.grader else "")
+            + "</header>\n"
             f"<main>\n{body}\n</main>\n"
             f"<script nonce=\"{_e1(ctx.nonce)}\">{_SCRIPT}</script>\n</body>\n</html>\n")
 
