@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any
 
 LATE_KEYS = ("per_day", "cap", "grace_minutes")
 
 
-def parse_time(text: str) -> datetime:
-    """ISO 8601; a date alone means the end of that day; no offset means UTC. ValueError
-    with the accepted spellings otherwise."""
+def parse_time(text: str, zone: tzinfo = timezone.utc) -> datetime:
+    """ISO 8601; a date alone means the end of that day; no offset means `zone` (UTC unless
+    said otherwise). ValueError with the accepted spellings otherwise."""
     text = text.strip()
     try:
         when = datetime.fromisoformat(text)
@@ -30,7 +30,7 @@ def parse_time(text: str) -> datetime:
         raise ValueError(f"{text!r} is not a date and time such as 2026-12-04T23:59:00+01:00") from None
     if len(text) == 10:  # a date alone: the whole day is still on time
         when = when.replace(hour=23, minute=59, second=59)
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    return when if when.tzinfo else when.replace(tzinfo=zone)
 
 
 @dataclass(frozen=True)
@@ -45,8 +45,11 @@ class LatePolicy:
                 "grace_minutes": self.grace_minutes}
 
     def due_for(self, extension_days: float = 0.0, own_due: str = "") -> datetime:
+        """A student's deadline. Their own date, written without an offset (the roster's
+        `2026-12-06` or `2026-12-06T12:00`), is in the assignment's time zone: an instructor
+        writing a date means their course's clock, not UTC's."""
         if own_due:
-            return parse_time(own_due)
+            return parse_time(own_due, zone=self.due.tzinfo or timezone.utc)
         return self.due + timedelta(days=extension_days)
 
 
@@ -97,7 +100,7 @@ class Lateness:
     """How late one submission was and what it costs."""
     submitted: datetime
     due: datetime
-    days_late: int      # whole days begun after the deadline (and its grace); 0 when on time
+    days_late: int      # whole days begun after the deadline; 0 when on time or within the grace
     percent: float      # of the earned points, lost
 
     @property
@@ -108,14 +111,18 @@ class Lateness:
         return round(earned * self.percent / 100.0, 6)
 
     def describe(self) -> str:
+        """One sentence for the student, both times on the deadline's clock."""
+        submitted = _show(self.submitted.astimezone(self.due.tzinfo))
         if not self.late:
-            return f"Submitted on time ({_show(self.submitted)}; due {_show(self.due)})."
+            return f"Submitted on time ({submitted}; due {_show(self.due)})."
         day = "day" if self.days_late == 1 else "days"
-        return (f"Submitted {_show(self.submitted)}, {self.days_late} {day} after the deadline "
-                f"({_show(self.due)}): {self.percent:g}% of the points earned are deducted.")
+        cost = (f"{self.percent:g}% of the points earned are deducted" if self.percent
+                else "no points are deducted for it")
+        return f"Submitted {submitted}, {self.days_late} {day} after the deadline ({_show(self.due)}): {cost}."
 
 
 def _show(when: datetime) -> str:
+    """`2026-12-04 23:59 UTC+01:00`: minutes are enough, and the offset makes it unambiguous."""
     return when.strftime("%Y-%m-%d %H:%M %Z").strip()
 
 

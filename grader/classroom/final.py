@@ -119,7 +119,7 @@ def final_grade(result: SubmissionResult, decisions: Decisions) -> FinalGrade:
         if late.late:
             earned = round(sum(t.score for t in tests), 6)
             penalty = late.penalty(earned)
-            tests.append(TestResult(LATE_NAME, "", -penalty, 0.0, Status.FAILED, Visibility.VISIBLE,
+            tests.append(TestResult(LATE_NAME, "", -penalty if penalty else 0.0, 0.0, Status.FAILED, Visibility.VISIBLE,
                                     message=late.describe(), diagnosis="late", nodeid="late::penalty"))
     adjusted = dataclasses.replace(result, tests=tests)
     return FinalGrade(adjusted, autograded, written, late, penalty, tuple(attention))

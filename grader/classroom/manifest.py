@@ -83,7 +83,8 @@ def read_manifest(path: str | Path) -> SubmissionTimes:
     by_submission: dict[str, str] = {}
     by_student: dict[str, str] = {}
     seen: dict[str, int] = {}
-    for line, row in enumerate(reader, start=2):
+    for row in reader:
+        line = reader.line_num  # the file's line, blank lines counted
         submission = (row.get(sub_col) or "").strip() if sub_col else ""
         student = normalize_key(row.get(student_col) or "") if student_col else ""
         if not submission and not student:

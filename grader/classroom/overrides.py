@@ -82,7 +82,8 @@ def find_submission(book, student: str) -> tuple[str, str]:
     matches = by_id or [r for r in rows if r.student_key == key]
     if not matches:
         known = sorted({identities.student_id(r.student_key) for r in rows})
-        shown = ", ".join(printable(s) for s in known[:15]) + (f" and {len(known) - 15} more" if len(known) > 15 else "")
+        shown = ", ".join(printable(s) for s in known[:15])
+        shown += f" and {len(known) - 15} more" if len(known) > 15 else ""
         raise OverrideError(f"no student or submission {printable(student)!r} in {book.folder}; give a student id "
                             f"from the roster or a submission's file name (students: {shown or 'none yet'})")
     chosen = max(matches, key=lambda r: (r.mtime, r.submission))  # as Gradebook.students chooses
@@ -167,8 +168,9 @@ class HistoryEntry:
     latest: bool            # False: a later decision on the same test replaced it
 
     def describe(self) -> str:
+        of = f" of {_fmt(self.max_score)}" if self.max_score is not None else ""
         what = ("withdrawn (the autograder's score counts)" if self.points is None
-                else f"set to {_fmt(self.points)}" + (f" of {_fmt(self.max_score)}" if self.max_score is not None else ""))
+                else f"set to {_fmt(self.points)}{of}")
         who = printable(self.student_id) + ("" if self.student_id == self.submission
                                             else f" ({printable(self.submission)})")
         notes = []

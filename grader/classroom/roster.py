@@ -84,7 +84,8 @@ def read_roster(path: str | Path) -> list[RosterEntry]:
         raise RosterError(f"roster {path}: needs a header with a file_or_folder column "
                           f"(found: {', '.join(columns) or 'no header'})")
     entries: dict[str, RosterEntry] = {}
-    for line, row in enumerate(reader, start=2):
+    for row in reader:
+        line = reader.line_num  # the file's line, blank lines counted
         key = normalize_key(row.get(key_col) or "")
         if not key:
             continue
