@@ -6,11 +6,14 @@ The copy follows the architecture alignment (`grader.checks.architecture`), not
 `model.layers` order, so it pairs the same layers the architecture feedback talks about.
 
 State: `model(x, training=True)` moves BatchNormalization's moving mean and variance.
-`expect_same_outputs` therefore snapshots both models' weights (moving statistics
-included), copies the reference weights into the student's model, runs the reference
-then the student, and restores both snapshots, whatever happens. Every call sees the
-same starting state and leaves both models as it found them, so the order of training
-and inference checks cannot change a verdict.
+`expect_same_outputs` therefore never leaves a trace in either model. A Keras 3 model
+runs without writing anything (`grader.checks.forward`): the reference's weights are read
+in place of the student's, and the statistics a training call would move are dropped.
+Other models (tf_keras) get the old way: both models' weights (moving statistics
+included) are snapshotted, the reference's are copied into the student's model, both
+run, and both snapshots are restored, whatever happens. The two ways compute the same
+numbers. Every call sees the same starting state and leaves both models as it found
+them, so the order of training and inference checks cannot change a verdict.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from grader.checks import CheckFailed
+from grader.checks.forward import call_model, stateless
 from grader.checks.graph import LayerGraph, layer_graph
 from grader.checks.matching import Alignment, align_specs
 from grader.checks.residual import describe
@@ -100,6 +104,21 @@ def copy_weights(reference_model: Any, student_model: Any) -> None:
         stu_layer.set_weights(ref_layer.get_weights())
 
 
+def _substitution(reference_model: Any, student_model: Any) -> list[tuple[Any, Any]] | None:
+    """What `copy_weights` would write, as (student variable, reference variable) pairs to
+    read in place instead (same checks, same CheckFailed); None when the models cannot run
+    that way (tf_keras, state outside the weights, a weight of another dtype)."""
+    if not (stateless(reference_model) and stateless(student_model)):
+        return None
+    pairs = _weighted_pairs(reference_model, student_model)
+    for ref_layer, stu_layer, who in pairs:
+        _check_shapes(ref_layer, stu_layer, who)
+    substitute = [(s, r) for ref_layer, stu_layer, _ in pairs for r, s in zip(ref_layer.weights, stu_layer.weights)]
+    if any(s.dtype != r.dtype for s, r in substitute):
+        return None
+    return substitute
+
+
 def _flat_outputs(result: Any) -> list[np.ndarray]:
     if isinstance(result, dict):
         return [np.asarray(result[k]) for k in sorted(result)]
@@ -108,9 +127,10 @@ def _flat_outputs(result: Any) -> list[np.ndarray]:
     return [np.asarray(result)]
 
 
-def _call(model: Any, inputs: np.ndarray, training: bool | None, who: str) -> list[np.ndarray]:
+def _call(model: Any, inputs: np.ndarray, training: bool | None, who: str,
+          substitute: list[tuple[Any, Any]] | None = None) -> list[np.ndarray]:
     try:
-        return _flat_outputs(model(inputs, training=training))
+        return _flat_outputs(call_model(model, inputs, training, substitute or ()))
     except Exception as exc:  # noqa: BLE001 - any Keras error becomes feedback
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckFailed(
@@ -157,6 +177,34 @@ def _compare(expected: np.ndarray, found: np.ndarray, *, training: bool | None, 
         diagnosis=f"outputs_differ_{'training' if training else 'inference'}")
 
 
+def _outputs_without_copy(reference_model: Any, student_model: Any, inputs: np.ndarray,
+                          training: bool | None) -> tuple[list | None, list | None]:
+    """Both models' outputs, the reference's weights read in place of the student's: nothing
+    is written to either model, so there is nothing to snapshot and restore (about 5 ms a
+    check). (None, None) when this cannot be done, or when a call fails: the copying path
+    then runs and explains the failure in its own words."""
+    substitute = _substitution(reference_model, student_model)
+    if substitute is None:
+        return None, None
+    try:
+        return (_call(reference_model, inputs, training, "the reference model"),
+                _call(student_model, inputs, training, "your model", substitute))
+    except CheckFailed:
+        return None, None
+
+
+def _outputs_with_copy(reference_model: Any, student_model: Any, inputs: np.ndarray,
+                       training: bool | None) -> tuple[list, list]:
+    ref_state, stu_state = reference_model.get_weights(), student_model.get_weights()
+    try:
+        copy_weights(reference_model, student_model)
+        return (_call(reference_model, inputs, training, "the reference model"),
+                _call(student_model, inputs, training, "your model"))
+    finally:
+        reference_model.set_weights(ref_state)
+        student_model.set_weights(stu_state)
+
+
 def expect_same_outputs(reference_model: Any, student_model: Any, inputs: np.ndarray, *, training: bool | None,
                         rtol: float = 1e-5, atol: float = 1e-6, what: str = "output") -> None:
     """Fail unless the student's model, given the reference's weights, computes the
@@ -167,14 +215,9 @@ def expect_same_outputs(reference_model: Any, student_model: Any, inputs: np.nda
 
         expect_same_outputs(reference.happyModel(), submission.model("happyModel"), x, training=False)
     """
-    ref_state, stu_state = reference_model.get_weights(), student_model.get_weights()
-    try:
-        copy_weights(reference_model, student_model)
-        expected = _call(reference_model, inputs, training, "the reference model")
-        found = _call(student_model, inputs, training, "your model")
-    finally:
-        reference_model.set_weights(ref_state)
-        student_model.set_weights(stu_state)
+    expected, found = _outputs_without_copy(reference_model, student_model, inputs, training)
+    if expected is None:
+        expected, found = _outputs_with_copy(reference_model, student_model, inputs, training)
     if len(expected) != len(found):
         raise CheckFailed(f"Your model returns {len(found)} outputs; the reference returns {len(expected)}.",
                           hint="return a single output, as in the specification.", diagnosis="wrong_output_count")
