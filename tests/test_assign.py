@@ -81,9 +81,14 @@ def test_each_graded_cell_is_a_parseable_stub(template):
 
 
 def test_graded_cells_keep_their_tags(master, template):
-    master_tags = [c.metadata["tags"] for c in master.cells if c.metadata.get("tags")]
+    master_tags = [c.metadata["tags"] for c in master.cells if c.cell_type == "code" and c.metadata.get("tags")]
     assert master_tags == [[name] for name in EXERCISES]
     assert [c.metadata.get("tags") for c in _graded(template)] == master_tags
+    # The written answer cells keep theirs too: it is how their answers are found.
+    answer_tags = [c.metadata["tags"] for c in master.cells if c.cell_type == "markdown" and c.metadata.get("tags")]
+    assert answer_tags == [["written:why_bn_after_conv"], ["written:standardize_inputs"]]
+    assert [c.metadata.get("tags") for c in template.cells if c.cell_type == "markdown" and c.metadata.get("tags")] \
+        == answer_tags
 
 
 def test_every_other_code_cell_is_locked_with_its_checksum(template):
