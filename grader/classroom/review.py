@@ -138,7 +138,7 @@ def _text(doc: dict, key: str, limit: int, *, required: bool = True) -> str:
     if required and not value.strip():
         raise ValueError(f"{key!r} is empty")
     if len(value) > limit:
-        raise ValueError(f"{key!r} is longer than {limit:,} characters")
+        raise ValueError(f"the {key} is longer than {limit:,} characters; shorten it")
     return value
 
 
@@ -173,10 +173,9 @@ def parse_score(body: bytes) -> ScoreInput:
 def parse_override(body: bytes) -> OverrideInput:
     """An override from the page's JSON; points null withdraws the test's override."""
     doc = _document(body)
-    try:
-        reason = _text(doc, "reason", page.MAX_COMMENT_CHARS)
-    except ValueError as exc:
-        raise ValueError(f"{exc}: an override needs a reason (it is kept in the history)") from None
+    reason = _text(doc, "reason", page.MAX_REASON_CHARS, required=False)
+    if not reason.strip():
+        raise ValueError("an override needs a reason: the student and the next grader read it")
     points = None if doc.get("points", 0) is None else _points(doc)
     return OverrideInput(_text(doc, "submission", MAX_FIELD), _text(doc, "test", MAX_FIELD), points, reason)
 

@@ -28,8 +28,10 @@ if TYPE_CHECKING:  # the gradebook's records; only their attributes are used her
 # Longest part of an answer shown on a card; the rest is counted, not shown. A class's
 # answers sit side by side on one page, so one pasted book must not make it unusable.
 MAX_SHOWN_CHARS = 20_000
-# Longest comment or reason the page lets one type (the server checks it again).
+# Longest comment and override reason the page lets one type; the server refuses longer
+# ones rather than let the gradebook cut them (it keeps 2,000 characters of a reason).
 MAX_COMMENT_CHARS = 10_000
+MAX_REASON_CHARS = 2_000
 
 
 def _e(text: object) -> str:
@@ -397,7 +399,7 @@ def _test_row(submission: str, test, override: "Override | None") -> str:
             f"data-test=\"{_e1(test.nodeid)}\"><div class=\"row\">"
             f"<label>Points <input type=\"number\" name=\"points\" min=\"0\" max=\"{_num(test.max_score)}\" "
             f"step=\"any\" placeholder=\"empty = undo\" title=\"empty: withdraw the override\"></label>"
-            f"<input type=\"text\" name=\"reason\" required maxlength=\"{MAX_COMMENT_CHARS}\" "
+            f"<input type=\"text\" name=\"reason\" required maxlength=\"{MAX_REASON_CHARS}\" "
             f"placeholder=\"Reason (kept in the history)\" aria-label=\"reason\">"
             f"<button type=\"submit\">Override</button></div>"
             f"<span class=\"status\" role=\"status\" aria-live=\"polite\"></span></form></div>")
