@@ -270,7 +270,7 @@ def written_problems(questions, master, template, master_label: str, template_la
             if question is not None:
                 where.setdefault(question, []).append(index + 1)
         for q in questions:
-            cells = where.pop(q.id, [])
+            cells = where.pop(q.id.casefold(), [])  # tags are compared in any case
             if not cells:
                 problems.append(f"{label}: no cell is tagged `{q.tag}`: add a Markdown cell with that tag, "
                                 f"right below the question, for {q.id!r}")

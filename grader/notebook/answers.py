@@ -43,7 +43,9 @@ PLACEHOLDER = "YOUR ANSWER HERE"
 
 TAG, HEADING = "tag", "heading"
 
-_HEADING = re.compile(r"^ {0,3}#{1,6}[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
+# No lazy group before an optional tail here: `(.+?)[ \t#]*$` backtracks quadratically on
+# a line of many spaces. The closing hashes are stripped in Python instead.
+_HEADING = re.compile(r"^ {0,3}#{1,6}[ \t]+(.*)$", re.MULTILINE)
 _NOT_WORD = re.compile(r"[\W_]+")
 # C0/C1 controls except tab and newline, and the bidirectional overrides that make text
 # display in another order than it reads ("Trojan Source").
@@ -159,7 +161,7 @@ def _headings(cell: Any) -> list[str]:
     if _kind(cell) != "markdown":
         return []
     text, _ = _prefix(_source(cell), SCAN_CHARS)
-    return [_key(m.group(1)) for m in _HEADING.finditer(text)]
+    return [key for key in (_key(m.group(1)) for m in _HEADING.finditer(text)) if key]
 
 
 # ---------------------------------------------------------------- the guide, from the template
@@ -179,7 +181,7 @@ def answer_guide(questions: Sequence[Question], template: Any = None) -> AnswerG
     given.discard("")
     marks = []
     for q in questions:
-        headings = [_key(m.group(1)) for m in _HEADING.finditer(q.prompt)][:1]
+        headings = [key for key in (_key(m.group(1)) for m in _HEADING.finditer(q.prompt)) if key][:1]
         lines: set[str] = set()
         placeholders = {_squeeze(PLACEHOLDER)}
         at = where.get(q.id.casefold())
