@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -367,7 +368,14 @@ def test_the_command_prints_its_url_serves_it_and_stops_on_ctrl_c(results, tmp_p
     assert "review stopped" in err and "Traceback" not in err
 
 
-def test_the_command_without_a_gradebook_says_what_to_run(tmp_path):
+def test_the_command_refuses_what_it_cannot_serve_with_a_usage_error(results, tmp_path, capsys):
     from grader.cli import main
     assert main(["review", str(tmp_path)]) == 2
-    assert main(["review", str(tmp_path), "--grader", "a\x1bb"]) == 2
+    assert "run `grader grade ... --out" in capsys.readouterr().err
+    assert main(["review", str(results), "--grader", "a\x1bb"]) == 2
+    assert "printable characters" in capsys.readouterr().err
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        assert main(["review", str(results), "--port", str(taken.getsockname()[1])]) == 2
+    assert "give another --port" in capsys.readouterr().err
