@@ -1,0 +1,101 @@
+"""What a cold grading process does while its sandbox worker imports TensorFlow.
+
+The first submission a process grades pays for things that have nothing to do with it:
+importing TensorFlow, pytest and the checks, compiling nbformat's schema validators, and
+the first use of each kind of Keras layer and TensorFlow operation. The sandbox worker's
+own import takes about 3 s on the other core, and grading cannot start before it is
+ready, so whatever is paid here first is paid in that shadow instead of after it: a
+student's `grader check` waits for the worker and then only for their own submission.
+
+Nothing here may change a grade: the warm-up model is built and dropped the way a graded
+submission's models are (Keras' global state reset as after any submission), so the first
+submission is graded in the state every later submission of a batch finds.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+
+from grader._tensorflow import import_quietly
+
+
+@dataclass
+class Prepared:
+    """What the preparation did, for benchmarks and the curious: seconds per step, and the
+    steps that failed (a failed warm-up costs time later, never a grade)."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+
+
+def prepare(keras: str = "3", *, plotting: bool = True) -> Prepared:
+    """Import and warm what grading a submission uses. `plotting=False` in a process that
+    draws nothing (TensorFlow's import then skips matplotlib; see grader._tensorflow)."""
+    import time
+
+    done = Prepared()
+    steps = (("tensorflow", lambda: import_quietly(keras, plotting=plotting)),
+             ("grading modules", _import_grading),
+             ("notebook reader", _warm_notebook_reader),
+             ("keras", lambda: _warm_keras(keras)))
+    for name, step in steps:
+        started = time.perf_counter()
+        try:
+            step()
+        except Exception as exc:  # noqa: BLE001 - the real grading meets the same problem and reports it
+            done.skipped.append(f"{name}: {type(exc).__name__}: {exc}")
+        done.seconds[name] = round(time.perf_counter() - started, 3)
+    return done
+
+
+def _import_grading() -> None:
+    import grader.checks.architecture  # noqa: F401
+    import grader.checks.models  # noqa: F401
+    import grader.grading  # noqa: F401  (pytest, the plugin, Submission)
+    import grader.rebuild  # noqa: F401
+    import grader.render  # noqa: F401
+
+
+def _warm_notebook_reader() -> None:
+    """Read a one-cell notebook the way a submission is read: nbformat compiles its
+    schema validators (~0.1-0.2 s) on the first notebook of each format version."""
+    import nbformat
+
+    from grader.notebook import load_notebook
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
+    fd, path = tempfile.mkstemp(prefix="grader-warm-", suffix=".ipynb")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            nbformat.write(nb, f)
+        load_notebook(path)
+    finally:
+        os.unlink(path)
+
+
+def _warm_keras(keras: str) -> None:
+    """Build, call (both modes), serialize and rebuild a small convolutional model, then
+    drop it as a graded submission's models are dropped."""
+    import numpy as np
+
+    if keras == "2":
+        import tf_keras as K
+    else:
+        import keras as K
+    layers = K.layers
+    inputs = K.Input((8, 8, 3))
+    x = layers.ZeroPadding2D(1)(inputs)
+    x = layers.Conv2D(2, 3)(x)
+    x = layers.BatchNormalization(axis=3)(x)
+    x = layers.ReLU()(x)
+    x = layers.MaxPooling2D()(x)
+    x = layers.Flatten()(x)
+    model = K.Model(inputs, layers.Dense(1, activation="sigmoid")(x))
+    batch = np.zeros((2, 8, 8, 3), "float32")
+    model(batch, training=False)
+    model(batch, training=True)
+    K.models.model_from_json(model.to_json())
+    del model
+    from grader.grading import _release_models
+    _release_models()
