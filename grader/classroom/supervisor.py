@@ -11,6 +11,10 @@ submission is reported as over budget, and a fresh process takes the slot.
 The processes are plain subprocesses (`python -m grader.classroom.supervisor FD`) that
 speak JSON over a socket pair: nothing is pickled either way, and they can be started
 from anywhere, including a daemonic Dask worker, which multiprocessing refuses.
+
+A student's `grader check` grades one notebook and waits for it, so its grading process
+is forked instead (`grade_one`): the same process and messages, without a second Python
+start-up and import of the grader before the sandbox worker can even be launched.
 """
 from __future__ import annotations
 
@@ -64,7 +68,7 @@ def over_budget_message(budget: float) -> str:
 class Slot:
     """One grading process and the submission it is grading, if any."""
 
-    def __init__(self, options: Options, budget: float, *, env: dict | None = None):
+    def __init__(self, options: Options, budget: float, *, env: dict | None = None, fork: bool = False):
         ours, theirs = socket.socketpair()
         self.budget = budget
         self.path: Path | None = None
@@ -73,12 +77,15 @@ class Slot:
         self.died = False
         self.deadline = time.monotonic() + max(START_TIMEOUT, budget)
         try:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "grader.classroom.supervisor", str(theirs.fileno()), str(os.getpid())],
-                # stdout goes to our stderr: `grader grade --format json` promises stdout
-                # holds nothing but the JSON lines
-                pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=2, env=env,
-                start_new_session=True)  # Ctrl-C reaches the parent only; it decides
+            if fork:
+                self.proc = _fork_grading_process(ours, theirs, env)
+            else:
+                self.proc = subprocess.Popen(
+                    [sys.executable, "-m", "grader.classroom.supervisor", str(theirs.fileno()), str(os.getpid())],
+                    # stdout goes to our stderr: `grader grade --format json` promises stdout
+                    # holds nothing but the JSON lines
+                    pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=2, env=env,
+                    start_new_session=True)  # Ctrl-C reaches the parent only; it decides
         finally:
             theirs.close()
         self.conn = Connection(ours.detach())
@@ -103,6 +110,10 @@ class Slot:
         self.conn.close()
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:  # a forked process may not have made its own group yet
+            os.kill(self.proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
         self.proc.wait()
@@ -135,11 +146,27 @@ class Slot:
         return reply
 
 
+def grade_one(path: Path, options: Options, *, budget: float, env: dict | None = None) -> Graded:
+    """Grade one submission in a grading process forked from this one, held to `budget`
+    like any other; the process (and its sandbox worker) is stopped as soon as the result
+    is in, not waited for: a student is waiting for the result, not for TensorFlow to exit."""
+    stream = supervised([path], options, jobs=1, budget=budget, env=env, fork=True)
+    try:
+        return next(stream)
+    finally:
+        stream.close()
+
+
 def supervised(paths: Iterable[Path], options: Options, *, jobs: int, budget: float,
-               env: dict | None = None) -> Iterator[Graded]:
+               env: dict | None = None, fork: bool = False) -> Iterator[Graded]:
     """Yield one `Graded` per path, in completion order, from `jobs` budgeted grading
     processes. Nothing is lost: a submission over budget is reported as such; one whose
-    process died is tried again once in a fresh process, then reported."""
+    process died is tried again once in a fresh process, then reported.
+
+    `fork=True` forks the grading processes from this one (see `_fork_grading_process`);
+    only with `jobs=1`, so that no forked process holds another one's socket."""
+    if fork and jobs != 1:
+        raise ValueError("forked grading processes are for jobs=1 only")
     queue = deque(Path(p) for p in paths)
     slots: list[Slot] = []
     attempts: Counter[Path] = Counter()
@@ -157,7 +184,7 @@ def supervised(paths: Iterable[Path], options: Options, *, jobs: int, budget: fl
                 queue.clear()
             busy = sum(s.path is not None for s in slots)
             while len(slots) < min(jobs, busy + len(queue)):
-                slots.append(Slot(options, budget, env=env))
+                slots.append(Slot(options, budget, env=env, fork=fork))
             for slot in slots:
                 if slot.ready and slot.path is None and queue:
                     slot.send(queue.popleft())
@@ -226,9 +253,12 @@ def serve(fd: int, parent: int) -> None:
     conn = Connection(fd)
     options = Options(**json.loads(conn.recv_bytes()))
     from grader.classroom.process import GradingProcess
-    process = GradingProcess(options)
+    process = GradingProcess(options)  # launches its sandbox worker first
     threading.Thread(target=_exit_with_parent, args=(parent, process), daemon=True).start()
     try:
+        if process.assignment is not None and not process.error:
+            from grader.warm import prepare
+            prepare(process.assignment.keras, plotting=False)  # while the worker imports TensorFlow
         process.ensure_ready()
         conn.send_bytes(json.dumps({"ready": True, "error": process.error}).encode())
         while True:
@@ -257,6 +287,68 @@ def _exit_with_parent(parent: int, process) -> None:
         time.sleep(0.5)
     process.close()
     os._exit(1)
+
+
+class _Forked:
+    """A forked grading process, seen as `Slot` sees a subprocess: pid, poll(), wait()."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                pid, status = self.pid, 0
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.001
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired(f"grading process {self.pid}", timeout)
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+        return self.returncode
+
+
+def _fork_grading_process(ours: socket.socket, theirs: socket.socket, env: dict | None) -> _Forked:
+    """Fork a grading process that serves `theirs`, as `python -m grader.classroom.supervisor`
+    would: its own process group (Ctrl-C reaches the parent only), stdin from /dev/null,
+    stdout to stderr. Forking is safe here because this process has run no TensorFlow (it
+    is the command line, which never imports it) and runs no thread of its own."""
+    parent = os.getpid()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()  # or the child would print what the parent had buffered, again
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            ours.close()  # else the parent hanging up would never reach us as EOF
+            os.setpgid(0, 0)
+            devnull = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(devnull, 0)
+            os.dup2(2, 1)
+            if env is not None:
+                os.environ.clear()
+                os.environ.update(env)
+            serve(theirs.fileno(), parent)
+            code = 0
+        except BaseException:  # noqa: BLE001 - the parent sees the hang-up and reports it
+            import traceback
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    try:
+        os.setpgid(pid, pid)  # whichever of the two runs first makes the group
+    except OSError:
+        pass
+    return _Forked(pid)
 
 
 if __name__ == "__main__":
