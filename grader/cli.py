@@ -79,15 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "comments, layout and local names) at least X (default 0.9)")
     r.add_argument("--top", type=int, default=10, metavar="N", help="how many slowest submissions to list")
 
-    c = sub.add_parser("check", help="grade one notebook and show a student's feedback",
-                       description="A student's self-check: runs the visible tests and shows feedback.")
-    c.add_argument("notebook")
-    c.add_argument("--assignment", "-a", default=None,
-                   help="assignment name or folder (default: the student kit next to the notebook)")
-    c.add_argument("--format", choices=("text", "json", "md", "html"), default="text")
-    c.add_argument("--min-score", type=float, default=None, help="exit 1 when the score is below this")
-    c.add_argument("--sandbox", default="auto", choices=ISOLATION_CHOICES)
-    c.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+    _add_check(sub)
 
     v = sub.add_parser("review", help="score written answers and override tests in a local web page",
                        description="Serve the instructor's review page on 127.0.0.1 (nothing leaves this "
@@ -107,6 +99,30 @@ def build_parser() -> argparse.ArgumentParser:
         module.register(sub)
     from grader.classroom import overrides
     overrides.register(sub)
+    return parser
+
+
+def _add_check(sub) -> None:
+    c = sub.add_parser("check", help="grade one notebook and show a student's feedback",
+                       description="A student's self-check: runs the visible tests and shows feedback.")
+    c.add_argument("notebook")
+    c.add_argument("--assignment", "-a", default=None,
+                   help="assignment name or folder (default: the student kit next to the notebook)")
+    c.add_argument("--format", choices=("text", "json", "md", "html"), default="text")
+    c.add_argument("--min-score", type=float, default=None, help="exit 1 when the score is below this")
+    c.add_argument("--sandbox", default="auto", choices=ISOLATION_CHOICES)
+    c.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+
+
+def _parser_for(argv: list[str] | None) -> argparse.ArgumentParser:
+    """`grader check` gets a parser with that command alone: the full one imports every
+    command's module to register it (~0.2 s), and a student's check waits for that before
+    its sandbox worker can start."""
+    first = (sys.argv[1:] if argv is None else argv)[:1]
+    if first != ["check"]:
+        return build_parser()
+    parser = _Parser(prog="grader")
+    _add_check(parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser))
     return parser
 
 
@@ -130,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    parser = build_parser()
+    parser = _parser_for(argv)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
@@ -388,11 +404,17 @@ def _report(args) -> int:
 
 
 def _check(args, assignment) -> int:
-    from grader.classroom.batch import Options, grade_many
-    from grader.render import render_html, render_markdown, render_text, to_json_line
+    """One notebook, graded in a forked grading process held to the assignment's budget
+    (see grader.classroom.supervisor.grade_one). pytest's plugin auto-loading is off there:
+    the grader's own plugin is all a check uses, and scanning and importing whatever else
+    is installed (Hypothesis: ~1.5 s) would come before the student's result."""
+    from grader.classroom.process import Options
+    from grader.classroom.supervisor import budget_for, grade_one
 
     options = Options(assignment=str(assignment.root), isolation=args.sandbox, include_hidden=False)
-    result = next(grade_many([Path(args.notebook)], options, jobs=1))
+    env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    result = grade_one(Path(args.notebook), options, budget=budget_for(assignment, options), env=env).result
+    from grader.render import render_html, render_markdown, render_text, to_json_line
     color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
     if args.format == "json":
         print(to_json_line(result))
