@@ -2,10 +2,18 @@
 `check()` in one long-lived process, as in a Jupyter kernel (the first call starts the
 kernel's worker, later calls reuse it).
 
-    python bench/selfcheck_bench.py --n 2 --warm 3   # writes bench/out/selfcheck_bench-*.json
+    python bench/selfcheck_bench.py --n 5 --warm 3 --baseline-ref e1e4399
+    # writes bench/out/selfcheck_bench-*.json
 
-Targets, reported and not asserted (issue 12): a warm check() answers in under a second,
-and the first check() takes no longer than `grader check` does.
+With `--baseline-ref REV`, `grader check` also runs from that git revision (extracted with
+`git archive` into a temporary folder and put first on PYTHONPATH), alternating with this
+checkout run by run, so both see the same machine load; the report gives both medians and
+their ratio, and which `grader` package each arm imported. Every arm is primed with one
+untimed run first (`--prime 0` to skip): the extracted baseline has no compiled bytecode
+yet, and neither arm should be timed compiling it.
+
+Targets, reported and not asserted: `grader check` cold within 4 s (issue 14), a warm
+check() under a second, and the first check() no slower than `grader check` (issue 12).
 """
 from __future__ import annotations
 
@@ -15,12 +23,14 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "assignments" / "conv_bn" / "samples" / "correct.ipynb"
 TARGET_WARM = 1.0
+TARGET_COLD = 4.0
 
 # Runs in a fresh process, the way a kernel would hold the grader: import, then check() repeatedly.
 _SESSION = """
@@ -38,20 +48,54 @@ print(json.dumps({"import": imported, "walls": walls, "score": result.score, "ma
 """
 
 
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "GRADER_SELF_CHECK"}
+def _env(checkout: Path | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("GRADER_SELF_CHECK", "PYTHONPATH")}
     env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    if checkout is not None:
+        env["PYTHONPATH"] = str(checkout)
     return env
 
 
-def time_cli(n: int) -> list[float]:
-    walls = []
+def _which_grader(checkout: Path | None) -> str:
+    """The `grader` package an arm's processes import (a baseline that silently ran this
+    checkout would compare it with itself)."""
+    return subprocess.run([sys.executable, "-c", "import grader; print(grader.__file__)"], cwd=checkout or REPO,
+                          env=_env(checkout), check=True, capture_output=True, text=True).stdout.strip()
+
+
+def _run_cli(checkout: Path | None) -> tuple[float, list[float]]:
+    """One cold `grader check`, start to exit: its wall time and [score, max]."""
+    root = checkout or REPO
+    started = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "grader", "check", str(root / SAMPLE.relative_to(REPO)),
+                           "--assignment", "conv_bn", "--format", "json"],
+                          cwd=root, env=_env(checkout), capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"grader check ({root}) failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    return wall, [result["score"], result["max_score"]]
+
+
+def time_cli(n: int, baseline: Path | None = None, prime: int = 1) -> dict:
+    """`grader check` n times per arm, the arms alternating run by run."""
+    arms = {"current": None, **({"baseline": baseline} if baseline is not None else {})}
+    for _ in range(prime):
+        for checkout in arms.values():
+            _run_cli(checkout)
+    walls: dict[str, list[float]] = {name: [] for name in arms}
+    scores: dict[str, list[float]] = {}
+    loads = [os.getloadavg()[0]]
     for _ in range(n):
-        t = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "grader", "check", str(SAMPLE), "--assignment", "conv_bn",
-                        "--color", "never"], cwd=REPO, env=_env(), check=True, capture_output=True)
-        walls.append(time.perf_counter() - t)
-    return walls
+        for name, checkout in arms.items():
+            wall, scores[name] = _run_cli(checkout)
+            walls[name].append(wall)
+        loads.append(os.getloadavg()[0])
+    report = {name: {"n": n, "walls": [round(w, 3) for w in walls[name]], "median": statistics.median(walls[name]),
+                     "min": min(walls[name]), "score": scores[name], "grader": _which_grader(checkout)}
+              for name, checkout in arms.items()}
+    report["load_1min"] = {"min": min(loads), "max": max(loads), "each": [round(x, 2) for x in loads]}
+    return report
 
 
 def time_session(warm: int) -> dict:
@@ -60,33 +104,65 @@ def time_session(warm: int) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
+def _extract(ref: str, into: Path) -> None:
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", ref], check=True,
+                             capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=2, help="grader check runs (default 2)")
+    parser.add_argument("--n", type=int, default=2, help="grader check runs per arm (default 2)")
     parser.add_argument("--warm", type=int, default=3, help="check() calls after the first (default 3)")
+    parser.add_argument("--baseline-ref", default=None, metavar="REV",
+                        help="also time grader check at this git revision, alternating with this checkout")
+    parser.add_argument("--prime", type=int, default=1, help="untimed grader check runs per arm first (default 1)")
     parser.add_argument("--out", default=str(REPO / "bench" / "out"))
     args = parser.parse_args(argv)
-    cli = time_cli(max(1, args.n))
+    with tempfile.TemporaryDirectory(prefix="grader-selfcheck-base-") as tmp:
+        baseline = None
+        if args.baseline_ref:
+            baseline = Path(tmp)
+            _extract(args.baseline_ref, baseline)
+        cli = time_cli(max(1, args.n), baseline, prime=max(0, args.prime))
     session = time_session(max(1, args.warm))
     first, warm = session["walls"][0], session["walls"][1:]
+    current = cli["current"]
     report = {
         "cpu_count": os.cpu_count(), "isolation": session["isolation"],
-        "grader_check": {"n": len(cli), "walls": cli, "median": statistics.median(cli)},
+        "grader_check": current, "load_1min": cli["load_1min"],
         "check_first": first, "check_warm": {"n": len(warm), "walls": warm, "median": statistics.median(warm)},
         "import_seconds": session["import"], "workers_started": session["workers_started"],
         "score": [session["score"], session["max"]],
-        "targets": {"warm_under_seconds": TARGET_WARM, "warm_met": statistics.median(warm) < TARGET_WARM,
-                    "first_not_slower_met": first <= statistics.median(cli)},
+        "targets": {"cold_under_seconds": TARGET_COLD, "cold_met": current["median"] <= TARGET_COLD,
+                    "warm_under_seconds": TARGET_WARM, "warm_met": statistics.median(warm) < TARGET_WARM,
+                    "first_not_slower_met": first <= current["median"]},
     }
+    if baseline is not None:
+        base = cli["baseline"]
+        report["baseline"] = {"ref": args.baseline_ref, **base}
+        report["speedup"] = base["median"] / current["median"]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"selfcheck_bench-{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(json.dumps(report, indent=2))
-    print(f"grader check (fresh worker)    median {report['grader_check']['median']:.2f} s over {len(cli)}")
-    print(f"check() first, in one process  {first:.2f} s (isolation {session['isolation']})")
-    print(f"check() warm                   median {report['check_warm']['median']:.2f} s over {len(warm)} "
-          f"(target < {TARGET_WARM:.0f} s: {'met' if report['targets']['warm_met'] else 'NOT met'})")
-    print(f"workers started in the process: {session['workers_started']}")
+    _print(report)
     return report
+
+
+def _print(report: dict) -> None:
+    cli, load = report["grader_check"], report["load_1min"]
+    print(f"grader check, cold             median {cli['median']:.2f} s (min {cli['min']:.2f}) over {cli['n']} "
+          f"(target <= {TARGET_COLD:.0f} s: {'met' if report['targets']['cold_met'] else 'NOT met'})")
+    if "baseline" in report:
+        base = report["baseline"]
+        print(f"  baseline {base['ref']:<20} median {base['median']:.2f} s (min {base['min']:.2f}) over {base['n']}: "
+              f"{report['speedup']:.2f}x as long as now")
+    print(f"  load (1 min) {load['min']:.1f}-{load['max']:.1f} on {report['cpu_count']} cores")
+    print(f"check() first, in one process  {report['check_first']:.2f} s (isolation {report['isolation']})")
+    print(f"check() warm                   median {report['check_warm']['median']:.2f} s over "
+          f"{report['check_warm']['n']} (target < {TARGET_WARM:.0f} s: "
+          f"{'met' if report['targets']['warm_met'] else 'NOT met'})")
+    print(f"workers started in the process: {report['workers_started']}")
 
 
 if __name__ == "__main__":
