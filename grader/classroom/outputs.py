@@ -173,7 +173,7 @@ def export_grades(book: Gradebook) -> ClassGrades:
     questions = list(finals.questions)
     late_column = finals.policy is not None
     grades = book.students(identities)
-    max_total = round(sum(maxima.get(e, 0.0) for e in exercises) + sum(q.points for q in questions), 6)
+    max_total = class_max_total(book, questions)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     # Names come from students: every text cell goes through csv_cell (no formulas, no
@@ -243,6 +243,14 @@ def _overrides_left_behind(book: Gradebook, grades: list[StudentGrade], identiti
     return out
 
 
+def class_max_total(book: Gradebook, questions) -> float:
+    """What a full grade is worth: every exercise's tests and every written question (a late
+    penalty only takes away). The LMS export and grades.csv share it."""
+    exercises = [e for e in book.exercises if e not in (WRITTEN_EXERCISE, "")]
+    maxima = book.exercise_max()
+    return round(sum(maxima.get(e, 0.0) for e in exercises) + sum(q.points for q in questions), 6)
+
+
 def _late_record(final: FinalGrade | None) -> dict | None:
     if final is None or final.lateness is None:
         return None
@@ -270,5 +278,6 @@ def _refresh_feedback(book: Gradebook, g: StudentGrade, final: FinalGrade | None
     return ""
 
 
-__all__ = ["ClassGrades", "FEEDBACK_FILES", "FeedbackRefused", "Finals", "export_grades", "feedback_dir",
+__all__ = ["ClassGrades", "FEEDBACK_FILES", "FeedbackRefused", "Finals", "class_max_total", "export_grades",
+           "feedback_dir",
            "feedback_for", "write_feedback", "LATE_NAME"]

@@ -277,10 +277,11 @@ def prepare_entry_point() -> None:
 # ---------------------------------------------------------------- command line
 
 def register(subparsers) -> argparse.ArgumentParser:
-    from grader.export import coursera, gradescope, student
+    from grader.export import coursera, gradescope, grades, student
 
     parser = subparsers.add_parser(
-        "export", help="package an assignment's autograder for Gradescope or Coursera, or its student kit",
+        "export", help="package an assignment's autograder for Gradescope or Coursera, or its student kit; "
+                       "or the course's grades for an LMS",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="""\
 Build what a grading platform needs to grade an assignment on its own
@@ -294,6 +295,7 @@ students whatever the tests say.""",
     gradescope.register(platforms)
     coursera.register(platforms)
     student.register(platforms)
+    grades.register(platforms)  # not a bundle: the course's grades for an LMS
     return parser
 
 
