@@ -237,3 +237,12 @@ def test_template_cells_are_defused_too():
 
 def _read_text(text: str) -> list[list[str]]:
     return list(csv.reader(io.StringIO(text)))
+
+
+def test_numbers_are_plain_decimals_and_a_broken_roster_names_its_line(course, tmp_path, capsys):
+    from grader.export.grades import _number
+    assert [_number(x) for x in (23.0, 14.4, -0.0, 1234567.0, 1 / 3)] == ["23", "14.4", "0", "1234567", "0.3333"]
+    roster = tmp_path / "roster.csv"
+    roster.write_text("file_or_folder,student_id\nalice,s1\n\nalice,s9\n")
+    assert _export(course, tmp_path, "--format", "csv", "--roster", str(roster))[0] == 2
+    assert "line 4: 'alice' appears twice" in capsys.readouterr().err

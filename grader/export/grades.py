@@ -143,9 +143,13 @@ def roster_ids(path: str | Path) -> dict[str, str]:
     --roster` does; {} for a plain class list."""
     from grader.classroom.roster import read_roster
     try:
-        return {e.key: e.student_id for e in read_roster(path)}
-    except GradebookError:
-        return {}  # no file_or_folder column: a class list; read_students says what is wrong with it
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            header = {(c or "").strip().lower() for c in next(csv.reader(f), [])}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ExportError(f"roster {path}: cannot be read ({exc})") from None
+    if not header & set(_KEY_COLUMNS):
+        return {}  # a class list: ids only
+    return {e.key: e.student_id for e in read_roster(path)}  # its errors name the line
 
 
 def merge(assignments: list[AssignmentGrades]) -> list[AssignmentGrades]:
@@ -178,7 +182,9 @@ class Cell:
 
 
 def _number(x: float) -> str:
-    return format(round(x, 4), "g")
+    """Plain decimals an LMS parses (never `1e+06`), at most 4 places, no trailing zeros."""
+    text = f"{x:.4f}".rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
 
 
 def grade_table(students: list[Student], assignments: list[AssignmentGrades], *,
