@@ -109,7 +109,8 @@ def test_assign_writes_the_release_from_the_percent_master(tmp_path, capsys):
     assert (out / "faces.py").read_bytes() == (CONV_BN / "faces.py").read_bytes()
     said = capsys.readouterr().out
     assert said.startswith(f"wrote {out / 'conv_bn.ipynb'}: 4 graded cells (standardize, batchnorm_forward, "
-                           "happyModel, convolutional_model), 12 locked cells; copied faces.py")
+                           "happyModel, convolutional_model), 12 locked cells, 2 written answer cells "
+                           "(why_bn_after_conv, standardize_inputs); copied faces.py")
 
 
 def test_assign_reports_an_unusable_master_and_a_missing_file(tmp_path, capsys):
@@ -129,13 +130,15 @@ def test_assign_reports_an_unusable_master_and_a_missing_file(tmp_path, capsys):
 def test_conv_bn_is_sound(capsys):
     assert v.run(parser().parse_args(["validate-assignment", "conv_bn"])) == 0
     out = capsys.readouterr().out
-    assert "✘" not in out and out.count("✔") == 10, out
+    assert "✘" not in out and out.count("✔") == 11, out
     assert "✔ the reference solution (source/conv_bn.ipynb) scores full marks: 23 / 23" in out
     assert "✔ the untouched template (release/conv_bn.ipynb) scores zero: 0 / 23" in out
     assert "✔ release/conv_bn.ipynb is the template made from source/conv_bn.ipynb" in out
     assert "✔ the points add up to total_points = 23: 23 over 8 tests, 1 hidden" in out
     assert "✔ the samples score what they declare: 8 of 8" in out
-    assert out.rstrip().endswith("All 10 checks passed: conv_bn is ready to release.")
+    assert ("✔ the written questions have their answer cells: why_bn_after_conv, standardize_inputs (tagged in "
+            "the master, only the placeholder in the template, found without their tags)") in out
+    assert out.rstrip().endswith("All 11 checks passed: conv_bn is ready to release.")
 
 
 def test_an_assignment_without_master_is_checked_from_its_reference(tmp_path, worker):

@@ -192,7 +192,6 @@ def answer_guide(questions: Sequence[Question], template: Any = None) -> AnswerG
                 headings += _headings(cells[at - 1])
                 question_text = _prefix(_source(cells[at - 1]), SCAN_CHARS)[0]
                 lines = {_squeeze(line) for line in question_text.split("\n")}
-                given.discard(_squeeze(question_text))  # found as the question, not skipped as given
         placeholders.discard("")
         lines.discard("")
         marks.append(Landmark(q, tuple(dict.fromkeys(h for h in headings if h)), _key(q.title),
