@@ -29,14 +29,18 @@ BN_MATCHES = "batchnorm_forward · matches Keras BatchNormalization(training=Tru
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    """alice hands in a folder (relu_before_bn: 16 of 23), bob a notebook (mixed: 12)."""
+    """alice hands in a folder (relu_before_bn: 16 of 23), bob a notebook (mixed: 12), carol a
+    folder (correct: 23)."""
     root = tmp_path_factory.mktemp("overrides")
     subs = root / "submissions"
-    (subs / "alice").mkdir(parents=True)
+    for folder in ("alice", "carol"):
+        (subs / folder).mkdir(parents=True)
     shutil.copy(SAMPLES / "relu_before_bn.ipynb", subs / "alice" / "hw.ipynb")
     shutil.copy(SAMPLES / "mixed.ipynb", subs / "bob.ipynb")
+    shutil.copy(SAMPLES / "correct.ipynb", subs / "carol" / "hw.ipynb")
     roster = root / "roster.csv"
-    roster.write_text("file_or_folder,student_id,name\nalice,s001,Alice Ames\nbob,s002,Bob Bell\n")
+    roster.write_text("file_or_folder,student_id,name\nalice,s001,Alice Ames\nbob,s002,Bob Bell\n"
+                      "carol,s003,Carol Cruz\n")
     results = root / "results"
     assert main(["grade", str(subs), "-a", "conv_bn", "--out", str(results), "--roster", str(roster),
                  "-j", "1"]) == 0
@@ -62,7 +66,7 @@ def _number(results: Path, submission: str, title: str) -> str:
 
 def _autograded_total(results: Path, student: str) -> float:
     with Gradebook(results, create=False) as book:
-        sub = {"s001": "alice/hw.ipynb", "s002": "bob.ipynb"}[student]
+        sub = {"s001": "alice/hw.ipynb", "s002": "bob.ipynb", "s003": "carol/hw.ipynb"}[student]
         return book.row(sub).score
 
 
@@ -155,38 +159,35 @@ def test_an_override_survives_regrading_and_stops_applying_when_the_notebook_cha
     subs, results = tmp_path / "submissions", tmp_path / "results"
     shutil.copytree(graded / "submissions", subs)
     shutil.copytree(graded / "results", results)
-    roster = str(graded / "roster.csv")
     auto = {s: float(r["total"]) for s, r in _grades(results).items()}
     assert main(["override", str(results), "s001", LAYER_ORDER, "4", "--reason", "equivalent order"]) == 0
     assert main(["override", str(results), "s002", BN_MATCHES, "2", "--reason", "close enough"]) == 0
+    assert main(["override", str(results), "s003", LAYER_ORDER, "1", "--reason", "copied from the solution"]) == 0
 
-    # Bob's notebook graded again, unchanged: both decisions hold.
-    assert main(["grade", str(subs / "bob.ipynb"), "-a", "conv_bn", "--out", str(results), "--roster", roster,
-                 "--regrade", "-j", "1"]) == 0
-    with Gradebook(results, create=False) as book:
-        assert book.gradings_per_submission()["bob.ipynb"] == 2
-    err = capsys.readouterr().err
-    assert "not applied" not in err
-    assert float(_grades(results)["s001"]["total"]) == auto["s001"] + 4
-    assert float(_grades(results)["s002"]["total"]) == auto["s002"] + 2
-
-    # Bob edits his notebook in place; Alice hands in a second notebook, later.
+    # One regrading run: alice's notebook is as it was; bob edits his in place; carol hands
+    # in a second notebook, later, which now gives her grade.
     nb = nbformat.read(subs / "bob.ipynb", as_version=4)
     nb.cells.append(nbformat.v4.new_markdown_cell("I fixed the variance, I think."))
     nbformat.write(nb, subs / "bob.ipynb")
-    shutil.copy(subs / "alice" / "hw.ipynb", subs / "alice" / "hw_v2.ipynb")
-    later = os.stat(subs / "alice" / "hw.ipynb").st_mtime + 3600
-    os.utime(subs / "alice" / "hw_v2.ipynb", (later, later))
-    assert main(["grade", str(subs), "-a", "conv_bn", "--out", str(results), "--roster", roster, "-j", "1"]) == 0
+    shutil.copy(subs / "carol" / "hw.ipynb", subs / "carol" / "hw_v2.ipynb")
+    later = os.stat(subs / "carol" / "hw.ipynb").st_mtime + 3600
+    os.utime(subs / "carol" / "hw_v2.ipynb", (later, later))
+    capsys.readouterr()
+    assert main(["grade", str(subs), "-a", "conv_bn", "--out", str(results), "--roster", str(graded / "roster.csv"),
+                 "--regrade", "-j", "1"]) == 0
     err = capsys.readouterr().err
+    with Gradebook(results, create=False) as book:
+        assert book.gradings_per_submission()["alice/hw.ipynb"] == 2  # graded again...
+    grades = _grades(results)
+    assert float(grades["s001"]["total"]) == auto["s001"] + 4     # ...and the decision holds
+    assert "equivalent order" not in err
     assert ("s002: the override of " + BN_MATCHES + " (close enough) was made on an earlier version of the "
             "notebook and is not applied; look again") in err
-    assert ("s001: an override (equivalent order) was made on alice/hw.ipynb, but their grade now comes from "
-            "alice/hw_v2.ipynb") in err
+    assert ("s003: an override (copied from the solution) was made on carol/hw.ipynb, but their grade now comes "
+            "from carol/hw_v2.ipynb") in err
     assert f"decide again with `grader override {results} STUDENT TEST POINTS" in err
-    grades = _grades(results)
-    assert float(grades["s002"]["total"]) == auto["s002"] and float(grades["s001"]["total"]) == auto["s001"]
-    assert grades["s001"]["submission"] == "alice/hw_v2.ipynb"
+    assert float(grades["s002"]["total"]) == auto["s002"] and float(grades["s003"]["total"]) == auto["s003"]
+    assert grades["s003"]["submission"] == "carol/hw_v2.ipynb"
     document = json.loads((results / "grades.json").read_text())
     assert any("close enough" in a for a in document["attention"])
 
@@ -198,7 +199,8 @@ def test_an_override_survives_regrading_and_stops_applying_when_the_notebook_cha
     assert float(_grades(results)["s002"]["total"]) == auto["s002"] + 1
     with Gradebook(results, create=False) as book:
         from grader.classroom.outputs import export_grades
-        assert not any("s002" in a for a in export_grades(book).stale)
+        stale = export_grades(book).stale
+    assert not any(a.startswith("s002") for a in stale) and any(a.startswith("s003") for a in stale)
 
 
 # ---------------------------------------------------------------- pure parts
