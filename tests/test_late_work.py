@@ -254,3 +254,15 @@ def test_the_policy_survives_the_gradebook_and_bad_specs_say_what_to_write():
     assert "unknown key `grace`" in late_problems(DUE, {"grace": 5})[0]
     assert "must be a number of at least 0" in late_problems(DUE, {"per_day": -1})[0]
     assert late_problems("soon", None)[0].startswith("`due`: 'soon' is not a date and time")
+
+
+def test_the_manifests_time_decides_which_notebook_is_handed_in_last():
+    from grader.classroom.gradebook import Row
+    common = dict(student_key="alice", path="p", sha256="s", fingerprint="f", status="graded", score=1.0,
+                  max_score=1.0, reason="", execution_time=0.0, wall_time=0.0, isolation="", host="",
+                  process_order=1, graded_at="", run_id=1)
+    downloaded = DUE_UTC.timestamp() + 86400 * 30  # every file's time is the download's
+    first = Row(submission="alice/v1.ipynb", mtime=downloaded + 1, submitted_at="2026-12-05T10:00:00+00:00", **common)
+    second = Row(submission="alice/v2.ipynb", mtime=downloaded, submitted_at="2026-12-06T10:00:00+00:00", **common)
+    assert max((first, second), key=lambda r: r.handed_in) is second
+    assert Row(submission="x", mtime=5.0, **common).handed_in == 5.0

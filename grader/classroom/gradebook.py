@@ -40,7 +40,7 @@ from typing import Iterable, Iterator
 from grader.classroom.decisions import MAX_ANSWER_CHARS, Answer, Decisions, ManualScore, Override, text_sha256
 from grader.classroom.errors import GradebookError
 from grader.classroom.roster import Identities, RosterEntry
-from grader.late import LatePolicy, policy_from_dict
+from grader.late import LatePolicy, parse_time, policy_from_dict
 from grader.results import SubmissionResult, submission_result_from_dict
 from grader.written import Question, question_from_dict
 
@@ -196,6 +196,17 @@ class Row:
     @property
     def graded(self) -> bool:
         return self.status == GRADED
+
+    @property
+    def handed_in(self) -> float:
+        """When it was handed in (seconds since the epoch): the manifest's time, else the
+        file's. Of a student's notebooks, the last handed in gives their grade."""
+        if self.submitted_at:
+            try:
+                return parse_time(self.submitted_at).timestamp()
+            except ValueError:
+                pass
+        return self.mtime
 
 
 _ROW_COLUMNS = ("submission, student_key, path, sha256, fingerprint, status, score, max_score, reason, "
@@ -482,7 +493,7 @@ class Gradebook(Decisions):
         return best
 
     def students(self, identities: Identities | None = None) -> list[StudentGrade]:
-        """One grade per student: from their most recently modified notebook when a folder
+        """One grade per student: from the notebook they handed in last (`Row.handed_in`) when a folder
         holds several, and a row for every roster student who submitted nothing."""
         identities = identities or self.identities()
         scores = self.exercise_scores()
@@ -491,7 +502,7 @@ class Gradebook(Decisions):
             by_student.setdefault(identities.student_id(row.student_key), []).append(row)
         grades = []
         for student_id, rows in by_student.items():
-            chosen = max(rows, key=lambda r: (r.mtime, r.submission))
+            chosen = max(rows, key=lambda r: (r.handed_in, r.submission))
             per = scores.get(chosen.submission, {}) if chosen.graded else {}
             grades.append(StudentGrade(student_id, identities.name(chosen.student_key), chosen,
                                        {ex: s for ex, (s, _) in per.items()}, len(rows)))

@@ -127,7 +127,7 @@ def feedback_for(book: Gradebook, student_key: str) -> tuple[str, Path] | None:
     rows = [r for r in book.rows() if identities.student_id(r.student_key) == student_id]
     if not rows:
         return None
-    chosen = max(rows, key=lambda r: (r.mtime, r.submission))
+    chosen = max(rows, key=lambda r: (r.handed_in, r.submission))
     final = Finals(book, identities).grade(chosen, student_id)
     if final is None:
         return None
