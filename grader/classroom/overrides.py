@@ -15,6 +15,7 @@ not silently carry over.
 """
 from __future__ import annotations
 
+import argparse
 import getpass
 import math
 import sys
@@ -232,14 +233,19 @@ def attention_lines(grades, results: str | Path) -> list[str]:
 def register(subparsers) -> None:
     o = subparsers.add_parser(
         "override", help="change one test's score for one student, with the reason (kept in a history)",
-        description="Record an override in RESULTS' gradebook and rewrite grades.csv, grades.json and the "
-                    "student's feedback. STUDENT: a student id from the roster or a submission's file name; "
-                    "TEST: its number (as in the feedback), title (\"happyModel · layer order\") or pytest "
-                    "nodeid; POINTS: a number, or `auto` to withdraw the override. An override holds while "
-                    "the notebook is unchanged; `grader grade` tells you when it no longer applies.",
-        epilog="examples:\n  grader override results/ alice 5 3 --reason \"ReLU after BN: equivalent here\"\n"
-               "  grader override results/ alice 5 auto --reason \"withdrawn\"\n"
-               "  grader override results/ --history alice")
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""\
+Record an override in RESULTS' gradebook and rewrite grades.csv, grades.json
+and the student's feedback.
+  STUDENT  a student id from the roster, or a submission's file name
+  TEST     its number (as in the feedback), title ("happyModel · layer order")
+           or pytest node id
+  POINTS   a number, or `auto` to withdraw the override
+An override holds while the notebook is unchanged; `grader grade` tells you
+when it no longer applies. See docs/classroom.md.""",
+        epilog="examples:\n  grader override results/ s001 5 3 --reason \"ReLU before BN: equivalent here\"\n"
+               "  grader override results/ alice.ipynb \"happyModel · layer order\" auto --reason \"withdrawn\"\n"
+               "  grader override results/ --history s001")
     o.add_argument("results", metavar="RESULTS", help="the folder given to grader grade --out")
     o.add_argument("what", nargs="*", metavar="STUDENT TEST POINTS",
                    help="whose test, which test, and its new score")
