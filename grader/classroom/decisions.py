@@ -140,12 +140,10 @@ class Decisions:
             raise GradebookError("an override needs --reason: the student and the next grader will read it")
         if points is not None and (isinstance(points, bool) or not 0 <= points <= max_score):
             raise GradebookError(f"{title}: points must be between 0 and {max_score:g}, not {points!r}")
+        at, value, why = _now(), None if points is None else float(points), reason.strip()[:2000]
         cur = self.db.execute("INSERT INTO overrides (submission, test, points, reason, grader, at, sha256) "
-                              "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                              (submission, nodeid, None if points is None else float(points),
-                               reason.strip()[:2000], grader or "", _now(), sha))
-        return Override(int(cur.lastrowid), submission, nodeid, None if points is None else float(points),
-                        reason.strip()[:2000], grader or "", _now(), sha, True)
+                              "VALUES (?, ?, ?, ?, ?, ?, ?)", (submission, nodeid, value, why, grader or "", at, sha))
+        return Override(int(cur.lastrowid), submission, nodeid, value, why, grader or "", at, sha, True)
 
     def override_history(self, submission: str | None = None) -> list[Override]:
         current = {r.submission: r.sha256 for r in self.rows()}

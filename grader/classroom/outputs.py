@@ -52,29 +52,44 @@ def feedback_dir(folder: Path, student_id: str) -> Path:
     return Path(folder) / "feedback" / student_id
 
 
-def _claim(where: Path, student_id: str) -> None:
+Siblings = dict  # folder identity -> names of the feedback folders that have it
+
+
+def _siblings(parent: Path) -> Siblings:
+    out: Siblings = {}
+    if parent.is_dir():
+        for other in parent.iterdir():
+            out.setdefault(folder_identity(other.name), set()).add(other.name)
+    return out
+
+
+def _claim(where: Path, student_id: str, siblings: Siblings | None = None) -> None:
     """Refuse `where` when a case-insensitive file system (macOS, Windows; or the one the
     results folder is copied to) would take it for a folder already there under another
-    name. Ids are already refused unless composed (NFC), so normalization cannot alias."""
+    name. Ids are already refused unless composed (NFC), so normalization cannot alias.
+    `siblings`: the folder's listing, read once for a whole class (a listing per student
+    made exporting a class quadratic)."""
+    siblings = _siblings(where.parent) if siblings is None else siblings
     mine = folder_identity(student_id)
-    if where.parent.is_dir():
-        for other in where.parent.iterdir():
-            if other.name != student_id and folder_identity(other.name) == mine:
-                raise FeedbackRefused(f"no feedback folder for {printable(student_id)!r}: it would be the same "
-                                      f"folder as {printable(other.name)!r} on a case-insensitive file system; "
-                                      f"give them distinct student ids with --roster")
+    others = sorted(siblings.get(mine, set()) - {student_id})
+    if others:
+        raise FeedbackRefused(f"no feedback folder for {printable(student_id)!r}: it would be the same "
+                              f"folder as {printable(others[0])!r} on a case-insensitive file system; "
+                              f"give them distinct student ids with --roster")
+    siblings.setdefault(mine, set()).add(student_id)
 
 
 FEEDBACK_FILES = ("feedback.html", "feedback.md", "results.json")
 
 
-def write_feedback(folder: Path, student_id: str, result: SubmissionResult) -> Path:
+def write_feedback(folder: Path, student_id: str, result: SubmissionResult, *,
+                   siblings: Siblings | None = None) -> Path:
     """The student's own view (hidden tests summarized, as on Gradescope) and Gradescope's
     results.json, for an instructor to publish or upload. Raises FeedbackRefused when the
     id cannot have a folder of its own."""
     from grader.render import render_html, render_markdown, to_gradescope
     where = feedback_dir(folder, student_id)
-    _claim(where, student_id)
+    _claim(where, student_id, siblings)
     _write_atomic(where / "feedback.html", render_html(result, audience="student"))
     _write_atomic(where / "feedback.md", render_markdown(result, audience="student"))
     _write_atomic(where / "results.json",
@@ -174,6 +189,7 @@ def export_grades(book: Gradebook) -> ClassGrades:
     late_column = finals.policy is not None
     grades = book.students(identities)
     max_total = class_max_total(book, questions)
+    siblings = _siblings(book.folder / "feedback")
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     # Names come from students: every text cell goes through csv_cell (no formulas, no
@@ -202,7 +218,7 @@ def export_grades(book: Gradebook) -> ClassGrades:
                          *(_fmt(written[q.id]) for q in questions),
                          *([_fmt(penalty)] if late_column else []), _fmt(total), _fmt(max_total),
                          csv_cell(g.reason)])
-        problem = _refresh_feedback(book, g, final)
+        problem = _refresh_feedback(book, g, final, siblings)
         records.append({"student_id": g.student_id, "name": g.name,
                         "submission": g.row.submission if g.row else None, "status": g.status,
                         "scores": per, "written": written,
@@ -259,7 +275,8 @@ def _late_record(final: FinalGrade | None) -> dict | None:
             "percent": late.percent, "penalty": final.penalty}
 
 
-def _refresh_feedback(book: Gradebook, g: StudentGrade, final: FinalGrade | None) -> str:
+def _refresh_feedback(book: Gradebook, g: StudentGrade, final: FinalGrade | None,
+                      siblings: Siblings | None = None) -> str:
     """Bring a student's feedback up to date (only changed files are written); why it
     cannot be, or ""."""
     if g.row is None:
@@ -272,7 +289,7 @@ def _refresh_feedback(book: Gradebook, g: StudentGrade, final: FinalGrade | None
             result.student = g.student_id
         else:
             result = final.result
-        write_feedback(book.folder, g.student_id, result)
+        write_feedback(book.folder, g.student_id, result, siblings=siblings)
     except FeedbackRefused as exc:
         return str(exc)
     return ""
