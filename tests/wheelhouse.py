@@ -1,0 +1,98 @@
+"""A folder of wheels made from the distributions installed in this environment, for tests
+that run a real `pip install` without a network: pip given `--no-index --find-links` to
+it installs exactly the versions installed here, from this machine's own files.
+
+Each wheel is repacked from the installed files its RECORD lists (as `pip` installed them
+from the original wheel), uncompressed, with the tags its WHEEL file recorded. Console
+scripts (outside site-packages) are left out: pip writes them anew from entry_points.txt.
+Byte-code caches and the installer's own records (INSTALLER, REQUESTED, direct_url.json)
+are left out too, and RECORD is written afresh from the files as they are now.
+
+Two distributions can install the same files: tf-keras needs `tensorflow`, the project pins
+`tensorflow-cpu`, and both wheels hold the whole of TensorFlow (1.3 GB in common). A file
+already packed into an earlier wheel of the folder is left out of the later ones, so it is
+packed and installed once: the installed tree is the same, at half the bytes.
+"""
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import io
+import re
+import zipfile
+from importlib import metadata
+from pathlib import Path
+
+INSTALLER_FILES = {"INSTALLER", "REQUESTED", "RECORD", "direct_url.json"}
+
+
+def _tag(wheel_text: str) -> str:
+    """The compressed tag set of a WHEEL file (`py2.py3-none-any`), for the file name."""
+    parts: list[list[str]] = [[], [], []]
+    for line in wheel_text.splitlines():
+        if line.startswith("Tag:"):
+            for i, part in enumerate(line.split(":", 1)[1].strip().split("-")):
+                if part not in parts[i]:
+                    parts[i].append(part)
+    if not parts[0]:
+        raise ValueError("the WHEEL file names no tag")
+    return "-".join(".".join(p) for p in parts)
+
+
+def _digest(data: bytes) -> str:
+    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+
+def repack(dist: metadata.Distribution, dest: Path, packed: set[Path] | None = None) -> Path:
+    """One installed distribution as a wheel in `dest`; returns the wheel's path. Files
+    whose installed path is in `packed` are left out; those packed are added to it."""
+    packed = set() if packed is None else packed
+    name = re.sub(r"[-_.]+", "_", dist.metadata["Name"])
+    version = dist.version
+    info_dirs = {f.parts[0] for f in dist.files if f.parts and f.parts[0].endswith(".dist-info")}
+    if len(info_dirs) != 1:
+        raise ValueError(f"{name}: expected one .dist-info folder in RECORD, found {sorted(info_dirs)}")
+    (info_dir,) = info_dirs
+    wheel = dest / f"{name}-{version}-{_tag(dist.read_text('WHEEL') or '')}.whl"
+    rows = []
+    with zipfile.ZipFile(wheel, "w", compression=zipfile.ZIP_STORED) as zf:
+        for file in dist.files:
+            if ".." in file.parts or "__pycache__" in file.parts or file.suffix == ".pyc":
+                continue
+            if file.parts[0] == info_dir and file.name in INSTALLER_FILES:
+                continue
+            path = Path(dist.locate_file(file)).resolve()
+            if path in packed:
+                continue
+            packed.add(path)
+            if not path.is_file():
+                raise FileNotFoundError(f"{name}: {file} is listed in RECORD but not installed")
+            data = path.read_bytes()
+            info = zipfile.ZipInfo(file.as_posix(), date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = (path.stat().st_mode & 0o777 | 0o100000) << 16
+            zf.writestr(info, data)
+            rows.append((file.as_posix(), _digest(data), str(len(data))))
+        record = f"{info_dir}/RECORD"
+        out = io.StringIO()
+        csv.writer(out, lineterminator="\n").writerows([*rows, (record, "", "")])
+        zf.writestr(zipfile.ZipInfo(record, date_time=(1980, 1, 1, 0, 0, 0)), out.getvalue())
+    return wheel
+
+
+def wheelhouse(requirements: list[str], dest: Path) -> Path:
+    """Wheels for every `name==version` pin in `requirements` (comments and blank lines
+    skipped), each repacked from this environment; fails when a pin is not what is
+    installed here, since pip would then not find it."""
+    dest.mkdir(parents=True, exist_ok=True)
+    packed: set[Path] = set()
+    for line in requirements:
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        name, _, version = line.partition("==")
+        dist = metadata.distribution(name.strip())
+        if dist.version != version.strip():
+            raise ValueError(f"{line}: {dist.version} is installed here")
+        repack(dist, dest, packed)
+    return dest
