@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import tempfile
 from dataclasses import dataclass, field
+from typing import Callable
 
 from grader._tensorflow import import_quietly
 
@@ -29,17 +30,24 @@ class Prepared:
     skipped: list[str] = field(default_factory=list)
 
 
-def prepare(keras: str = "3", *, plotting: bool = True) -> Prepared:
+def prepare(keras: str = "3", *, plotting: bool = True, enough: Callable[[], bool] | None = None) -> Prepared:
     """Import and warm what grading a submission uses. `plotting=False` in a process that
-    draws nothing (TensorFlow's import then skips matplotlib; see grader._tensorflow)."""
+    draws nothing (TensorFlow's import then skips matplotlib; see grader._tensorflow).
+
+    The imports are needed anyway; the warm-ups only move work out of the first grading,
+    or add a little (the warm-up model), so they are skipped once `enough()` says the
+    sandbox worker is ready: from then on they would delay the grading they are for."""
     import time
 
     done = Prepared()
-    steps = (("tensorflow", lambda: import_quietly(keras, plotting=plotting)),
-             ("grading modules", _import_grading),
-             ("notebook reader", _warm_notebook_reader),
-             ("keras", lambda: _warm_keras(keras)))
-    for name, step in steps:
+    steps = (("tensorflow", lambda: import_quietly(keras, plotting=plotting), True),
+             ("grading modules", _import_grading, True),
+             ("notebook reader", _warm_notebook_reader, False),
+             ("keras", lambda: _warm_keras(keras), False))
+    for name, step, needed in steps:
+        if not needed and enough is not None and enough():
+            done.skipped.append(f"{name}: not needed (the sandbox worker was ready)")
+            continue
         started = time.perf_counter()
         try:
             step()

@@ -258,7 +258,8 @@ def serve(fd: int, parent: int) -> None:
     try:
         if process.assignment is not None and not process.error:
             from grader.warm import prepare
-            prepare(process.assignment.keras, plotting=False)  # while the worker imports TensorFlow
+            # while the worker imports TensorFlow
+            prepare(process.assignment.keras, plotting=False, enough=process.worker.answered)
         process.ensure_ready()
         conn.send_bytes(json.dumps({"ready": True, "error": process.error}).encode())
         while True:

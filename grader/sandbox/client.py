@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
 import signal
 import socket
@@ -259,6 +260,16 @@ class Worker:
             raise WorkerFailed(f"the sandbox worker ({self.level}) did not start: {exc}\n{tail}") from None
         self.info = header
         return self
+
+    def answered(self) -> bool:
+        """Whether the launched worker has finished starting (ready, or failed and gone),
+        without waiting and without reading its answer: `wait_ready` then returns at once."""
+        if self.info:
+            return True
+        if self.control is None:
+            return False
+        readable, _, _ = select.select([self.control], [], [], 0)
+        return bool(readable)
 
     def stop(self, grace: float = 3.0) -> None:
         """Closing the control socket asks the worker to kill its children and exit, after
