@@ -24,6 +24,7 @@ import json
 import os
 import tempfile
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -233,15 +234,32 @@ def _history_notebook(inputs: list[str]):
 
 # ---------------------------------------------------------------- check
 
-def _import_grading(keras: str) -> None:
-    """What grading imports anyway (pytest, Keras for rebuilding models), imported while the
-    worker imports TensorFlow on the other core: on a first check the two waits overlap."""
-    import grader.grading  # noqa: F401
-    import grader.rebuild  # noqa: F401
-    if keras == "2":
-        import tf_keras  # noqa: F401
-    else:
-        import keras  # noqa: F401
+def _prepare_grading(keras: str, worker) -> None:
+    """What grading imports and warms anyway (TensorFlow, pytest, the checks), done while the
+    worker imports TensorFlow on the other core: on a first check the two waits overlap.
+    matplotlib stays importable as usual: this is the student's kernel."""
+    from grader.warm import prepare
+    prepare(keras, plotting=True, enough=worker.answered)
+
+
+_AUTOLOAD = "PYTEST_DISABLE_PLUGIN_AUTOLOAD"
+
+
+@contextmanager
+def _plugins_not_autoloaded():
+    """pytest's plugin auto-loading off for one grading, as `grader check` has it: the
+    grader's own plugin is all a check uses, and importing every installed plugin costs a
+    first check seconds (Hypothesis' alone ~1.5 s). Restored after: it is the kernel's
+    environment, not ours."""
+    saved = os.environ.get(_AUTOLOAD)
+    os.environ[_AUTOLOAD] = "1"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(_AUTOLOAD, None)
+        else:
+            os.environ[_AUTOLOAD] = saved
 
 
 
@@ -270,7 +288,7 @@ def check(exercise: str, *, notebook: str | None = None, assignment: str | None 
     if exercise not in spec.exercises:
         raise SelfCheckError(f"`{exercise}` is not an exercise of {spec.name}: {', '.join(spec.exercises)}")
     worker = _launch(spec.keras, sandbox, tuple(getattr(spec, "preload", ())))  # overlaps the preparation below
-    _import_grading(spec.keras)
+    _prepare_grading(spec.keras, worker)
     from grader.grading import grade_submission
     from grader.notebook import LoadError, load_notebook
 
@@ -293,8 +311,9 @@ def check(exercise: str, *, notebook: str | None = None, assignment: str | None 
                         f"saved {shown_name}: save before you submit)")
             else:
                 said = f"checked the code you ran in this kernel (the same as the saved {shown_name})"
-        result = grade_submission(target, spec, _ready(worker), include_hidden=False,
-                                  only_exercises=frozenset({exercise}))
+        with _plugins_not_autoloaded():
+            result = grade_submission(target, spec, _ready(worker), include_hidden=False,
+                                      only_exercises=frozenset({exercise}))
     result.submission = str(nb_path) if nb_path is not None else "(kernel history)"
     result.warnings.insert(0, said)
     if not show:
