@@ -1,5 +1,5 @@
 """A generated class of conv_bn submissions and its serial grading, shared by the batch,
-cluster and report tests of one pytest session (grading 40 notebooks serially is the
+cluster and report tests of one pytest session (grading the class serially is the
 expensive part, and every other path is compared against it).
 
 The serial grading runs in a `grader` subprocess, so the test process never imports
@@ -21,7 +21,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 GRADER = str(Path(sys.executable).with_name("grader"))
-CLASS_SIZE = 40
+# Every kind of submission appears among the first ten (bench/submissions.py writes one of
+# each before drawing at random), which the cluster test grades; twenty is enough for each
+# grading process of a parallel run to grade several, and for the killed run's subset of 12.
+CLASS_SIZE = 20
 
 
 def _bench_module():

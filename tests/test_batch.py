@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from generated_class import (GRADER, ROOT, copy_subset, gradebook_summary, processes_with_marker,
+from generated_class import (CLASS_SIZE, GRADER, ROOT, copy_subset, gradebook_summary, processes_with_marker,
                              result_summary, serial_run)
 from grader.classroom.batch import Options, Progress, find_notebooks, find_submissions, grade_many
 from grader.results import SubmissionResult
@@ -89,7 +89,7 @@ def test_progress_redraws_one_bar_on_a_terminal():
 @pytest.mark.slow
 def test_serial_cli_run_grades_everything_quietly():
     run = serial_run()
-    assert len(run.json_lines) == 40
+    assert len(run.json_lines) == CLASS_SIZE
     assert run.returncode == 1  # the class includes one truncated notebook
     broken = [k for k, d in run.json_lines.items() if d["errors"]]
     assert len(broken) == 1 and "ends in the middle of the JSON" in run.json_lines[broken[0]]["errors"][0]
@@ -99,7 +99,7 @@ def test_serial_cli_run_grades_everything_quietly():
 
 
 @pytest.mark.slow
-def test_forty_submissions_in_parallel_equal_serial(capfd):
+def test_a_class_graded_in_parallel_equals_serial(capfd):
     run = serial_run()
     paths = [run.submissions / key for key in sorted(run.json_lines)]
     parallel = {Path(r.submission).relative_to(run.submissions).as_posix(): r.to_dict()
