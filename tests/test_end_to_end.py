@@ -21,6 +21,19 @@ def _by_name(result):
 
 # ---------------------------------------------------------------- samples
 
+@pytest.fixture(scope="module")
+def graded_sample(worker, conv_bn):
+    """Each sample graded once for the tests below that only read its result (the tests of
+    determinism and of the reference models grade afresh, on purpose)."""
+    done = {}
+
+    def grade(name: str):
+        if name not in done:
+            done[name] = grade_submission(SAMPLES / name, conv_bn, worker)
+        return done[name]
+    return grade
+
+
 EXPECTED_FAILURES = {
     "correct.ipynb": set(),
     "broken_tags.ipynb": set(),
@@ -35,8 +48,8 @@ EXPECTED_FAILURES = {
 
 
 @pytest.mark.parametrize("sample", sorted(EXPECTED_FAILURES))
-def test_sample_submissions_fail_exactly_the_expected_checks(sample, worker, conv_bn):
-    result = grade_submission(SAMPLES / sample, conv_bn, worker)
+def test_sample_submissions_fail_exactly_the_expected_checks(sample, graded_sample, conv_bn):
+    result = graded_sample(sample)
     assert not result.errors
     failed = {(t.exercise, t.name) for t in result.tests if t.status is not Status.PASSED}
     assert failed == EXPECTED_FAILURES[sample]
@@ -45,14 +58,14 @@ def test_sample_submissions_fail_exactly_the_expected_checks(sample, worker, con
     assert result.score == pytest.approx(result.max_score - lost)
 
 
-def test_reference_solution_scores_full_marks(worker, conv_bn):
-    result = grade_submission(SAMPLES / "correct.ipynb", conv_bn, worker)
+def test_reference_solution_scores_full_marks(graded_sample, worker):
+    result = graded_sample("correct.ipynb")
     assert result.score == result.max_score == 23
     assert result.isolation.startswith(worker.level)
 
 
-def test_untouched_template_scores_zero_with_not_implemented_feedback(worker, conv_bn):
-    result = grade_submission(SAMPLES / "template.ipynb", conv_bn, worker)
+def test_untouched_template_scores_zero_with_not_implemented_feedback(graded_sample, conv_bn):
+    result = graded_sample("template.ipynb")
     assert result.score == 0
     first_per_exercise = {}
     for t in result.tests:
@@ -64,8 +77,8 @@ def test_untouched_template_scores_zero_with_not_implemented_feedback(worker, co
     assert dependent and all("first" in t.message for t in dependent)
 
 
-def test_specific_feedback_for_relu_before_bn(worker, conv_bn):
-    tests = _by_name(grade_submission(SAMPLES / "relu_before_bn.ipynb", conv_bn, worker))
+def test_specific_feedback_for_relu_before_bn(graded_sample):
+    tests = _by_name(graded_sample("relu_before_bn.ipynb"))
     order = tests[("happyModel", "layer order")]
     assert "ReLU comes before BatchNormalization" in order.message
     assert order.diagnosis == "relu_before_bn"
@@ -73,10 +86,10 @@ def test_specific_feedback_for_relu_before_bn(worker, conv_bn):
     assert tests[("happyModel", "output on hidden inputs")].status is Status.NOT_RUN
 
 
-def test_training_cells_and_magics_are_not_run(worker, conv_bn):
+def test_training_cells_and_magics_are_not_run(graded_sample):
     """broken_tags.ipynb ends with a cell that would train for hours: it is never run, so
     nothing times out and every test passes (had it run, each call would hit the limit)."""
-    result = grade_submission(SAMPLES / "broken_tags.ipynb", conv_bn, worker)
+    result = graded_sample("broken_tags.ipynb")
     assert result.score == result.max_score
     assert not [t for t in result.tests if t.diagnosis == "timeout"]
 
