@@ -90,6 +90,21 @@ def worker():
 
 
 @pytest.fixture(scope="session")
+def keras2_worker():
+    """One Keras 2 (tf_keras) worker for every module that grades a `keras = "2"` assignment,
+    started on first use (each start costs a TensorFlow import); its import overlaps with
+    this process's own import of tf_keras, which the reference and rebuild.py need."""
+    from grader.sandbox.client import Worker
+    w = Worker(keras="2").launch()
+    try:
+        import tf_keras  # noqa: F401
+        w.wait_ready()
+        yield w
+    finally:
+        w.stop()
+
+
+@pytest.fixture(scope="session")
 def conv_bn():
     from grader.assignment import load_assignment
     return load_assignment("conv_bn")

@@ -22,7 +22,6 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from grader.assignment import load_assignment
 from grader.grading import grade_submission
 from grader.results import Status
-from grader.sandbox.client import Worker
 from grader.submission import Submission
 
 REPO = Path(__file__).resolve().parent.parent
@@ -257,16 +256,9 @@ def assignment():
 
 
 @pytest.fixture(scope="module")
-def worker():
-    """One Keras 2 worker for the module; its ~3 s import overlaps with this process's own
-    (tf_keras, which the reference and rebuild.py need)."""
-    w = Worker(keras="2").launch()
-    try:
-        import tf_keras  # noqa: F401
-        w.wait_ready()
-        yield w
-    finally:
-        w.stop()
+def worker(keras2_worker):
+    """The session's Keras 2 worker (conftest), shared with test_hidden_shapes."""
+    return keras2_worker
 
 
 def by_exercise(result) -> dict[str, list]:

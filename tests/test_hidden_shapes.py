@@ -13,7 +13,6 @@ from conftest import SAMPLES
 from grader.assignment import load_assignment
 from grader.grading import grade_submission
 from grader.results import Status
-from grader.sandbox.client import Worker
 
 HIDDEN_TEST = ("convolutional_model", "output on hidden inputs")
 
@@ -44,17 +43,6 @@ def test_conv_bn_hard_coded_input_shape_loses_the_hidden_shape_points(tmp_path, 
     path = tmp_path / "hard_coded.ipynb"
     nbformat.write(nb, str(path))
     assert_loses_only_the_varied_test(grade_submission(path, conv_bn, worker), 23)
-
-
-@pytest.fixture(scope="module")
-def keras2_worker():
-    w = Worker(keras="2").launch()
-    try:
-        import tf_keras  # noqa: F401
-        w.wait_ready()
-        yield w
-    finally:
-        w.stop()
 
 
 def test_dls_c4w1a2_hard_coded_input_shape_loses_the_hidden_shape_points(tmp_path, keras2_worker):
