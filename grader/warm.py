@@ -58,11 +58,29 @@ def prepare(keras: str = "3", *, plotting: bool = True, enough: Callable[[], boo
 
 
 def _import_grading() -> None:
-    import grader.checks.architecture  # noqa: F401
-    import grader.checks.models  # noqa: F401
+    """Every module a grading imports on its way: the grader's (every check, since an
+    assignment's tests may use any), pytest's built-in plugins (imported when a session's
+    configuration is made), and what the plugin and hidden inputs use."""
+    import importlib
+    import pkgutil
+
+    import numpy.random  # noqa: F401  (hidden inputs)
+    from _pytest.config import default_plugins, essential_plugins
+
+    import grader.checks
     import grader.grading  # noqa: F401  (pytest, the plugin, Submission)
+    import grader.kit.record  # noqa: F401  (a kit's recorded reference answers)
+    import grader.kit.replay  # noqa: F401
     import grader.rebuild  # noqa: F401
     import grader.render  # noqa: F401
+    import grader.testing  # noqa: F401
+    for module in pkgutil.iter_modules(grader.checks.__path__, "grader.checks."):
+        importlib.import_module(module.name)
+    for name in ("_argcomplete", *essential_plugins, *default_plugins):
+        try:
+            importlib.import_module(f"_pytest.{name}")
+        except ImportError:  # a plugin of another pytest version, or one installed apart
+            continue
 
 
 def _warm_notebook_reader() -> None:
