@@ -405,15 +405,20 @@ def _report(args) -> int:
 
 def _check(args, assignment) -> int:
     """One notebook, graded in a forked grading process held to the assignment's budget
-    (see grader.classroom.supervisor.grade_one). pytest's plugin auto-loading is off there:
-    the grader's own plugin is all a check uses, and scanning and importing whatever else
-    is installed (Hypothesis: ~1.5 s) would come before the student's result."""
+    (see grader.classroom.supervisor.graded_in_fork), which is stopped once the result is
+    shown. pytest's plugin auto-loading is off there: the grader's own plugin is all a
+    check uses, and importing whatever else is installed (Hypothesis: ~1.5 s) would come
+    before the student's result."""
     from grader.classroom.process import Options
-    from grader.classroom.supervisor import budget_for, grade_one
+    from grader.classroom.supervisor import budget_for, graded_in_fork
 
     options = Options(assignment=str(assignment.root), isolation=args.sandbox, include_hidden=False)
     env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
-    result = grade_one(Path(args.notebook), options, budget=budget_for(assignment, options), env=env).result
+    with graded_in_fork(Path(args.notebook), options, budget=budget_for(assignment, options), env=env) as graded:
+        return _show_check(args, graded.result)
+
+
+def _show_check(args, result) -> int:
     from grader.render import render_html, render_markdown, render_text, to_json_line
     color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
     if args.format == "json":
@@ -424,6 +429,7 @@ def _check(args, assignment) -> int:
         print(render_html(result, audience="student"))
     else:
         print(render_text(_for_terminal(result), color=color, audience="student"))
+    sys.stdout.flush()  # seen now, while the grading process is being stopped
     if result.errors:
         return EXIT_UNGRADED
     if args.min_score is not None and result.score < args.min_score:

@@ -13,7 +13,7 @@ speak JSON over a socket pair: nothing is pickled either way, and they can be st
 from anywhere, including a daemonic Dask worker, which multiprocessing refuses.
 
 A student's `grader check` grades one notebook and waits for it, so its grading process
-is forked instead (`grade_one`): the same process and messages, without a second Python
+is forked instead (`graded_in_fork`): the same process and messages, without a second Python
 start-up and import of the grader before the sandbox worker can even be launched.
 """
 from __future__ import annotations
@@ -27,6 +27,7 @@ import sys
 import threading
 import time
 from collections import Counter, deque
+from contextlib import contextmanager
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -146,13 +147,15 @@ class Slot:
         return reply
 
 
-def grade_one(path: Path, options: Options, *, budget: float, env: dict | None = None) -> Graded:
+@contextmanager
+def graded_in_fork(path: Path, options: Options, *, budget: float, env: dict | None = None) -> Iterator[Graded]:
     """Grade one submission in a grading process forked from this one, held to `budget`
-    like any other; the process (and its sandbox worker) is stopped as soon as the result
-    is in, not waited for: a student is waiting for the result, not for TensorFlow to exit."""
+    like any other. When the block ends, the process (and so its sandbox worker) is killed,
+    not asked to leave: a student waits for the result, not for TensorFlow to shut down;
+    and the caller shows the result before that, inside the block."""
     stream = supervised([path], options, jobs=1, budget=budget, env=env, fork=True)
     try:
-        return next(stream)
+        yield next(stream)
     finally:
         stream.close()
 
@@ -308,6 +311,13 @@ class _Forked:
         return self.returncode
 
     def wait(self, timeout: float | None = None) -> int:
+        if timeout is None and self.returncode is None:
+            try:
+                _, status = os.waitpid(self.pid, 0)
+                self.returncode = os.waitstatus_to_exitcode(status)
+            except ChildProcessError:
+                self.returncode = 0
+            return self.returncode
         deadline = None if timeout is None else time.monotonic() + timeout
         delay = 0.001
         while self.poll() is None:
