@@ -76,8 +76,11 @@ def _written(q: Question, answer: Answer | None, score: ManualScore | None) -> T
         msg = ("No answer was found for this question (the cell tagged "
                f"`{q.tag}` is missing or empty).")
         if score is None or score.stale:
-            return TestResult(q.title, WRITTEN_EXERCISE, 0.0, q.points, Status.NOT_RUN, message=msg,
-                              diagnosis="written_pending", nodeid=nodeid)
+            # Nothing to read is nothing to wait for: 0 points at once, so the instructor's
+            # queue holds only answers to read (a score given anyway still wins).
+            return TestResult(q.title, WRITTEN_EXERCISE, 0.0, q.points, Status.FAILED, message=msg,
+                              hint=f"Write your answer in the cell tagged `{q.tag}` below the question.",
+                              diagnosis="written_missing", nodeid=nodeid)
     if score is None or score.stale:
         return TestResult(q.title, WRITTEN_EXERCISE, 0.0, q.points, Status.NOT_RUN,
                           message="Your written answer has not been scored yet.", diagnosis="written_pending",
