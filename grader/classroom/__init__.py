@@ -5,6 +5,13 @@ finding submissions without being fooled by their names or links (`submissions`)
 those names safely on terminals, in spreadsheets and as folders (`names`), and the
 normalized code the report compares (`codeshape`).
 
-Data flows one way: batch grades, the gradebook stores, the report reads the gradebook;
-none imports a module downstream of it, and the shared helpers import none of them.
+After the autograder: who is who and how much time they had (`roster`, `manifest`), what
+people decided (`decisions`: written scores and overrides, kept in the gradebook), the one
+function that folds those and late penalties into a final grade (`final`), the files
+derived from the gradebook (`outputs`), and the instructor's tools to decide (`review`,
+`review_page`, `overrides`).
+
+Data flows one way: batch grades, the gradebook stores, outputs/report/review read the
+gradebook; none imports a module downstream of it, and the shared helpers import none of
+them.
 """
