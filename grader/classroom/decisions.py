@@ -62,7 +62,7 @@ def text_sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-class Decisions:
+class DecisionStore:
     """The gradebook's methods for people's decisions (mixed into `Gradebook`, which
     provides `db`, `folder`, `question`, `result` and `rows`)."""
     def answers(self, question: str | None = None) -> list[Answer]:

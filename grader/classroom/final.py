@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from grader.classroom.gradebook import Answer, ManualScore, Override
+from grader.classroom.decisions import Answer, ManualScore, Override
 from grader.late import Lateness, LatePolicy, lateness
 from grader.results import Status, SubmissionResult, TestResult, Visibility
 from grader.written import Question

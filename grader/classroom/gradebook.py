@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from grader.classroom.decisions import MAX_ANSWER_CHARS, Answer, Decisions, ManualScore, Override, text_sha256
+from grader.classroom.decisions import MAX_ANSWER_CHARS, Answer, DecisionStore, ManualScore, Override, text_sha256
 from grader.classroom.errors import GradebookError
 from grader.classroom.roster import Identities, RosterEntry
 from grader.late import LatePolicy, parse_time, policy_from_dict
@@ -236,7 +236,7 @@ class StudentGrade:
         return self.row.reason
 
 
-class Gradebook(Decisions):
+class Gradebook(DecisionStore):
     def __init__(self, folder: str | Path, *, create: bool = True):
         self.folder = Path(folder)
         self.path = self.folder / FILENAME
