@@ -332,7 +332,9 @@ def _fork_grading_process(ours: socket.socket, theirs: socket.socket, env: dict 
     """Fork a grading process that serves `theirs`, as `python -m grader.classroom.supervisor`
     would: its own process group (Ctrl-C reaches the parent only), stdin from /dev/null,
     stdout to stderr. Forking is safe here because this process has run no TensorFlow (it
-    is the command line, which never imports it) and runs no thread of its own."""
+    is the command line, which never imports it) and starts no thread; the one thread it
+    has, OpenBLAS's (numpy), is stopped by OpenBLAS's own fork handler and started again
+    in each process when next needed."""
     parent = os.getpid()
     for stream in (sys.stdout, sys.stderr):
         stream.flush()  # or the child would print what the parent had buffered, again
