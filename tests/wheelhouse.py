@@ -50,6 +50,8 @@ def repack(dist: metadata.Distribution, dest: Path, packed: set[Path] | None = N
     packed = set() if packed is None else packed
     name = re.sub(r"[-_.]+", "_", dist.metadata["Name"])
     version = dist.version
+    if dist.files is None:
+        raise ValueError(f"{name} {version} was installed without a RECORD: it cannot be repacked")
     info_dirs = {f.parts[0] for f in dist.files if f.parts and f.parts[0].endswith(".dist-info")}
     if len(info_dirs) != 1:
         raise ValueError(f"{name}: expected one .dist-info folder in RECORD, found {sorted(info_dirs)}")
