@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from grader.assignment import Assignment
+from grader.collected import collected, drop
 from grader.plugin import CONTEXT, GradingContext, build_result
 from grader.results import SubmissionResult
 from grader.sandbox.client import Worker
@@ -57,6 +58,26 @@ def _forget_other_test_modules(assignment: Assignment) -> None:
             del sys.modules[path.stem]
 
 
+def _run_tests(assignment: Assignment, ctx: GradingContext) -> int:
+    """pytest on the assignment's tests for this submission: the tests collected once per
+    process (grader.collected) when that is safe, else a whole `pytest.main`."""
+    args = pytest_args(assignment)
+    _forget_other_test_modules(assignment)
+    kept = collected(assignment.tests_dir, args, _Inject, ctx)
+    if kept is None:
+        _forget_other_test_modules(assignment)
+        return pytest.main(args, plugins=[_Inject(ctx)])
+    try:
+        return kept.run(ctx)
+    except (KeyboardInterrupt, pytest.exit.Exception):  # what pytest.main reports as interrupted
+        drop(assignment.tests_dir, args)  # a run that did not end cleanly: collect afresh next time
+        return int(pytest.ExitCode.INTERRUPTED)
+    except Exception as exc:  # noqa: BLE001 - pytest.main would report an internal error
+        drop(assignment.tests_dir, args)
+        print(f"internal error: {type(exc).__name__}: {exc}")
+        return int(pytest.ExitCode.INTERNAL_ERROR)
+
+
 def grade_submission(path: str | Path, assignment: Assignment, worker: Worker | None, *,
                      include_hidden: bool = True, seed: int = 0,
                      only_exercises: frozenset[str] | None = None,
@@ -74,9 +95,8 @@ def grade_submission(path: str | Path, assignment: Assignment, worker: Worker | 
         ctx = GradingContext(assignment, submission, include_hidden=include_hidden, only_exercises=only_exercises)
         if submission.load_error is None:
             sink = io.StringIO()
-            _forget_other_test_modules(assignment)
             with redirect_stdout(sink), redirect_stderr(sink):
-                code = pytest.main(pytest_args(assignment), plugins=[_Inject(ctx)])
+                code = _run_tests(assignment, ctx)
             if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) and not ctx.results:
                 ctx.warnings.append(f"the assignment's tests did not run (pytest exit {int(code)}): "
                                     f"{sink.getvalue()[-500:]}")

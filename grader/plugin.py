@@ -39,6 +39,11 @@ class GradingContext:
     owns_worker: bool = False
     _reference: Any = None
 
+    def for_collection(self) -> "GradingContext":
+        """The context tests are collected with once for many submissions: it keeps every
+        test, in the assignment's order; each grade then selects its own (select_items)."""
+        return GradingContext(self.assignment, None)
+
     def reference_module(self):
         if self._reference is None:
             # A student kit replays recorded answers; an export records them (grader.kit).
@@ -162,20 +167,33 @@ def pytest_collection_modifyitems(session, config, items):
     ctx = _ctx(config)
     if ctx is None:
         return
+    keep, drop = select_items(ctx, items)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+    items[:] = keep
+    number_items(items)
+
+
+def select_items(ctx: GradingContext, items: list) -> tuple[list, list]:
+    """The tests this grade runs, in feedback order (the assignment's order of exercises,
+    not the test files' names), and the ones it leaves out."""
     keep, drop = [], []
     for item in items:
         wanted = ctx.include_hidden or _visibility(item) is Visibility.VISIBLE
         if ctx.only_exercises is not None and _marker_arg(item, "exercise", "") not in ctx.only_exercises:
             wanted = False
         (keep if wanted else drop).append(item)
-    if drop:
-        config.hook.pytest_deselected(items=drop)
-    # Feedback follows the assignment's order of exercises, not the test files' names.
     order = {name: i for i, name in enumerate(ctx.assignment.exercises)}
     keep.sort(key=lambda it: order.get(_marker_arg(it, "exercise", ""), len(order)))
-    items[:] = keep
+    return keep, drop
+
+
+def number_items(items: list) -> None:
+    """Number the tests to run, and forget whether an earlier run of the same collected
+    items (grader.collected) recorded them."""
     for number, item in enumerate(items, start=1):
         item.stash[_NUMBER] = str(number)
+        item.stash[_RECORDED] = False
 
 
 _NUMBER = pytest.StashKey[str]()

@@ -1,0 +1,141 @@
+"""An assignment's tests, collected by pytest once per grading process and run again for
+each submission.
+
+`pytest.main()` configures pytest, loads its plugins, imports and collects the test
+modules, then runs them: about 35 ms of a conv_bn submission's grading went to everything
+but the tests. Here the configured session and its collected items are kept (per tests
+folder and pytest arguments) and each submission runs pytest's own test loop over them,
+with its context in the config's stash: the same hooks, fixtures, markers and reports per
+test as before, in the same order. A session-scoped fixture is torn down after the last
+test, as in any pytest session, so nothing one submission's tests computed reaches the
+next. Anything unusual falls back to `pytest.main()`: an assignment with a conftest.py
+(its hooks may expect a session per submission), a collection error, a run that did not
+end cleanly (the kept session is then dropped).
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from grader.plugin import CONTEXT, GradingContext, number_items, select_items
+
+
+@dataclass
+class Collected:
+    """A configured pytest session with every test of one tests folder collected."""
+
+    config: Any
+    session: Any
+    items: list = field(default_factory=list)
+
+    def run(self, ctx: GradingContext) -> int:
+        """Run the tests `ctx` selects; pytest's exit code, as `pytest.main` gives it."""
+        config, session = self.config, self.session
+        config.stash[CONTEXT] = ctx
+        keep, drop = select_items(ctx, self.items)
+        number_items(keep)
+        for item in keep:
+            _forget_last_run(item)
+        session.items, session.testscollected = keep, len(keep)
+        session.testsfailed, session.shouldfail, session.shouldstop = 0, False, False
+        capture = config.pluginmanager.get_plugin("capturemanager")
+        if capture is not None:
+            capture.resume_global_capture()
+        try:
+            if drop:
+                config.hook.pytest_deselected(items=drop)
+            if keep:
+                config.hook.pytest_runtestloop(session=session)
+        finally:
+            if capture is not None:
+                capture.suspend_global_capture(in_=True)
+                capture.read_global_capture()  # printed outside any test: nobody's output
+            _forget_reports(config)
+        if not keep:
+            return int(pytest.ExitCode.NO_TESTS_COLLECTED)
+        return int(pytest.ExitCode.TESTS_FAILED if session.testsfailed else pytest.ExitCode.OK)
+
+    def close(self) -> None:
+        try:
+            self.config._ensure_unconfigure()
+        except Exception:  # noqa: BLE001 - a session being dropped cannot do more harm
+            pass
+
+
+def _forget_last_run(item) -> None:
+    """What pytest keeps on an item from its last run (its report sections)."""
+    item._report_sections = []
+
+
+def _forget_reports(config) -> None:
+    """The terminal reporter keeps every report for its final summary, which a kept session
+    never prints: without this a grading process would grow with every submission."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None and isinstance(getattr(reporter, "stats", None), dict):
+        reporter.stats.clear()
+        file = getattr(getattr(reporter, "_tw", None), "_file", None)
+        if isinstance(file, io.StringIO):
+            file.seek(0)
+            file.truncate()
+
+
+_KEPT: dict[tuple, Collected] = {}
+
+
+def reusable(tests_dir: Path) -> bool:
+    """A conftest.py may hold session hooks written for one session per submission."""
+    return not any(Path(tests_dir).rglob("conftest.py"))
+
+
+def collected(tests_dir: Path, args: list[str], make_plugin: Callable[[GradingContext], Any],
+              ctx: GradingContext) -> Collected | None:
+    """The kept session for these tests, collected now if need be; None when the tests
+    must run through `pytest.main` (see the module docstring)."""
+    key = (str(Path(tests_dir).resolve()), tuple(args))
+    found = _KEPT.get(key)
+    if found is None and reusable(tests_dir):
+        found = _collect(args, make_plugin(ctx.for_collection()))
+        if found is not None:
+            _KEPT[key] = found
+    return found
+
+
+def drop(tests_dir: Path, args: list[str]) -> None:
+    """Forget a kept session (its last run did not end cleanly)."""
+    found = _KEPT.pop((str(Path(tests_dir).resolve()), tuple(args)), None)
+    if found is not None:
+        found.close()
+
+
+def _collect(args: list[str], plugin: Any) -> Collected | None:
+    from _pytest.config import _prepareconfig
+    from _pytest.main import Session
+
+    config = _prepareconfig(list(args), plugins=[plugin])
+    kept = Collected(config, None)
+    try:
+        config._do_configure()
+        session = Session.from_config(config)
+        kept.session = session
+        config.hook.pytest_sessionstart(session=session)
+        config.hook.pytest_collection(session=session)
+        if session.testsfailed or not session.items:
+            kept.close()
+            return None
+        kept.items = list(session.items)
+    except BaseException:
+        kept.close()
+        raise
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if capture is not None:  # the grading process gets its own output back between runs
+        capture.suspend_global_capture(in_=True)
+        capture.read_global_capture()
+    _forget_reports(config)
+    return kept
+
+
+__all__ = ["Collected", "collected", "drop", "reusable"]
