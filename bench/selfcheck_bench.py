@@ -8,7 +8,9 @@ kernel's worker, later calls reuse it).
 With `--baseline-ref REV`, `grader check` also runs from that git revision (extracted with
 `git archive` into a temporary folder and put first on PYTHONPATH), alternating with this
 checkout run by run, so both see the same machine load; the report gives both medians and
-their ratio, and which `grader` package each arm imported. Every arm is primed with one
+their ratio, and which `grader` package each arm imported. Where `perf` works, each run's
+CPU seconds (all its processes, sandbox included) are counted too: on a shared machine
+the wall time follows the other jobs, the CPU time much less. Every arm is primed with one
 untimed run first (`--prime 0` to skip): the extracted baseline has no compiled bytecode
 yet, and neither arm should be timed compiling it.
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -63,36 +66,70 @@ def _which_grader(checkout: Path | None) -> str:
                           env=_env(checkout), check=True, capture_output=True, text=True).stdout.strip()
 
 
-def _run_cli(checkout: Path | None) -> tuple[float, list[float]]:
-    """One cold `grader check`, start to exit: its wall time and [score, max]."""
+def _perf_works() -> bool:
+    """Whether `perf stat` can count this user's processes here (it needs the tool and a
+    permissive perf_event_paranoid)."""
+    if shutil.which("perf") is None:
+        return False
+    with tempfile.NamedTemporaryFile(suffix=".csv") as out:
+        probe = subprocess.run(["perf", "stat", "-e", "task-clock", "-x,", "-o", out.name, "true"],
+                               capture_output=True)
+        return probe.returncode == 0 and "task-clock" in Path(out.name).read_text()
+
+
+def _run_cli(checkout: Path | None, perf: bool = False) -> tuple[float, float | None, list[float]]:
+    """One cold `grader check`, start to exit: its wall time, the CPU seconds of all its
+    processes (sandbox worker and child included; `perf stat` task-clock, None without
+    perf) and [score, max]. CPU is what the machine's other load does not change much."""
     root = checkout or REPO
-    started = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "grader", "check", str(root / SAMPLE.relative_to(REPO)),
-                           "--assignment", "conv_bn", "--format", "json"],
-                          cwd=root, env=_env(checkout), capture_output=True, text=True)
-    wall = time.perf_counter() - started
+    command = [sys.executable, "-m", "grader", "check", str(root / SAMPLE.relative_to(REPO)),
+               "--assignment", "conv_bn", "--format", "json"]
+    with tempfile.NamedTemporaryFile(suffix=".csv") as counts:
+        if perf:
+            command = ["perf", "stat", "-e", "task-clock", "-x,", "-o", counts.name, "--", *command]
+        started = time.perf_counter()
+        proc = subprocess.run(command, cwd=root, env=_env(checkout), capture_output=True, text=True)
+        wall = time.perf_counter() - started
+        cpu = _task_clock(Path(counts.name).read_text()) if perf else None
     if proc.returncode != 0:
         raise SystemExit(f"grader check ({root}) failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    return wall, [result["score"], result["max_score"]]
+    return wall, cpu, [result["score"], result["max_score"]]
+
+
+def _task_clock(csv_text: str) -> float | None:
+    for line in csv_text.splitlines():
+        fields = line.split(",")
+        if len(fields) > 2 and fields[2] == "task-clock":
+            try:
+                return float(fields[0]) / 1000.0
+            except ValueError:
+                return None
+    return None
 
 
 def time_cli(n: int, baseline: Path | None = None, prime: int = 1) -> dict:
     """`grader check` n times per arm, the arms alternating run by run."""
     arms = {"current": None, **({"baseline": baseline} if baseline is not None else {})}
+    perf = _perf_works()
     for _ in range(prime):
         for checkout in arms.values():
             _run_cli(checkout)
     walls: dict[str, list[float]] = {name: [] for name in arms}
+    cpus: dict[str, list[float]] = {name: [] for name in arms}
     scores: dict[str, list[float]] = {}
     loads = [os.getloadavg()[0]]
     for _ in range(n):
         for name, checkout in arms.items():
-            wall, scores[name] = _run_cli(checkout)
+            wall, cpu, scores[name] = _run_cli(checkout, perf)
             walls[name].append(wall)
+            if cpu is not None:
+                cpus[name].append(cpu)
         loads.append(os.getloadavg()[0])
     report = {name: {"n": n, "walls": [round(w, 3) for w in walls[name]], "median": statistics.median(walls[name]),
-                     "min": min(walls[name]), "score": scores[name], "grader": _which_grader(checkout)}
+                     "min": min(walls[name]), "score": scores[name], "grader": _which_grader(checkout),
+                     "cpu": [round(c, 3) for c in cpus[name]],
+                     "cpu_median": statistics.median(cpus[name]) if cpus[name] else None}
               for name, checkout in arms.items()}
     report["load_1min"] = {"min": min(loads), "max": max(loads), "each": [round(x, 2) for x in loads]}
     return report
@@ -142,6 +179,8 @@ def main(argv: list[str] | None = None) -> dict:
         base = cli["baseline"]
         report["baseline"] = {"ref": args.baseline_ref, **base}
         report["speedup"] = base["median"] / current["median"]
+        if base["cpu_median"] and current["cpu_median"]:
+            report["cpu_ratio"] = base["cpu_median"] / current["cpu_median"]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"selfcheck_bench-{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(json.dumps(report, indent=2))
@@ -153,10 +192,14 @@ def _print(report: dict) -> None:
     cli, load = report["grader_check"], report["load_1min"]
     print(f"grader check, cold             median {cli['median']:.2f} s (min {cli['min']:.2f}) over {cli['n']} "
           f"(target <= {TARGET_COLD:.0f} s: {'met' if report['targets']['cold_met'] else 'NOT met'})")
+    if cli["cpu_median"]:
+        print(f"  CPU, all its processes       median {cli['cpu_median']:.2f} s")
     if "baseline" in report:
         base = report["baseline"]
         print(f"  baseline {base['ref']:<20} median {base['median']:.2f} s (min {base['min']:.2f}) over {base['n']}: "
               f"{report['speedup']:.2f}x as long as now")
+        if "cpu_ratio" in report:
+            print(f"  baseline CPU                 median {base['cpu_median']:.2f} s: {report['cpu_ratio']:.2f}x now")
     print(f"  load (1 min) {load['min']:.1f}-{load['max']:.1f} on {report['cpu_count']} cores")
     print(f"check() first, in one process  {report['check_first']:.2f} s (isolation {report['isolation']})")
     print(f"check() warm                   median {report['check_warm']['median']:.2f} s over "

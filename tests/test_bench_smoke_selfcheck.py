@@ -33,6 +33,9 @@ def test_selfcheck_bench_writes_a_well_formed_report(tmp_path, capsys):
     assert report["grader_check"]["score"] == report["baseline"]["score"] == [22.0, 22.0]
     assert report["baseline"]["grader"] != report["grader_check"]["grader"]
     assert report["baseline"]["grader"].startswith("/tmp") or "grader-selfcheck-base-" in report["baseline"]["grader"]
+    for arm in (report["grader_check"], report["baseline"]):  # CPU where perf can count it
+        assert arm["cpu_median"] is None or (math.isfinite(arm["cpu_median"]) and arm["cpu_median"] > 0)
+        assert len(arm["cpu"]) in (0, 1)
     assert set(report["targets"]) == {"cold_under_seconds", "cold_met", "warm_under_seconds", "warm_met",
                                       "first_not_slower_met"}
     out = capsys.readouterr().out
