@@ -15,6 +15,7 @@ end cleanly (the kept session is then dropped).
 from __future__ import annotations
 
 import io
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -45,12 +46,14 @@ class Collected:
         capture = config.pluginmanager.get_plugin("capturemanager")
         if capture is not None:
             capture.resume_global_capture()
+        _import_hook(config, installed=True)
         try:
             if drop:
                 config.hook.pytest_deselected(items=drop)
             if keep:
                 config.hook.pytest_runtestloop(session=session)
         finally:
+            _import_hook(config, installed=False)
             if capture is not None:
                 capture.suspend_global_capture(in_=True)
                 capture.read_global_capture()  # printed outside any test: nobody's output
@@ -64,6 +67,22 @@ class Collected:
             self.config._ensure_unconfigure()
         except Exception:  # noqa: BLE001 - a session being dropped cannot do more harm
             pass
+
+
+def _import_hook(config, *, installed: bool) -> None:
+    """pytest's assertion-rewriting import hook, in place only while tests run: between
+    runs the process (a student's own kernel, for check()) imports as if pytest were gone."""
+    try:
+        from _pytest.assertion.rewrite import assertstate_key
+        hook = config.stash[assertstate_key].hook
+    except (ImportError, KeyError, AttributeError):
+        return
+    if hook is None:
+        return
+    if installed and hook not in sys.meta_path:
+        sys.meta_path.insert(0, hook)
+    elif not installed and hook in sys.meta_path:
+        sys.meta_path.remove(hook)
 
 
 def _forget_last_run(item) -> None:
@@ -130,6 +149,7 @@ def _collect(args: list[str], plugin: Any) -> Collected | None:
     except BaseException:
         kept.close()
         raise
+    _import_hook(config, installed=False)
     capture = config.pluginmanager.get_plugin("capturemanager")
     if capture is not None:  # the grading process gets its own output back between runs
         capture.suspend_global_capture(in_=True)

@@ -4,6 +4,7 @@ tests per grade, nothing carried from one submission to the next."""
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,8 @@ def test_kept_tests_grade_as_a_fresh_pytest_session_does(conv_bn, worker, monkey
     for result in kept:
         assert [t["number"] for t in result["tests"]] == [str(n) for n in range(1, len(result["tests"]) + 1)]
     assert {t["exercise"] for t in kept[2]["tests"]} == {"standardize"}
+    # pytest's assertion-rewriting import hook is in place only while tests run
+    assert all(getattr(hook, "config", None) is not session.config for hook in sys.meta_path)
     assert all(t["visibility"] == "visible" for t in kept[3]["tests"])
 
 
