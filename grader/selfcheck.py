@@ -22,6 +22,7 @@ import ast
 import atexit
 import json
 import os
+import sys
 import tempfile
 import threading
 from contextlib import contextmanager
@@ -151,6 +152,10 @@ def _find_assignment(nb_path: Path | None, exercise: str, assignment: str | None
 # ---------------------------------------------------------------- what the kernel ran
 
 def _shell():
+    """This process's IPython shell, if any. IPython is not imported to ask: a shell exists
+    only where it already is, and importing it (~0.3 s) would delay a plain script's check."""
+    if "IPython" not in sys.modules:
+        return None
     try:
         from IPython import get_ipython
     except ImportError:
