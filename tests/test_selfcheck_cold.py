@@ -74,3 +74,40 @@ print(json.dumps({"skipped": done.skipped, "steps": sorted(done.seconds), "hidde
     assert report["hidden"] is True
     assert report["name"] == "dense"
     assert report["pyplot"] == "matplotlib.pyplot"
+
+
+@pytest.mark.slow
+def test_a_bubblewrapped_worker_keeps_its_font_list_for_the_next_one(tmp_path, monkeypatch):
+    """matplotlib's font list, built in a worker's empty private /tmp, is kept in the user's
+    cache and handed to the next worker, which then does not list the fonts again."""
+    from grader.sandbox.client import Worker, _font_list_file
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    first = Worker()
+    if first.level != "full":
+        pytest.skip("needs bubblewrap (the other levels share the host's /tmp, where matplotlib keeps it)")
+    with first.start():
+        assert first.info["font_list"] == "built" and "fontlist" not in first.info
+    kept = json.loads(_font_list_file().read_text())
+    assert _font_list_file().is_relative_to(tmp_path) and kept["name"].startswith("fontlist-v")
+    assert json.loads(kept["text"])["_version"] in kept["name"]
+    with Worker().start() as second:
+        assert second.info["font_list"] == "seeded"
+
+
+def test_a_kept_font_list_that_is_not_ours_is_not_handed_on(tmp_path, monkeypatch):
+    from grader.sandbox.client import _font_list_file, _keep_font_list, _kept_font_list
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert _kept_font_list() == {}  # nothing kept yet
+    _keep_font_list({"name": "fontlist-v3.json", "text": "{}"})
+    assert _kept_font_list() == {"GRADER_FONTLIST_NAME": "fontlist-v3.json", "GRADER_FONTLIST": "{}"}
+    for bad in ({"name": "../../etc/passwd", "text": "{}"}, {"name": "fontlist-v3.json", "text": "x" * 200_000},
+                {"name": "fontlist-v3.json"}, "not a dict"):
+        _font_list_file().unlink(missing_ok=True)
+        _keep_font_list(bad)
+        assert not _font_list_file().exists()
+    _font_list_file().write_text("{truncated")
+    assert _kept_font_list() == {}
+    _font_list_file().write_text(json.dumps({"name": "/etc/shadow", "text": "{}"}))
+    assert _kept_font_list() == {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import select
 import shutil
 import signal
@@ -78,6 +79,57 @@ def _clean_env(keras: str) -> dict[str, str]:
 VENV_IN_SANDBOX = "/opt/grader/venv"
 
 
+# ---------------------------------------------------------------- matplotlib's font list
+
+_FONTLIST_NAME = re.compile(r"fontlist-v[0-9.]{1,20}\.json")
+# It travels as one environment entry (bubblewrap's --setenv, an argument), and Linux
+# refuses to start a program with an argument over 128 KiB: a larger list is not kept.
+_FONTLIST_MAX = 96 * 1024
+
+
+def _font_list_file() -> Path:
+    """Where the font list a bubblewrapped worker built is kept between runs: the user's
+    cache folder, one file per Python environment (the sandbox sees every venv at the same
+    path, but each has its own matplotlib and fonts)."""
+    import hashlib
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    digest = hashlib.sha256(sys.prefix.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    return cache / "grader" / f"sandbox-fontlist-{digest}.json"
+
+
+def _kept_font_list() -> dict[str, str]:
+    """The kept font list as the worker's environment entries, or nothing (no file yet, or
+    one that is not what `_keep_font_list` writes: the worker then builds its own)."""
+    try:
+        path = _font_list_file()
+        if path.stat().st_size > _FONTLIST_MAX + 4096:
+            return {}
+        kept = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RuntimeError):
+        return {}
+    if not (isinstance(kept, dict) and isinstance(kept.get("name"), str) and isinstance(kept.get("text"), str)
+            and _FONTLIST_NAME.fullmatch(kept["name"]) and len(kept["text"]) <= _FONTLIST_MAX):
+        return {}
+    return {"GRADER_FONTLIST_NAME": kept["name"], "GRADER_FONTLIST": kept["text"]}
+
+
+def _keep_font_list(built) -> None:
+    """Keep the font list a worker built before any child ran (so before anything a student
+    wrote could touch it), for the next worker; written whole or not at all."""
+    if not (isinstance(built, dict) and isinstance(built.get("name"), str) and isinstance(built.get("text"), str)
+            and _FONTLIST_NAME.fullmatch(built["name"]) and len(built["text"]) <= _FONTLIST_MAX):
+        return
+    try:
+        path = _font_list_file()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".fontlist-", dir=path.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump({"name": built["name"], "text": built["text"]}, f)
+        os.replace(tmp, path)
+    except (OSError, RuntimeError):
+        pass
+
+
 def _python_roots() -> list[str]:
     """The directories the Python environment needs: the venv and the interpreter it links to."""
     roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
@@ -143,7 +195,7 @@ _probe_cache: dict[str, bool] = {}
 
 
 def _works(cmd: list[str]) -> bool:
-    key = " ".join(cmd)
+    key = f"{os.environ.get('PATH', '')}\0{' '.join(cmd)}"  # what runs depends on PATH
     if key not in _probe_cache:
         try:
             _probe_cache[key] = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -227,6 +279,7 @@ class Worker:
                         "max_reply_bytes": self.limits.max_reply_bytes}
         if self.level == "full":
             env["GRADER_PRIVATE_TMP"] = "1"  # its /tmp is its own: the worker may sweep it
+            env.update(_kept_font_list())
         env["GRADER_CONTROL_FD"] = str(theirs.fileno())
         env["GRADER_CHILD_CONFIG"] = json.dumps(child_config)
         env["GRADER_PRELOAD"] = json.dumps(list(self.preload))
@@ -258,6 +311,7 @@ class Worker:
             tail = self._stderr.read()[-2000:].decode("utf-8", "replace")
             self.stop()
             raise WorkerFailed(f"the sandbox worker ({self.level}) did not start: {exc}\n{tail}") from None
+        _keep_font_list(header.pop("fontlist", None))
         self.info = header
         return self
 
