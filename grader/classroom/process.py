@@ -85,6 +85,10 @@ class GradingProcess:
 
     def __init__(self, options: Options, assignment=None):
         quiet_env()
+        # Only the grader's own pytest plugin, as `grader check` and check() have it: a
+        # submission must get the same grade from all three, whatever else is installed
+        # (and importing every installed plugin cost each grading process ~1.5 s).
+        os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
         self.options = options
         self.host = f"{socket.gethostname()}:{os.getpid()}"
         self.error = ""
