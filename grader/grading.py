@@ -106,7 +106,7 @@ def grade_submission(path: str | Path, assignment: Assignment, worker: Worker | 
         return result
     finally:
         submission.close()
-        _release_models()
+        release_models()
 
 
 class _Memory:
@@ -147,7 +147,7 @@ def _rss_mib() -> float:
         return 0.0
 
 
-def _release_models() -> None:
+def release_models() -> None:
     """Drop the Keras graph state this submission's models left behind: without it a
     grading process grows ~1.5 MiB per submission, which adds up over a class.
 

@@ -123,5 +123,5 @@ def _warm_keras(keras: str) -> None:
     model(batch, training=True)
     K.models.model_from_json(model.to_json())
     del model
-    from grader.grading import _release_models
-    _release_models()
+    from grader.grading import release_models
+    release_models()
