@@ -415,7 +415,29 @@ def _check(args, assignment) -> int:
     options = Options(assignment=str(assignment.root), isolation=args.sandbox, include_hidden=False)
     env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
     with graded_in_fork(Path(args.notebook), options, budget=budget_for(assignment, options), env=env) as graded:
-        return _show_check(args, graded.result)
+        code = _show_check(args, graded.result)
+        if args.format == "text" and not graded.result.errors:
+            for line in written_answer_lines(assignment.questions, graded.answers):
+                print(line)
+        return code
+
+
+def written_answer_lines(questions, answers: dict) -> list[str]:
+    """What a self-check can say of written answers: whether each was found (and where),
+    since a person scores them later; never their score or the rubric."""
+    from grader.render._common import safe_text
+    if not questions:
+        return []
+    lines = ["Written answers (scored by your instructor after grading):"]
+    for q in questions:
+        found = answers.get(q.id) or {}
+        where = f" in cell {found['cell']}" if isinstance(found.get("cell"), int) else ""
+        if str(found.get("text", "")).strip():
+            lines.append(f"  found{where}: {safe_text(q.title)} ({q.points:g} points)")
+        else:
+            lines.append(f"  NOT FOUND: {safe_text(q.title)} ({q.points:g} points): write your answer in the "
+                         f"cell tagged {q.tag} below the question")
+    return lines
 
 
 def _show_check(args, result) -> int:

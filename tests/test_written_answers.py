@@ -339,3 +339,21 @@ def test_grades_csv_has_empty_written_columns_until_a_score_then_the_score_every
     assert "Bias point missing" in entry["output"]  # markdown-escaped: "missing\\."
     markdown = (feedback / "feedback.md").read_text()  # markdown-escaped, as feedback.md is
     assert "Bias point missing\\." in markdown and "Written answers · Why BatchNormalization right after Conv2D? | 2\\.5 / 3" in markdown
+
+
+def test_grader_check_tells_the_student_which_answers_were_found_and_where(tmp_path):
+    """A self-check cannot score a written answer, but it can say whether the grader will
+    find it: a student whose answer cell lost its text learns it before handing in."""
+    nb = nbformat.read(str(REPO / "assignments" / "conv_bn" / "samples" / "correct.ipynb"), as_version=4)
+    for cell in nb.cells:
+        if "written:standardize_inputs" in cell.get("metadata", {}).get("tags", []):
+            cell.source = "YOUR ANSWER HERE"
+    path = tmp_path / "mine.ipynb"
+    nbformat.write(nb, str(path))
+    out = subprocess.run([sys.executable, "-m", "grader", "check", str(path), "-a", "conv_bn"],
+                         capture_output=True, text=True, timeout=300).stdout
+    found = [line for line in out.splitlines() if line.strip().startswith(("found", "NOT FOUND"))]
+    assert len(found) == 2, out[-2000:]
+    assert found[0].strip().startswith("found in cell ") and "Why BatchNormalization" in found[0]
+    assert found[1].strip().startswith("NOT FOUND") and "written:standardize_inputs" in found[1]
+    assert "rubric" not in out.lower() and "points earned" not in out
