@@ -15,11 +15,10 @@ grade.
 """
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from grader.classroom.csvtable import read_csv_table
 from grader.classroom.errors import GradebookError
 from grader.classroom.names import printable
 from grader.classroom.roster import normalize_key
@@ -66,17 +65,10 @@ def parse_submission_time(text: str) -> str:
 
 def read_manifest(path: str | Path) -> SubmissionTimes:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ManifestError(f"manifest {path}: cannot be read ({exc})") from None
-    reader = csv.DictReader(io.StringIO(text))
-    columns = {(c or "").strip().lower(): c for c in reader.fieldnames or []}
-
-    def pick(options):
-        return next((columns[o] for o in options if o in columns), None)
-
-    sub_col, student_col, time_col = pick(_SUBMISSION_COLUMNS), pick(_STUDENT_COLUMNS), pick(_TIME_COLUMNS)
+    table = read_csv_table(path, "manifest", ManifestError)
+    reader, columns = table.reader, table.columns
+    sub_col, student_col = table.column(_SUBMISSION_COLUMNS), table.column(_STUDENT_COLUMNS)
+    time_col = table.column(_TIME_COLUMNS)
     if (sub_col is None and student_col is None) or time_col is None:
         raise ManifestError(f"manifest {path}: needs a header with a file_or_folder (or submission) column and a "
                             f"submitted_at column (found: {printable(', '.join(columns)) or 'no header'})")

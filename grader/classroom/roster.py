@@ -6,13 +6,12 @@ student more time, as days (`2`, `1.5`) or as their own due date (`2026-12-03T23
 """
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Iterable
 
+from grader.classroom.csvtable import read_csv_table
 from grader.classroom.errors import GradebookError
 
 
@@ -29,10 +28,11 @@ class RosterEntry:
     due: str = ""                # or this student's own due date (ISO 8601), which wins
 
 
-_KEY_COLUMNS = ("file_or_folder", "file", "folder", "submission", "key")
-_ID_COLUMNS = ("student_id", "id", "sid", "student")
-_NAME_COLUMNS = ("name", "student_name", "full_name")
-_EXTENSION_COLUMNS = ("extension", "extension_days", "due", "due_date")
+# Accepted spellings of each roster column (lower case), first match first.
+KEY_COLUMNS = ("file_or_folder", "file", "folder", "submission", "key")
+ID_COLUMNS = ("student_id", "id", "sid", "student")
+NAME_COLUMNS = ("name", "student_name", "full_name")
+EXTENSION_COLUMNS = ("extension", "extension_days", "due", "due_date")
 
 
 def normalize_key(text: str) -> str:
@@ -67,19 +67,10 @@ def read_roster(path: str | Path) -> list[RosterEntry]:
     """A CSV with a header naming at least `file_or_folder` (the submission's file stem or
     folder name) and usually `student_id` and `name`; `extension` is optional; other
     columns are ignored."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RosterError(f"roster {path}: cannot be read ({exc})") from None
-    reader = csv.DictReader(io.StringIO(text))
-    columns = {(c or "").strip().lower(): c for c in reader.fieldnames or []}
-
-    def pick(options):
-        return next((columns[o] for o in options if o in columns), None)
-
-    key_col, id_col, name_col = pick(_KEY_COLUMNS), pick(_ID_COLUMNS), pick(_NAME_COLUMNS)
-    ext_col = pick(_EXTENSION_COLUMNS)
+    table = read_csv_table(path, "roster", RosterError)
+    reader, columns = table.reader, table.columns
+    key_col, id_col, name_col = table.column(KEY_COLUMNS), table.column(ID_COLUMNS), table.column(NAME_COLUMNS)
+    ext_col = table.column(EXTENSION_COLUMNS)
     if key_col is None:
         raise RosterError(f"roster {path}: needs a header with a file_or_folder column "
                           f"(found: {', '.join(columns) or 'no header'})")

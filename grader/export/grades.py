@@ -37,17 +37,16 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from grader.classroom.csvtable import read_csv_table, read_csv_text
 from grader.classroom.errors import GradebookError
 from grader.classroom.names import csv_cell, printable
+from grader.classroom.roster import ID_COLUMNS, KEY_COLUMNS, NAME_COLUMNS
 
 FORMATS = ("canvas", "moodle", "csv")
 CANVAS_IDENTITY = ("Student", "ID", "SIS User ID", "SIS Login ID", "Integration ID", "Section")
 CANVAS_POINTS_ROW = "    Points Possible"  # as Canvas spells it in its own export
 CANVAS_ID_COLUMNS = {"sis_user_id": "SIS User ID", "sis_login_id": "SIS Login ID", "id": "ID"}
 _CANVAS_HEADER = re.compile(r"^(?P<name>.*?)\s*\((?P<id>\d+)\)\s*$")
-_ID_COLUMNS = ("student_id", "id", "sid", "student")
-_NAME_COLUMNS = ("name", "student_name", "full_name")
-_KEY_COLUMNS = ("file_or_folder", "file", "folder", "submission", "key")
 
 
 class ExportError(GradebookError):
@@ -115,14 +114,9 @@ def read_students(path: str | Path) -> list[Student]:
     """The roster's students in its order: `student_id` (or, without one, `file_or_folder`,
     as `grader grade` names them), `name`, and every other column kept for --moodle-id."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ExportError(f"roster {path}: cannot be read ({exc})") from None
-    reader = csv.DictReader(io.StringIO(text))
-    columns = {(c or "").strip().lower(): c for c in reader.fieldnames or []}
-    id_col = next((columns[c] for c in _ID_COLUMNS + _KEY_COLUMNS if c in columns), None)
-    name_col = next((columns[c] for c in _NAME_COLUMNS if c in columns), None)
+    table = read_csv_table(path, "roster", ExportError)
+    reader, columns = table.reader, table.columns
+    id_col, name_col = table.column(ID_COLUMNS + KEY_COLUMNS), table.column(NAME_COLUMNS)
     if id_col is None:
         raise ExportError(f"roster {path}: needs a student_id (or file_or_folder) column "
                           f"(found: {printable(', '.join(columns)) or 'no header'})")
@@ -142,12 +136,7 @@ def roster_ids(path: str | Path) -> dict[str, str]:
     """file_or_folder -> student_id, when the roster maps submissions as `grader grade
     --roster` does; {} for a plain class list."""
     from grader.classroom.roster import read_roster
-    try:
-        with open(path, encoding="utf-8-sig", newline="") as f:
-            header = {(c or "").strip().lower() for c in next(csv.reader(f), [])}
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ExportError(f"roster {path}: cannot be read ({exc})") from None
-    if not header & set(_KEY_COLUMNS):
+    if not read_csv_table(path, "roster", ExportError).column(KEY_COLUMNS):
         return {}  # a class list: ids only
     return {e.key: e.student_id for e in read_roster(path)}  # its errors name the line
 
@@ -238,11 +227,7 @@ class CanvasTemplate:
 
 def read_canvas_template(path: str | Path) -> CanvasTemplate:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ExportError(f"--template {path}: cannot be read ({exc})") from None
-    reader = csv.reader(io.StringIO(text))
+    reader = csv.reader(io.StringIO(read_csv_text(path, "--template", ExportError)))
     header = [h.strip() for h in next(reader, [])]
     if "Student" not in header or not ({"ID", "SIS User ID", "SIS Login ID"} & set(header)):
         raise ExportError(f"--template {path}: not a Canvas gradebook export (its header needs Student and ID or "
