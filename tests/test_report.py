@@ -8,18 +8,16 @@ copies), so these tests need neither TensorFlow nor a sandbox.
 from __future__ import annotations
 
 import base64
-import json
 import os
 import re
-import select
 import shutil
-import subprocess
 import time
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
+from browser import Browser
 from grader.classroom.batch import Graded
 from grader.cli import main
 from grader.classroom.gradebook import Gradebook
@@ -246,122 +244,29 @@ def test_report_page_is_self_contained_and_escapes_student_text(class_results, c
 
 # ---------------------------------------------------------------- in a browser
 
-class DevTools:
-    """The Chrome DevTools protocol over --remote-debugging-pipe: JSON messages separated
-    by NUL bytes on file descriptors 3 (to the browser) and 4 (from it); no port opened."""
-
-    def __init__(self, binary: str, profile: Path):
-        to_browser_r, self._to_browser = os.pipe()
-        self._from_browser, from_browser_w = os.pipe()
-        flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-extensions", f"--user-data-dir={profile}", "--remote-debugging-pipe",
-                 "--window-size=1200,900", "about:blank"]
-        # The browser wants the pipes at fds 3 and 4 exactly; bash moves them there.
-        script = f'exec "$0" "$@" 3<&{to_browser_r} 4>&{from_browser_w} {to_browser_r}<&- {from_browser_w}>&-'
-        self.proc = subprocess.Popen(["bash", "-c", script, binary, *flags], pass_fds=(to_browser_r, from_browser_w),
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        os.close(to_browser_r)
-        os.close(from_browser_w)
-        self._next = 0
-        self._buffer = b""
-        self.events: list[dict] = []
-
-    def _read(self, deadline: float) -> dict:
-        while b"\0" not in self._buffer:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([self._from_browser], [], [], left)[0]:
-                raise TimeoutError("no answer from the browser")
-            chunk = os.read(self._from_browser, 1 << 20)
-            if not chunk:
-                raise EOFError("the browser closed the pipe")
-            self._buffer += chunk
-        message, self._buffer = self._buffer.split(b"\0", 1)
-        return json.loads(message)
-
-    def call(self, method: str, params: dict | None = None, session: str | None = None, timeout: float = 30):
-        self._next += 1
-        message = {"id": self._next, "method": method, "params": params or {}}
-        if session:
-            message["sessionId"] = session
-        os.write(self._to_browser, json.dumps(message).encode() + b"\0")
-        deadline = time.monotonic() + timeout
-        while True:
-            reply = self._read(deadline)
-            if reply.get("id") == self._next:
-                if "error" in reply:
-                    raise RuntimeError(f"{method}: {reply['error']}")
-                return reply.get("result", {})
-            self.events.append(reply)
-
-    def wait_for(self, method: str, timeout: float = 30) -> dict:
-        deadline = time.monotonic() + timeout
-        while True:
-            for event in self.events:
-                if event.get("method") == method:
-                    return event
-            self.events.append(self._read(deadline))
-
-    def close(self) -> None:
-        try:
-            self.call("Browser.close", timeout=5)
-        except Exception:  # noqa: BLE001
-            pass
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        os.close(self._to_browser)
-        os.close(self._from_browser)
-
-
-def _problems(events: list[dict]) -> list[str]:
-    found = []
-    for e in events:
-        method, params = e.get("method"), e.get("params", {})
-        if method == "Runtime.exceptionThrown":
-            found.append(json.dumps(params.get("exceptionDetails", {}))[:300])
-        elif method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert", "warning"):
-            found.append(json.dumps(params.get("args", []))[:300])
-        elif method == "Log.entryAdded" and params.get("entry", {}).get("level") in ("error", "warning"):
-            found.append(params["entry"].get("text", "")[:300])
-    return found
-
-
-@pytest.mark.slow
 def test_report_renders_in_a_browser_with_its_plots_and_no_console_errors(class_results, tmp_path, chromium):
     binary = chromium  # conftest: skips naming how to install it, or fails under CI=true
-    page = write_report(class_results)
-    browser = DevTools(binary, tmp_path / "profile")
-    try:
-        target = browser.call("Target.createTarget", {"url": "about:blank"})["targetId"]
-        session = browser.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
-        for domain in ("Runtime", "Log", "Page"):
-            browser.call(f"{domain}.enable", session=session)
-        browser.call("Page.navigate", {"url": page.resolve().as_uri()}, session=session)
-        browser.wait_for("Page.loadEventFired")
-        images = browser.call("Runtime.evaluate", {
-            "expression": "Promise.all(Array.from(document.images).map(i => i.decode().then("
-                          "() => [i.alt, i.naturalWidth, i.naturalHeight, i.getBoundingClientRect().width],"
-                          "() => [i.alt, 0, 0, 0])))",
-            "awaitPromise": True, "returnByValue": True}, session=session)["result"]["value"]
-        text = browser.call("Runtime.evaluate", {"expression": "document.body.innerText", "returnByValue": True},
-                            session=session)["result"]["value"]
-        size = browser.call("Page.getLayoutMetrics", session=session)["cssContentSize"]
-        shot = browser.call("Page.captureScreenshot", {
+    report = write_report(class_results)
+    with Browser(binary, tmp_path / "profile", width=1200) as browser:
+        page = browser.new_page()
+        page.goto(report.resolve().as_uri())
+        images = page.evaluate(
+            "Promise.all(Array.from(document.images).map(i => i.decode().then("
+            "() => [i.alt, i.naturalWidth, i.naturalHeight, i.getBoundingClientRect().width],"
+            "() => [i.alt, 0, 0, 0])))", await_promise=True)
+        text = page.evaluate("document.body.innerText")
+        size = page.call("Page.getLayoutMetrics")["cssContentSize"]
+        shot = page.call("Page.captureScreenshot", {
             "format": "png", "captureBeyondViewport": True,
-            "clip": {"x": 0, "y": 0, "width": size["width"], "height": min(size["height"], 6000), "scale": 1}},
-            session=session)
+            "clip": {"x": 0, "y": 0, "width": size["width"], "height": min(size["height"], 6000), "scale": 1}})
         time.sleep(0.2)
-        browser.call("Runtime.evaluate", {"expression": "1"}, session=session)  # flush late events
-    finally:
-        browser.close()
+        page.evaluate("1")  # flush late events
+        problems = page.problems()
     screenshot = tmp_path / "report.png"
     screenshot.write_bytes(base64.b64decode(shot["data"]))
     if os.environ.get("GRADER_REPORT_SCREENSHOT"):
         shutil.copy(screenshot, os.environ["GRADER_REPORT_SCREENSHOT"])
-    assert _problems(browser.events) == []
+    assert problems == []
     assert [alt for alt, *_ in images] == ["Histogram of total scores", "Pass rate per test"]
     for alt, width, height, shown in images:
         assert width > 300 and height > 100 and shown > 300, (alt, width, height, shown)
