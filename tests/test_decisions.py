@@ -189,3 +189,20 @@ def test_a_schema_1_gradebook_is_upgraded_in_place(tmp_path):
         assert b.meta("schema_version") == "2"
         _record(b, "alice.ipynb")
         assert len(b.answers()) == 1
+
+
+def test_after_one_decision_only_that_students_feedback_is_rendered_again(book):
+    for name in ("alice", "bob", "carol"):
+        _record(book, f"{name}.ipynb")
+    export_grades(book)
+    alice, bob, carol = (book.folder / "feedback" / name for name in ("alice", "bob", "carol"))
+    (bob / "feedback.md").write_text("stale copy")
+    (carol / "feedback.html").unlink()
+    book.set_manual_score("alice.ipynb", "why_bn", 2, "Good.", "prof")
+    grades = export_grades(book, changed={"alice.ipynb"})
+    assert "Good\\." in (alice / "feedback.md").read_text()
+    assert (bob / "feedback.md").read_text() == "stale copy", "an untouched student's feedback is not rendered"
+    assert (carol / "feedback.html").is_file(), "a missing file is written all the same"
+    assert "alice" in grades.csv.read_text()
+    export_grades(book)
+    assert (bob / "feedback.md").read_text() != "stale copy"

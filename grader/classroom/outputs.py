@@ -13,6 +13,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Collection
 
 from grader.classroom.errors import GradebookError
 from grader.classroom.final import LATE_NAME, WRITTEN_EXERCISE, Decisions, FinalGrade, final_grade, submission_time
@@ -177,10 +178,14 @@ def _exercise_scores(result: SubmissionResult, exercises: list[str]) -> dict[str
     return per
 
 
-def export_grades(book: Gradebook) -> ClassGrades:
+def export_grades(book: Gradebook, *, changed: Collection[str] | None = None) -> ClassGrades:
     """grades.csv (one row per student: each exercise, each written answer, the late
     penalty, the final total) and grades.json (the same, plus maxima and what needs an
-    instructor's attention), and every student's feedback brought up to date."""
+    instructor's attention), and every student's feedback brought up to date.
+
+    `changed`: the submissions a decision just touched. Only their students' feedback is
+    rendered again (and any feedback folder with a file missing): rendering a whole class's
+    feedback after each score entered on the review page was most of a save's time."""
     identities = book.identities()
     finals = Finals(book, identities)
     exercises = [e for e in book.exercises if e not in (WRITTEN_EXERCISE, "")]
@@ -218,7 +223,8 @@ def export_grades(book: Gradebook) -> ClassGrades:
                          *(_fmt(written[q.id]) for q in questions),
                          *([_fmt(penalty)] if late_column else []), _fmt(total), _fmt(max_total),
                          csv_cell(g.reason)])
-        problem = _refresh_feedback(book, g, final, siblings)
+        render = changed is None or (g.row is not None and g.row.submission in changed)
+        problem = _refresh_feedback(book, g, final, siblings, render=render)
         records.append({"student_id": g.student_id, "name": g.name,
                         "submission": g.row.submission if g.row else None, "status": g.status,
                         "scores": per, "written": written,
@@ -276,12 +282,17 @@ def _late_record(final: FinalGrade | None) -> dict | None:
 
 
 def _refresh_feedback(book: Gradebook, g: StudentGrade, final: FinalGrade | None,
-                      siblings: Siblings | None = None) -> str:
-    """Bring a student's feedback up to date (only changed files are written); why it
-    cannot be, or ""."""
+                      siblings: Siblings | None = None, *, render: bool = True) -> str:
+    """Bring a student's feedback up to date (only changed files are written; with
+    `render` False, only when one is missing); why it cannot be, or ""."""
     if g.row is None:
         return ""
     try:
+        if not render:
+            where = feedback_dir(book.folder, g.student_id)
+            _claim(where, g.student_id, siblings)
+            if all((where / f).is_file() for f in FEEDBACK_FILES):
+                return ""
         if final is None:
             result = book.result(g.row.submission)
             if result is None:

@@ -142,7 +142,7 @@ def record_override(folder: str | Path, student: str, test: str, points: float |
         nodeid, title, max_score = book.find_test(submission, test)
         before, total_before, _ = _counted(book, submission, student_id, nodeid)
         book.add_override(submission, nodeid, points, reason, grader)
-        grades = export_grades(book)
+        grades = export_grades(book, changed={submission})
         after, total_after, max_total = _counted(book, submission, student_id, nodeid)
         derived = (grades.csv, grades.json)
         try:

@@ -360,7 +360,7 @@ class Review:
                         return _error(400, str(exc))
                     warning = ""
                     try:
-                        export_grades(book)
+                        export_grades(book, changed={record.submission})
                     except (OSError, GradebookError, sqlite3.Error) as exc:
                         warning = (f"It is in the gradebook, but the results folder's files could not be "
                                    f"rewritten ({exc}); `grader review` tries again on the next save.")
