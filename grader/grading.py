@@ -81,12 +81,13 @@ def _run_tests(assignment: Assignment, ctx: GradingContext) -> int:
 def grade_submission(path: str | Path, assignment: Assignment, worker: Worker | None, *,
                      include_hidden: bool = True, seed: int = 0,
                      only_exercises: frozenset[str] | None = None,
-                     sources: dict[str, str] | None = None) -> SubmissionResult:
+                     sources: dict[str, str] | None = None, notebook=None) -> SubmissionResult:
     """`sources`, when given, receives each exercise's graded definition as found (""
     when missing) from the program extracted for grading: the class report needs it, and
-    a notebook is parsed once per submission."""
+    a notebook is parsed once per submission. `notebook`: the notebook as the caller
+    already read it with `load_notebook` (or its LoadError), for the same reason."""
     started = time.perf_counter()
-    submission = Submission(Path(path), assignment, worker, seed=seed)
+    submission = Submission(Path(path), assignment, worker, seed=seed, notebook=notebook)
     try:
         submission.open()
         if sources is not None and submission.program is not None:

@@ -34,8 +34,12 @@ def _program_chunks(program: Program) -> list[dict]:
 
 
 class Submission:
-    def __init__(self, path: Path, assignment, worker: client.Worker | None, *, seed: int = 0):
+    def __init__(self, path: Path, assignment, worker: client.Worker | None, *, seed: int = 0,
+                 notebook=None):
         self.path = Path(path)
+        # The notebook as read already (or the LoadError reading it gave), when the caller
+        # reads it for something else too (written answers): read once, not twice.
+        self._notebook = notebook
         self.assignment = assignment
         self.worker = worker
         self.seed = seed
@@ -75,7 +79,7 @@ class Submission:
 
     # -- opening
     def open(self) -> "Submission":
-        nb = load_notebook(self.path)
+        nb = self._notebook if self._notebook is not None else load_notebook(self.path)
         if isinstance(nb, LoadError):
             self.load_error = nb
             return self

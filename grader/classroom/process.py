@@ -139,7 +139,7 @@ class GradingProcess:
         self.count += 1
         sha = file_sha256(path)
         name = self.assignment.name if self.assignment is not None else Path(self.options.assignment).name
-        transient, sources, problems = False, {}, []
+        transient, sources, problems, notebook = False, {}, [], None
         refused = refusal(path)
         if refused:
             result = failed_result(path, name, refused)
@@ -149,9 +149,11 @@ class GradingProcess:
             transient = True
         else:
             from grader.grading import grade_submission
+            from grader.notebook import load_notebook
             try:
+                notebook = load_notebook(path)
                 result = grade_submission(path, self.assignment, self.worker, include_hidden=self.options.include_hidden,
-                                          seed=self.options.seed, sources=sources)
+                                          seed=self.options.seed, sources=sources, notebook=notebook)
             except Exception as exc:  # noqa: BLE001 - a grader bug on one submission must not stop the batch
                 result = failed_result(path, name, f"could not be graded: internal error {type(exc).__name__}: {exc}")
                 result.warnings.append(traceback.format_exc()[-2000:])
@@ -161,26 +163,25 @@ class GradingProcess:
         facts = code_facts(sources)
         problems.extend(facts.problems)
         answers: dict[str, dict[str, Any]] = {}
-        if not refused and self.assignment is not None and getattr(self.assignment, "questions", ()):
-            answers = self._written_answers(path, result, problems)
+        if notebook is not None and getattr(self.assignment, "questions", ()):
+            answers = self._written_answers(notebook, result, problems)
         if shown != str(path):
             _rename(result, str(path), shown)
         return {"result": result.to_dict(), "sha256": sha, "code": facts.code, "host": self.host,
                 "wall": round(time.perf_counter() - started, 3), "transient": transient,
                 "fingerprint": self.fingerprint, "order": self.count, "problems": problems, "answers": answers}
 
-    def _written_answers(self, path: Path, result: SubmissionResult, problems: list[str]) -> dict[str, dict[str, Any]]:
+    def _written_answers(self, notebook, result: SubmissionResult, problems: list[str]) -> dict[str, dict[str, Any]]:
         """The submission's written answers, read as text (never run) with the same safe
         reader as its code: a notebook the reader refuses has none (its result already
         says why). Answers found without their tag add a warning the student sees."""
-        from grader.notebook import LoadError, load_notebook
+        from grader.notebook import LoadError
         from grader.notebook.answers import answer_guide, answers_reply, extract_answers
 
         try:
             if self._answer_guide is None:
                 from grader.authoring.validate import student_template
                 self._answer_guide = answer_guide(self.assignment.questions, student_template(self.assignment))
-            notebook = load_notebook(path)
             if isinstance(notebook, LoadError):
                 return {}
             answers, warnings = answers_reply(extract_answers(notebook, self.assignment.questions,
