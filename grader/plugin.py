@@ -425,4 +425,4 @@ def build_result(ctx: GradingContext, seconds: float) -> SubmissionResult:
         submission=str(sub.path), assignment=ctx.assignment.name, tests=list(ctx.results),
         errors=[str(sub.load_error)] if sub.load_error else [],
         warnings=list(dict.fromkeys(sub.warnings + ctx.warnings)), execution_time=seconds,
-        isolation=isolation, hidden_tests_run=ctx.include_hidden)
+        isolation=isolation, hidden_tests_run=ctx.include_hidden, notes=list(getattr(sub, "notes", [])))

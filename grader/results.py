@@ -97,6 +97,9 @@ class SubmissionResult:
     # Whether hidden tests were run at all (a student's self-check does not run them).
     hidden_tests_run: bool = True
     student: str = ""
+    # For the instructor only, never rendered for a student: e.g. a course module the spec
+    # declares missing that the notebook imports.
+    notes: list[str] = field(default_factory=list)
 
     @property
     def score(self) -> float:
@@ -126,6 +129,7 @@ class SubmissionResult:
             "errors": list(self.errors),
             "warnings": list(self.warnings),
             "hidden_tests_run": self.hidden_tests_run,
+            "notes": list(self.notes),
         }
 
 
@@ -149,4 +153,4 @@ def submission_result_from_dict(d: dict[str, Any]) -> SubmissionResult:
         tests=[test_result_from_dict(t) for t in d.get("tests", [])], errors=list(d.get("errors", [])),
         warnings=list(d.get("warnings", [])), execution_time=float(d.get("execution_time", 0.0)),
         isolation=d.get("isolation", ""), hidden_tests_run=bool(d.get("hidden_tests_run", True)),
-        student=d.get("student", ""))
+        student=d.get("student", ""), notes=list(d.get("notes", [])))

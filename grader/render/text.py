@@ -89,6 +89,10 @@ def render_text(result: SubmissionResult, *, color: bool = False, audience: str 
             out += ["  ! " + lines[0][4:]] + lines[1:]
         out.append("")
 
+    if audience == c.INSTRUCTOR and getattr(result, "notes", None):
+        out.append(style("bold", "For the instructor:"))
+        out += ["  - " + n for n in result.notes] + [""]
+
     all_passed = not result.errors and c.ALL_PASSED in c.verdict(result, audience)
     for sentence in c.verdict(result, audience):
         for l in c.wrap(sentence, c.WRAP_WIDTH):
