@@ -268,6 +268,17 @@ def _visibility(item) -> Visibility:
         return Visibility.VISIBLE
 
 
+def _title_of(module, name: str) -> str:
+    """The title a student sees for the test function `name` of `module` (its `title`
+    marker, else its name in words): a not-run reason must name what the student read."""
+    marks = getattr(getattr(module, name, None), "pytestmark", [])
+    for mark in marks if isinstance(marks, list) else []:
+        if getattr(mark, "name", "") == "title" and mark.args:
+            return str(mark.args[0])
+    base = name[5:] if name.startswith("test_") else name
+    return base.replace("_", " ")
+
+
 def _display_name(item) -> str:
     title = _marker_arg(item, "title")
     if title:
@@ -310,8 +321,7 @@ def pytest_runtest_setup(item):
     for needed in (marker.args if marker else ()):
         key = f"{item.module.__name__}::{needed}"
         if ctx.outcomes.get(key) is not Status.PASSED:
-            pretty = needed[5:] if needed.startswith("test_") else needed
-            pytest.skip(f"fix `{pretty.replace('_', ' ')}` first")
+            pytest.skip(f"fix `{_title_of(item.module, needed)}` first")
 
 
 # ---------------------------------------------------------------- outcomes

@@ -137,7 +137,7 @@ def test_each_part_is_graded_on_its_own_exercises(context, tmp_path):
     models = feedback(tmp_path / "b", procs["Mdls1"])
 
     assert normalize["fractionalScore"] == 1.0
-    assert "standardize · values on hidden data" in normalize["feedback"]
+    assert "standardize · values on new data" in normalize["feedback"]
     assert "happyModel" not in normalize["feedback"]  # another part's exercise
     # Its hidden test counts (the score is 9 / 9) but is not shown in detail.
     assert "batchnorm_forward · other ranks and eps" in normalize["feedback"]

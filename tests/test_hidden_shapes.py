@@ -14,7 +14,7 @@ from grader.assignment import load_assignment
 from grader.grading import grade_submission
 from grader.results import Status
 
-HIDDEN_TEST = ("convolutional_model", "output on hidden inputs")
+HIDDEN_TEST = ("convolutional_model", "output on random inputs")
 
 
 def hard_code(source: str, exact: str) -> str:

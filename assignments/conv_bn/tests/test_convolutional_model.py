@@ -3,7 +3,7 @@ import numpy as np
 
 from grader.checks.architecture import expect_architecture, expect_bn_after_conv
 from grader.checks.models import expect_input_shape, expect_same_outputs
-from grader.testing import depends, exercise, points
+from grader.testing import depends, exercise, points, title
 
 pytestmark = exercise("convolutional_model")
 INPUT_SHAPE = (64, 64, 3)
@@ -20,6 +20,7 @@ def test_layer_graph(submission, reference):
 
 
 @points(3)
+@title("output on random inputs")
 @depends("test_layer_graph")
 def test_output_on_hidden_inputs(submission, reference, hidden_rng):
     x = hidden_rng.normal(0.0, 1.0, size=(4, *INPUT_SHAPE)).astype(np.float32)

@@ -3,7 +3,7 @@ import numpy as np
 
 from grader.checks.architecture import expect_architecture
 from grader.checks.models import expect_same_outputs
-from grader.testing import depends, exercise, points
+from grader.testing import depends, exercise, points, title
 
 pytestmark = exercise("happyModel")
 
@@ -14,6 +14,7 @@ def test_layer_order(submission, reference):
 
 
 @points(3)
+@title("output on random inputs")
 @depends("test_layer_order")
 def test_output_on_hidden_inputs(submission, reference, hidden_rng):
     x = hidden_rng.normal(0.0, 1.0, size=(4, 64, 64, 3)).astype(np.float32)

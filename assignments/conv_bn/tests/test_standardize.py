@@ -21,6 +21,7 @@ def test_shape_dtype_and_inputs_untouched(submission, hidden_rng):
 
 
 @points(3)
+@title("values on new data")
 @depends("test_shape_dtype_and_inputs_untouched")
 def test_values_on_hidden_data(submission, hidden_rng):
     X_train, X_test = _hidden_inputs(hidden_rng)
