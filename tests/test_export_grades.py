@@ -226,12 +226,13 @@ def test_two_sections_of_one_assignment_merge_into_one_column():
 
 
 def test_template_cells_are_defused_too():
-    template = CanvasTemplate(("Student", "ID", "SIS User ID"), [{"Student": "@SUM(1)", "ID": "+1", "SIS User ID": "a"}],
-                              [])
+    template = CanvasTemplate(("Student", "ID", "SIS User ID", "Section"),
+                              [{"Student": "@SUM(1)", "ID": "+1", "SIS User ID": "a", "Section": "-2+3"}], [])
     students = [Student("a")]
     assignments = [_a("hw1", {"a": 7.25})]
     written = canvas_csv(students, assignments, grade_table(students, assignments), columns={}, template=template)
-    assert _read_text(written.text)[2] == ["'@SUM(1)", "'+1", "a", "7.25"]
+    # Free text defused; Canvas's identifiers exactly as its own export had them.
+    assert _read_text(written.text)[2] == ["'@SUM(1)", "+1", "a", "'-2+3", "7.25"]
     assert grade_table([Student("z")], assignments, missing_as_zero=True) == [[Cell(0.0, True)]]
 
 
@@ -246,3 +247,33 @@ def test_numbers_are_plain_decimals_and_a_broken_roster_names_its_line(course, t
     roster.write_text("file_or_folder,student_id\nalice,s1\n\nalice,s9\n")
     assert _export(course, tmp_path, "--format", "csv", "--roster", str(roster))[0] == 2
     assert "line 4: 'alice' appears twice" in capsys.readouterr().err
+
+
+IDS = ("-s001", "+4477", "@alice", "=s9")
+
+
+@pytest.mark.parametrize("fmt", ["csv", "moodle", "canvas"])
+def test_identifiers_keep_their_exact_value_and_only_free_text_is_defused(fmt, course, tmp_path, capsys):
+    """An apostrophe in front of `-s001` makes that student unknown to the LMS's import: ids
+    are written exactly (and named in a warning), names stay defused."""
+    roster = tmp_path / "roster.csv"
+    roster.write_text("file_or_folder,student_id,name,email\n"
+                      + "".join(f"x{i},{sid},{EVIL},{sid}@uni.edu\n" for i, sid in enumerate(IDS)))
+    args = ["--format", fmt, "--roster", str(roster)] + (["--moodle-id", "email"] if fmt == "moodle" else [])
+    code, out = _export(course, tmp_path, *args, folders=("conv_bn",))
+    assert code == 0
+    rows = _read(out)
+    captured = capsys.readouterr()
+    # (s1 and s2, graded but not in this roster, follow as strangers)
+    if fmt == "csv":
+        assert [r[:2] for r in rows[1:5]] == [[sid, "'" + EVIL] for sid in IDS]
+    elif fmt == "moodle":
+        assert [r[:2] for r in rows[1:5]] == [[f"{sid}@uni.edu", "'" + EVIL] for sid in IDS]
+    else:
+        header = rows[0]
+        sis, student = header.index("SIS User ID"), header.index("Student")
+        assert [(r[student], r[sis]) for r in rows[2:6]] == [("'" + EVIL, sid) for sid in IDS]
+    for sid in IDS if fmt != "moodle" else [i for i in IDS if i[0] in "-+@="]:
+        shown = sid if fmt != "moodle" else f"{sid}@uni.edu"
+        if shown[0] in "-+@=":
+            assert f"{shown} starts with" in captured.err

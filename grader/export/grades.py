@@ -23,8 +23,12 @@ The layouts, as the LMSs import them:
   Moodle asks on import which column identifies the user and which item each column is.
 * csv: `student_id, name`, then one column per assignment, for a spreadsheet.
 
-Every text cell is untrusted (ids, names, a template's cells) and goes through csv_cell:
-a name cannot become a formula in the spreadsheet the LMS file is checked in.
+Free-text cells (names, sections, headers) go through csv_cell: a name cannot become a
+formula in the spreadsheet the LMS file is checked in. Identifier cells (student ids,
+Canvas's ID, SIS and integration ids, Moodle's identifier column) are written exactly as
+given, as the LMSs' own exports write them: an apostrophe in front of `-s001` or
+`@alice` would make that student unknown to the import. An identifier a spreadsheet would
+read as a formula is named in a warning instead.
 """
 from __future__ import annotations
 
@@ -46,6 +50,9 @@ FORMATS = ("canvas", "moodle", "csv")
 CANVAS_IDENTITY = ("Student", "ID", "SIS User ID", "SIS Login ID", "Integration ID", "Section")
 CANVAS_POINTS_ROW = "    Points Possible"  # as Canvas spells it in its own export
 CANVAS_ID_COLUMNS = {"sis_user_id": "SIS User ID", "sis_login_id": "SIS Login ID", "id": "ID"}
+# Canvas matches rows by these: written exactly as given, never defused.
+CANVAS_IDENTIFIERS = frozenset({"ID", "SIS User ID", "SIS Login ID", "Integration ID"})
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _CANVAS_HEADER = re.compile(r"^(?P<name>.*?)\s*\((?P<id>\d+)\)\s*$")
 
 
@@ -197,6 +204,17 @@ def _cell(c: Cell) -> str:
     return "" if c.value is None else _number(c.value)
 
 
+def _identifier(value: str, column: str, warnings: list[str]) -> str:
+    """An identifier cell, exactly as given: the LMS matches the student by it. One that a
+    spreadsheet would read as a formula is written anyway, and said once."""
+    text = str(value)
+    if text.startswith(_FORMULA_STARTS):
+        warnings.append(f"the {column} {printable(text)} starts with {printable(text[0])!r}: written exactly "
+                        f"(the LMS matches students by it), so do not open this file in a spreadsheet "
+                        f"before importing it")
+    return text
+
+
 # ---------------------------------------------------------------- layouts
 
 @dataclass(frozen=True)
@@ -281,7 +299,9 @@ def canvas_csv(students: list[Student], assignments: list[AssignmentGrades], tab
             ident = [known.get(c, "") for c in identity]
         else:
             ident = [{"Student": s.name, id_column: s.student_id}.get(c, "") for c in identity]
-        writer.writerow([csv_cell(c) for c in ident] + [_cell(c) for c in row])
+        cells = [_identifier(v, c, warnings) if c in CANVAS_IDENTIFIERS else csv_cell(v)
+                 for c, v in zip(identity, ident)]
+        writer.writerow(cells + [_cell(c) for c in row])
     return Written(out.getvalue(), tuple(warnings))
 
 
@@ -296,17 +316,19 @@ def moodle_csv(students: list[Student], assignments: list[AssignmentGrades], tab
         if not ident:
             warnings.append(f"{printable(s.student_id)} has no {id_column} in the roster: left out")
             continue
-        writer.writerow([csv_cell(ident), csv_cell(s.name), *(_cell(c) for c in row)])
+        writer.writerow([_identifier(ident, id_column, warnings), csv_cell(s.name), *(_cell(c) for c in row)])
     return Written(out.getvalue(), tuple(warnings))
 
 
 def plain_csv(students: list[Student], assignments: list[AssignmentGrades], table: list[list[Cell]]) -> Written:
+    warnings: list[str] = []
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["student_id", "name", *(csv_cell(a.name) for a in assignments)])
     for s, row in zip(students, table):
-        writer.writerow([csv_cell(s.student_id), csv_cell(s.name), *(_cell(c) for c in row)])
-    return Written(out.getvalue(), ())
+        writer.writerow([_identifier(s.student_id, "student_id", warnings), csv_cell(s.name),
+                         *(_cell(c) for c in row)])
+    return Written(out.getvalue(), tuple(warnings))
 
 
 # ---------------------------------------------------------------- the export
