@@ -15,6 +15,11 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	@# .[dev] brings one TensorFlow (`tensorflow`, for Keras 3 and tf_keras). A venv made
+	@# before TensorFlow became an extra also holds tensorflow-cpu over the same files:
+	@# it still works, and removing either would delete files the other needs.
+	@$(PY) -m pip list 2>/dev/null | grep -qi '^tensorflow[-_]cpu ' && \
+		echo "note: $(VENV) also holds tensorflow-cpu from an earlier set-up; 'make clean setup' gives one TensorFlow" || true
 	rm -f $(VENV)/.installed-*
 	touch $@
 
