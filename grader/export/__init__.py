@@ -33,6 +33,11 @@ _IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", ".pytest_cache
 # Requirements are evaluated as on the platforms' machines, whatever machine builds the bundle.
 _TARGET = {"sys_platform": "linux", "platform_system": "Linux", "os_name": "posix"}
 NOT_SUBMISSIONS = (".ipynb_checkpoints", "__MACOSX")
+# The extra (pyproject.toml) that brings the one TensorFlow an assignment's `keras` key needs.
+KERAS_EXTRAS = {"3": "keras", "2": "keras2"}
+# tensorflow-cpu is the same release as tensorflow, without GPU kernels and with the same
+# dependencies: a machine holding only `tensorflow` (the instructor's set-up) pins it from there.
+_SAME_RELEASE = {"tensorflow-cpu": "tensorflow"}
 
 
 class BundleError(Exception):
@@ -81,20 +86,32 @@ def pinned_requirements(root: str = "grader", extras: frozenset[str] = frozenset
                 continue
             extras_seen.setdefault(key, set()).update(req.extras)
             try:
-                dist = metadata.distribution(req.name)
+                dist = metadata.distribution(_installed_name(req.name, key))
             except metadata.PackageNotFoundError:
                 spec = f"{req.name}{req.specifier}"
                 pinned[key] = f"{spec}  # not installed where this bundle was built: unpinned"
                 continue
-            pinned[key] = f"{dist.metadata['Name']}=={dist.version}"
-            queue.append((req.name, frozenset(extras_seen[key])))
+            name = dist.metadata['Name'] if key not in _SAME_RELEASE else req.name
+            pinned[key] = f"{name}=={dist.version}"
+            queue.append((dist.metadata['Name'], frozenset(extras_seen[key])))
     return [pinned[k] for k in sorted(pinned)]
 
 
-def requirements_text() -> str:
+def _installed_name(name: str, key: str) -> str:
+    try:
+        metadata.distribution(name)
+        return name
+    except metadata.PackageNotFoundError:
+        return _SAME_RELEASE.get(key, name)
+
+
+def requirements_text(keras: str = "3") -> str:
+    """One TensorFlow, chosen by the assignment's `keras` key: tensorflow-cpu for Keras 3,
+    tensorflow + tf-keras for Keras 2 (tf-keras requires the full package)."""
+    extras = frozenset({"report", KERAS_EXTRAS.get(str(keras), "keras")})
     head = (f"# Pinned from the environment that built this bundle (Python {python_version()}).\n"
             "# A rebuilt platform image then grades exactly as the instructor's machine did.\n")
-    return head + "\n".join(pinned_requirements()) + "\n"
+    return head + "\n".join(pinned_requirements(extras=extras)) + "\n"
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -145,6 +162,13 @@ def copy_grading_files(assignment, dest: Path) -> Path:
             raise BundleError(f"{assignment.root}: support file {support} lies outside the assignment; "
                               f"move it inside so the bundle can carry it")
         _copy(support, target)
+    for module, standin in getattr(assignment, "modules", ()):  # spec [modules]: stand-ins travel too
+        target = place(standin) if standin is not None else folder
+        if target is None:
+            raise BundleError(f"{assignment.root}: the stand-in for `{module}` ({standin}) lies outside the "
+                              f"assignment; move it inside so the bundle can carry it")
+        if standin is not None:
+            _copy(standin, target)
     reference = place(assignment.reference)
     if reference is None:
         reference = folder / "reference" / assignment.reference.name

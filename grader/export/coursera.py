@@ -116,7 +116,7 @@ def build_grader(assignment, out: str | Path) -> Path:
     shutil.rmtree(staging, ignore_errors=True)
     try:
         folder = copy_grading_files(assignment, staging)
-        (staging / "requirements.txt").write_text(requirements_text(), encoding="utf-8")
+        (staging / "requirements.txt").write_text(requirements_text(assignment.keras), encoding="utf-8")
         (staging / "Dockerfile").write_text(
             DOCKERFILE.format(name=assignment.name, python=python_version(), folder=folder.name), encoding="utf-8")
         listed = "".join(f"\n    {p}: {', '.join(e)}" for p, e in (parts or {}).items())

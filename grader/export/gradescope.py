@@ -106,7 +106,7 @@ def build_bundle(assignment, out: str | Path) -> Path:
         folder = copy_grading_files(assignment, stage)
         (stage / "setup.sh").write_text(SETUP_SH.format(python=python_version()), encoding="utf-8")
         (stage / "run_autograder").write_text(RUN_AUTOGRADER.format(folder=folder.name), encoding="utf-8")
-        (stage / "requirements.txt").write_text(requirements_text(), encoding="utf-8")
+        (stage / "requirements.txt").write_text(requirements_text(assignment.keras), encoding="utf-8")
         out.parent.mkdir(parents=True, exist_ok=True)
         partial = out.with_name(out.name + ".partial")
         with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as zf:
