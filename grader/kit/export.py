@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from grader.kit import safety
-from grader.kit.replay import ANSWERS, FORMAT, derived_visible_secret
+from grader.kit.replay import ANSWERS, FORMAT, public_visible_seed
 
 KIT_FOLDER = "selfcheck"
 PROBE_CELL = "_grader_kit_probe = 'another submission, same answers'\n"
@@ -319,7 +319,7 @@ def build_kit(assignment, out: str | Path, *, isolation: str = "auto", samples: 
                 raise KitError(_not_safe(problems))
             (spec_dir / "answers" / ANSWERS).write_text(json.dumps({
                 "format": FORMAT, "assignment": assignment.name,
-                "visible_secret": derived_visible_secret(assignment.secret),
+                "visible_secret": public_visible_seed(assignment.name, assignment.version),
                 "functions": sorted(rec.functions), "attributes": rec.attributes,
                 "calls": {k: {"function": v["function"], "call": v["call"], "value": v["value"]}
                           for k, v in rec.calls.items()}}, indent=1, sort_keys=True), encoding="utf-8")

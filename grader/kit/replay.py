@@ -33,19 +33,22 @@ def is_recording(path: Path | str) -> bool:
     return Path(path).name == ANSWERS
 
 
-def derived_visible_secret(secret: str) -> str:
-    """Seeds `hidden_rng` in visible tests. A visible test runs on the student's own machine
-    in the kit, so its inputs cannot stay secret there; seeding them from a one-way hash of
-    the secret lets the kit and the full grader draw the same inputs (the same results) while
-    the secret itself, which seeds the hidden tests, never leaves the instructor's copy."""
-    return hashlib.sha256(f"grader-visible-tests:{secret}".encode()).hexdigest()
+def public_visible_seed(name: str, version: str = "") -> str:
+    """Seeds `hidden_rng` in visible tests, in the full grader and in a kit alike.
+
+    A visible test runs on the student's own machine, so its inputs are public anyway; the
+    seed is therefore made from public facts (the assignment's name and version) and from
+    nothing secret. An earlier seed was an unsalted hash of the secret, which a kit handed
+    out: a short secret was found from it by trying candidates, and the secret seeds the
+    hidden tests. Bump `version` to draw other visible inputs."""
+    return hashlib.sha256(f"grader-visible-tests:{name}:{version}".encode()).hexdigest()
 
 
 def visible_secret(assignment: Any) -> str:
     reference = Path(assignment.reference)
     if is_recording(reference):
         return str(Replay.open(reference).visible_secret)
-    return derived_visible_secret(str(assignment.secret))
+    return public_visible_seed(str(assignment.name), str(getattr(assignment, "version", "")))
 
 
 class Replay:
