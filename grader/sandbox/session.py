@@ -11,13 +11,23 @@ import signal
 import socket
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from . import protocol
 from .errors import MissingFunction, ProbeError, ReplyRejected, SandboxCrashed, SandboxTimeout, StudentCodeError
 
-if TYPE_CHECKING:
-    from .client import Worker
+
+class ChildControl(Protocol):
+    """What a session needs from whoever forked its child (the worker client): the limits
+    the child runs under, and a way to stop it or ask how it ended. A protocol rather than
+    the worker's class, so that the session does not import the client that imports it."""
+
+    @property
+    def limits(self) -> Any: ...
+
+    def kill(self, pid: int) -> dict: ...
+
+    def status(self, pid: int, wait: float = 0.5) -> dict: ...
 
 
 @dataclass
@@ -32,7 +42,7 @@ class CallResult:
 class Session:
     """One submission's child: its definitions are loaded once, then any number of calls."""
 
-    worker: Worker
+    worker: ChildControl
     sock: socket.socket
     pid: int
     load_errors: list[dict] = field(default_factory=list)
