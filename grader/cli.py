@@ -159,9 +159,7 @@ def _main(argv: list[str] | None) -> int:
     from grader.sandbox.client import IsolationUnavailable
     try:
         if args.command == "check":  # a student kit next to the notebook is found by itself
-            from grader.assignment import assignment_for_notebook
-            near = Path(args.notebook).resolve().parent
-            assignment = load_assignment(args.assignment or assignment_for_notebook(Path(args.notebook)), near=near)
+            return _check_command(args)
         else:
             assignment = load_assignment(args.assignment)
     except AssignmentError as exc:
@@ -279,7 +277,8 @@ def _grade_into(args, assignment, options, tasks, roster, jobs, times=None) -> i
     from grader.classroom.batch import Progress
     from grader.classroom.names import printable
     from grader.classroom.gradebook import Gradebook
-    from grader.classroom.outputs import FeedbackRefused, export_grades, feedback_for
+    from grader.classroom.outputs import export_grades
+    from grader.classroom.recording import record_one
     from grader.render import to_json_line, to_junit
 
     out = Path(args.out)
@@ -318,7 +317,12 @@ def _grade_into(args, assignment, options, tasks, roster, jobs, times=None) -> i
                                                                        if len(unused) > 5 else ""), file=sys.stderr)
         results = []
         for task in kept:  # already graded: reported as stored, not graded again
-            result = book.result(task.key)
+            try:
+                result = book.result(task.key)
+            except Exception as exc:  # noqa: BLE001 - one stored grade that cannot be read is its own line
+                print(f"grader: {printable(task.key)}: its stored grade cannot be read ({printable(exc)}); "
+                      f"grade it again with --regrade", file=sys.stderr, flush=True)
+                continue
             result.student = identities.student_id(task.student)
             results.append(result)
             if args.format == "json":
@@ -332,17 +336,14 @@ def _grade_into(args, assignment, options, tasks, roster, jobs, times=None) -> i
         try:
             for graded in _stream(args, options, list(by_path), jobs, fingerprint):
                 task = by_path[graded.path]
-                mtime = task.path.lstat().st_mtime if os.path.lexists(task.path) else 0.0  # never through a link
-                book.record(submission=task.key, student_key=task.student, graded=graded, run_id=run_id,
-                            mtime=mtime, fingerprint=fingerprint,
-                            submitted_at=times.time_for(task.key, task.student) if times else "")
+                # Storing it and rendering its feedback never stop the class: a failure is this file's line.
+                recorded = record_one(book, task, graded, student_id=identities.student_id(task.student),
+                                      run_id=run_id, fingerprint=fingerprint,
+                                      submitted_at=times.time_for(task.key, task.student) if times else "")
                 graded_now += 1
-                result = graded.result
-                result.student = identities.student_id(task.student)
-                try:
-                    feedback_for(book, task.student)
-                except FeedbackRefused as exc:
-                    print(f"grader: {exc}", file=sys.stderr, flush=True)
+                result = recorded.result
+                for line in recorded.problems:
+                    print(f"grader: {line}", file=sys.stderr, flush=True)
                 _report_problems(graded)
                 results.append(result)
                 if args.format == "json":
@@ -403,7 +404,44 @@ def _report(args) -> int:
     return EXIT_OK
 
 
-def _check(args, assignment) -> int:
+def _check_command(args) -> int:
+    """`grader check`: every mistake in calling it is refused in a line or two saying what
+    to do, before anything slow starts (a missing path used to take 12 s to be refused)."""
+    import time
+
+    from grader.assignment import KIT_FOLDER, AssignmentError, assignment_for_notebook, load_assignment
+    from grader.sandbox.client import IsolationUnavailable
+    from grader.selfcheck_find import notebook_assignment
+
+    started = time.perf_counter()
+    path = Path(args.notebook)
+    if not path.is_file():
+        near = sorted(p.name for p in (path.parent if path.parent.is_dir() else Path.cwd()).glob("*.ipynb"))
+        print(f"grader: {args.notebook}: no such notebook" + (f" (here: {', '.join(near[:5])})" if near else ""),
+              file=sys.stderr)
+        return EXIT_USAGE
+    named = args.assignment or notebook_assignment(path)
+    try:
+        assignment = load_assignment(named or assignment_for_notebook(path), near=path.resolve().parent)
+    except AssignmentError as exc:
+        if named and not args.assignment:  # the notebook names its assignment; no kit next to it has it
+            print(f"grader: {path.name} is not next to its kit's {KIT_FOLDER}/ folder: move it back into the "
+                  f"kit folder, or give --assignment path/to/{KIT_FOLDER}/{named}", file=sys.stderr)
+        else:
+            print(f"grader: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"grader: checking {path.name} against {assignment.name} (about 5 s)...", file=sys.stderr, flush=True)
+    try:
+        return _check(args, assignment, started)
+    except IsolationUnavailable as exc:
+        print(f"grader: {exc}", file=sys.stderr)
+        return EXIT_UNGRADED
+    except KeyboardInterrupt:
+        print("grader: interrupted", file=sys.stderr)
+        return 130
+
+
+def _check(args, assignment, started: float | None = None) -> int:
     """One notebook, graded in a forked grading process held to the assignment's budget
     (see grader.classroom.supervisor.graded_in_fork), which is stopped once the result is
     shown. pytest's plugin auto-loading is off there: the grader's own plugin is all a
@@ -414,12 +452,25 @@ def _check(args, assignment) -> int:
 
     options = Options(assignment=str(assignment.root), isolation=args.sandbox, include_hidden=False)
     env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
-    with graded_in_fork(Path(args.notebook), options, budget=budget_for(assignment, options), env=env) as graded:
-        code = _show_check(args, graded.result)
-        if args.format == "text" and not graded.result.errors:
-            for line in written_answer_lines(assignment.questions, graded.answers):
-                print(line)
-        return code
+    import threading
+    import time
+    notice = threading.Timer(10.0, lambda: print("grader: still checking after 10 s (the first check imports "
+                                                  "TensorFlow, slow on a busy machine)...", file=sys.stderr,
+                                                  flush=True))
+    notice.daemon = True
+    notice.start()
+    try:
+        with graded_in_fork(Path(args.notebook), options, budget=budget_for(assignment, options), env=env) as graded:
+            notice.cancel()
+            if started is not None:  # the header's time is what the student waited
+                graded.result.execution_time = time.perf_counter() - started
+            code = _show_check(args, graded.result)
+            if args.format == "text" and not graded.result.errors:
+                for line in written_answer_lines(assignment.questions, graded.answers):
+                    print(line)
+            return code
+    finally:
+        notice.cancel()
 
 
 def written_answer_lines(questions, answers: dict) -> list[str]:
@@ -431,12 +482,13 @@ def written_answer_lines(questions, answers: dict) -> list[str]:
     lines = ["Written answers (scored by your instructor after grading):"]
     for q in questions:
         found = answers.get(q.id) or {}
-        where = f" in cell {found['cell']}" if isinstance(found.get("cell"), int) else ""
+        title = f"{safe_text(q.title)} ({q.points:g} points)"
         if str(found.get("text", "")).strip():
-            lines.append(f"  found{where}: {safe_text(q.title)} ({q.points:g} points)")
+            lines.append(f"  found: {title}")
+        elif isinstance(found.get("cell"), int):  # the answer cell is there, with nothing written in it
+            lines.append(f"  EMPTY: {title}: write your answer in the cell below the question")
         else:
-            lines.append(f"  NOT FOUND: {safe_text(q.title)} ({q.points:g} points): write your answer in the "
-                         f"cell tagged {q.tag} below the question")
+            lines.append(f"  NOT FOUND: {title}: write your answer in the cell tagged {q.tag} below the question")
     return lines
 
 
@@ -455,6 +507,9 @@ def _show_check(args, result) -> int:
     if result.errors:
         return EXIT_UNGRADED
     if args.min_score is not None and result.score < args.min_score:
+        from grader.render._common import fmt_score
+        print(f"grader: {fmt_score(result.score)} points is below --min-score {fmt_score(args.min_score)}: "
+              f"exit 1", file=sys.stderr)
         return EXIT_UNGRADED
     return EXIT_OK
 

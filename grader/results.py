@@ -100,6 +100,9 @@ class SubmissionResult:
     # For the instructor only, never rendered for a student: e.g. a course module the spec
     # declares missing that the notebook imports.
     notes: list[str] = field(default_factory=list)
+    # Which code was graded, for everyone (a self-check: the kernel's, or the saved file and
+    # why); shown under the header, since a student acts on it.
+    graded_code: str = ""
 
     @property
     def score(self) -> float:
@@ -130,6 +133,7 @@ class SubmissionResult:
             "warnings": list(self.warnings),
             "hidden_tests_run": self.hidden_tests_run,
             "notes": list(self.notes),
+            "graded_code": self.graded_code,
         }
 
 
@@ -153,4 +157,5 @@ def submission_result_from_dict(d: dict[str, Any]) -> SubmissionResult:
         tests=[test_result_from_dict(t) for t in d.get("tests", [])], errors=list(d.get("errors", [])),
         warnings=list(d.get("warnings", [])), execution_time=float(d.get("execution_time", 0.0)),
         isolation=d.get("isolation", ""), hidden_tests_run=bool(d.get("hidden_tests_run", True)),
-        student=d.get("student", ""), notes=list(d.get("notes", [])))
+        student=d.get("student", ""), notes=list(d.get("notes", [])),
+        graded_code=str(d.get("graded_code", "")))

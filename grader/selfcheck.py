@@ -25,15 +25,15 @@ import os
 import sys
 import tempfile
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from grader.results import SubmissionResult
+from grader.selfcheck_find import SelfCheckError, find_assignment, find_notebook, unknown_exercise
 
-
-class SelfCheckError(Exception):
-    pass
+__all__ = ["SelfCheckError", "check", "warm_up"]
 
 
 # ---------------------------------------------------------------- the warm worker
@@ -74,16 +74,24 @@ def _ready(worker):
     return worker
 
 
-def warm_up(assignment: str | None = None, *, keras: str = "3", sandbox: str = "auto") -> None:
-    """Start this kernel's sandbox worker in the background (a notebook's first cell may call
-    it, so that even the first check() finds the worker ready). With `assignment`, its spec
-    says which Keras and preloads the worker needs."""
-    preload: tuple[str, ...] = ()
-    if assignment is not None:
-        from grader.assignment import load_assignment
-        spec = load_assignment(assignment, near=Path.cwd())
-        keras, preload = spec.keras, tuple(getattr(spec, "preload", ()))
-    _launch(keras, sandbox, preload)
+def warm_up(assignment: str | None = None, *, keras: str = "3", sandbox: str = "auto") -> bool:
+    """Start this kernel's sandbox worker in the background, so that even the first check()
+    finds it ready (a template's first cell calls it). With `assignment`, its spec says
+    which Keras and preloads the worker needs. Never raises and never waits: a notebook's
+    first cell must run whatever the machine; the first check() says what is wrong, if
+    anything. Returns whether a worker is starting or running."""
+    if os.environ.get("GRADER_SELF_CHECK", "").lower() in ("off", "0", "false", "no"):
+        return False
+    try:
+        preload: tuple[str, ...] = ()
+        if assignment is not None:
+            from grader.assignment import load_assignment
+            spec = load_assignment(assignment, near=Path.cwd())
+            keras, preload = spec.keras, tuple(getattr(spec, "preload", ()))
+        _launch(keras, sandbox, preload)
+        return True
+    except Exception:  # noqa: BLE001 - a warm-up is an optimisation, never an error in a student's first cell
+        return False
 
 
 def worker_pids() -> dict[tuple, int]:
@@ -99,54 +107,6 @@ def stop_workers() -> None:
         _WORKERS.clear()
     for worker in workers:
         worker.stop(grace=1.0)
-
-
-# ---------------------------------------------------------------- which notebook, which assignment
-
-def _find_notebook(exercise: str, notebook: str | None) -> Path | None:
-    for candidate in (notebook, os.environ.get("GRADER_NOTEBOOK"), os.environ.get("JPY_SESSION_NAME")):
-        if candidate and Path(candidate).is_file():
-            return Path(candidate)
-    if notebook:
-        raise SelfCheckError(f"{notebook}: no such notebook")
-    found = [p for p in sorted(Path.cwd().glob("*.ipynb"))
-             if f"def {exercise}(" in p.read_text(encoding="utf-8", errors="replace")]
-    if len(found) == 1:
-        return found[0]
-    if not found:
-        return None
-    raise SelfCheckError(
-        f"could not tell which notebook to check ({len(found)} notebooks here define `{exercise}`); "
-        f"call check({exercise!r}, notebook='your_notebook.ipynb')")
-
-
-def _find_assignment(nb_path: Path | None, exercise: str, assignment: str | None):
-    from grader.assignment import known_assignments, load_assignment
-
-    near = nb_path.parent if nb_path is not None else Path.cwd()
-    if not assignment and nb_path is not None:
-        try:
-            meta = json.loads(nb_path.read_text(encoding="utf-8")).get("metadata", {}).get("grader", {})
-            if isinstance(meta, dict) and meta.get("assignment"):
-                assignment = str(meta["assignment"])
-        except (OSError, ValueError, AttributeError):
-            pass
-    if assignment:
-        return load_assignment(assignment, near=near)
-    matches = []
-    for root in known_assignments(near):
-        try:
-            spec = load_assignment(root)
-        except Exception:  # noqa: BLE001 - someone else's broken spec must not stop this check
-            continue
-        if exercise in spec.exercises:
-            matches.append(spec)
-    if matches and matches[0].root.parent == (near / "selfcheck").resolve():
-        return matches[0]  # the kit next to the notebook wins
-    if len(matches) == 1:
-        return matches[0]
-    raise SelfCheckError(f"could not tell which assignment `{exercise}` belongs to "
-                         f"({len(matches)} found); call check({exercise!r}, assignment='NAME')")
 
 
 # ---------------------------------------------------------------- what the kernel ran
@@ -273,54 +233,97 @@ def _in_jupyter() -> bool:
     return shell is not None and shell.__class__.__name__ == "ZMQInteractiveShell"
 
 
-def check(exercise: str, *, notebook: str | None = None, assignment: str | None = None,
+# ---------------------------------------------------------------- what the student is told
+
+FIRST_CHECK_SECONDS = 5  # a first check on an idle 2-core machine: 3.5 s (README's speed table)
+LONG_NOTICE_AFTER = 10.0  # seconds without a result before the student is told it still runs
+
+
+def _say(text: str, *, problem: bool = False) -> None:
+    """One line for the student, at once (a cell's output appears as it is printed)."""
+    print(f"[grader] {text}", file=sys.stderr if problem else sys.stdout, flush=True)
+
+
+@contextmanager
+def _notice_if_long(after: float = LONG_NOTICE_AFTER):
+    """Says once that the check still runs when it takes longer than `after` seconds: a
+    first check on a busy machine can take half a minute, and silence reads as a hang."""
+    timer = threading.Timer(after, _say, args=(f"still checking after {after:.0f} s: the first check imports "
+                                               f"TensorFlow, which is slow on a busy machine; the result follows",))
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+
+
+def what_was_checked(exercises, nb_name: str | None, run: "AsRun | None", in_kernel: bool) -> str:
+    """Which code was graded, in words that are true: the kernel's, or the saved file and why.
+    Only the exercises checked are named (an unsaved edit elsewhere is not this check's news)."""
+    if in_kernel and nb_name is None:
+        return "checked the code you ran in this kernel (no saved notebook was found next to it)"
+    saved = f"the saved {nb_name}" if nb_name else "the saved notebook"
+    if not in_kernel:
+        return (f"checked {saved} (outside a Jupyter kernel, check() reads the saved file: save before "
+                f"checking)")
+    taken = [e for e in exercises if run is not None and e in run.from_kernel]
+    same = [e for e in exercises if run is not None and e in run.unchanged]
+    not_run = [e for e in exercises if e not in taken and e not in same]
+    parts = []
+    if taken:
+        parts.append(f"checked the code you ran in this kernel; {_names(taken)} "
+                     f"{'differs' if len(taken) == 1 else 'differ'} from {saved}: save the notebook before "
+                     f"you submit")
+    elif same:
+        parts.append(f"checked the code you ran in this kernel (the same as {saved})")
+    if not_run:
+        parts.append(f"checked {saved} for {_names(not_run)}: {'its cell has' if len(not_run) == 1 else 'their cells have'} "
+                     f"not run in this kernel yet (or not since it restarted); run "
+                     f"{'it' if len(not_run) == 1 else 'them'}, then check again to check the code you see")
+    return "; ".join(parts)
+
+
+def _names(exercises) -> str:
+    return ", ".join(f"`{e}`" for e in exercises)
+
+
+# ---------------------------------------------------------------- check
+
+def check(exercise: str | None = None, *, notebook: str | None = None, assignment: str | None = None,
           sandbox: str = "auto", show: bool = True, use_kernel: bool = True) -> SubmissionResult | None:
-    """Grade `exercise` as you ran it (in a kernel) or as saved, and show the feedback
-    (`show=False`: return it). `use_kernel=False` grades the saved file even in a kernel.
+    """Check `exercise` (every exercise when None) as you ran it (in a kernel) or as saved,
+    and show the feedback (`show=False`: return it). `use_kernel=False` checks the saved
+    file even in a kernel.
 
     When the feedback is shown nothing is returned: `check(...)` is usually the last line of
-    a cell, and Jupyter would print the returned object's long repr under the feedback.
-    """
+    a cell, and Jupyter would print the returned object's long repr under the feedback. A
+    mistake in calling it is then one line saying what to do, not a traceback; with
+    `show=False` it is raised as SelfCheckError."""
+    started = time.perf_counter()
     if os.environ.get("GRADER_SELF_CHECK", "").lower() in ("off", "0", "false", "no"):
-        print(f"[grader] self-check of `{exercise}` skipped (GRADER_SELF_CHECK=off)")
+        print(f"[grader] self-check of `{exercise or 'every exercise'}` skipped (GRADER_SELF_CHECK=off)")
         return None
-    inputs = kernel_inputs() if use_kernel else None
-    nb_path = _find_notebook(exercise, notebook)
-    if nb_path is None and not inputs:
-        raise SelfCheckError(f"no notebook here defines `{exercise}`; "
-                             f"call check({exercise!r}, notebook='your_notebook.ipynb')")
-    spec = _find_assignment(nb_path, exercise, assignment)
-    if exercise not in spec.exercises:
-        raise SelfCheckError(f"`{exercise}` is not an exercise of {spec.name}: {', '.join(spec.exercises)}")
-    worker = _launch(spec.keras, sandbox, tuple(getattr(spec, "preload", ())))  # overlaps the preparation below
-    _prepare_grading(spec.keras, worker)
-    from grader.grading import grade_submission
-    from grader.notebook import LoadError, load_notebook
-
-    STATS["checks"] += 1
-    shown_name = nb_path.name if nb_path is not None else "this kernel's history"
-    with tempfile.TemporaryDirectory(prefix="grader-check-") as tmp:
-        target, said = nb_path, f"checked the saved file {shown_name}: save the notebook and run check() " \
-                                f"in a kernel to check the code you ran"
-        if inputs:
-            saved = load_notebook(nb_path) if nb_path is not None else None
-            if nb_path is None or isinstance(saved, LoadError):
-                run = AsRun(_history_notebook(inputs), [exercise], [])
-            else:
-                run = notebook_as_run(saved, spec.exercises, inputs)
-            import nbformat
-            target = Path(tmp) / (nb_path.name if nb_path is not None else "kernel.ipynb")
-            nbformat.write(run.notebook, target)
-            if run.from_kernel:
-                said = (f"checked the code you ran in this kernel ({', '.join(run.from_kernel)} differ from the "
-                        f"saved {shown_name}: save before you submit)")
-            else:
-                said = f"checked the code you ran in this kernel (the same as the saved {shown_name})"
-        with _plugins_not_autoloaded():
-            result = grade_submission(target, spec, _ready(worker), include_hidden=False,
-                                      only_exercises=frozenset({exercise}))
-    result.submission = str(nb_path) if nb_path is not None else "(kernel history)"
-    result.warnings.insert(0, said)
+    try:
+        result = _check(exercise, notebook, assignment, sandbox, use_kernel, show)
+    except SelfCheckError as exc:
+        if not show:
+            raise
+        _say(str(exc), problem=True)
+        return None
+    except KeyboardInterrupt:
+        if not show:
+            raise
+        _say("check interrupted", problem=True)
+        return None
+    except Exception as exc:  # noqa: BLE001 - the grader's own failure: said in two lines, no frames
+        if not show:
+            raise
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        _say(f"the grader itself failed ({type(exc).__name__}: {first}); this is not your code's fault: "
+             f"restart the kernel and try again, and tell your instructor if it happens again", problem=True)
+        return None
+    result.execution_time = time.perf_counter() - started  # what the student waited, not the grading alone
     if not show:
         return result
     if _in_jupyter():
@@ -331,3 +334,62 @@ def check(exercise: str, *, notebook: str | None = None, assignment: str | None 
         from grader.render import render_text
         print(render_text(result, audience="student"))
     return None
+
+
+def _check(exercise: str | None, notebook: str | None, assignment: str | None, sandbox: str,
+           use_kernel: bool, show: bool) -> SubmissionResult:
+    if exercise is not None and not isinstance(exercise, str):
+        raise SelfCheckError(f"check() takes an exercise's name as a string, e.g. check(\"happyModel\"), "
+                             f"not {type(exercise).__name__}")
+    inputs = kernel_inputs() if use_kernel else None
+    nb_path = find_notebook(exercise, notebook)
+    if nb_path is None and not inputs:
+        what = f"defines `{exercise}`" if exercise else "is a notebook"
+        raise SelfCheckError(f"no file in {Path.cwd()} {what}; give it: check({exercise + ', ' if exercise else ''}"
+                             f"notebook='your_notebook.ipynb')")
+    spec = find_assignment(nb_path, exercise, assignment)
+    if exercise is not None and exercise not in spec.exercises:
+        raise unknown_exercise(exercise, spec.name, spec.exercises)
+    checked = [exercise] if exercise is not None else list(spec.exercises)
+    with _LOCK:
+        known = _WORKERS.get((spec.keras, sandbox, tuple(getattr(spec, "preload", ()))))
+        warm = known is not None and bool(known.info) and known.alive()
+    if show and not warm:
+        _say(f"starting the grader, about {FIRST_CHECK_SECONDS} s the first time (longer on a busy machine); "
+             f"later checks take well under a second")
+    with _notice_if_long() if show else _nothing():
+        worker = _launch(spec.keras, sandbox, tuple(getattr(spec, "preload", ())))  # overlaps the preparation
+        _prepare_grading(spec.keras, worker)
+        return _grade(spec, nb_path, inputs, checked, exercise, worker)
+
+
+@contextmanager
+def _nothing():
+    yield
+
+
+def _grade(spec, nb_path: Path | None, inputs, checked: list[str], exercise: str | None, worker) -> SubmissionResult:
+    from grader.grading import grade_submission
+    from grader.notebook import LoadError, load_notebook
+
+    STATS["checks"] += 1
+    nb_name = nb_path.name if nb_path is not None else None
+    with tempfile.TemporaryDirectory(prefix="grader-check-") as tmp:
+        target, run = nb_path, None
+        if inputs:
+            saved = load_notebook(nb_path) if nb_path is not None else None
+            if nb_path is None or isinstance(saved, LoadError):
+                run = AsRun(_history_notebook(inputs), list(checked), [])
+                nb_name = None
+            else:
+                run = notebook_as_run(saved, spec.exercises, inputs)
+            import nbformat
+            target = Path(tmp) / (nb_path.name if nb_path is not None else "kernel.ipynb")
+            nbformat.write(run.notebook, target)
+        said = what_was_checked(checked, nb_name, run, in_kernel=inputs is not None)
+        only = frozenset({exercise}) if exercise is not None else None
+        with _plugins_not_autoloaded():
+            result = grade_submission(target, spec, _ready(worker), include_hidden=False, only_exercises=only)
+    result.submission = str(nb_path) if nb_path is not None else "(kernel history)"
+    result.graded_code = said
+    return result

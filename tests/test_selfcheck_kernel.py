@@ -118,7 +118,8 @@ def test_check_grades_the_code_the_kernel_ran_and_reuses_its_worker(tmp_path):
     assert "visible tests: 7 / 7 points" in first
     assert "checked the code you ran in this kernel (the same as the saved student.ipynb)" in first
     assert "ReLU comes before BatchNormalization" in second and "visible tests: 0 / 7 points" in second
-    assert "checked the code you ran in this kernel (happyModel differ from the saved student.ipynb" in second
+    assert ("checked the code you ran in this kernel; `happyModel` differs from the saved student.ipynb: save "
+            "the notebook before you submit") in second
     assert HIDDEN_NOT_RUN in second
     assert "isolation: " in second  # the level that graded it is named
 

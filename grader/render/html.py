@@ -20,6 +20,7 @@ _CSS = """
 .grader-feedback h1 { font-size: 1.25rem; margin: 0 0 .25rem; }
 .grader-feedback .summary { margin: 0 0 1rem; color: #57606a; }
 .grader-feedback .summary strong { color: #1f2328; }
+.grader-feedback .graded-code { margin: -.75rem 0 1rem; color: #57606a; }
 .grader-feedback .fatal { border: 2px solid #cf222e; background: #ffebe9; padding: .5rem .75rem;
   margin: .5rem 0; font-weight: 600; color: #82071e; }
 .grader-feedback .test { border-top: 1px solid #d0d7de; padding: .35rem 0; }
@@ -118,6 +119,8 @@ def _body(result: SubmissionResult, audience: str) -> str:
     where, points, timing = c.header_parts(result, audience)
     out = [f"<h1>{_e(where or 'Feedback')}</h1>",
            f'<p class="summary"><strong>{_e(points)}</strong> · {_e(timing)}</p>']
+    if result.graded_code:
+        out.append(f'<p class="graded-code">{_e(result.graded_code)}</p>')
     out += [f'<div class="fatal" role="alert">{_e(c.NOT_GRADED)}: {_e(err)}</div>'
             for err in result.errors]
     rows = list(c.rows_for(result, audience))

@@ -83,7 +83,8 @@ def details(test: TestResult) -> str:
 def _head(result: SubmissionResult, audience: str) -> list[str]:
     where, points, timing = c.header_parts(result, audience)
     parts = [f"## {escape(where)}" if where else "## Feedback",
-             f"**{escape(points)}** · {escape(timing)}"]
+             f"**{escape(points)}** · {escape(timing)}"] + (
+        [f"_{escape(result.graded_code)}_"] if result.graded_code else [])
     return parts + [f"> **{escape(c.NOT_GRADED)}:** {escape(e)}" for e in result.errors]
 
 

@@ -49,7 +49,10 @@ def render_text(result: SubmissionResult, *, color: bool = False, audience: str 
         return style(_DETAIL_STYLE.get(kind, ""), line)
 
     where, points, timing = c.header_parts(result, audience)
-    out = [style("bold", " · ".join(p for p in (where, points, timing) if p)), ""]
+    out = [style("bold", " · ".join(p for p in (where, points, timing) if p))]
+    if result.graded_code:
+        out += c.wrap(result.graded_code, c.WRAP_WIDTH)
+    out.append("")
 
     for err in result.errors:
         lines = c.wrap(f"{c.NOT_GRADED}: {err}", c.WRAP_WIDTH, "")
