@@ -9,6 +9,7 @@ refused with a reason.
 """
 from __future__ import annotations
 
+import re
 import unicodedata
 
 # Characters Windows refuses in a name, and the names it reserves whatever the extension.
@@ -20,9 +21,27 @@ MAX_FOLDER_BYTES = 120
 
 
 def _is_control(ch: str) -> bool:
-    """C0/C1 controls, DEL, and invisible format characters (bidirectional overrides
-    that make a terminal or a spreadsheet show text in another order than it is)."""
-    return unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp")
+    """C0/C1 controls, DEL, invisible format characters (bidirectional overrides that make
+    a terminal or a spreadsheet show text in another order than it is), and lone
+    surrogates: a file name's bytes that are not UTF-8, or a `"\\ud800"` a student's JSON
+    holds; no terminal, file or database can take them as they are."""
+    return unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp", "Cs")
+
+
+def _escape(code: int) -> str:
+    if 0xDC80 <= code <= 0xDCFF:  # a byte Python could not decode in a file name (surrogateescape)
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def fs_name(name: str) -> str:
+    """A file name as text that can be stored and shown: bytes that are not UTF-8 (an
+    archive made on Windows, unzipped here) are written `\\xe9`, the rest is kept. The
+    file itself is still opened by its real name."""
+    return "".join(_escape(ord(ch)) if unicodedata.category(ch) == "Cs" else ch for ch in name)
+
+
+_ESCAPED_BYTE = re.compile(r"\\x[0-9a-fA-F]{2}")
 
 
 def printable(text: object, keep: str = "") -> str:
@@ -32,8 +51,7 @@ def printable(text: object, keep: str = "") -> str:
     out = []
     for ch in str(text):
         if _is_control(ch) and ch not in keep:
-            code = ord(ch)
-            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+            out.append(_escape(ord(ch)))
         else:
             out.append(ch)
     return "".join(out)
@@ -71,6 +89,9 @@ def folder_problem(name: str) -> str:
     how two different names end up in one folder."""
     if not name:
         return "it is empty"
+    if _ESCAPED_BYTE.search(name):
+        return ("its file name is not valid UTF-8 (the bytes that are not are shown as \\xNN; an archive "
+                "made on Windows does this)")
     if "\x00" in name or "/" in name or "\\" in name:
         return "it holds a path separator or a NUL character"
     if name in (".", ".."):

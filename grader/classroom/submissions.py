@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+from grader.classroom.names import fs_name
+
 # Folders that archive tools and Jupyter add next to real submissions.
 NOT_SUBMISSIONS = (".ipynb_checkpoints", "__MACOSX")
 SUFFIX = ".ipynb"
@@ -100,8 +102,11 @@ def find_submissions(paths: Iterable[str | Path]) -> list[Task]:
             if path in seen_paths:
                 continue
             seen_paths.add(path)
+            # A name whose bytes are not UTF-8 (unzipped from a Windows archive) is known by
+            # its escaped spelling (`caf\xe9`): that can be stored, shown and put in a roster.
+            key, student = fs_name(key), fs_name(student)
             if key in seen_keys:  # the same relative name under two folders given at once
-                key = path.as_posix()
+                key = fs_name(path.as_posix())
             seen_keys.add(key)
             tasks.append(Task(path, key, student))
     return tasks
