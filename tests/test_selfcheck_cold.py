@@ -93,6 +93,9 @@ def test_a_bubblewrapped_worker_keeps_its_font_list_for_the_next_one(tmp_path, m
     assert json.loads(kept["text"])["_version"] in kept["name"]
     with Worker().start() as second:
         assert second.info["font_list"] == "seeded"
+        # The list travels through a file descriptor: `ps` shows a command line, not 44 KB of fonts.
+        cmdline = Path(f"/proc/{second.proc.pid}/cmdline").read_bytes()
+        assert b"GRADER_FONTLIST=" not in cmdline and len(cmdline) < len(kept["text"])
 
 
 def test_a_kept_font_list_that_is_not_ours_is_not_handed_on(tmp_path, monkeypatch):

@@ -277,9 +277,15 @@ class Worker:
         env = _clean_env(self.keras)
         child_config = {"limits": self.limits.child_config(), "seccomp": self.seccomp,
                         "max_reply_bytes": self.limits.max_reply_bytes}
+        font_file = None
         if self.level == "full":
             env["GRADER_PRIVATE_TMP"] = "1"  # its /tmp is its own: the worker may sweep it
-            env.update(_kept_font_list())
+            kept = _kept_font_list()
+            if kept:  # through a file descriptor: on the command line it was 44 KB in every `ps`
+                font_file = tempfile.TemporaryFile()
+                font_file.write(kept.pop("GRADER_FONTLIST").encode("utf-8"))
+                font_file.seek(0)
+                env.update(kept, GRADER_FONTLIST_FD=str(font_file.fileno()))
         env["GRADER_CONTROL_FD"] = str(theirs.fileno())
         env["GRADER_CHILD_CONFIG"] = json.dumps(child_config)
         env["GRADER_PRELOAD"] = json.dumps(list(self.preload))
@@ -294,10 +300,12 @@ class Worker:
         else:
             env.update(extra or {})
         self._stderr = tempfile.TemporaryFile()
+        fds = (theirs.fileno(),) + ((font_file.fileno(),) if font_file is not None else ())
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=self._stderr, env=env, pass_fds=(theirs.fileno(),),
-                                     start_new_session=True)
+                                     stderr=self._stderr, env=env, pass_fds=fds, start_new_session=True)
         theirs.close()
+        if font_file is not None:
+            font_file.close()
         self.control = ours
         return self
 
