@@ -326,6 +326,8 @@ def build_kit(assignment, out: str | Path, *, isolation: str = "auto", samples: 
             (spec_dir / "assignment.toml").write_text(_spec_text(assignment, support), encoding="utf-8")
             template = stage / f"{master_path.stem}.ipynb"
             nbformat.write(make_template(master_nb), template)
+            from grader.kit.readme import write_readme  # what a student needs to reach a first check()
+            write_readme(stage, assignment, template.name)
 
             kit_spec = load_assignment(spec_dir)
             log("grading the master and the samples with the kit")
