@@ -18,7 +18,8 @@ import time
 import traceback
 from typing import Any
 
-from . import protocol, provenance
+from ..frameworks.keras import keras2
+from . import private_tmp, protocol, provenance
 from .confine import DEFAULT_LIMITS, apply_limits, apply_seccomp, drop_privileges, shield_sysctls
 
 try:
@@ -311,7 +312,13 @@ def serve(sock, config: dict, workdir: str | None = None) -> None:
     os.setsid()  # own process group: the whole group is killed at a timeout
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the file limit fails instead of killing
     _close_inherited(sock.fileno())
+    shield_sysctls()  # needs the capabilities dropped below; a no-op under bubblewrap
+    # A /tmp of this child's own (see private_tmp): the folder the worker made is hidden
+    # under it, so the same path is made again inside, where nothing else can see it.
+    tmp = private_tmp.enter(int(config.get("tmp_bytes") or 256 * 1024 ** 2),
+                            int(config.get("shm_bytes") or 16 * 1024 ** 2))
     workdir = workdir or tempfile.mkdtemp(prefix="submission-")
+    os.makedirs(workdir, exist_ok=True)
     os.chdir(workdir)
     capture = _Capture(workdir)
     limits = {**DEFAULT_LIMITS, **(config.get("limits") or {})}
@@ -328,15 +335,15 @@ def serve(sock, config: dict, workdir: str | None = None) -> None:
     labels = {c["label"] for c in chunks}
     provenance.install(labels)  # where each Keras layer is created, for the feedback
     _KERNELS.watch()
-    shield_sysctls()  # needs the capabilities dropped just below; a no-op under bubblewrap
     privileges = drop_privileges()
     seccomp = apply_seccomp() if config.get("seccomp", True) else "off"
     _seed(int(header.get("seed", 0)))
     namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
+    keras2.install()  # Keras 2 era code keeps its Keras 2 semantics (grader/frameworks/keras)
     errors = _load(header, namespace, labels)
     defined = sorted(k for k, v in namespace.items() if callable(v) and not k.startswith("__"))
     _send(sock, {"id": "load", "loaded": True, "errors": errors, "defined": defined,
-                 "output": capture.take(), "seccomp": seccomp, "privileges": privileges})
+                 "output": capture.take(), "seccomp": seccomp, "privileges": privileges, "tmp": tmp})
     _start_tensorflow()
     probes: dict[str, Any] = {}
     while True:
