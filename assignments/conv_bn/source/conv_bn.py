@@ -32,6 +32,12 @@
 # submit. If you want to try something, add a new cell.
 
 # %%
+try:  # start the grader in the background now, so that your first check() is quick
+    from grader.selfcheck import warm_up
+    warm_up("conv_bn")
+except ImportError:  # the notebook runs without the grader too
+    pass
+
 import time
 
 import matplotlib.pyplot as plt
