@@ -249,6 +249,7 @@ def hidden_rng(request, grading_context):
     if _visibility(request.node) is Visibility.VISIBLE:  # a student kit must draw the same inputs
         from grader.kit.replay import visible_secret
         secret = visible_secret(grading_context.assignment)
+        content = ""  # the same for every submission: a kit answers them from a recording
     text = f"{secret}:{request.node.name}:{content}"
     digest = hashlib.sha256(text.encode()).digest()
     return np.random.default_rng(int.from_bytes(digest[:8], "big"))

@@ -501,8 +501,10 @@ class Gradebook(DecisionStore):
         for row in self.rows():
             by_student.setdefault(identities.student_id(row.student_key), []).append(row)
         grades = []
+        from grader.classroom.handin import counted
+        pick = self.meta("pick") or ""
         for student_id, rows in by_student.items():
-            chosen = max(rows, key=lambda r: (r.handed_in, r.submission))
+            chosen = counted(rows, pick)  # the last handed in; a tie is never broken by name
             per = scores.get(chosen.submission, {}) if chosen.graded else {}
             grades.append(StudentGrade(student_id, identities.name(chosen.student_key), chosen,
                                        {ex: s for ex, (s, _) in per.items()}, len(rows)))

@@ -108,6 +108,7 @@ class Finals:
         self.identities = identities or book.identities()
         self.questions = tuple(book.questions())
         self.policy = book.late_policy()
+        self.mtimes_count = book.meta("times") == "mtime"  # grade --times mtime (see classroom/handin)
         self._answers: dict[str, dict] = {}
         for a in book.answers():
             self._answers.setdefault(a.submission, {})[a.question] = a
@@ -123,7 +124,9 @@ class Finals:
         return Decisions(questions=self.questions, answers=self._answers.get(row.submission, {}),
                          scores=self._scores.get(row.submission, {}),
                          overrides=self._overrides.get(row.submission, {}), policy=self.policy,
-                         submitted=submission_time(row.mtime, row.submitted_at),
+                         # a file's modification time is a hand-in time only when the last run said so
+                         submitted=(submission_time(row.mtime, row.submitted_at)
+                                    if row.submitted_at or self.mtimes_count else None),
                          extension_days=entry.extension_days if entry else 0.0, own_due=entry.due if entry else "")
 
     def grade(self, row: Row, student_id: str = "") -> FinalGrade | None:
@@ -143,7 +146,8 @@ def feedback_for(book: Gradebook, student_key: str) -> tuple[str, Path] | None:
     rows = [r for r in book.rows() if identities.student_id(r.student_key) == student_id]
     if not rows:
         return None
-    chosen = max(rows, key=lambda r: (r.handed_in, r.submission))
+    from grader.classroom.handin import counted
+    chosen = counted(rows, book.meta("pick") or "")  # as Gradebook.students chooses
     final = Finals(book, identities).grade(chosen, student_id)
     if final is None:
         return None

@@ -87,7 +87,8 @@ def find_submission(book, student: str) -> tuple[str, str]:
         shown += f" and {len(known) - 15} more" if len(known) > 15 else ""
         raise OverrideError(f"no student or submission {printable(student)!r} in {book.folder}; give a student id "
                             f"from the roster or a submission's file name (students: {shown or 'none yet'})")
-    chosen = max(matches, key=lambda r: (r.handed_in, r.submission))  # as Gradebook.students chooses
+    from grader.classroom.handin import counted
+    chosen = counted(matches, book.meta("pick") or "")  # as Gradebook.students chooses
     return chosen.submission, identities.student_id(chosen.student_key)
 
 
