@@ -3,7 +3,7 @@ import numpy as np
 
 from grader.checks.architecture import expect_architecture, expect_bn_after_conv
 from grader.checks.models import expect_input_shape, expect_same_outputs
-from grader.testing import depends, exercise, points, title
+from grader.testing import depends, exercise, hidden, points, title
 
 pytestmark = exercise("convolutional_model")
 INPUT_SHAPE = (64, 64, 3)
@@ -19,7 +19,7 @@ def test_layer_graph(submission, reference):
     expect_bn_after_conv(found)
 
 
-@points(3)
+@points(2)
 @title("output on random inputs")
 @depends("test_layer_graph")
 def test_output_on_hidden_inputs(submission, reference, hidden_rng):
@@ -28,6 +28,14 @@ def test_output_on_hidden_inputs(submission, reference, hidden_rng):
     ref = reference.convolutional_model(INPUT_SHAPE)
     expect_same_outputs(ref, student, x, training=False, what="inference output")
     expect_same_outputs(ref, student, x, training=True, what="training output")
+
+
+# Hidden, so that the other shape stays out of the student kit (which ships visible tests).
+@points(1)
+@hidden
+@title("output for another input shape")
+@depends("test_layer_graph")
+def test_output_for_another_input_shape(submission, reference, hidden_rng):
     other = hidden_rng.normal(0.0, 1.0, size=(4, *OTHER_SHAPE)).astype(np.float32)
     student = submission.model("convolutional_model", OTHER_SHAPE)
     expect_input_shape(student, OTHER_SHAPE, function="convolutional_model", usual=INPUT_SHAPE)
