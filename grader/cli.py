@@ -58,8 +58,16 @@ def build_parser() -> argparse.ArgumentParser:
                         "(file_or_folder is the notebook's name without .ipynb, or the student's folder)")
     g.add_argument("--manifest", metavar="CSV", default=None,
                    help="with --out: when each submission was handed in, for late penalties (columns "
-                        "file_or_folder or submission, and submitted_at as ISO 8601); default: the file's "
-                        "modification time")
+                        "file_or_folder or submission, and submitted_at as ISO 8601 with a time); without it "
+                        "no late penalty is applied (see --times)")
+    g.add_argument("--times", choices=("none", "mtime"), default="none",
+                   help="with --out: `mtime` takes a file's modification time as its hand-in time when the "
+                        "manifest gives none (only if the files kept them: cp, git clone and unzip reset them); "
+                        "default `none`: no late penalty without a manifest's time")
+    g.add_argument("--pick", metavar="RULE", default=None,
+                   help="with --out: which of a student's notebooks counts when several were handed in at the "
+                        "same time (never chosen by name otherwise): newest (later modification time) or "
+                        "name:GLOB (e.g. 'name:hw3*.ipynb')")
     g.add_argument("--grading-timeout", type=float, default=None, metavar="SECONDS",
                    help="wall-clock budget for grading one submission (default: the assignment's "
                         "grading_timeout, else max(300, 10 x call_timeout)); past it the submission is reported "
@@ -200,6 +208,15 @@ def _grade(args, assignment) -> int:
         print("grader: --manifest needs --out (submission times matter to the gradebook's late penalties)",
               file=sys.stderr)
         return EXIT_USAGE
+    if (args.pick or args.times != "none") and not args.out:
+        print("grader: --pick and --times need --out (they decide what the gradebook counts)", file=sys.stderr)
+        return EXIT_USAGE
+    from grader.classroom.handin import parse_pick
+    try:
+        args.pick_rule = parse_pick(args.pick)
+    except ValueError as exc:
+        print(f"grader: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         roster = read_roster(args.roster) if args.roster else None
         from grader.classroom.manifest import read_manifest
@@ -278,7 +295,8 @@ def _grade_into(args, assignment, options, tasks, roster, jobs, times=None) -> i
     from grader.classroom.names import printable
     from grader.classroom.gradebook import Gradebook
     from grader.classroom.outputs import export_grades
-    from grader.classroom.recording import record_one
+    from grader.classroom.handin import plan_hand_ins
+    from grader.classroom.recording import record_one, refused
     from grader.render import to_json_line, to_junit
 
     out = Path(args.out)
@@ -291,7 +309,8 @@ def _grade_into(args, assignment, options, tasks, roster, jobs, times=None) -> i
         fingerprint = assignment.fingerprint
         todo, kept = book.split(tasks, fingerprint, regrade=args.regrade)
         if roster is not None:
-            strangers = sorted({t.student for t in tasks if identities.entry(t.student) is None})
+            strangers = sorted({t.student for t in tasks
+                                if identities.entry(t.student) is None and not identities.impostor(t.student)})
             if strangers:
                 shown = ", ".join(printable(s) for s in strangers[:5]) + (
                     f" and {len(strangers) - 5} more" if len(strangers) > 5 else "")
@@ -301,21 +320,33 @@ def _grade_into(args, assignment, options, tasks, roster, jobs, times=None) -> i
               + (f", {len(kept)} unchanged since the last run" if kept else "")
               + (f" ({_backend(args, jobs)})" if todo else ""), file=sys.stderr, flush=True)
 
+        # Which times are trusted for lateness, and ties that no file name may break (grader.classroom.handin).
+        book.set_meta("times", args.times)
+        book.set_meta("pick", str(args.pick_rule))
+        plan = plan_hand_ins(book, tasks, times, rule=args.pick_rule, use_mtimes=args.times == "mtime",
+                             due=getattr(assignment, "late", None) is not None)
+        refused_now = plan.refused()
+        for tie in plan.ties:
+            print(f"grader: {printable(tie.student)}: {tie.message()}", file=sys.stderr, flush=True)
+        for line in plan.lines:
+            print(f"grader: {line}", file=sys.stderr, flush=True)
+        # A file not in the roster named like a listed student's id is never graded in their place.
+        impostors = {t.key: identities.impostor(t.student) for t in tasks}
+        impostors = {key: why for key, why in impostors.items() if why}
+        for key, why in impostors.items():
+            print(f"grader: {printable(key)}: {why}", file=sys.stderr, flush=True)
+        todo = [t for t in todo if t.key not in refused_now and t.key not in impostors]
+        kept = [t for t in kept if t.key not in refused_now and t.key not in impostors]
         if times is not None:  # hand-in times for what is not graded again, and names that match nothing
             for task in kept:
                 if times.time_for(task.key, task.student):
                     book.set_submitted_at(task.key, times.time_for(task.key, task.student))
-            untimed = [t.key for t in tasks if not times.time_for(t.key, t.student)]
-            if untimed:
-                print(f"grader: no time in the manifest for {len(untimed)} notebook{'s' * (len(untimed) != 1)} "
-                      f"(their file's modification time counts): " + ", ".join(printable(u) for u in untimed[:5])
-                      + (f" and {len(untimed) - 5} more" if len(untimed) > 5 else ""), file=sys.stderr)
             unused = times.unused(tasks)
             if unused:
                 print("grader: in the manifest but not among the submissions: "
                       + ", ".join(printable(u) for u in unused[:5]) + (f" and {len(unused) - 5} more"
                                                                        if len(unused) > 5 else ""), file=sys.stderr)
-        results = []
+        results = [refused(t, options.assignment, impostors[t.key]).result for t in tasks if t.key in impostors]
         for task in kept:  # already graded: reported as stored, not graded again
             try:
                 result = book.result(task.key)
@@ -334,6 +365,16 @@ def _grade_into(args, assignment, options, tasks, roster, jobs, times=None) -> i
         by_path = {t.path: t for t in todo}
         progress = Progress(len(todo), sys.stderr, tty=sys.stderr.isatty()) if todo else None
         try:
+            for task in (t for t in tasks if t.key in refused_now):  # stored as not graded, with the reason
+                recorded = record_one(book, task, refused(task, options.assignment, refused_now[task.key]),
+                                      student_id=identities.student_id(task.student), run_id=run_id,
+                                      fingerprint=fingerprint,
+                                      submitted_at=times.time_for(task.key, task.student) if times else "")
+                results.append(recorded.result)
+                for line in recorded.problems:
+                    print(f"grader: {line}", file=sys.stderr, flush=True)
+                if args.format == "json":
+                    print(to_json_line(recorded.result), flush=True)
             for graded in _stream(args, options, list(by_path), jobs, fingerprint):
                 task = by_path[graded.path]
                 # Storing it and rendering its feedback never stop the class: a failure is this file's line.

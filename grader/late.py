@@ -14,21 +14,31 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import date, datetime, timedelta, timezone, tzinfo
 from typing import Any
 
 LATE_KEYS = ("per_day", "cap", "grace_minutes")
 
 
+def date_alone(text: str) -> date | None:
+    """The day `text` names when it is a date without a time, in any of ISO 8601's forms
+    (`2026-12-05`, basic `20261205`, week date `2026W496` or `2026-W49-6`); else None."""
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        return None
+
+
 def parse_time(text: str, zone: tzinfo = timezone.utc) -> datetime:
-    """ISO 8601; a date alone means the end of that day; no offset means `zone` (UTC unless
-    said otherwise). ValueError with the accepted spellings otherwise."""
+    """ISO 8601; a date alone (in any of its forms) means the end of that day; no offset
+    means `zone` (UTC unless said otherwise). ValueError with the accepted spellings
+    otherwise."""
     text = text.strip()
     try:
         when = datetime.fromisoformat(text)
     except ValueError:
         raise ValueError(f"{text!r} is not a date and time such as 2026-12-04T23:59:00+01:00") from None
-    if len(text) == 10:  # a date alone: the whole day is still on time
+    if date_alone(text) is not None:  # a date alone: the whole day is still on time
         when = when.replace(hour=23, minute=59, second=59)
     return when if when.tzinfo else when.replace(tzinfo=zone)
 

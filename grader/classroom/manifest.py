@@ -16,13 +16,14 @@ grade.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from grader.classroom.csvtable import read_csv_table
 from grader.classroom.errors import GradebookError
 from grader.classroom.names import printable
 from grader.classroom.roster import normalize_key
-from grader.late import parse_time
+from grader.late import date_alone, parse_time
 
 _SUBMISSION_COLUMNS = ("submission", "path", "notebook")
 _STUDENT_COLUMNS = ("file_or_folder", "file", "folder", "key", "student")
@@ -51,16 +52,28 @@ class SubmissionTimes:
                       + [s for s in self.by_student if s not in students])
 
 
-def parse_submission_time(text: str) -> str:
+# A hand-in this far after the run's clock is refused (clocks of two machines disagree by less).
+FUTURE_SLACK = timedelta(minutes=10)
+
+
+def parse_submission_time(text: str, *, now: datetime | None = None) -> str:
     """The time as a normalized ISO string with its offset; ValueError saying what to write.
-    A date alone is refused: for a deadline it means the day's end, for a hand-in it would
-    be a guess."""
+    A date alone, in any ISO 8601 form (`2026-12-05`, `20261205`, `2026W496`), is refused:
+    for a deadline it means the day's end, for a hand-in it would be a guess. So is a time
+    in the future: nobody handed in then, and it would make the work late."""
     text = (text or "").strip()
     if not text:
         raise ValueError("the time is empty")
-    if len(text) == 10:
-        raise ValueError(f"{text!r} is a date without a time; write e.g. {text}T14:05:00+01:00")
-    return parse_time(text).isoformat()
+    day = date_alone(text)
+    if day is not None:
+        spelled = "" if text == day.isoformat() else f" (ISO 8601 for {day.isoformat()})"
+        raise ValueError(f"{text!r} is a date without a time{spelled}; write e.g. {day.isoformat()}T14:05:00+01:00")
+    when = parse_time(text)
+    now = now or datetime.now(timezone.utc)
+    if when > now + FUTURE_SLACK:
+        raise ValueError(f"{text!r} is in the future (it is now {now.isoformat(timespec='minutes')}): nobody has "
+                         f"handed in then; check the year and the time zone")
+    return when.isoformat()
 
 
 def read_manifest(path: str | Path) -> SubmissionTimes:

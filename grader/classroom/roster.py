@@ -13,6 +13,7 @@ from typing import Iterable
 
 from grader.classroom.csvtable import read_csv_table
 from grader.classroom.errors import GradebookError
+from grader.classroom.names import printable
 
 
 class RosterError(GradebookError):
@@ -75,6 +76,8 @@ def read_roster(path: str | Path) -> list[RosterEntry]:
         raise RosterError(f"roster {path}: needs a header with a file_or_folder column "
                           f"(found: {', '.join(columns) or 'no header'})")
     entries: dict[str, RosterEntry] = {}
+    lines: dict[str, int] = {}    # key -> its line
+    ids: dict[str, str] = {}      # student id -> the key of the row that has it
     for row in reader:
         line = reader.line_num  # the file's line, blank lines counted
         key = normalize_key(row.get(key_col) or "")
@@ -88,8 +91,19 @@ def read_roster(path: str | Path) -> list[RosterEntry]:
             days, due = parse_extension(row.get(ext_col) or "") if ext_col else (0.0, "")
         except ValueError as exc:
             raise RosterError(f"roster {path}, line {line}: extension {exc}") from None
-        entries[key] = RosterEntry(key, student_id or key, name, days, due)
+        student_id = student_id or key
+        if student_id in ids:
+            first = entries[ids[student_id]]
+            raise RosterError(
+                f"roster {path}, line {line}: student id {printable(student_id)!r} ({_who(key, name)}) is already "
+                f"on line {lines[first.key]} ({_who(first.key, first.name)}); one id per student, or their grades "
+                f"would be merged into one")
+        entries[key], lines[key], ids[student_id] = RosterEntry(key, student_id, name, days, due), line, key
     return list(entries.values())
+
+
+def _who(key: str, name: str) -> str:
+    return printable(f"{key}, {name}" if name else key)
 
 
 class Identities:
@@ -112,6 +126,19 @@ class Identities:
 
     def by_id(self, student_id: str) -> RosterEntry | None:
         return self._by_id.get(student_id)
+
+    def impostor(self, student_key: str) -> str:
+        """Why a submission not in the roster may not be graded under its own name, or "":
+        its name is another, listed, student's id (`s001.ipynb` beside `alice,s001`), and
+        grading it would put its grade in that student's place."""
+        if self.entry(student_key) is not None:
+            return ""
+        owner = self._by_id.get(student_key[: -len(".ipynb")] if student_key.endswith(".ipynb") else student_key)
+        if owner is None:
+            return ""
+        return (f"not in the roster, and its name is the student id of {printable(owner.key)} "
+                f"({printable(owner.student_id)}): it is not graded, so that it cannot take their place; add it "
+                f"to the roster under its own id (or move it into {printable(owner.key)}'s folder if it is theirs)")
 
     def student_id(self, student_key: str) -> str:
         entry = self.entry(student_key)
