@@ -50,6 +50,9 @@ class Assignment:
     # Written answers a person scores (spec `[[written]]`), and the late-work policy.
     questions: tuple[Question, ...] = ()
     late: LatePolicy | None = None
+    # The course's helper modules (spec `[modules]`): a stand-in file the sandbox imports in
+    # the module's place, or None for a module expected to be missing.
+    modules: tuple[tuple[str, Path | None], ...] = ()
     extra: dict = field(default_factory=dict)
 
     @property
@@ -57,14 +60,25 @@ class Assignment:
         """Changes whenever anything that can change a grade changes: keys the gradebook."""
         h = hashlib.sha256(self.version.encode())
         for path in sorted(self.tests_dir.rglob("*.py")) + [self.reference, self.root / "assignment.toml"] + (
-                [self.probes] if self.probes else []):
+                [self.probes] if self.probes else []) + [p for _, p in self.modules if p is not None]:
             if path.is_file():
                 h.update(path.name.encode())
                 h.update(_graded_part(path))
         return h.hexdigest()[:16]
 
     def support_files(self) -> dict[str, str]:
-        return {p.name: p.read_text(encoding="utf-8") for p in self.support}
+        """What the sandbox writes next to the student's code: the support files by their
+        own names, and each stand-in under its module's name (`resnets_utils.py`)."""
+        files = {p.name: p.read_text(encoding="utf-8") for p in self.support}
+        for module, path in self.modules:
+            if path is not None:
+                files[f"{module}.py"] = path.read_text(encoding="utf-8")
+        return files
+
+    @property
+    def missing_modules(self) -> frozenset[str]:
+        """The course's modules declared absent: their import failures concern the instructor."""
+        return frozenset(m for m, p in self.modules if p is None)
 
 
 # Spec keys a person's grading reads, not the autograder: changing a rubric or a due date
@@ -178,10 +192,14 @@ SPEC_KEYS: tuple[Key, ...] = (
         "the roster's `extension` column moves it per student"),
     Key("late", "table", "(none)", "the late penalty: `per_day` (percent of the earned points per day begun), "
         "`cap` (percent, at most), `grace_minutes`"),
+    Key("modules", "table", "(none)",
+        "the course's helper modules graders do not have: `[modules]` with `name = \"missing\"` (its import "
+        "failure is shown to the instructor, not to students) or `name = \"standins/name.py\"` (a stand-in "
+        "the sandbox imports in its place)"),
 )
 _NESTED_KEYS = {"coursera": ("parts",)}
 _FIELDS = {"name", "title", "version", "exercises", "reference", "tests", "keras", "call_timeout",
-           "support", "secret", "total_points", "probes", "preload", "written", "due", "late"}
+           "support", "secret", "total_points", "probes", "preload", "written", "due", "late", "modules"}
 
 
 def _closest(word: str, choices) -> str:
@@ -228,10 +246,37 @@ def _value_problem(name: str, value) -> str:
         bad = [v for v in value if not _MODULE_NAME.fullmatch(v)]
         if bad:
             return f"`preload` lists modules by their import name (e.g. \"matplotlib.pyplot\"), not {bad[0]!r}"
+    if name == "modules":
+        return modules_problem(value)
     if name == "exercises" and not value:
         return "`exercises` is empty: list the graded functions' names"
     if name == "exercises" and len(set(value)) != len(value):
         return f"`exercises` names a function twice: {value!r}"
+    return ""
+
+
+MISSING = "missing"
+
+
+def modules_problem(table: dict) -> str:
+    """Why a `[modules]` table is wrong, or "". A value is "missing" or a stand-in's path
+    ending in `.py`; a stand-in replaces a top-level module, whose file the sandbox writes
+    under the module's name."""
+    for module, value in table.items():
+        if not _MODULE_NAME.fullmatch(module):
+            return f"[modules] names modules by their import name (e.g. resnets_utils), not {module!r}"
+        if isinstance(value, dict):  # TOML read `keras.utils.vis_utils = ...` as nested tables
+            return (f"[modules] `{module}` is a table: quote a dotted module name, e.g. "
+                    f"\"{module}.{next(iter(value), 'name')}\" = \"{MISSING}\"")
+        if not isinstance(value, str) or not value.strip():
+            return (f"[modules] `{module}` must be \"{MISSING}\" or the path of a stand-in file in quotes "
+                    f"(e.g. \"standins/{module.split('.')[-1]}.py\"), not {value!r}")
+        if value != MISSING and not value.endswith(".py"):
+            return (f"[modules] `{module}` = {value!r}: write \"{MISSING}\" for a module expected to be "
+                    f"absent, or the path of a stand-in `.py` file{_closest(value, [MISSING])}")
+        if value != MISSING and "." in module:
+            return (f"[modules] `{module}`: a stand-in replaces a top-level module (e.g. resnets_utils); "
+                    f"declare a submodule such as this one \"{MISSING}\"")
     return ""
 
 
@@ -290,6 +335,10 @@ def load_assignment(name_or_dir: str | Path, near: str | Path | None = None) -> 
     probes = (root / str(data["probes"])).resolve() if data.get("probes") else None
     if probes is not None and not probes.is_file():
         raise AssignmentError(f"{where}: probes {probes} does not exist")
+    modules = tuple((m, None if v == MISSING else (root / v).resolve()) for m, v in data.get("modules", {}).items())
+    absent = [f"`{m}` = {str(p)!r}" for m, p in modules if p is not None and not p.is_file()]
+    if absent:
+        raise AssignmentError(f"{where}: [modules] stand-in {', '.join(absent)} does not exist")
     return Assignment(
         name=str(data.get("name", root.name)), root=root, title=str(data.get("title", root.name)),
         version=str(data.get("version", "0")), exercises=exercises, reference=reference,
@@ -298,7 +347,7 @@ def load_assignment(name_or_dir: str | Path, near: str | Path | None = None) -> 
         secret=str(data.get("secret", "")), total_points=data.get("total_points"), probes=probes,
         preload=tuple(data.get("preload", ())),
         questions=questions_from_spec(data.get("written")),
-        late=policy_from_spec(data.get("due"), data.get("late")),
+        late=policy_from_spec(data.get("due"), data.get("late")), modules=modules,
         extra={k: v for k, v in data.items() if k not in _FIELDS},
     )
 

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from grader.calltrace import Trace, parse_trace
 from grader.checks import CheckFailed
 from grader.model_pool import POOL, pool_key
 from grader.notebook import LoadError, Program, extract_program, load_notebook
@@ -22,6 +25,7 @@ from grader.rebuild import ModelRejected, rebuild
 from grader.sandbox import client
 from grader.sandbox.channel import Channel, LoadState, Recipe
 from grader.sandbox.protocol import ModelPayload, Unsupported, encode_value
+from grader.sandbox.trace import PROBE_SOURCE, TRACE_PROBE
 
 CHANNELS = ("visible", "hidden")
 # Failures that ended a child: a second identical call would only fail the same way, after
@@ -47,6 +51,9 @@ class Submission:
         self.program: Program | None = None
         self.session_error: client.SandboxError | None = None
         self.warnings: list[str] = []
+        # For the instructor only: e.g. the import of a course module the spec declares
+        # missing (`[modules]`), which every student's notebook has and none can fix.
+        self.notes: list[str] = []
         self.output: list[str] = []  # what the student's code printed during the current test
         self.channel = "visible"  # which children the running test's calls go to
         self._load = LoadState()
@@ -90,7 +97,7 @@ class Submission:
         probes = getattr(self.assignment, "probes", None)
         recipe = Recipe(chunks=tuple(_program_chunks(self.program)), support=self.assignment.support_files(),
                         seed=self.seed, timeout=self.assignment.call_timeout, future=tuple(self.program.future),
-                        probes=Path(probes).read_text(encoding="utf-8") if probes else None)
+                        probes=(Path(probes).read_text(encoding="utf-8") if probes else "") + PROBE_SOURCE)
         self._channels = {name: Channel(self.worker, recipe, self._load, name) for name in CHANNELS}
         try:
             self._channels["visible"].ensure()
@@ -102,8 +109,12 @@ class Submission:
             self.session_error = exc
             self.warnings.append(f"your notebook's definitions could not be loaded: {exc}")
             return self
+        missing = getattr(self.assignment, "missing_modules", frozenset())
         for err in self.session.load_errors:
-            self.warnings.append(self._describe_load_error(err))
+            if _declared_missing(err, missing):
+                self.notes.append(self._describe_load_error(err) + " [a course module declared missing]")
+            else:
+                self.warnings.append(self._describe_load_error(err))
         if self.session.load_output.strip():
             self.output.append(self.session.load_output)
         return self
@@ -188,6 +199,20 @@ class Submission:
             self.output.append(result.output)
         return dataclasses.replace(result, value=self._materialize(name, result.value))
 
+    def trace(self, name: str, *args, watch: Sequence[str] = (), **kwargs) -> Trace:
+        """Call the student's `name(*args, **kwargs)` and record each call of their own
+        functions in `watch`: arguments' shapes, and which earlier call's output (and which
+        element of it) each argument is. For explaining a composite function, e.g. a U-Net
+        whose decoder block is paired with the wrong encoder block; when it raises part-way,
+        the calls so far come back with the error (`Trace.error`) instead of an exception."""
+        watch = [str(w) for w in ([watch] if isinstance(watch, str) else watch)]
+        for function in [name, *watch]:
+            self._check_callable(function)
+        value = self._cached(("probe", TRACE_PROBE, True), TRACE_PROBE, (name, list(args), kwargs, watch), {}).value
+        if isinstance(value, dict) and isinstance(value.get("missing"), str):
+            raise client.MissingFunction(f"`{value['missing'][:200]}` is not a function defined in your notebook")
+        return parse_trace(name, value)
+
     def model(self, name: str, *args, expected: str = "a tf.keras model", weights: bool = True, **kwargs):
         """Call a function that must return a Keras model; explain clearly when it does not.
         With `weights=False` only its configuration leaves the sandbox (the rebuilt model has
@@ -253,6 +278,21 @@ class Submission:
         if isinstance(value, list):
             return [self._materialize(name, v) for v in value]
         return value
+
+
+_NO_MODULE = re.compile(r"No module named '([A-Za-z0-9_.]{1,200})'")
+
+
+def _declared_missing(err: dict, missing: frozenset[str]) -> bool:
+    """An import that failed only because a module the spec declares missing is absent
+    (`test_utils`, or `test_utils.x` below it); any other failure is the student's to see."""
+    if not missing or err.get("kind") != "import" or err.get("type") != "ModuleNotFoundError":
+        return False
+    found = _NO_MODULE.search(str(err.get("message", "")))
+    if found is None:
+        return False
+    module = found.group(1)
+    return any(module == m or module.startswith(m + ".") for m in missing)
 
 
 def _is_keras_model(value: Any) -> bool:

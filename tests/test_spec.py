@@ -95,3 +95,51 @@ def test_empty_or_repeated_exercises(tmp_path):
         (tmp_path / "assignment.toml").write_text(f'reference = "reference.py"\nexercises = {exercises}\n')
         with pytest.raises(AssignmentError, match=expected):
             load_assignment(tmp_path)
+
+
+# ------------------------------------------------------------------ [modules]: the course's helper modules
+
+def test_modules_table_loads_stand_ins_and_expected_missing(tmp_path):
+    (tmp_path / "standins").mkdir()
+    (tmp_path / "standins" / "course_utils.py").write_text("from math import pi\n")
+    a = load_assignment(spec(tmp_path, '[modules]\ncourse_utils = "standins/course_utils.py"\n'
+                                       'test_utils = "missing"\n"keras.utils.vis_utils" = "missing"\n'))
+    assert a.modules == (("course_utils", (tmp_path / "standins" / "course_utils.py").resolve()),
+                         ("test_utils", None), ("keras.utils.vis_utils", None))
+    assert a.missing_modules == {"test_utils", "keras.utils.vis_utils"}
+    # The stand-in is sent into the sandbox under its module's name, whatever its file is called.
+    assert a.support_files() == {"course_utils.py": "from math import pi\n"}
+
+
+def test_a_stand_in_is_part_of_the_fingerprint(tmp_path):
+    (tmp_path / "course_utils.py").write_text("A = 1\n")
+    folder = spec(tmp_path, '[modules]\ncourse_utils = "course_utils.py"\n')
+    before = load_assignment(folder).fingerprint
+    (tmp_path / "course_utils.py").write_text("A = 2\n")
+    assert load_assignment(folder).fingerprint != before
+
+
+@pytest.mark.parametrize("table, expected", [
+    ('test_utils = "mising"', "[modules] `test_utils` = 'mising': write \"missing\" for a module expected to "
+                              "be absent, or the path of a stand-in `.py` file: did you mean `missing`?"),
+    ("test_utils = 1", "[modules] `test_utils` must be \"missing\" or the path of a stand-in file"),
+    ('keras.utils.vis_utils = "missing"', 'quote a dotted module name, e.g. "keras.utils" = "missing"'),
+    ('"keras.utils.x" = "x.py"', "a stand-in replaces a top-level module"),
+    ('"2bad" = "missing"', "by their import name"),
+])
+def test_modules_values_are_checked_strictly(tmp_path, table, expected):
+    assert expected in error(tmp_path, f"[modules]\n{table}\n")
+
+
+def test_a_stand_in_that_does_not_exist_is_named(tmp_path):
+    message = error(tmp_path, '[modules]\nresnets_utils = "standins/resnets_utils.py"\n')
+    assert "[modules] stand-in `resnets_utils`" in message and "does not exist" in message
+
+
+def test_shipped_assignments_declare_their_course_modules():
+    c4w2 = load_assignment("dls_c4w2a1")
+    assert c4w2.missing_modules == {"public_tests", "test_utils", "outputs"}
+    assert "resnets_utils.py" in c4w2.support_files()
+    c4w1 = load_assignment("dls_c4w1a2")
+    assert c4w1.missing_modules == {"test_utils"} and "cnn_utils.py" in c4w1.support_files()
+    assert load_assignment("conv_bn").modules == ()
