@@ -245,11 +245,10 @@ def _say(text: str, *, problem: bool = False) -> None:
 
 
 @contextmanager
-def _notice_if_long(after: float = LONG_NOTICE_AFTER):
+def _notice_if_long(why: str, after: float = LONG_NOTICE_AFTER):
     """Says once that the check still runs when it takes longer than `after` seconds: a
     first check on a busy machine can take half a minute, and silence reads as a hang."""
-    timer = threading.Timer(after, _say, args=(f"still checking after {after:.0f} s: the first check imports "
-                                               f"TensorFlow, which is slow on a busy machine; the result follows",))
+    timer = threading.Timer(after, _say, args=(f"still checking after {after:.0f} s: {why}; the result follows",))
     timer.daemon = True
     timer.start()
     try:
@@ -357,7 +356,9 @@ def _check(exercise: str | None, notebook: str | None, assignment: str | None, s
     if show and not warm:
         _say(f"starting the grader, about {FIRST_CHECK_SECONDS} s the first time (longer on a busy machine); "
              f"later checks take well under a second")
-    with _notice_if_long() if show else _nothing():
+    why = ("the first check imports TensorFlow, which is slow on a busy machine" if not warm else
+           f"your code is still running (each call into it is stopped after {spec.call_timeout:g} s)")
+    with _notice_if_long(why) if show else _nothing():
         worker = _launch(spec.keras, sandbox, tuple(getattr(spec, "preload", ())))  # overlaps the preparation
         _prepare_grading(spec.keras, worker)
         return _grade(spec, nb_path, inputs, checked, exercise, worker)

@@ -67,6 +67,8 @@ def test_check_in_jupyter_shows_html_feedback_and_the_hidden_tests_sentence(tmp_
 
 @pytest.mark.slow
 def test_check_outside_jupyter_prints_text(capsys):
+    from grader.selfcheck import stop_workers
+    stop_workers()  # this process's first check: it must say at once that the grader is starting
     assert check("happyModel", notebook=str(SAMPLES / "relu_before_bn.ipynb"), assignment="conv_bn") is None
     out = capsys.readouterr().out
     assert "conv_bn · relu_before_bn.ipynb · visible tests: 0 / 7 points" in out
@@ -177,3 +179,18 @@ def test_grader_check_exits_non_zero_below_the_minimum_score():
     assert "visible tests: 15 / 22 points" in out and "ReLU comes before BatchNormalization" in out
     assert "grader: 14 points is below --min-score 21: exit 1" in err
     assert err.startswith("grader: checking relu_before_bn.ipynb against conv_bn")
+
+
+def test_a_check_that_runs_long_says_so_and_why(capsys):
+    import time as _time
+
+    from grader.selfcheck import _notice_if_long
+    said = ""
+    with _notice_if_long("your code is still running (each call into it is stopped after 30 s)", after=0.0):
+        for _ in range(200):  # wait for the notice's thread, however slow the machine
+            said += capsys.readouterr().out
+            if said:
+                break
+            _time.sleep(0.05)
+    assert said == ("[grader] still checking after 0 s: your code is still running (each call into it is "
+                    "stopped after 30 s); the result follows\n")
