@@ -48,6 +48,23 @@ def batchnorm_forward(x, gamma, beta, eps=1e-3):
     return out.astype(x.dtype if np.issubdtype(x.dtype, np.floating) else np.float32)
 
 
+def batchnorm_forward_keras(x, gamma, beta, eps=1e-3):
+    """The same through Keras' own layer, for the test that shows a student's output is what
+    Keras computes. It lives here, with the solutions, and never in the grader package that
+    students install: it is a working `batchnorm_forward`.
+
+    Runs TensorFlow ops: only in the grading process, never in one that forks the sandbox
+    worker afterwards (a child forked after any TF op hangs in its first op)."""
+    import keras
+
+    x = np.asarray(x, dtype=np.float32)
+    layer = keras.layers.BatchNormalization(axis=-1, epsilon=eps)
+    layer.build(x.shape)
+    layer.gamma.assign(np.asarray(gamma, dtype=np.float32))
+    layer.beta.assign(np.asarray(beta, dtype=np.float32))
+    return np.asarray(layer(x, training=True))
+
+
 def happyModel():
     """Conv -> BN -> ReLU as a Sequential model, the binary smiling/frowning classifier."""
     import tensorflow as tf

@@ -14,8 +14,9 @@ import pytest
 
 from grader.checks import CheckFailed
 from grader.checks.arrays import within_tolerance
-from grader.checks.batchnorm import (ATOL, RTOL, expect_batchnorm, make_hidden_batchnorm_inputs,
-                                     reference_batchnorm)
+from grader.checks.batchnorm import ATOL, RTOL, expect_batchnorm, make_hidden_batchnorm_inputs
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's reference/ (never installed)
+from reference.conv_bn import batchnorm_forward as reference_batchnorm  # noqa: E402 - the solutions, not in grader/
 
 SEEDS = range(8)
 EPS = 1e-3
@@ -247,7 +248,8 @@ def test_every_mistake_is_distinguishable_on_hidden_inputs(seed):
 KERAS_SCRIPT = """
 import json
 import numpy as np
-from grader.checks.batchnorm import keras_batchnorm, make_hidden_batchnorm_inputs, reference_batchnorm
+from grader.checks.batchnorm import make_hidden_batchnorm_inputs
+from reference.conv_bn import batchnorm_forward as reference_batchnorm, batchnorm_forward_keras as keras_batchnorm
 cases = [make_hidden_batchnorm_inputs(seed) + (1e-3,) for seed in range(3)]
 rng = np.random.default_rng(0)
 cases.append((rng.normal(2.0, 3.0, (8, 6, 6, 4)).astype(np.float32),

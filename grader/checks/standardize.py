@@ -31,7 +31,6 @@ __all__ = [
     "expect_standardized",
     "expect_standardized_values",
     "make_hidden_standardize_inputs",
-    "reference_standardize",
     "standardize_mistakes",
 ]
 
@@ -77,15 +76,6 @@ def _own_stats(X_train: np.ndarray, X_test: np.ndarray, axis: Any, ddof: int = 0
 
 def _standardize64(X_train: np.ndarray, X_test: np.ndarray) -> Pair:
     return _train_stats(X_train, X_test, _channel_axes(X_train))
-
-
-def reference_standardize(X_train: np.ndarray, X_test: np.ndarray) -> Pair:
-    """Float64 inside so the reference's own round-off is far below the tolerance; float32
-    out because that is what the exercise asks students to return. A constant channel
-    (std 0) gives inf/NaN, as a student's code would: inputs must not have one."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        train, test = _standardize64(X_train, X_test)
-    return train.astype(np.float32), test.astype(np.float32)
 
 
 def _combined_stats(X_train: np.ndarray, X_test: np.ndarray) -> Pair:
