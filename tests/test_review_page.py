@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
 import socket
 import subprocess
 import sys
@@ -44,7 +45,7 @@ rubric = [{{ points = 4, text = "Normalizes the pre-activations, so ReLU sees ce
           {{ points = 0, text = "Missing or wrong" }}]
 '''
 HOSTILE = ("</textarea><script>window.pwned = 1</script><img src=x onerror=\"window.pwned = 2\">"
-           "\x1b[2J \u202eevil")
+           "\x1b[2J \u202eevil \ud800 (a lone surrogate: valid JSON, and Jupyter saves it)")
 STUDENTS = {  # notebook stem -> (sample, student id, roster name, written answer)
     "alice": ("correct", "s1", "Alice Ng", "It normalizes each channel before the nonlinearity."),
     "bob": ("relu_before_bn", "s2", "Bob Ray", "Batch norm makes training faster."),
@@ -55,7 +56,8 @@ STUDENTS = {  # notebook stem -> (sample, student id, roster name, written answe
 def _with_answer(sample: Path, target: Path, answer: str) -> None:
     nb = nbformat.read(str(sample), as_version=4)
     nb.cells.append(nbformat.v4.new_markdown_cell(answer, metadata={"tags": [f"written:{QUESTION}"]}))
-    nbformat.write(nb, str(target))
+    # As JSON escapes, the way Jupyter writes a lone surrogate (UTF-8 cannot hold one).
+    target.write_text(json.dumps(nb, ensure_ascii=True, indent=1), encoding="ascii")
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +85,15 @@ def results(tmp_path_factory, conv_bn) -> Path:
     assert proc.returncode == 0, proc.stderr[-3000:]
     with Gradebook(out, create=False) as book:  # extracted from the notebooks by the grading run
         assert {a.submission for a in book.answers(QUESTION)} == {f"{stem}.ipynb" for stem in STUDENTS}
+        # The lone surrogate stopped the whole run once; it is kept as its visible escape.
+        assert "evil \\ud800 (a lone" in book.answer("mallory.ipynb", QUESTION).text
     return out
+
+
+def _version(results: Path, submission: str, question: str | None = QUESTION) -> str:
+    """What the page shows and sends back: the answer's hash, or (question None) the notebook's."""
+    with Gradebook(results, create=False) as book:
+        return book.answer(submission, question).sha256 if question else book.row(submission).sha256
 
 
 @pytest.fixture(scope="module")
@@ -168,8 +178,8 @@ def test_a_foreign_host_header_is_refused_as_dns_rebinding(server):
     assert status == 403
 
 
-def test_bad_scores_are_refused_with_a_message_that_says_what_to_fix(server):
-    base = {"submission": "alice.ipynb", "question": QUESTION, "comment": ""}
+def test_bad_scores_are_refused_with_a_message_that_says_what_to_fix(server, results):
+    base = {"submission": "alice.ipynb", "question": QUESTION, "comment": "", "version": _version(results, "alice.ipynb")}
     status, doc = _post(server, "/api/score", {**base, "points": 7})
     assert status == 400 and "between 0 and 4" in doc["error"]
     status, doc = _post(server, "/api/score", {**base, "points": "3"})
@@ -181,8 +191,10 @@ def test_bad_scores_are_refused_with_a_message_that_says_what_to_fix(server):
     status, doc = _post(server, "/api/score", b"x" * (70 * 1024))
     assert status == 413 and "KiB" in doc["error"]
     status, doc = _post(server, "/api/override", {"submission": "alice.ipynb", "test": "x", "points": 1,
-                                                   "reason": "  "})
+                                                   "reason": "  ", "version": _version(results, "alice.ipynb", None)})
     assert status == 400 and "reason" in doc["error"]
+    status, doc = _post(server, "/api/score", {k: v for k, v in {**base, "points": 1}.items() if k != "version"})
+    assert status == 400 and "reload the page" in doc["error"]
     with Gradebook(server.review.folder, create=False) as book:
         assert ("alice.ipynb", QUESTION) not in book.manual_scores()
 
@@ -191,7 +203,8 @@ def test_saves_at_the_same_time_are_all_kept_in_order_of_arrival(server, results
     """Each save is its own transaction and the files are rewritten under one lock."""
     def save(points):
         return _post(server, "/api/score", {"submission": "mallory.ipynb", "question": QUESTION,
-                                            "points": points, "comment": f"try {points}"})
+                                            "points": points, "comment": f"try {points}", "version": version})
+    version = _version(results, "mallory.ipynb")
     with ThreadPoolExecutor(6) as pool:
         answers = list(pool.map(save, [0, 0.5, 1, 1.5, 2, 2.5]))
     assert all(status == 200 and not doc["warning"] for status, doc in answers), answers
@@ -244,8 +257,9 @@ def test_parsing_accepts_only_plain_json_numbers():
                  b'"question": "q", "points": Infinity}', b"[]", b"\xff"):
         with pytest.raises(ValueError):
             parse_score(body)
-    assert parse_score(b'{"submission": "a", "question": "q", "points": 2}').points == 2.0
-    assert parse_override(b'{"submission": "a", "test": "t", "points": null, "reason": "r"}').points is None
+    assert parse_score(b'{"submission": "a", "question": "q", "points": 2, "version": "v"}').points == 2.0
+    assert parse_override(b'{"submission": "a", "test": "t", "points": null, "reason": "r", "version": "v"}'
+                          ).points is None
 
 
 def test_a_hostile_answer_and_name_are_shown_as_text(server):
@@ -379,3 +393,26 @@ def test_the_command_refuses_what_it_cannot_serve_with_a_usage_error(results, tm
         taken.listen()
         assert main(["review", str(results), "--port", str(taken.getsockname()[1])]) == 2
     assert "give another --port" in capsys.readouterr().err
+
+
+def test_a_save_on_work_graded_again_since_the_page_loaded_is_refused_and_the_page_reloads(page, server, results):
+    """The page showed one answer; the stored one is now another (as after a regrade): the
+    score must not land on work nobody read."""
+    page.goto(f"{server.origin}/question?q={QUESTION}")
+    card = _card("mallory.ipynb")
+    page.wait_for(f"!!document.querySelector('{card}')")
+    shown = page.evaluate(f"document.querySelector('{card} form').dataset.version")
+    assert shown == _version(results, "mallory.ipynb")
+    db = sqlite3.connect(results / "gradebook.sqlite")  # a regrade stored another answer meanwhile
+    with db:
+        db.execute("UPDATE answers SET sha256 = ? WHERE submission = 'mallory.ipynb'", ("e" * 64,))
+    db.close()
+    page.evaluate("window.beforeReload = 1")
+    page.type(f"{card} input[name=points]", "1")
+    page.click(f"{card} button[type=submit]")
+    status = _saved(page, card)
+    assert status.startswith("Not saved:") and "changed since this page was loaded" in status, status
+    page.wait_for("window.beforeReload === undefined && document.readyState === 'complete'", timeout=20)
+    assert page.evaluate(f"document.querySelector('{card} form').dataset.version") == "e" * 64
+    with Gradebook(results, create=False) as book:
+        assert all(h.answer_sha256 != "e" * 64 for h in book.manual_history("mallory.ipynb", QUESTION))

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from grader.classroom.errors import GradebookError
+from grader.classroom.storable import storable_text
 from grader.results import SubmissionResult
 
 
@@ -58,6 +60,19 @@ class Override:
 MAX_ANSWER_CHARS = 20_000
 
 
+class StaleVersion(GradebookError):
+    """A decision made on a version of the work that is no longer the stored one (the
+    notebook was graded again after the page was loaded): refused, never applied to work
+    nobody looked at."""
+
+
+def version_matches(current: str, seen: str) -> bool:
+    """`seen` is the version the person looked at: the whole hash, or (typed on the
+    command line) a prefix of at least 8 of its hex digits."""
+    seen = seen.strip().lower()
+    return seen == current or (len(seen) >= 8 and current.startswith(seen))
+
+
 def text_sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -84,19 +99,42 @@ class DecisionStore:
             raise GradebookError(f"no submission {submission!r} in {self.folder}")
         return r[0]
 
+    @contextmanager
+    def _writing(self):
+        """One write transaction: what a decision checks (the version seen) is what it is
+        recorded against, even with a grading run writing at the same moment."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
     def set_manual_score(self, submission: str, question: str, points: float, comment: str = "",
-                         grader: str = "") -> ManualScore:
-        """Record a person's score for one written answer (kept in the history)."""
+                         grader: str = "", *, version: str | None = None) -> ManualScore:
+        """Record a person's score for one written answer (kept in the history). `version`:
+        the answer's hash as the person saw it (the review page sends it); a different
+        stored answer refuses the score with StaleVersion."""
+        submission, question = storable_text(submission), storable_text(question)
+        comment, grader = storable_text(str(comment)), storable_text(grader or "")
         q = self.question(question)
-        self._submission_sha(submission)
         if not isinstance(points, (int, float)) or isinstance(points, bool) or not 0 <= points <= q.points:
             raise GradebookError(f"{q.title}: points must be between 0 and {q.points:g}, not {points!r}")
-        answer = self.answer(submission, question)
-        score = ManualScore(submission, question, float(points), str(comment)[:MAX_ANSWER_CHARS], grader or "",
-                            _now(), answer.sha256 if answer else text_sha256(""))
-        self.db.execute("INSERT INTO manual_scores (submission, question, points, comment, grader, at, answer_sha256) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?)", (score.submission, score.question, score.points,
-                                                         score.comment, score.grader, score.at, score.answer_sha256))
+        with self._writing():
+            self._submission_sha(submission)
+            answer = self.answer(submission, question)
+            current = answer.sha256 if answer else text_sha256("")
+            if version is not None and not version_matches(current, version):
+                raise StaleVersion(f"{submission}: the answer to {q.title!r} changed since this page was loaded "
+                                   f"(the notebook was graded again); nothing was saved: read the new answer "
+                                   f"and score it again")
+            score = ManualScore(submission, question, float(points), comment[:MAX_ANSWER_CHARS], grader,
+                                _now(), current)
+            self.db.execute("INSERT INTO manual_scores (submission, question, points, comment, grader, at, "
+                            "answer_sha256) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            (score.submission, score.question, score.points, score.comment, score.grader,
+                             score.at, score.answer_sha256))
         return score
 
     def _manual_rows(self, where: str = "", args: tuple = ()) -> list[ManualScore]:
@@ -132,18 +170,27 @@ class DecisionStore:
         raise GradebookError(f"{submission!r} has no test {test!r}; give its number or title, one of: {shown}")
 
     def add_override(self, submission: str, test: str, points: float | None, reason: str,
-                     grader: str = "") -> Override:
-        """Change one test's score for one submission, with the reason; None withdraws it."""
-        sha = self._submission_sha(submission)
-        nodeid, title, max_score = self.find_test(submission, test)
+                     grader: str = "", *, version: str | None = None) -> Override:
+        """Change one test's score for one submission, with the reason; None withdraws it.
+        `version`: the notebook's hash as the person saw it (the review page sends it,
+        `grader override --seen` takes it); another stored notebook refuses it (StaleVersion)."""
+        submission, test, reason = storable_text(submission), storable_text(test), storable_text(reason or "")
+        grader = storable_text(grader or "")
         if not reason or not reason.strip():
             raise GradebookError("an override needs --reason: the student and the next grader will read it")
-        if points is not None and (isinstance(points, bool) or not 0 <= points <= max_score):
-            raise GradebookError(f"{title}: points must be between 0 and {max_score:g}, not {points!r}")
-        at, value, why = _now(), None if points is None else float(points), reason.strip()[:2000]
-        cur = self.db.execute("INSERT INTO overrides (submission, test, points, reason, grader, at, sha256) "
-                              "VALUES (?, ?, ?, ?, ?, ?, ?)", (submission, nodeid, value, why, grader or "", at, sha))
-        return Override(int(cur.lastrowid), submission, nodeid, value, why, grader or "", at, sha, True)
+        with self._writing():
+            sha = self._submission_sha(submission)
+            if version is not None and not version_matches(sha, version):
+                raise StaleVersion(f"{submission}: the notebook was graded again since you looked at it (version "
+                                   f"{version.strip()[:12]}, now {sha[:12]}); nothing was saved: look at its new "
+                                   f"feedback and decide again")
+            nodeid, title, max_score = self.find_test(submission, test)
+            if points is not None and (isinstance(points, bool) or not 0 <= points <= max_score):
+                raise GradebookError(f"{title}: points must be between 0 and {max_score:g}, not {points!r}")
+            at, value, why = _now(), None if points is None else float(points), reason.strip()[:2000]
+            cur = self.db.execute("INSERT INTO overrides (submission, test, points, reason, grader, at, sha256) "
+                                  "VALUES (?, ?, ?, ?, ?, ?, ?)", (submission, nodeid, value, why, grader, at, sha))
+        return Override(int(cur.lastrowid), submission, nodeid, value, why, grader, at, sha, True)
 
     def override_history(self, submission: str | None = None) -> list[Override]:
         current = {r.submission: r.sha256 for r in self.rows()}

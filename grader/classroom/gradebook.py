@@ -33,13 +33,16 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
 from grader.classroom.decisions import MAX_ANSWER_CHARS, Answer, DecisionStore, ManualScore, Override, text_sha256
 from grader.classroom.errors import GradebookError
+from grader.classroom.names import printable
 from grader.classroom.roster import Identities, RosterEntry
+from grader.classroom.storable import storable, storable_text
 from grader.late import LatePolicy, parse_time, policy_from_dict
 from grader.results import SubmissionResult, submission_result_from_dict
 from grader.written import Question, question_from_dict
@@ -260,6 +263,12 @@ class Gradebook(DecisionStore):
         except sqlite3.Error as exc:
             raise GradebookError(f"{self.path}: not a usable gradebook ({exc})") from None
         version = self.meta("schema_version")
+        version = None if version is None else str(version)
+        if version is not None and not (version.isascii() and version.isdigit() and len(version) < 10):
+            self.db.close()
+            raise GradebookError(f"{self.path}: its schema_version is {printable(version[:40])!r}, not a number: "
+                                 f"this file was edited or not written by grader; restore it from a copy, or "
+                                 f"grade into a new --out folder")
         if version is None:
             self.set_meta("schema_version", str(SCHEMA_VERSION))
         elif int(version) > SCHEMA_VERSION:
@@ -276,6 +285,20 @@ class Gradebook(DecisionStore):
     def close(self) -> None:
         self.db.close()
 
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Read the block's queries from one state of the gradebook (one read transaction,
+        WAL lets writers go on), so derived files never mix a save with the state before it."""
+        if self.db.in_transaction:
+            yield
+            return
+        self.db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            if self.db.in_transaction:
+                self.db.execute("COMMIT")
+
     def __enter__(self) -> "Gradebook":
         return self
 
@@ -288,7 +311,7 @@ class Gradebook(DecisionStore):
         return row[0] if row else None
 
     def set_meta(self, key: str, value: str) -> None:
-        self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+        self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, storable_text(value)))
 
     def bind(self, assignment) -> None:
         """A results folder holds one assignment; mixing two would mix their grades."""
@@ -341,7 +364,8 @@ class Gradebook(DecisionStore):
         self.db.execute("BEGIN IMMEDIATE")
         self.db.execute("DELETE FROM students")
         self.db.executemany("INSERT INTO students (key, student_id, name, extension_days, due) VALUES (?, ?, ?, ?, ?)",
-                            [(e.key, e.student_id, e.name, e.extension_days, e.due) for e in entries])
+                            [(storable_text(e.key), storable_text(e.student_id), storable_text(e.name),
+                              e.extension_days, storable_text(e.due)) for e in entries])
         self.db.execute("COMMIT")
 
     def identities(self) -> Identities:
@@ -351,7 +375,8 @@ class Gradebook(DecisionStore):
     # -- runs
     def start_run(self, *, fingerprint: str, command: str, backend: str, found: int, to_grade: int) -> int:
         cur = self.db.execute("INSERT INTO runs (started_at, fingerprint, command, backend, found, to_grade) "
-                              "VALUES (?, ?, ?, ?, ?, ?)", (_now(), fingerprint, command, backend, found, to_grade))
+                              "VALUES (?, ?, ?, ?, ?, ?)", (_now(), fingerprint, storable_text(command), backend,
+                                                            found, to_grade))
         return int(cur.lastrowid)
 
     def finish_run(self, run_id: int, *, graded: int, outcome: str) -> None:
@@ -368,7 +393,7 @@ class Gradebook(DecisionStore):
         """A stored outcome still holds: same bytes, same assignment, and not a failure of
         the grader itself (those are tried again)."""
         row = self.db.execute("SELECT sha256, fingerprint, status FROM submissions WHERE submission = ?",
-                              (submission,)).fetchone()
+                              (storable_text(submission),)).fetchone()
         return bool(sha256) and row is not None and row[0] == sha256 and row[1] == fingerprint and row[2] != FAILED
 
     def split(self, tasks, fingerprint: str, *, regrade: bool = False) -> tuple[list, list]:
@@ -387,7 +412,10 @@ class Gradebook(DecisionStore):
         """Store one grading in a single transaction: all of it or, if killed, none of it.
         Without a `submitted_at`, the same notebook graded again keeps the time a manifest
         gave it before (a regrade does not make work late); a changed notebook does not."""
-        result: SubmissionResult = graded.result
+        # Everything stored is storable text: a lone surrogate a student pasted is kept as its
+        # escape, never the UnicodeEncodeError that would stop the whole run here.
+        result: SubmissionResult = submission_result_from_dict(storable(graded.result.to_dict()))
+        submission, student_key = storable_text(submission), storable_text(student_key)
         if not submitted_at:
             before = self.db.execute("SELECT sha256, submitted_at FROM submissions WHERE submission = ?",
                                      (submission,)).fetchone()
@@ -397,18 +425,20 @@ class Gradebook(DecisionStore):
             status = GRADED
         else:
             status = FAILED if graded.transient else UNGRADED
-        row = Row(submission=submission, student_key=student_key, path=str(graded.path),
-                  sha256=graded.sha256, fingerprint=graded.fingerprint or fingerprint, status=status,
+        row = Row(submission=submission, student_key=student_key, path=storable_text(str(graded.path)),
+                  sha256=graded.sha256, fingerprint=storable_text(graded.fingerprint or fingerprint), status=status,
                   score=0.0 if result.errors else result.score, max_score=result.max_score,
                   reason="; ".join(result.errors), execution_time=round(result.execution_time, 3),
-                  wall_time=round(graded.wall, 3), isolation=result.isolation, host=graded.host,
+                  wall_time=round(graded.wall, 3), isolation=result.isolation, host=storable_text(str(graded.host)),
                   process_order=graded.order, mtime=mtime, graded_at=_now(), run_id=run_id,
-                  submitted_at=submitted_at)
+                  submitted_at=storable_text(submitted_at))
         values = (row.submission, row.student_key, row.path, row.sha256, row.fingerprint, row.status, row.score,
                   row.max_score, row.reason, row.execution_time, row.wall_time, row.isolation, row.host,
                   row.process_order, row.mtime, row.graded_at, row.run_id, row.submitted_at)
-        answers = [(submission, qid, str(a.get("text", ""))[:MAX_ANSWER_CHARS], a.get("cell"))
-                   for qid, a in (getattr(graded, "answers", None) or {}).items()]
+        answers = [(submission, storable_text(str(qid)), storable_text(str(a.get("text", ""))[:MAX_ANSWER_CHARS]),
+                    a.get("cell")) for qid, a in (getattr(graded, "answers", None) or {}).items()]
+        code = [(submission, storable_text(str(ex)), storable_text(str(c.get("source", ""))),
+                 storable_text(str(c.get("normalized", "")))) for ex, c in graded.code.items()]
         self.db.execute("BEGIN IMMEDIATE")
         try:
             self.db.execute("DELETE FROM tests WHERE submission = ?", (submission,))
@@ -423,7 +453,7 @@ class Gradebook(DecisionStore):
                   t.max_score, t.diagnosis, round(t.duration, 4)) for i, t in enumerate(result.tests)])
             self.db.executemany(
                 "INSERT INTO code (submission, exercise, source, normalized) VALUES (?, ?, ?, ?)",
-                [(submission, ex, c.get("source", ""), c.get("normalized", "")) for ex, c in graded.code.items()])
+                code)
             self.db.execute("DELETE FROM answers WHERE submission = ?", (submission,))
             self.db.executemany(
                 "INSERT INTO answers (submission, question, text, sha256, cell) VALUES (?, ?, ?, ?, ?)",
@@ -442,18 +472,20 @@ class Gradebook(DecisionStore):
         """Give a stored submission its hand-in time (ISO, from a manifest) without grading
         it again; False when no such submission is stored."""
         cur = self.db.execute("UPDATE submissions SET submitted_at = ? WHERE submission = ?",
-                              (submitted_at, submission))
+                              (storable_text(submitted_at), storable_text(submission)))
         return cur.rowcount > 0
 
     def rows(self) -> list[Row]:
         return [Row(*r) for r in self.db.execute(f"SELECT {_ROW_COLUMNS} FROM submissions ORDER BY submission")]
 
     def row(self, submission: str) -> Row | None:
-        r = self.db.execute(f"SELECT {_ROW_COLUMNS} FROM submissions WHERE submission = ?", (submission,)).fetchone()
+        r = self.db.execute(f"SELECT {_ROW_COLUMNS} FROM submissions WHERE submission = ?",
+                            (storable_text(submission),)).fetchone()
         return Row(*r) if r else None
 
     def result(self, submission: str) -> SubmissionResult | None:
-        r = self.db.execute("SELECT result_json FROM submissions WHERE submission = ?", (submission,)).fetchone()
+        r = self.db.execute("SELECT result_json FROM submissions WHERE submission = ?",
+                            (storable_text(submission),)).fetchone()
         return submission_result_from_dict(json.loads(r[0])) if r else None
 
     def tests(self) -> Iterator[tuple]:

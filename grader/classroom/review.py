@@ -22,7 +22,10 @@ instructor opens can send requests to it, so:
   its own nonce'd script and requests to itself.
 
 Each request opens the gradebook itself (an SQLite connection belongs to one thread);
-writes, and the file rewrites after them, take one lock, so two saves never interleave.
+a save and the file rewrites after it hold the results folder's lock (shared with other
+servers, `grader grade --out` and `grader override`: grader.classroom.folder_lock), so the
+files always end up holding the latest state. Each save names the version of the work the
+page showed; a save on work graded again since is refused (409) and the page reloads.
 """
 from __future__ import annotations
 
@@ -42,9 +45,12 @@ from typing import Callable
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from grader.classroom import review_page as page
+from grader.classroom.decisions import StaleVersion
+from grader.classroom.folder_lock import results_lock
 from grader.classroom.gradebook import Gradebook, GradebookError
 from grader.classroom.names import printable
 from grader.classroom.outputs import Finals, export_grades
+from grader.classroom.storable import utf8
 from grader.render._common import fmt_score
 
 HOST = "127.0.0.1"
@@ -110,7 +116,7 @@ def _html(status: int, ctx: page.Context, text: str) -> Response:
     csp = ("default-src 'none'; "
            f"script-src 'nonce-{ctx.nonce}'; style-src 'unsafe-inline'; img-src data:; connect-src 'self'; "
            "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
-    return Response(status, text.encode("utf-8"), headers=(("Content-Security-Policy", csp),))
+    return Response(status, utf8(text), headers=(("Content-Security-Policy", csp),))
 
 
 # ---------------------------------------------------------------- what a POST may carry
@@ -121,6 +127,7 @@ class ScoreInput:
     question: str
     points: float
     comment: str
+    version: str  # the answer's hash the page showed: a save on another answer is refused
 
 
 @dataclass(frozen=True)
@@ -129,6 +136,7 @@ class OverrideInput:
     test: str
     points: float | None  # None: withdraw the override
     reason: str
+    version: str  # the notebook's hash the page showed
 
 
 def _text(doc: dict, key: str, limit: int, *, required: bool = True) -> str:
@@ -144,30 +152,85 @@ def _text(doc: dict, key: str, limit: int, *, required: bool = True) -> str:
 
 def _points(doc: dict) -> float:
     value = doc.get("points")
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError("points must be a number (type a score in the points box)")
-    return float(value)
+    try:
+        points = float(value)
+    except OverflowError:
+        points = math.inf
+    if not math.isfinite(points):
+        raise ValueError("points must be a finite number (type a score in the points box)")
+    return points
+
+
+MAX_DEPTH = 8  # nesting of a request's JSON: the page sends one flat object
+MAX_INT_DIGITS = 15  # a score's points; a longer integer is no score (and float() of 10**400 overflows)
+
+
+def _depth(body: bytes) -> int:
+    """How deeply the JSON in `body` nests, counted without parsing it (so 30,000 brackets
+    are refused before the parser recurses into them). Strings are skipped."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in body:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return deepest
 
 
 def _document(body: bytes) -> dict:
     def refuse(constant):
         raise ValueError(f"{constant} is not a number")
+
+    def integer(digits: str) -> int:
+        if len(digits.lstrip("-")) > MAX_INT_DIGITS:
+            raise ValueError(f"a number of {len(digits.lstrip('-')):,} digits is not a score; "
+                             f"type the points in the points box")
+        return int(digits)
+
+    if _depth(body) > MAX_DEPTH:
+        raise ValueError(f"the request body nests deeper than {MAX_DEPTH} levels; the review page sends one "
+                         f"flat JSON object: reload it and save again")
     try:
-        doc = json.loads(body.decode("utf-8"), parse_constant=refuse)
+        doc = json.loads(body.decode("utf-8"), parse_constant=refuse, parse_int=integer)
     except UnicodeDecodeError:
         raise ValueError("the request body is not UTF-8") from None
     except json.JSONDecodeError as exc:
         raise ValueError(f"the request body is not JSON ({exc.msg})") from None
+    except RecursionError:
+        raise ValueError("the request body nests too deeply") from None
     if not isinstance(doc, dict):
         raise ValueError("the request body must be a JSON object")
     return doc
+
+
+def _version(doc: dict) -> str:
+    """What the page showed (a hash): a decision is bound to it, so one made on a page
+    loaded before the notebook was graded again is refused, not applied to unseen work."""
+    value = doc.get("version")
+    if not isinstance(value, str) or not value.strip() or len(value) > 100:
+        raise ValueError("this save does not say which version of the work it was made on: reload the page "
+                         "and save again")
+    return value
 
 
 def parse_score(body: bytes) -> ScoreInput:
     """A score from the page's JSON, or ValueError saying what is wrong with it."""
     doc = _document(body)
     return ScoreInput(_text(doc, "submission", MAX_FIELD), _text(doc, "question", MAX_FIELD), _points(doc),
-                      _text(doc, "comment", page.MAX_COMMENT_CHARS, required=False))
+                      _text(doc, "comment", page.MAX_COMMENT_CHARS, required=False), _version(doc))
 
 
 def parse_override(body: bytes) -> OverrideInput:
@@ -177,7 +240,8 @@ def parse_override(body: bytes) -> OverrideInput:
     if not reason.strip():
         raise ValueError("an override needs a reason: the student and the next grader read it")
     points = None if doc.get("points", 0) is None else _points(doc)
-    return OverrideInput(_text(doc, "submission", MAX_FIELD), _text(doc, "test", MAX_FIELD), points, reason)
+    return OverrideInput(_text(doc, "submission", MAX_FIELD), _text(doc, "test", MAX_FIELD), points, reason,
+                         _version(doc))
 
 
 # ---------------------------------------------------------------- the application
@@ -207,7 +271,6 @@ class Review:
     grader: str
     port: int = 0
     token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
-    write_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def cookie_name(self) -> str:
@@ -281,7 +344,7 @@ class Review:
 
     # -- pages
     def _students(self, book: Gradebook) -> list[page.Student]:
-        return [page.Student(g.student_id, g.name, g.row.submission)
+        return [page.Student(g.student_id, g.name, g.row.submission, g.row.sha256)
                 for g in book.students(book.identities()) if g.row is not None]
 
     def index(self, book: Gradebook, ctx: page.Context, query: dict) -> tuple[int, str]:
@@ -335,7 +398,8 @@ class Review:
             return 404, page.message_page(ctx, "No such submission", f"No submission "
                                           f"{printable(submission[:200])!r} in this gradebook.")
         identities = book.identities()
-        student = page.Student(identities.student_id(row.student_key), identities.name(row.student_key), submission)
+        student = page.Student(identities.student_id(row.student_key), identities.name(row.student_key), submission,
+                               row.sha256)
         scores = book.manual_scores()
         written = [(q, self._cards(book, q, [student], scores, history=True)[0]) for q in book.questions()]
         overrides = {test: o for (sub, test), o in book.overrides().items() if sub == submission}
@@ -351,21 +415,24 @@ class Review:
     def _write(self, action: Callable[[Gradebook], object], describe: Callable[[object], str]) -> Response:
         """Run `action` on the gradebook (its own transaction), then rewrite the derived files;
         a failure of the rewrite is reported beside the saved value, not instead of it."""
-        with self.write_lock:
-            try:
-                with Gradebook(self.folder, create=False) as book:
-                    try:
-                        record = action(book)
-                    except GradebookError as exc:
-                        return _error(400, str(exc))
-                    warning = ""
-                    try:
-                        export_grades(book, changed={record.submission})
-                    except (OSError, GradebookError, sqlite3.Error) as exc:
-                        warning = (f"It is in the gradebook, but the results folder's files could not be "
-                                   f"rewritten ({exc}); `grader review` tries again on the next save.")
-            except sqlite3.Error as exc:
-                return _error(503, f"the gradebook is busy or unreadable ({exc}); try saving again")
+        try:
+            with results_lock(self.folder), Gradebook(self.folder, create=False) as book:
+                try:
+                    record = action(book)
+                except StaleVersion as exc:  # the page shows other work than is stored: reload it
+                    return _json(409, {"error": str(exc), "reload": True})
+                except GradebookError as exc:
+                    return _error(400, str(exc))
+                warning = ""
+                try:
+                    export_grades(book, changed={record.submission})
+                except (OSError, GradebookError, sqlite3.Error) as exc:
+                    warning = (f"It is in the gradebook, but the results folder's files could not be "
+                               f"rewritten ({exc}); `grader review` tries again on the next save.")
+        except sqlite3.Error as exc:
+            return _error(503, f"the gradebook is busy or unreadable ({exc}); try saving again")
+        except GradebookError as exc:  # the file is gone or damaged, or held too long: nothing was saved
+            return _error(503, f"nothing was saved: {exc}")
         return _json(200, {"ok": True, "message": describe(record), "warning": warning})
 
     def save_score(self, body: bytes) -> Response:
@@ -375,7 +442,7 @@ class Review:
             return _error(400, str(exc))
         return self._write(
             lambda book: book.set_manual_score(score.submission, score.question, score.points, score.comment,
-                                               self.grader),
+                                               self.grader, version=score.version),
             lambda s: f"saved: {fmt_score(s.points)} by {s.grader} at {s.at}")
 
     def save_override(self, body: bytes) -> Response:
@@ -383,7 +450,8 @@ class Review:
             o = parse_override(body)
         except ValueError as exc:
             return _error(400, str(exc))
-        return self._write(lambda book: book.add_override(o.submission, o.test, o.points, o.reason, self.grader),
+        return self._write(lambda book: book.add_override(o.submission, o.test, o.points, o.reason, self.grader,
+                                                          version=o.version),
                            lambda r: (f"overridden: {fmt_score(r.points)}" if r.points is not None else
                                       "override withdrawn: the autograder's score counts again")
                            + f" (by {r.grader} at {r.at})")
@@ -415,8 +483,8 @@ class _Handler(BaseHTTPRequestHandler):
         request = Request(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
         try:
             response = self.server.review.respond(request)
-        except GradebookError as exc:
-            response = _error(500, str(exc))
+        except GradebookError as exc:  # the gradebook is gone or damaged: said, not a server error
+            response = _error(503, str(exc))
         except Exception as exc:  # noqa: BLE001 - one bad request must not stop the server
             traceback.print_exc(file=sys.stderr)
             response = _error(500, f"the review server failed on this request ({type(exc).__name__}: "
@@ -488,7 +556,7 @@ class ReviewServer:
             self.httpd.shutdown()
             self._thread.join()
         self.httpd.server_close()
-        with self.review.write_lock:  # a save under way finishes before we return
+        with results_lock(self.review.folder):  # a save under way finishes before we return
             pass
 
     def __enter__(self) -> "ReviewServer":

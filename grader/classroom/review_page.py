@@ -74,6 +74,7 @@ class Student:
     student_id: str
     name: str
     submission: str  # the submission their grade comes from (a key of the gradebook)
+    version: str = ""  # the notebook's hash: an override saved from this page is bound to it
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,12 @@ class Card:
     answer: "Answer | None"  # None: no answer was found in the notebook
     score: "ManualScore | None"
     history: tuple["ManualScore", ...] = ()
+
+    @property
+    def version(self) -> str:
+        """The answer's hash as shown: a score saved from this card is bound to it."""
+        from grader.classroom.decisions import text_sha256
+        return self.answer.sha256 if self.answer is not None else text_sha256("")
 
 
 @dataclass(frozen=True)
@@ -173,7 +180,9 @@ _SCRIPT = r"""
     let data = null;
     try { data = await response.json(); } catch (err) { data = null; }
     if (!response.ok || !data) {
-      throw new Error((data && data.error) || ("the server answered HTTP " + response.status));
+      const error = new Error((data && data.error) || ("the server answered HTTP " + response.status));
+      error.reload = Boolean(data && data.reload);
+      throw error;
     }
     return data;
   }
@@ -192,7 +201,8 @@ _SCRIPT = r"""
     form.addEventListener("input", function () { form.classList.add("dirty"); });
     form.addEventListener("submit", async function (event) {
       event.preventDefault();
-      const body = {submission: form.dataset.submission, points: number(form.elements.points.value)};
+      const body = {submission: form.dataset.submission, points: number(form.elements.points.value),
+                    version: form.dataset.version};
       let url;
       if (form.dataset.kind === "score") {
         url = "api/score";
@@ -218,6 +228,11 @@ _SCRIPT = r"""
         show(form, data.warning ? data.message + " " + data.warning : data.message, data.warning ? "warn" : "ok");
       } catch (err) {
         show(form, "Not saved: " + err.message, "error");
+        if (err.reload) {  // the work changed since this page was loaded: show the new version
+          document.querySelectorAll("form.dirty").forEach(function (f) { f.classList.remove("dirty"); });
+          document.body.dataset.reloading = "1";
+          setTimeout(function () { window.location.reload(); }, 2500);
+        }
       } finally {
         button.disabled = false;
       }
@@ -346,7 +361,7 @@ def _card(question: "Question", card: Card) -> str:
             f"<div class=\"where\"><a href=\"student?s={_q(st.submission)}\">{_e1(st.submission)}</a>{cell}</div>"
             f"{_answer_block(card.answer)}"
             f"<form class=\"grade\" data-kind=\"score\" data-submission=\"{_e1(st.submission)}\" "
-            f"data-question=\"{_e1(question.id)}\">"
+            f"data-question=\"{_e1(question.id)}\" data-version=\"{_e1(card.version)}\">"
             f"<div class=\"row\"><label>Points <input type=\"number\" name=\"points\" min=\"0\" "
             f"max=\"{_num(question.points)}\" step=\"any\" required value=\"{_num(score.points) if score else ''}\">"
             f"</label> / {_num(question.points)} {_rubric_buttons(question)}</div>"
@@ -383,7 +398,7 @@ def _override_line(o) -> str:
     return f"{o.test}: {_override_points(o)} by {o.grader} at {o.at}{note}: {o.reason}"
 
 
-def _test_row(submission: str, test, override: "Override | None") -> str:
+def _test_row(submission: str, test, override: "Override | None", version: str = "") -> str:
     void = override is not None and not override.applies
     classes = "test-row" + (" stale" if void else "")
     now = ""
@@ -396,7 +411,7 @@ def _test_row(submission: str, test, override: "Override | None") -> str:
             f"<span class=\"muted\">{_e1(test.status.value)} · autograded "
             f"{_e1(fmt_score(test.score))} / {_e1(fmt_score(test.max_score))}</span></div>{now}"
             f"<form class=\"grade\" data-kind=\"override\" data-submission=\"{_e1(submission)}\" "
-            f"data-test=\"{_e1(test.nodeid)}\"><div class=\"row\">"
+            f"data-test=\"{_e1(test.nodeid)}\" data-version=\"{_e1(version)}\"><div class=\"row\">"
             f"<label>Points <input type=\"number\" name=\"points\" min=\"0\" max=\"{_num(test.max_score)}\" "
             f"step=\"any\" placeholder=\"empty = undo\" title=\"empty: withdraw the override\"></label>"
             f"<input type=\"text\" name=\"reason\" required maxlength=\"{MAX_REASON_CHARS}\" "
@@ -411,7 +426,9 @@ def student_page(ctx: Context, student: Student, result: "SubmissionResult | Non
     """`result` as autograded (its tests get the override forms); `final`, when graded, is
     what the student receives (decisions and penalties folded in), shown as feedback."""
     out = [f"<h1>{_e1(student.student_id)}{f' · {_e1(student.name)}' if student.name else ''}</h1>",
-           f"<p class=\"muted\">{_e1(student.submission)}</p>"]
+           f"<p class=\"muted\">{_e1(student.submission)}"
+           + (f" · notebook version <code>{_e1(student.version[:12])}</code>" if student.version else "")
+           + "</p>"]
     if final is not None and final.attention:
         out.append("<div class=\"attention\"><strong>To look at</strong><ul>"
                    + "".join(f"<li>{_e(a)}</li>" for a in final.attention) + "</ul></div>")
@@ -436,7 +453,7 @@ def student_page(ctx: Context, student: Student, result: "SubmissionResult | Non
         if result.tests:
             out.append("<h2>Overrides</h2><p class=\"muted\">An override replaces a test's autograded points "
                        "for this notebook; if the notebook changes, it stops applying until you look again.</p>")
-            out += [_test_row(student.submission, t, overrides.get(t.nodeid)) for t in result.tests]
+            out += [_test_row(student.submission, t, overrides.get(t.nodeid), student.version) for t in result.tests]
     out.append("<h2>Override history</h2>")
     if history:
         out.append("<ol class=\"muted\">" + "".join(f"<li>{_e(_override_line(o))}</li>" for o in history) + "</ol>")
