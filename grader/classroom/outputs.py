@@ -11,29 +11,34 @@ import csv
 import io
 import json
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Collection
 
 from grader.classroom.errors import GradebookError
+from grader.classroom.folder_lock import results_lock
 from grader.classroom.final import LATE_NAME, WRITTEN_EXERCISE, Decisions, FinalGrade, final_grade, submission_time
 from grader.classroom.gradebook import Gradebook, Row, StudentGrade
 from grader.classroom.names import csv_cell, folder_identity, folder_problem, printable
 from grader.classroom.roster import Identities
+from grader.classroom.storable import storable_text, utf8
 from grader.results import SubmissionResult
 
 
 def _write_atomic(path: Path, text: str) -> bool:
     """Readers (a browser, an LMS upload, the next run) never see a half-written file.
-    Unchanged content is not rewritten (False), so re-deriving after each decision is cheap."""
+    Unchanged content is not rewritten (False), so re-deriving after each decision is cheap.
+    A lone surrogate from anywhere is written as its escape, never a UnicodeEncodeError."""
+    data = utf8(text)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        if path.read_text(encoding="utf-8") == text:
+        if path.read_bytes() == data:
             return False
-    except (OSError, UnicodeDecodeError):
+    except OSError:
         pass
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.write_bytes(data)
     os.replace(tmp, path)
     return True
 
@@ -140,9 +145,15 @@ class Finals:
 
 def feedback_for(book: Gradebook, student_key: str) -> tuple[str, Path] | None:
     """Rewrite one student's feedback from their current submission (after each grading
-    or decision). Raises FeedbackRefused when the student's id cannot have a folder."""
+    or decision), read and written under the results folder's lock. Raises
+    FeedbackRefused when the student's id cannot have a folder."""
+    with results_lock(book.folder), book.snapshot():
+        return _feedback_for(book, student_key)
+
+
+def _feedback_for(book: Gradebook, student_key: str) -> tuple[str, Path] | None:
     identities = book.identities()
-    student_id = identities.student_id(student_key)
+    student_id = identities.student_id(storable_text(student_key))
     rows = [r for r in book.rows() if identities.student_id(r.student_key) == student_id]
     if not rows:
         return None
@@ -189,7 +200,16 @@ def export_grades(book: Gradebook, *, changed: Collection[str] | None = None) ->
 
     `changed`: the submissions a decision just touched. Only their students' feedback is
     rendered again (and any feedback folder with a file missing): rendering a whole class's
-    feedback after each score entered on the review page was most of a save's time."""
+    feedback after each score entered on the review page was most of a save's time.
+
+    The gradebook is read in one snapshot and the files written while holding the results
+    folder's lock (grader.classroom.folder_lock): of two processes deriving at once, the
+    one that writes last read last, so the files always end up holding the latest state."""
+    with results_lock(book.folder), book.snapshot():
+        return _export_grades(book, changed)
+
+
+def _export_grades(book: Gradebook, changed: Collection[str] | None) -> ClassGrades:
     identities = book.identities()
     finals = Finals(book, identities)
     exercises = [e for e in book.exercises if e not in (WRITTEN_EXERCISE, "")]

@@ -108,13 +108,15 @@ class OverrideChange:
     max_total: float
     withdrawn: bool
     derived: tuple[Path, ...]  # the files written again
+    version: str = ""          # the notebook's hash the override is bound to
 
     def describe(self) -> str:
         who = printable(self.student_id) + ("" if self.student_id == self.submission
                                             else f" ({printable(self.submission)})")
         what = "override withdrawn, the autograder's score counts again: " if self.withdrawn else ""
+        on = f" (notebook version {self.version[:12]})" if self.version else ""
         return (f"{who}: {what}{printable(self.test)} {_fmt(self.before)} -> {_fmt(self.after)} of "
-                f"{_fmt(self.max_score)}\ntotal {_fmt(self.total_before)} -> {_fmt(self.total_after)} of "
+                f"{_fmt(self.max_score)}{on}\ntotal {_fmt(self.total_before)} -> {_fmt(self.total_after)} of "
                 f"{_fmt(self.max_total)}")
 
 
@@ -130,19 +132,26 @@ def _counted(book, submission: str, student_id: str, nodeid: str):
 
 
 def record_override(folder: str | Path, student: str, test: str, points: float | None, reason: str,
-                    grader: str) -> OverrideChange:
+                    grader: str, *, seen: str | None = None) -> OverrideChange:
     """Record one override (points None withdraws it), derive the results folder again,
-    and say what changed. OverrideError / GradebookError when it cannot be recorded."""
+    and say what changed. OverrideError / GradebookError when it cannot be recorded.
+
+    The override is bound to the notebook version read here (or `seen`, the version the
+    instructor looked at, e.g. from the review page or `--history`: refused when the
+    notebook was graded again since), all under the results folder's lock, so the files
+    written after it hold it even with a review server saving at the same time."""
+    from grader.classroom.folder_lock import results_lock
     from grader.classroom.gradebook import Gradebook
     from grader.classroom.outputs import export_grades, feedback_dir
     if not reason or not reason.strip():
         raise OverrideError("an override needs --reason \"...\": the student reads it next to the test, and the "
                             "next grader in the history")
-    with Gradebook(folder, create=False) as book:
+    with results_lock(folder), Gradebook(folder, create=False) as book:
         submission, student_id = find_submission(book, student)
         nodeid, title, max_score = book.find_test(submission, test)
         before, total_before, _ = _counted(book, submission, student_id, nodeid)
-        book.add_override(submission, nodeid, points, reason, grader)
+        version = book.row(submission).sha256 if seen is None else seen
+        book.add_override(submission, nodeid, points, reason, grader, version=version)
         grades = export_grades(book, changed={submission})
         after, total_after, max_total = _counted(book, submission, student_id, nodeid)
         derived = (grades.csv, grades.json)
@@ -151,7 +160,7 @@ def record_override(folder: str | Path, student: str, test: str, points: float |
         except GradebookError:
             pass
     return OverrideChange(student_id, submission, title, before, after, max_score, total_before, total_after,
-                          max_total, points is None, derived)
+                          max_total, points is None, derived, version)
 
 
 # ---------------------------------------------------------------- history
@@ -168,6 +177,7 @@ class HistoryEntry:
     reason: str
     applies: bool           # False: the notebook changed since; not applied
     latest: bool            # False: a later decision on the same test replaced it
+    version: str = ""       # the notebook's hash it was decided on
 
     def describe(self) -> str:
         of = f" of {_fmt(self.max_score)}" if self.max_score is not None else ""
@@ -181,8 +191,9 @@ class HistoryEntry:
         elif not self.applies:
             notes.append("not applied: the notebook changed since")
         tail = f"  [{'; '.join(notes)}]" if notes else ""
+        on = f"  [notebook version {self.version[:12]}]" if self.version else ""
         return (f"{self.at}  {printable(self.grader) or 'unknown'}  {who}  {printable(self.test)}: {what}\n"
-                f"    why: {printable(self.reason)}{tail}")
+                f"    why: {printable(self.reason)}{tail}{on}")
 
 
 def history(book, student: str | None = None) -> list[HistoryEntry]:
@@ -206,7 +217,7 @@ def history(book, student: str | None = None) -> list[HistoryEntry]:
         sid = identities.student_id(row.student_key) if row is not None else o.submission
         title, max_score = titles.get((o.submission, o.test), (o.test, None))
         out.append(HistoryEntry(o.at, o.grader, sid, o.submission, title, o.points, max_score, o.reason,
-                                o.applies, last[(o.submission, o.test)] == o.id))
+                                o.applies, last[(o.submission, o.test)] == o.id, o.sha256))
     return out
 
 
@@ -253,6 +264,9 @@ when it no longer applies. See docs/classroom.md.""",
     o.add_argument("--reason", default=None, help="why: the student reads it next to the test")
     o.add_argument("--grader", metavar="NAME", default=None,
                    help="who decided, recorded in the history (default: your login name)")
+    o.add_argument("--seen", metavar="VERSION", default=None,
+                   help="the notebook version you decided on (as the review page and --history show it, 8+ "
+                        "hex digits): refused if the notebook was graded again since")
     o.add_argument("--history", nargs="?", const="", default=None, metavar="STUDENT",
                    help="list every override recorded (of STUDENT, or of everyone), oldest first")
     o.set_defaults(handler=run)
@@ -270,7 +284,8 @@ def run(args) -> int:
                           f"grader override {args.results} alice 5 3 --reason \"...\"")
         student, test, points_text = args.what
         points = parse_points(points_text)
-        change = record_override(args.results, student, test, points, args.reason or "", grader_name(args.grader))
+        change = record_override(args.results, student, test, points, args.reason or "", grader_name(args.grader),
+                                 seen=args.seen)
     except GradebookError as exc:
         return _usage(str(exc))
     print(change.describe())
