@@ -327,6 +327,9 @@ def _refresh_feedback(book: Gradebook, g: StudentGrade, final: FinalGrade | None
         write_feedback(book.folder, g.student_id, result, siblings=siblings)
     except FeedbackRefused as exc:
         return str(exc)
+    except Exception as exc:  # noqa: BLE001 - one student's feedback failing is their line, not the class's
+        return (f"{printable(g.row.submission)}: its feedback could not be written ({type(exc).__name__}: "
+                f"{printable(exc)}); grades.csv still holds the grade")
     return ""
 
 
