@@ -319,6 +319,10 @@ def _grade_into(args, assignment, options, tasks, roster, jobs, times=None) -> i
         print(f"grader: {len(tasks)} notebook{'s' * (len(tasks) != 1)}: {len(todo)} to grade"
               + (f", {len(kept)} unchanged since the last run" if kept else "")
               + (f" ({_backend(args, jobs)})" if todo else ""), file=sys.stderr, flush=True)
+        from grader.classroom.answer_reading import read_stored_answers  # questions added since, or never read
+        for line in read_stored_answers(book, assignment, {t.key: t.path for t in tasks},
+                                        skip={t.key for t in todo}).lines():
+            print(line, file=sys.stderr, flush=True)
 
         # Which times are trusted for lateness, and ties that no file name may break (grader.classroom.handin).
         book.set_meta("times", args.times)
