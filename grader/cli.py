@@ -275,11 +275,18 @@ def _grade_to_stdout(args, assignment, options, tasks, identities, jobs) -> int:
         if identities is not None:
             result.student = identities.student_id(by_path[graded.path].student)
         results.append(result)
-        if args.format == "json":
-            print(to_json_line(result), flush=True)
-        elif args.format == "text":
-            print(render_text(_for_terminal(result), color=sys.stdout.isatty(), audience=args.audience), flush=True)
-            print(flush=True)
+        try:  # one result that cannot be shown is its own line; the class goes on
+            if args.format == "json":
+                print(to_json_line(result), flush=True)
+            elif args.format == "text":
+                print(render_text(_for_terminal(result), color=sys.stdout.isatty(), audience=args.audience),
+                      flush=True)
+                print(flush=True)
+        except Exception as exc:  # noqa: BLE001
+            from grader.classroom.names import printable
+            result.errors.append(f"its result could not be shown ({type(exc).__name__})")
+            print(f"grader: {printable(graded.path)}: its result could not be shown ({type(exc).__name__}: "
+                  f"{printable(exc)})", file=sys.stderr, flush=True)
         _report_problems(graded)
         if progress and args.format != "text":
             progress.update(result)
