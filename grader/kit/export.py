@@ -2,9 +2,11 @@
 
     DIR/NAME.ipynb                      the template (from the master, as `grader assign` makes it)
     DIR/<support files>                 what the notebook imports
-    DIR/selfcheck/NAME/assignment.toml  the spec without secret, probes or reference source
+    DIR/selfcheck/NAME/assignment.toml  the spec without secret or reference source
     DIR/selfcheck/NAME/tests/           the visible tests only
-    DIR/selfcheck/NAME/answers/         the reference's answers those tests asked for
+    DIR/selfcheck/NAME/probes.py        the assignment's probes, if any (instructor code, not secret)
+    DIR/selfcheck/NAME/answers/         the reference's answers those tests asked for (models as
+                                        layer graph, weight arrays and outputs: nothing rebuilds one)
 
 The export refuses rather than hand out something wrong: a visible test that cannot run from
 a recording is named with the reason, the kit is graded on the master and every sample and
@@ -178,7 +180,7 @@ def leaks(folder: Path, assignment, hidden: list[safety.TestInfo]) -> list[str]:
 
 # ---------------------------------------------------------------- building
 
-def _problems_in_code(tests: list[safety.TestInfo], probes: bool) -> dict[str, list[str]]:
+def _problems_in_code(tests: list[safety.TestInfo]) -> dict[str, list[str]]:
     problems: dict[str, list[str]] = {}
     hidden_names = {(t.path, t.function) for t in tests if not t.visible}
     for info in (t for t in tests if t.visible):
@@ -188,9 +190,6 @@ def _problems_in_code(tests: list[safety.TestInfo], probes: bool) -> dict[str, l
         func = safety.test_function(ast.parse(info.path.read_text(encoding="utf-8")), info.function)
         if func is not None:
             why += safety.static_problems(func)
-            if probes and any(isinstance(n, ast.Attribute) and n.attr in ("probe", "probe_model")
-                              for n in ast.walk(func)):
-                why.append("it runs the assignment's probes, which are instructor code and stay out of the kit")
     return {k: v for k, v in problems.items() if v}
 
 
@@ -235,9 +234,15 @@ def _spec_text(assignment, support: list[str]) -> str:
         f"support = [{', '.join(q(s) for s in support)}]",
         f"call_timeout = {float(assignment.call_timeout)!r}",
     ]
+    if assignment.probes is not None:
+        lines.append(f"probes = {q(assignment.probes.name)}")
     preload = tuple(getattr(assignment, "preload", ()))
     if preload:  # the worker imports them before forking: the same speed as the instructor's run
         lines.append(f"preload = [{', '.join(q(m) for m in preload)}]")
+    modules = tuple(getattr(assignment, "modules", ()))
+    if modules:  # the course's helper modules: the same stand-ins as the full grader's
+        lines += ["", "[modules]"] + [f"{q(m)} = {q('missing' if p is None else 'standins/' + p.name)}"
+                                      for m, p in modules]
     for question in getattr(assignment, "questions", ()):
         # Which questions there are and what they are worth; the prompt and rubric stay
         # with the instructor (the notebook itself asks the question).
@@ -281,7 +286,7 @@ def build_kit(assignment, out: str | Path, *, isolation: str = "auto", samples: 
     visible = [t for t in tests if t.visible]
     if not visible:
         raise KitError(f"{assignment.name} has no visible test: a kit would check nothing")
-    problems = _problems_in_code(tests, probes=assignment.probes is not None)
+    problems = _problems_in_code(tests)
     if problems:  # found by reading the tests: no need to run anything to refuse
         raise KitError(_not_safe(problems))
 
@@ -296,6 +301,12 @@ def build_kit(assignment, out: str | Path, *, isolation: str = "auto", samples: 
             shutil.copyfile(path, spec_dir / path.name)
             support.append(path.name)
         _write_tests(assignment, tests, spec_dir / "tests")
+        if assignment.probes is not None:  # instructor code, not secret: run next to the student's code
+            shutil.copyfile(assignment.probes, spec_dir / assignment.probes.name)
+        for _, standin in getattr(assignment, "modules", ()):
+            if standin is not None:
+                (spec_dir / "standins").mkdir(exist_ok=True)
+                shutil.copyfile(standin, spec_dir / "standins" / standin.name)
         # The master as a student who solved everything would hand it in (hidden cells dropped).
         notebooks = _notebooks_to_record(assignment, annotate(master_nb), work, samples)
         full: dict[Path, Any] = {}
@@ -311,7 +322,7 @@ def build_kit(assignment, out: str | Path, *, isolation: str = "auto", samples: 
             for test in set(runs[0]) | set(runs[1]):
                 if runs[0].get(test, set()) != runs[1].get(test, set()):
                     problems.setdefault(test, []).append(
-                        "its reference calls change with the submission's content (inputs from hidden_rng or "
+                        "its reference calls change with the submission's content (inputs "
                         "from the student's answer), so no recording can answer them")
             for test, why in rec.problems.items():
                 problems.setdefault(test, []).extend(why)

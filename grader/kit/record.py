@@ -24,6 +24,7 @@ class Recording:
     functions: set[str] = field(default_factory=set)
     keys_by_test: dict[str, set[str]] = field(default_factory=dict)  # for the current run
     problems: dict[str, list[str]] = field(default_factory=dict)  # test -> why it is not kit-safe
+    live: dict[int, Any] = field(default_factory=dict)  # id(reference model) -> its LiveModel, for every run
 
     def problem(self, test: str, why: str) -> None:
         self.problems.setdefault(test, [])
@@ -40,6 +41,7 @@ def recording(folder: Path) -> Iterator[Recording]:
     ACTIVE = Recording(Store(folder))
     try:
         yield ACTIVE
+        ACTIVE.store.finish()
     finally:
         ACTIVE = None
 
@@ -50,6 +52,18 @@ class Recorder:
     def __init__(self, inner: Any, rec: Recording):
         self._inner = inner
         self._rec = rec
+
+    def _seen(self, value: Any) -> Any:
+        """A reference model is handed to tests as a LiveModel: the tests read it as they
+        would the model, and the kit learns which outputs and weights they read."""
+        from grader.kit.models import LiveModel
+        from grader.kit.values import _is_model
+
+        if not _is_model(value) or isinstance(value, LiveModel):
+            return value
+        if id(value) not in self._rec.live:
+            self._rec.live[id(value)] = LiveModel(value)
+        return self._rec.live[id(value)]
 
     def __getattr__(self, name: str):
         attr = getattr(self._inner, name)
@@ -66,7 +80,7 @@ class Recorder:
             return attr
 
         def call(*args, **kwargs):
-            value = attr(*args, **kwargs)
+            value = self._seen(attr(*args, **kwargs))
             test_now = current_test()
             try:
                 key = call_key(name, args, kwargs)

@@ -2,9 +2,8 @@
 
 A test is kit-safe when it is visible and everything it asks the reference can be answered
 from a recording made at export time. That fails when a reference call's arguments come
-from the student's answer or from per-submission inputs (`submission`, `hidden_rng`), when
-it depends on a hidden test (which the kit does not have), or when the reference returns
-something that is not data. Two checks find such tests: a reading of the test's code
+from the student's answer (`submission`), when it depends on a hidden test (which the kit
+does not have), or when the reference returns something that is not data. Two checks find such tests: a reading of the test's code
 (`static_problems`), and a comparison of what two correct submissions with different
 content asked the reference (`grader.kit.export`).
 """
@@ -17,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # Fixtures whose values differ between submissions: a reference call fed from them cannot
-# be recorded once for every student.
-PER_SUBMISSION = frozenset({"submission", "hidden_rng"})
+# be recorded once for every student. (`hidden_rng` draws the same inputs for every
+# submission in a visible test, so what a visible test gives the reference from it is fixed.)
+PER_SUBMISSION = frozenset({"submission"})
 
 
 @dataclass(frozen=True)

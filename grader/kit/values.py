@@ -2,9 +2,9 @@
 
 A kit reaches students, so what it holds must be data a student's machine can read without
 running anything of ours or theirs: JSON for the structure, `.npy` files (read with
-`allow_pickle=False`) for arrays, and for a Keras model its JSON config and a `.npz` of its
-weights, rebuilt in safe mode from allow-listed layers by `grader.rebuild`. A value of any
-other kind cannot be recorded, and the export says which function returned it.
+`allow_pickle=False`) for arrays, and for a model what the checks read of it (its layer
+graph, weights as arrays, outputs; `grader.kit.models`), never a config that rebuilds it.
+A value of any other kind cannot be recorded, and the export says which function returned it.
 """
 from __future__ import annotations
 
@@ -79,6 +79,17 @@ class Store:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self._count = 0
+        self._models: dict[int, dict] = {}  # id(LiveModel) -> its tree, completed by finish()
+        self._pending: list = []
+
+    def finish(self) -> None:
+        """Write each model once every test has run: only then is it known which outputs
+        the tests asked for and whether they copied its weights."""
+        from grader.kit.models import write
+
+        for live, name, tree in self._pending:
+            tree.update(write(live, self.folder, name))
+        self._pending = []
 
     def _name(self, suffix: str) -> str:
         self._count += 1
@@ -105,17 +116,20 @@ class Store:
             return {"$tuple": items} if isinstance(value, tuple) else items
         if isinstance(value, dict) and all(isinstance(k, str) for k in value):
             return {"$dict": [[k, self.encode(v, depth + 1)] for k, v in value.items()]}
-        if _is_model(value):
+        from grader.kit.models import LiveModel
+
+        if _is_model(value) and not isinstance(value, LiveModel):
+            value = LiveModel(value)
+        if isinstance(value, LiveModel):
             return self._model(value)
         raise NotRecordable(f"a value of type {type(value).__name__}")
 
-    def _model(self, model: Any) -> dict:
-        name = self._name("")
-        keras = "2" if (type(model).__module__ or "").startswith("tf_keras") else "3"
-        (self.folder / f"{name}.json").write_text(model.to_json(), encoding="utf-8")
-        weights = model.get_weights()
-        np.savez(self.folder / f"{name}.npz", **{f"w{i:04d}": np.asarray(w) for i, w in enumerate(weights)})
-        return {"$model": name, "keras": keras, "class_name": type(model).__name__, "weights": len(weights)}
+    def _model(self, live: Any) -> dict:
+        tree = self._models.get(id(live))
+        if tree is None:
+            tree = self._models[id(live)] = {"$graph_model": self._name("")}
+            self._pending.append((live, tree["$graph_model"], tree))
+        return tree
 
 
 # ---------------------------------------------------------------- reading
@@ -128,8 +142,9 @@ def _inside(folder: Path, name: Any) -> Path:
 
 
 def decode(tree: Any, folder: Path, depth: int = 0) -> Any:
-    """Turn a recorded tree back into values. Arrays are read with allow_pickle=False and
-    models rebuilt through `grader.rebuild` (allow-listed layers, Keras safe mode)."""
+    """Turn a recorded tree back into values. Arrays are read with allow_pickle=False; a
+    model comes back as the recorded graph, weights and outputs the checks read, never as a
+    Keras model."""
     if depth > MAX_DEPTH:
         raise ValueError("the recording is nested too deeply")
     if tree is None or isinstance(tree, (bool, int, float, str)):
@@ -147,18 +162,7 @@ def decode(tree: Any, folder: Path, depth: int = 0) -> Any:
         return tuple(decode(v, folder, depth + 1) for v in tree["$tuple"])
     if "$dict" in tree:
         return {str(k): decode(v, folder, depth + 1) for k, v in tree["$dict"]}
-    if "$model" in tree:
-        return _rebuild_model(tree, folder)
+    if "$graph_model" in tree:
+        from grader.kit.models import read
+        return read(tree, folder, _inside)
     raise ValueError(f"the recording holds an unknown value {sorted(tree)}")
-
-
-def _rebuild_model(tree: dict, folder: Path) -> Any:
-    from grader.rebuild import rebuild
-    from grader.sandbox.protocol import ModelPayload
-
-    name = tree["$model"]
-    config = _inside(folder, f"{name}.json").read_text(encoding="utf-8")
-    with np.load(_inside(folder, f"{name}.npz"), allow_pickle=False) as data:
-        weights = tuple(data[f"w{i:04d}"] for i in range(int(tree["weights"])))
-    return rebuild(ModelPayload(config=config, weights=weights, keras=str(tree.get("keras", "3")),
-                                class_name=str(tree.get("class_name", "Model"))))
