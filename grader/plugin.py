@@ -321,8 +321,11 @@ def pytest_runtest_setup(item):
     marker = item.get_closest_marker("depends")
     for needed in (marker.args if marker else ()):
         key = f"{item.module.__name__}::{needed}"
-        if ctx.outcomes.get(key) is not Status.PASSED:
+        if "::" not in needed and ctx.outcomes.get(key) is not Status.PASSED:
             pytest.skip(f"fix `{_title_of(item.module, needed)}` first")
+    from grader.testing import unmet_dependency  # another file's test, or a whole exercise
+    if unmet_dependency(marker, ctx.results):
+        pytest.skip(unmet_dependency(marker, ctx.results))
 
 
 # ---------------------------------------------------------------- outcomes
