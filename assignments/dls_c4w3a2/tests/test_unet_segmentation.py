@@ -1,0 +1,422 @@
+"""The U-Net exercise: conv_block (encoder), upsampling_block (decoder) and unet_model.
+
+conv_block: Conv2D(n, 3, relu, same, he_normal) twice -> Dropout(dropout_prob) when it is
+> 0 -> MaxPooling2D(2x2) when max_pooling; returns (next_layer, skip_connection), the skip
+connection taken before the pooling.
+upsampling_block: Conv2DTranspose(n, 3, strides=2, same) -> concatenate with the skip
+connection on the channel axis -> Conv2D(n, 3, relu, same, he_normal) twice.
+unet_model: five conv_blocks (n x1, x2, x4, x8 with dropout 0.3, x16 with dropout 0.3 and no
+pooling), four upsampling_blocks joined to the encoder's skip connections in mirror order,
+Conv2D(n, 3, relu, same, he_normal), Conv2D(n_classes, 1, same).
+
+The blocks take and return tensors, so the probes wrap them into models in the sandbox:
+`conv_block_model` has two outputs, (next_layer, skip_connection). One file for the three
+exercises, so they share their helpers. The typical mistakes are named before the layer
+graph is compared, each with its own message: the graph comparison would also catch most
+of them, but in the words of a layer table, not of the U-Net.
+
+Policy (the course's instructor's): `concatenate([contractive_input, up])` is the same
+network up to the order of the next convolution's input channels and gets full marks;
+`axis=-1` and Concatenate()'s default are the channel axis, as `axis=3` is; a missing
+`he_normal` costs one point in each block and nothing in unet_model.
+"""
+import inspect
+
+import numpy as np
+
+from grader.checks import CheckFailed
+from grader.checks.architecture import expect_architecture
+from grader.checks.graph import layer_graph
+from grader.checks.models import expect_input_shape, expect_same_outputs
+from grader.sandbox.client import SandboxError, StudentCodeError
+from grader.testing import depends, exercise, hidden, points
+
+BLOCK = "a model (the probe wraps your block's output tensors into one)"
+CONV = "conv_block_model"
+UP = "upsampling_block_model"
+# conv_block: (input shape, n_filters, dropout_prob, max_pooling).
+CONV_VISIBLE = ((16, 16, 3), 8, 0, True)
+CONV_OPTIONS = ((16, 16, 3), 8, 0.3, False)  # the bottleneck's settings
+CONV_HIDDEN = (((12, 20, 2), 5, 0.0, True), ((8, 6, 4), 3, 0.25, False), ((10, 14, 1), 6, 0.5, True))
+# upsampling_block: (expansive shape, contractive shape, n_filters).
+UP_VISIBLE = ((4, 4, 8), (8, 8, 4), 4)
+UP_HIDDEN = (((3, 5, 6), (6, 10, 2), 5), ((4, 4, 3), (8, 8, 7), 2))
+# unet_model: (input size, n_filters, n_classes); sizes divisible by 16 (four halvings).
+# The visible tests use the course's default U-Net (one build serves both); the hidden test
+# changes all three at once, so one more build catches any of them written in.
+UNET_DEFAULT = ((96, 128, 3), 32, 23)
+UNET_HIDDEN = (((48, 80, 1), 5, 7),)
+
+_MERGE_POLICY = ({"merge_order": "either"}
+                 if "merge_order" in inspect.signature(expect_architecture).parameters else {})
+
+
+def _kind(layer) -> str:
+    return type(layer).__name__
+
+
+def _of_kind(model, kind: str) -> list:
+    return [layer for layer in model.layers if _kind(layer) == kind]
+
+
+def _where(model, layer) -> str:
+    """" (created in cell 7, line 14: `...`)" when the sandbox recorded where the student
+    created the layer, else nothing."""
+    try:
+        location = layer_graph(model).located.get(layer.name)
+    except CheckFailed:
+        return ""
+    return f" ({location.aside()})" if location else ""
+
+
+def _hw(shape) -> tuple[int, int]:
+    return int(shape[1]), int(shape[2])
+
+
+def _same_graph(reference_model, found, exercise_name: str) -> None:
+    expect_architecture(reference_model, found, exercise=exercise_name, **_MERGE_POLICY)
+
+
+def _forced_dropout(model) -> list:
+    """Dropout layers called with `training=True` written in: Keras records a call's
+    keyword arguments in the model, and the rebuilt model keeps them."""
+    found = []
+    for layer in _of_kind(model, "Dropout"):
+        for node in getattr(layer, "_inbound_nodes", []):
+            kwargs = getattr(getattr(node, "arguments", None), "kwargs", None) or {}
+            if kwargs.get("training") is True:
+                found.append(layer)
+    return found
+
+
+def expect_dropout_off_at_inference(model, function: str) -> None:
+    forced = _forced_dropout(model)
+    if forced:
+        raise CheckFailed(
+            f"Your `{function}` calls Dropout with training=True written in{_where(model, forced[0])}: the dropout "
+            f"then stays on when the model predicts, so each prediction drops a random share of the features and "
+            f"the same image gets a different segmentation every time.",
+            hint="call the layer without `training`: `Dropout(dropout_prob)(conv)`; Keras switches it on during "
+                 "fit() only.",
+            diagnosis="dropout_training_hard_coded")
+
+
+def expect_he_normal(model, function: str) -> None:
+    """Every Conv2D (not the Conv2DTranspose) starts from he_normal: ReLU layers keep about
+    half of their input, and He initialization doubles the variance to make up for it."""
+    import keras
+    for layer in _of_kind(model, "Conv2D"):
+        name = keras.initializers.serialize(layer.kernel_initializer).get("class_name", "")
+        if name != "HeNormal":
+            raise CheckFailed(
+                f"A Conv2D of your `{function}`{_where(model, layer)} starts from the {name} initializer; the "
+                f"specification asks for he_normal. Before a ReLU, He initialization keeps the activations' "
+                f"variance from shrinking layer after layer, which matters in a network as deep as a U-Net.",
+                hint="add `kernel_initializer='he_normal'` to each Conv2D.",
+                diagnosis="initializer_not_he_normal")
+
+
+# ---------------------------------------------------------------- conv_block
+
+def expect_conv_block_outputs(model, input_shape, n_filters, dropout_prob, max_pooling) -> None:
+    """The two outputs' sizes and the block's options, each mistake named."""
+    size = _hw((None, *input_shape))
+    pooled = (size[0] // 2, size[1] // 2)
+    next_hw, skip_hw = _hw(model.outputs[0].shape), _hw(model.outputs[1].shape)
+    if max_pooling and skip_hw == pooled and next_hw == pooled:
+        raise CheckFailed(
+            "Your conv_block's skip connection (its second output) is taken after the max-pooling: it is "
+            f"{skip_hw[0]}x{skip_hw[1]}, the pooled size, where it should be the convolutions' full-size "
+            f"{size[0]}x{size[1]} output. The decoder uses the skip connection to recover the detail the pooling "
+            "threw away; a pooled one has already lost it, and it no longer matches the upsampled map it is "
+            "joined to.",
+            hint="return `next_layer, skip_connection` with `skip_connection` the convolutions' (or dropout's) "
+                 "output, before MaxPooling2D.",
+            diagnosis="skip_after_pooling")
+    if max_pooling and next_hw == size:
+        raise CheckFailed(
+            f"Called with max_pooling=True, your conv_block's next_layer keeps the input's {size[0]}x{size[1]} "
+            "size: it is not max-pooled, so the encoder never halves the feature map.",
+            hint="when `max_pooling` is true, `next_layer = MaxPooling2D(pool_size=(2, 2))(conv)`.",
+            diagnosis="pooling_missing")
+    if not max_pooling and next_hw != size:
+        raise CheckFailed(
+            f"Called with max_pooling=False, your conv_block still shrinks next_layer to "
+            f"{next_hw[0]}x{next_hw[1]}: it ignores its `max_pooling` argument. The U-Net's bottleneck (the fifth "
+            "block) must not pool, or the decoder's first upsampling no longer meets the fourth block's skip "
+            "connection at the same size.",
+            hint="pool only when asked: `if max_pooling: next_layer = MaxPooling2D((2, 2))(conv)` and "
+                 "`else: next_layer = conv`.",
+            diagnosis="max_pooling_ignored")
+    rates = [float(layer.rate) for layer in _of_kind(model, "Dropout")]
+    active = [r for r in rates if r > 0]
+    if dropout_prob > 0 and not active:
+        raise CheckFailed(
+            f"Called with dropout_prob={dropout_prob:g}, your conv_block has no Dropout layer: it ignores its "
+            "`dropout_prob` argument, so the U-Net's two deepest blocks are not regularized.",
+            hint="`if dropout_prob > 0: conv = Dropout(dropout_prob)(conv)`, after the second Conv2D.",
+            diagnosis="dropout_ignored")
+    if active and any(abs(r - dropout_prob) > 1e-6 for r in active):
+        got = ", ".join(f"{r:g}" for r in active)
+        raise CheckFailed(
+            f"Called with dropout_prob={dropout_prob:g}, your conv_block drops at rate {got}: the rate is written "
+            "in instead of taken from the `dropout_prob` argument.",
+            hint="`Dropout(dropout_prob)`, and only when dropout_prob > 0.",
+            diagnosis="dropout_rate_hard_coded")
+
+
+def _conv_block(submission, args):
+    return submission.probe_model(CONV, *args, expected=BLOCK)
+
+
+def _expect_conv_block(submission, reference, args, x) -> None:
+    found = _conv_block(submission, args)
+    expect_conv_block_outputs(found, *args)
+    _same_graph(reference.conv_block_model(*args), found, "conv_block")
+    expect_dropout_off_at_inference(found, "conv_block")
+    expect_same_outputs(reference.conv_block_model(*args), found, x, training=None,
+                        what="(next_layer, skip_connection)")
+
+
+@points(2)
+@exercise("conv_block")
+def test_conv_block_returns_the_pooled_map_and_the_skip_connection(submission):
+    """(next_layer, skip_connection): pooled, and full-size before the pooling."""
+    expect_conv_block_outputs(_conv_block(submission, CONV_VISIBLE), *CONV_VISIBLE)
+
+
+@points(2)
+@exercise("conv_block")
+def test_conv_block_follows_dropout_prob_and_max_pooling(submission):
+    """The bottleneck's settings: dropout 0.3, no pooling."""
+    expect_conv_block_outputs(_conv_block(submission, CONV_OPTIONS), *CONV_OPTIONS)
+
+
+@points(3)
+@exercise("conv_block")
+def test_conv_block_layer_graph(submission, reference):
+    for args in (CONV_VISIBLE, CONV_OPTIONS):
+        _same_graph(reference.conv_block_model(*args), _conv_block(submission, args), "conv_block")
+
+
+@points(1)
+@exercise("conv_block")
+def test_conv_block_he_normal_initializer(submission):
+    expect_he_normal(_conv_block(submission, CONV_VISIBLE), "conv_block")
+
+
+@points(2)
+@exercise("conv_block")
+@depends("test_conv_block_returns_the_pooled_map_and_the_skip_connection", "test_conv_block_layer_graph")
+def test_conv_block_outputs(submission, reference):
+    """Inference outputs with the reference's weights copied in: dropout must be off."""
+    rng = np.random.default_rng(3)
+    for args in (CONV_VISIBLE, CONV_OPTIONS):
+        x = rng.normal(0.0, 1.0, size=(2, *args[0])).astype(np.float32)
+        found = _conv_block(submission, args)
+        expect_dropout_off_at_inference(found, "conv_block")
+        expect_same_outputs(reference.conv_block_model(*args), found, x, training=None,
+                            what="(next_layer, skip_connection)")
+
+
+@points(3)
+@hidden
+@exercise("conv_block")
+@depends("test_conv_block_layer_graph")
+def test_conv_block_on_hidden_settings(submission, reference, hidden_rng):
+    """Other sizes, filter counts, dropout rates and pooling choices."""
+    for args in CONV_HIDDEN:
+        x = hidden_rng.normal(0.0, 2.0, size=(2, *args[0])).astype(np.float32)
+        _expect_conv_block(submission, reference, args, x)
+
+
+# ---------------------------------------------------------------- upsampling_block
+
+def _transpose_problem(model) -> None:
+    for layer in _of_kind(model, "Conv2DTranspose"):
+        activation = getattr(layer.activation, "__name__", "linear")
+        if activation != "linear":
+            raise CheckFailed(
+                f"Your upsampling_block's Conv2DTranspose{_where(model, layer)} has activation='{activation}'; the "
+                "specification's has none. The transposed convolution only upsamples: the two Conv2D after the "
+                "concatenation apply the ReLU, and a ReLU here would cut off half of what is joined to the skip "
+                "connection.",
+                hint="`Conv2DTranspose(n_filters, 3, strides=2, padding='same')`, without `activation`.",
+                diagnosis="transpose_activation")
+
+
+def _concatenation_problem(model) -> None:
+    if _of_kind(model, "Concatenate"):
+        return
+    raise CheckFailed(
+        "Your upsampling_block never uses a concatenation's result: nothing of the skip connection "
+        "(contractive_input) reaches the block's output, so the decoder works from the upsampled map alone and "
+        "the U-Net loses the encoder's fine detail.",
+        hint="feed the concatenation to the next layer: `merge = concatenate([up, contractive_input], axis=3)`, "
+             "then `Conv2D(...)(merge)`.",
+        diagnosis="concatenation_unused")
+
+
+def _upsampling_block(submission, args):
+    """The block wrapped into a model. When it does not build, a block whose transposed
+    convolution keeps the map's size (strides=1) is recognised from a build where the skip
+    connection has that size; any other failure is the student's own error."""
+    try:
+        return submission.probe_model(UP, *args, expected=BLOCK)
+    except StudentCodeError as exc:
+        expansive, contractive, n_filters = args
+        try:
+            same_size = submission.probe_model(UP, expansive, (*expansive[:2], contractive[2]), n_filters,
+                                               expected=BLOCK)
+        except (SandboxError, CheckFailed):
+            raise exc from None
+        for layer in _of_kind(same_size, "Conv2DTranspose"):
+            if tuple(layer.strides) != (2, 2):
+                where = f" ({exc.where}, line {exc.line})" if exc.where and exc.line else ""
+                raise CheckFailed(
+                    f"Your upsampling_block's Conv2DTranspose{_where(same_size, layer)} has strides="
+                    f"{tuple(layer.strides)}: it does not double the map's size, so the upsampled map is "
+                    f"{expansive[0]}x{expansive[1]} while the skip connection it is joined to is "
+                    f"{contractive[0]}x{contractive[1]}, and the concatenation fails ({exc.type}{where}).",
+                    hint="`Conv2DTranspose(n_filters, 3, strides=2, padding='same')`.",
+                    diagnosis="transpose_stride") from None
+        raise
+
+
+def _up_inputs(rng, args, scale=1.0):
+    expansive, contractive, _ = args
+    return [rng.normal(0.0, scale, size=(2, *expansive)).astype(np.float32),
+            rng.normal(0.0, scale, size=(2, *contractive)).astype(np.float32)]
+
+
+@points(3)
+@exercise("upsampling_block")
+def test_upsampling_block_layer_graph(submission, reference):
+    found = _upsampling_block(submission, UP_VISIBLE)
+    _transpose_problem(found)
+    _concatenation_problem(found)
+    _same_graph(reference.upsampling_block_model(*UP_VISIBLE), found, "upsampling_block")
+
+
+@points(1)
+@exercise("upsampling_block")
+def test_upsampling_block_he_normal_initializer(submission):
+    expect_he_normal(_upsampling_block(submission, UP_VISIBLE), "upsampling_block")
+
+
+@points(2)
+@exercise("upsampling_block")
+@depends("test_upsampling_block_layer_graph")
+def test_upsampling_block_outputs(submission, reference):
+    x = _up_inputs(np.random.default_rng(5), UP_VISIBLE)
+    expect_same_outputs(reference.upsampling_block_model(*UP_VISIBLE), _upsampling_block(submission, UP_VISIBLE),
+                        x, training=False)
+
+
+@points(2)
+@hidden
+@exercise("upsampling_block")
+@depends("test_upsampling_block_layer_graph")
+def test_upsampling_block_on_hidden_shapes(submission, reference, hidden_rng):
+    for args in UP_HIDDEN:
+        found = _upsampling_block(submission, args)
+        _same_graph(reference.upsampling_block_model(*args), found, "upsampling_block")
+        expect_same_outputs(reference.upsampling_block_model(*args), found, _up_inputs(hidden_rng, args, 2.0),
+                            training=False)
+
+
+# ---------------------------------------------------------------- unet_model
+
+def _pairing_problem(submission, args, exc: StudentCodeError) -> None:
+    """A U-Net that does not build because a decoder block is joined to the wrong encoder
+    block's output: named from the student's own calls (`submission.trace`), when the
+    grader offers it."""
+    trace = getattr(submission, "trace", None)
+    if trace is None:
+        return
+
+
+def _unet(submission, args):
+    try:
+        return submission.model("unet_model", *args, weights=False)
+    except StudentCodeError as exc:
+        _pairing_problem(submission, args, exc)
+        raise
+
+
+def expect_final_layer(model, n_classes: int, *, hidden_settings: bool = False) -> None:
+    last = model.layers[-1]
+    where = _where(model, last)
+    if _kind(last) != "Conv2D":
+        return  # the layer graph check names what is there instead
+    if tuple(last.kernel_size) != (1, 1):
+        raise CheckFailed(
+            f"Your U-Net's last Conv2D{where} has a {last.kernel_size[0]}x{last.kernel_size[1]} kernel; the "
+            "specification's is 1x1: after the 3x3 convolution, the last layer only turns each pixel's features "
+            "into one score per class.",
+            hint="`Conv2D(n_classes, 1, padding='same')`.", diagnosis="final_kernel_size")
+    activation = getattr(last.activation, "__name__", "linear")
+    if activation != "linear":
+        raise CheckFailed(
+            f"Your U-Net's last Conv2D{where} has activation='{activation}'; the specification's has none: the "
+            "model returns logits, which the course's loss, SparseCategoricalCrossentropy(from_logits=True), "
+            f"turns into probabilities itself. With a {activation} in front it would apply it twice.",
+            hint="`Conv2D(n_classes, 1, padding='same')`, without `activation`.", diagnosis="final_activation")
+    if int(last.filters) != n_classes:
+        told = "Asked for another number of classes, y" if hidden_settings else "Y"
+        asked = "" if hidden_settings else f" ({n_classes})"
+        raise CheckFailed(
+            f"{told}our U-Net's last Conv2D{where} has {last.filters} filters, not n_classes{asked}: "
+            "the model must give one score per class and pixel, for whatever number of classes it is built for.",
+            hint="`Conv2D(n_classes, 1, padding='same')`: use the argument, not a number.",
+            diagnosis="final_classes")
+
+
+def expect_filters_follow(model, n_filters: int) -> None:
+    """The first Conv2D has n_filters filters, so the counts are not written in."""
+    convs = _of_kind(model, "Conv2D")
+    if convs and int(convs[0].filters) != n_filters:
+        raise CheckFailed(
+            f"Asked for another n_filters, your U-Net's first Conv2D{_where(model, convs[0])} still has "
+            f"{convs[0].filters} filters: the filter counts are written in instead of computed from `n_filters` "
+            "(n_filters, n_filters * 2, ... n_filters * 16), so the model only has the size it was written for.",
+            hint="pass `n_filters * k` to each block, e.g. `conv_block(cblock1[0], n_filters * 2)`.",
+            diagnosis="filters_hard_coded")
+
+
+@points(4)
+@exercise("unet_model")
+def test_unet_model_layer_graph(submission, reference):
+    """The default U-Net (96x128 images, 32 filters, 23 classes): final layer first, then
+    the whole graph."""
+    found = _unet(submission, UNET_DEFAULT)
+    expect_final_layer(found, UNET_DEFAULT[2])
+    _same_graph(reference.unet_model(*UNET_DEFAULT), found, "unet_model")
+
+
+@points(2)
+@exercise("unet_model")
+@depends("test_unet_model_layer_graph")
+def test_unet_model_outputs(submission, reference):
+    x = np.random.default_rng(7).normal(0.0, 1.0, size=(1, *UNET_DEFAULT[0])).astype(np.float32)
+    found = _unet(submission, UNET_DEFAULT)
+    expect_dropout_off_at_inference(found, "conv_block")
+    expect_same_outputs(reference.unet_model(*UNET_DEFAULT), found, x, training=None, what="logits",
+                        rtol=1e-4, atol=1e-5)
+
+
+@points(3)
+@hidden
+@exercise("unet_model")
+@depends("test_unet_model_layer_graph")
+def test_unet_model_on_hidden_settings(submission, reference, hidden_rng):
+    """Other image sizes, filter counts and class counts: nothing written in."""
+    for args in UNET_HIDDEN:
+        found = _unet(submission, args)
+        expect_input_shape(found, args[0], function="unet_model", usual=UNET_DEFAULT[0])
+        expect_filters_follow(found, args[1])
+        expect_final_layer(found, args[2], hidden_settings=True)
+        expected = reference.unet_model(*args)
+        _same_graph(expected, found, "unet_model")
+        x = hidden_rng.normal(0.0, 1.0, size=(2, *args[0])).astype(np.float32)
+        expect_same_outputs(expected, found, x, training=None, what="logits", rtol=1e-4, atol=1e-5)
