@@ -10,12 +10,13 @@ This module keeps the public checks and re-exports what assignments' tests use.
 
 Examples:
     expect_architecture(reference.happyModel(), submission.model("happyModel"), exercise="happyModel")
+    expect_architecture(ref_block, found_block, exercise="upsampling_block", merge_order="either")
     expect_bn_after_conv(model, every_conv=True)      # each Conv2D, on every branch, then BatchNormalization
     expect_skip_connection(block, projection=True, exercise="convolutional_block")
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 from grader.checks import CheckFailed
 from grader.checks.explain import HINT_BN, WHY_BN_FIRST, explain_difference
@@ -27,11 +28,22 @@ from grader.checks.specs import ACTIVATIONS, CONV, LayerSpec, fmt
 from grader.results import Table
 
 
-def expect_architecture(expected_model: Any, found_model: Any, *, exercise: str) -> None:
+def expect_architecture(expected_model: Any, found_model: Any, *, exercise: str, merge_order: str = "fixed",
+                        compare: Sequence[str] = ()) -> None:
     """Fail unless the student's model computes the reference's graph: same layers,
-    same settings, same connections. Commutative merges (Add, ...) match whatever order
-    their inputs were written in; Concatenate and Subtract keep theirs."""
-    failure = explain_difference(layer_graph(expected_model), layer_graph(found_model), exercise=exercise)
+    same settings, same connections, the same tensor as each output.
+
+    Settings are compared by what they compute at the graph's shapes, not by spelling
+    (`grader.checks.equivalence`). Commutative merges (Add, ...) match whatever order
+    their inputs were written in; a Concatenate's order is part of the architecture unless
+    `merge_order="either"` (`grader.checks.merge_order`). `compare` names further settings
+    to grade, such as `("kernel_initializer",)`.
+
+        expect_architecture(ref, found, exercise="upsampling_block", merge_order="either",
+                            compare=("kernel_initializer",))
+    """
+    failure = explain_difference(layer_graph(expected_model), layer_graph(found_model), exercise=exercise,
+                                 merge_order=merge_order, compare=compare)
     if failure is not None:
         raise failure
 

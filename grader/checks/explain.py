@@ -12,11 +12,14 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from grader.checks import CheckFailed
+from grader.checks.equivalence import align_graphs
 from grader.checks.graph import LayerGraph
-from grader.checks.matching import Alignment, Row, align_specs
-from grader.checks.naming import cap, join, unlisted, which, who
+from grader.checks.matching import Alignment, Row
+from grader.checks.merge_order import check_merge_order, order_accepted, wanted_and_got
+from grader.checks.naming import cap, join, ordinal, unlisted, which, who
 from grader.checks.residual import branch_name, describe
-from grader.checks.specs import ACTIVATIONS, COMMUTATIVE, CONV, LayerSpec, dims, fmt, fmt_padding, stride_text
+from grader.checks.specs import (ACTIVATIONS, COMMUTATIVE, CONV, LayerSpec, dims, fmt, fmt_padding, setting,
+                                 setting_text, stride_text)
 from grader.results import Table
 
 MISSING = "—"
@@ -46,6 +49,9 @@ class _Context:
     exp: LayerGraph
     fnd: LayerGraph
     alignment: Alignment
+    merge_order: str = "fixed"
+    compare: tuple[str, ...] = ()
+    exercise: str = ""
 
     @property
     def e(self) -> list[LayerSpec]:
@@ -128,7 +134,7 @@ def _missing_problem(ctx: _Context, start: int, stop: int) -> Problem:
            else " Every layer of the specification changes what the model computes.")
     return Problem(start, diagnosis, f"{names} {verb} missing {where}{_created(ctx, before_at)}.{why}",
                    f"{raw} {verb} missing {where}",
-                   HINT_BN if diagnosis == "bn_missing" else f"add {names} {where}.")
+                   HINT_BN if diagnosis == "bn_missing" else f"add {raw} {where}.".replace(" .", "."))
 
 
 def _extra_problem(ctx: _Context, start: int, stop: int) -> Problem:
@@ -282,7 +288,7 @@ def _misplaced_problem(ctx: _Context, k: int, e: int) -> Problem:
     feeds it), never from list positions, so the sentence cannot contradict itself."""
     spec, found_at = ctx.e[e], ctx.alignment.pairs.get(e)
     subject = ctx.found_which(found_at) if found_at is not None else ctx.expected(e)
-    merge = spec.inputs[0] if spec.inputs and ctx.e[spec.inputs[0]].kind in COMMUTATIVE else None
+    merge = spec.inputs[0] if spec.inputs and ctx.e[spec.inputs[0]].kind == "Add" else None
     merged_at = ctx.alignment.pairs.get(merge) if merge is not None else None
     if merged_at is not None and found_at is not None and found_at in ctx.fnd.ancestors(merged_at):
         kind = ctx.e[merge].kind
@@ -362,7 +368,8 @@ def _disconnected_problem(ctx: _Context, exercise: str) -> Problem | None:
             "so these layers are not part of the model.")
     row = next((k for k, r in enumerate(ctx.alignment.rows) if r.op != "equal"), 0)
     return Problem(row, "disconnected_layers", text, f"{len(names)} layers are never connected to the output",
-                   "pass the result of the last layer as outputs: Model(inputs=..., outputs=outputs).")
+                   "use each layer's result: pass it to the layer that should read it (or return it, if it is "
+                   "what your function returns); a result that nothing reads is not part of the model.")
 
 
 def _fork_description(g: LayerGraph, name=who) -> tuple[int | None, str]:
@@ -400,24 +407,48 @@ def _branching_problem(ctx: _Context) -> Problem | None:
     return Problem(row, "wrong_branching", text + why, text[:-1], "connect the layers as in the specification.")
 
 
+def _source_name(ctx: _Context, i: int) -> str:
+    """A student's layer, or a model input (`-1 - k`): "the model's second input" when
+    the model has several (a block's tensor arguments, in the order the function takes
+    them), "the model's input" otherwise."""
+    if i >= 0:
+        return ctx.found(i)
+    inputs = {s for node in ctx.fnd.nodes for s in node.sources if s < 0}
+    return "the model's input" if len(inputs) <= 1 else f"the model's {ordinal(-1 - i)} input"
+
+
+def _order_problem_of_merge(ctx: _Context, e: int, f: int, wanted: list[int], got: list[int]) -> Problem:
+    kind = ctx.e[e].kind
+    name = lambda i: _source_name(ctx, i)  # noqa: E731
+    text = (f"{cap(ctx.found(f))} takes its inputs in another order: {', then '.join(name(i) for i in got)}; "
+            f"expected {', then '.join(name(i) for i in wanted)}.")
+    why = (f" {kind} keeps the order of its inputs: in another order its result holds the same values in other "
+           "places (for a Concatenate, the channels in another order), so every later layer reads something else; "
+           "the specification's order is part of the architecture.")
+    if ctx.merge_order == "either" and kind == "Concatenate":
+        why += (" Another order is accepted here only where a layer that mixes channels (such as Conv2D) reads the "
+                "result, which is not the case for this one.")
+    return Problem(ctx.alignment.row_of_found(f), "wrong_input_order", text + why, text[:-1],
+                   f"pass the inputs to {kind} in the order of the specification: "
+                   f"{', then '.join(name(i) for i in wanted)}.")
+
+
 def _edge_problem(ctx: _Context) -> Problem | None:
-    """With every layer matched, each must also read from the matching layers."""
+    """With every layer matched, each must also read from the matching layers, in the
+    order the merge policy asks for (`grader.checks.merge_order`)."""
     pairs = ctx.alignment.pairs
     for e, spec in enumerate(ctx.e):
         f = pairs[e]
-        wanted = [pairs[s] for s in spec.inputs] + [-1] * ctx.exp.nodes[e].reads_input
-        got = list(ctx.f[f].inputs) + [-1] * ctx.fnd.nodes[f].reads_input
+        wanted, got = wanted_and_got(ctx.exp, e, ctx.fnd, f, pairs)
         if spec.kind in COMMUTATIVE:
             wanted, got = sorted(wanted), sorted(got)
         if wanted == got:
             continue
-        name = lambda i: "the model's input" if i < 0 else ctx.found(i)  # noqa: E731
         if sorted(wanted) == sorted(got):
-            text = (f"{cap(ctx.found(f))} takes its inputs in another order: {', then '.join(name(i) for i in got)}; "
-                    f"expected {', then '.join(name(i) for i in wanted)}.")
-            why = f" {spec.kind} keeps the order of its inputs, so swapping them changes its output."
-            return Problem(ctx.alignment.row_of_found(f), "wrong_input_order", text + why, text[:-1],
-                           f"pass the inputs to {spec.kind} in the order of the specification.")
+            if order_accepted(ctx.exp, e, ctx.fnd, f, pairs, ctx.merge_order):
+                continue
+            return _order_problem_of_merge(ctx, e, f, wanted, got)
+        name = lambda i: _source_name(ctx, i) if i >= -10**8 else "a layer your model does not have"  # noqa: E731
         text = (f"{cap(ctx.found(f))} takes its input from {join([name(i) for i in got] or ['nothing'])}; "
                 f"expected from {join([name(i) for i in wanted] or ['nothing'])}.")
         why = " Which layers feed a layer decides what it computes, so the outputs differ."
@@ -426,25 +457,106 @@ def _edge_problem(ctx: _Context) -> Problem | None:
     return None
 
 
+def _model_name(ctx: _Context) -> str:
+    return f"the model {ctx.exercise} returns" if ctx.exercise else "your model"
+
+
+def _outputs_problem(ctx: _Context) -> Problem | None:
+    """Each output must be the tensor the reference returns in that position: a block
+    returning (pooled, pooled) instead of (pooled, skip) has every layer right and its
+    second output wrong."""
+    wanted = [ctx.alignment.pairs.get(o) for o in ctx.exp.outputs]
+    got = list(ctx.fnd.outputs)
+    model = _model_name(ctx)
+    if len(wanted) != len(got):
+        text = (f"{cap(model)} has {len(got)} output{'s' if len(got) != 1 else ''}; expected {len(wanted)}. "
+                "Each value a function returns is one output, in order.")
+        return Problem(0, "wrong_output_count", text, text.split(". ")[0],
+                       f"return the {len(wanted)} values of the specification, in its order.")
+    for k, (w, g) in enumerate(zip(wanted, got)):
+        if w == g:
+            continue
+        which_out = f"Output {k + 1}" if len(got) > 1 else "The output"
+        value = f" (the {ordinal(k)} value returned)" if len(got) > 1 else ""
+        expected = ctx.found(w) if w is not None else "another layer"
+        text = (f"{which_out} of {model}{value} is the result of {ctx.found(g)}; expected the result of "
+                f"{expected}. Every layer is right, but another tensor is returned in that place, so whatever "
+                "uses this output receives something else.")
+        row = ctx.alignment.row_of_found(g)
+        return Problem(row, "wrong_output", text, f"{which_out.lower()} is the result of {ctx.found(g)}",
+                       f"return the result of {expected} as output {k + 1}." if len(got) > 1
+                       else f"return the result of {expected}.")
+    return None
+
+
+_SETTING_WHY = {
+    "initializer": ("The initializer sets the weights training starts from, which decides how well (and whether) "
+                    "a deep network trains."),
+    "regularizer": "A regularizer adds a penalty on the weights to the loss, which changes what training converges to.",
+    "constraint": "A constraint limits the weights after every training step.",
+}
+
+
+def _settings_problems(ctx: _Context) -> list[Problem]:
+    """The settings an assignment asked to compare besides the canonical ones
+    (`compare=("kernel_initializer",)`), for every matched pair of layers."""
+    out = []
+    for e, f in sorted(ctx.alignment.pairs.items()):
+        a, b = ctx.exp.nodes[e].layer, ctx.fnd.nodes[f].layer
+        if a is None or b is None:
+            continue
+        for key in ctx.compare:
+            want = setting(a, key)
+            if want is None:
+                continue
+            got = setting(b, key)
+            if got == want:
+                continue
+            subject = cap(ctx.found_which(f))
+            text = f"{subject} has {key} {setting_text(got)}; expected {setting_text(want)}."
+            why = next((w for suffix, w in _SETTING_WHY.items() if key.endswith(suffix)),
+                       "The specification asks for this setting.")
+            shown = setting_text(want)
+            out.append(Problem(ctx.alignment.row_of_found(f), f"wrong_setting:{key}", f"{text} {why}", text[:-1],
+                               f"pass {key}={shown.split(' (')[0]} to that layer."))
+    return out
+
+
 def _problems(ctx: _Context, exercise: str) -> list[Problem]:
     """Structural problems lead (they explain the rows that follow them); layers
-    missing under a disconnected lead are that same problem, so not repeated."""
+    missing under a disconnected lead are that same problem, so not repeated. With
+    every layer matched: connections, then outputs, then the extra settings asked for."""
     disconnected = _disconnected_problem(ctx, exercise)
     lead = disconnected or _branching_problem(ctx)
     rest = _alignment_problems(ctx)
     if disconnected:
         rest = [p for p in rest if p.diagnosis not in ("missing_layer", "bn_missing")]
     if lead is None and not rest:
-        edge = _edge_problem(ctx)
-        return [edge] if edge else []
+        found = _edge_problem(ctx) or _outputs_problem(ctx)
+        return [found] if found else _settings_problems(ctx)
     return ([lead] if lead else []) + rest
 
 
+# Longer tables show the rows around the first difference only.
+MAX_TABLE_ROWS = 15
+_BEFORE, _AFTER = 3, 8
+
+
 def _table(ctx: _Context, marked: int | None) -> Table:
-    rows = tuple((str(k + 1), ctx.e[r.expected].label() if r.expected is not None else MISSING,
-                  ctx.f[r.found].label() if r.found is not None else MISSING)
-                 for k, r in enumerate(ctx.alignment.rows))
-    return Table(headers=("#", "expected", "found"), rows=rows, marked=marked)
+    rows = [(str(k + 1), ctx.e[r.expected].label() if r.expected is not None else MISSING,
+             ctx.f[r.found].label() if r.found is not None else MISSING)
+            for k, r in enumerate(ctx.alignment.rows)]
+    if len(rows) <= MAX_TABLE_ROWS:
+        return Table(headers=("#", "expected", "found"), rows=tuple(rows), marked=marked)
+    at = marked or 0
+    start, stop = max(0, at - _BEFORE), min(len(rows), at + _AFTER + 1)
+    shown = rows[start:stop]
+    if start:
+        shown.insert(0, ("…", f"{start} rows above", ""))
+    if stop < len(rows):
+        shown.append(("…", f"{len(rows) - stop} rows below", ""))
+    return Table(headers=("#", "expected", "found"), rows=tuple(shown),
+                 marked=None if marked is None else marked - start + (1 if start else 0))
 
 
 def _mid_sentence(text: str) -> str:
@@ -461,11 +573,14 @@ def _message(problems: Sequence[Problem]) -> str:
     return f"{lead.text} Also: {also}{more}."
 
 
-def explain_difference(exp: LayerGraph, fnd: LayerGraph, *, exercise: str) -> CheckFailed | None:
+def explain_difference(exp: LayerGraph, fnd: LayerGraph, *, exercise: str, merge_order: str = "fixed",
+                       compare: Sequence[str] = ()) -> CheckFailed | None:
     """The verdict on two graphs: None when they compute the same, else the failure
-    to raise, its lead problem first and up to two others listed after it."""
-    alignment = align_specs(exp.specs, fnd.specs)
-    ctx = _Context(exp, fnd, alignment)
+    to raise, its lead problem first and up to two others listed after it. Layers are
+    the same when they compute the same at the graphs' shapes (`grader.checks.equivalence`);
+    `merge_order` and `compare` as in `grader.checks.architecture.expect_architecture`."""
+    alignment = align_graphs(exp, fnd)
+    ctx = _Context(exp, fnd, alignment, check_merge_order(merge_order), tuple(compare), exercise)
     problems = _problems(ctx, exercise)
     if not problems:
         return None
@@ -473,4 +588,4 @@ def explain_difference(exp: LayerGraph, fnd: LayerGraph, *, exercise: str) -> Ch
     return CheckFailed(_message(problems), hint=lead.hint, table=_table(ctx, lead.row), diagnosis=lead.diagnosis)
 
 
-__all__ = ["MISSING", "HINT_BN", "WHY_BN_FIRST", "Problem", "explain_difference"]
+__all__ = ["MISSING", "HINT_BN", "MAX_TABLE_ROWS", "WHY_BN_FIRST", "Problem", "explain_difference"]

@@ -31,6 +31,8 @@ class Location:
     cell: str
     line: int
     source: str
+    # The function whose definition holds the line ("conv_block"), when the cell defines one.
+    function: str = ""
 
     def text(self) -> str:
         """"in cell 7, line 14 (`X = Conv2D(F2, ...)`)", to follow "created"."""
@@ -57,6 +59,10 @@ class GraphNode:
     origin: str = ""
     auto_named: bool = True
     location: Location | None = None
+    # Every input in the order the layer takes it: a node index, or -1 - k for the
+    # model's k-th input (`grader.checks.walk.model_input_source`); and their shapes.
+    sources: tuple[int, ...] = ()
+    input_shapes: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -109,6 +115,35 @@ class LayerGraph:
     def is_chain(self) -> bool:
         return (len(self.outputs) == 1 and len(self.input_readers()) <= 1
                 and all(self.fan_in(i) <= 1 and self.fan_out(i) <= 1 for i in range(len(self.nodes))))
+
+    def producer(self, k: int) -> int:
+        """The node whose result is the model's k-th output (0-based)."""
+        return self.outputs[k]
+
+    def feeds(self, i: int) -> tuple[int, ...]:
+        """What node `i` reads, in the order it takes its inputs: node indices, and
+        `-1 - k` for the model's k-th input."""
+        node = self.nodes[i]
+        return node.sources or tuple(node.spec.inputs) + (-1,) * node.reads_input
+
+    @cached_property
+    def _call_ranks(self) -> tuple[tuple[int, int], ...]:
+        """Per node: (its rank, how many) among the nodes created at the same line."""
+        groups: dict[tuple, list[int]] = {}
+        for i, node in enumerate(self.nodes):
+            if node.location is not None and not node.spec.name.endswith("/activation"):
+                groups.setdefault((node.location.cell, node.location.line, node.spec.kind), []).append(i)
+        ranks = [(0, 1)] * len(self.nodes)
+        for members in groups.values():
+            for k, i in enumerate(members):
+                ranks[i] = (k, len(members))
+        return tuple(ranks)
+
+    def call_rank(self, i: int) -> tuple[int, int]:
+        """(rank, count) of node `i` among the layers of its kind created by the same
+        line of code: a line inside a function the model calls four times creates four
+        layers, and feedback must say which of them it means."""
+        return self._call_ranks[i]
 
     def ancestors(self, i: int) -> set[int]:
         """Every node whose output flows into node `i` (not `i` itself)."""
@@ -184,13 +219,20 @@ def _locations(model: Any) -> dict[str, Location]:
         elif isinstance(value, (tuple, list)) and len(value) == 3:
             cell, line, source = value
             if isinstance(cell, str) and isinstance(line, int) and isinstance(source, str):
-                out[str(name)] = Location(_cell_name(cell), line, source)
+                out[str(name)] = Location(_cell_name(cell), line, source, _function_name(cell))
     return out
 
 
 def _cell_name(label: str) -> str:
     """"cell 7" from the sandbox's chunk label "cell 7 [happyModel]"."""
     return label.split(" [", 1)[0]
+
+
+def _function_name(label: str) -> str:
+    """"happyModel" from the chunk label "cell 7 [happyModel]" (a chunk holding one
+    definition), else ""."""
+    match = re.fullmatch(r".* \[([A-Za-z_][A-Za-z0-9_]*)\]", label)
+    return match.group(1) if match else ""
 
 
 def _snake(name: str) -> str:
@@ -212,6 +254,8 @@ def _expand(calls: tuple[Call, ...], outputs: tuple[int, ...],
     for i, call in enumerate(calls):
         rank = len(call.input_shape) if call.input_shape is not None else None
         inputs = tuple(tail[s] for s in call.inputs)
+        sources = tuple(tail[s] if s >= 0 else s for s in call.sources)
+        shapes = call.input_shapes
         origin = type(call.layer).__name__
         layer_name = str(getattr(call.layer, "name", origin))
         key = (id(call.layer), rank)
@@ -221,8 +265,10 @@ def _expand(calls: tuple[Call, ...], outputs: tuple[int, ...],
             spec = LayerSpec(kind, params, name, inputs)
             nodes.append(GraphNode(spec, call.layer if k == 0 else None, call.input_shape,
                                    call.reads_input if k == 0 else 0, origin,
-                                   is_auto_name(layer_name, origin, kind), locations.get(layer_name)))
-            inputs = (len(nodes) - 1,)
+                                   is_auto_name(layer_name, origin, kind), locations.get(layer_name),
+                                   sources, shapes))
+            inputs = sources = (len(nodes) - 1,)
+            shapes = ()
         tail[i] = len(nodes) - 1
     return nodes, tuple(tail[o] for o in outputs)
 
@@ -262,7 +308,8 @@ def _renumber(nodes: list[GraphNode], outputs: tuple, merged: dict[int, int]) ->
     kept = [i for i in range(len(nodes)) if i not in merged]
     new = {old: k for k, old in enumerate(kept)}
     where = lambda i: new[merged.get(i, i)]  # noqa: E731
-    out = [replace(nodes[i], spec=replace(nodes[i].spec, inputs=tuple(where(s) for s in nodes[i].spec.inputs)))
+    out = [replace(nodes[i], spec=replace(nodes[i].spec, inputs=tuple(where(s) for s in nodes[i].spec.inputs)),
+                   sources=tuple(where(s) if s >= 0 else s for s in nodes[i].sources))
            for i in kept]
     return out, tuple(where(o) for o in outputs)
 

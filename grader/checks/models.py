@@ -22,10 +22,15 @@ from typing import Any, Sequence
 import numpy as np
 
 from grader.checks import CheckFailed
+from grader.checks.equivalence import align_graphs
+from grader.checks.explain import explain_difference
 from grader.checks.forward import call_model, stateless
 from grader.checks.graph import LayerGraph, layer_graph
-from grader.checks.matching import Alignment, align_specs
+from grader.checks.matching import Alignment
+from grader.checks.merge_order import Permuted, check_merge_order, permutations
+from grader.checks.naming import ordinal
 from grader.checks.residual import describe
+from grader.checks.specs import CONV, POOL
 
 _BLOCKING = ("missing", "extra", "swapped", "moved", "replaced")
 
@@ -75,46 +80,70 @@ def _check_shapes(ref_layer: Any, stu_layer: Any, who: str) -> None:
                 diagnosis="weight_shape_mismatch")
 
 
-def _weighted_pairs(reference_model: Any, student_model: Any) -> list[tuple[Any, Any, str]]:
+def _weighted_pairs(reference_model: Any, student_model: Any,
+                    merge_order: str = "fixed") -> list[tuple[Any, Any, str, Permuted | None]]:
+    """(reference layer, student layer, the student's name for it, the permutation its
+    weights take) per pair of layers with weights. With `merge_order="either"`, a
+    Concatenate written in another order has the layers after it take the reference's
+    weights permuted (`grader.checks.merge_order`), so the outputs agree with the graph
+    check's verdict."""
     ref, stu = layer_graph(reference_model), layer_graph(student_model)
-    pairs = _layer_pairs(ref, stu, align_specs(ref.specs, stu.specs))
+    alignment = align_graphs(ref, stu)
+    pairs = _layer_pairs(ref, stu, alignment)
+    permuted = (permutations(ref, stu, alignment.pairs) or {}) if merge_order == "either" else {}
     out, seen = [], set()
     for e, f in pairs:
         a, b = ref.nodes[e].layer, stu.nodes[f].layer
         if a is None or b is None or id(b) in seen:
             continue
         seen.add(id(b))
-        out.append((a, b, describe(stu, f)))
+        out.append((a, b, describe(stu, f), permuted.get(f)))
     return out
 
 
-def copy_weights(reference_model: Any, student_model: Any) -> None:
+def _reference_values(ref_layer: Any, permuted: Permuted | None) -> list:
+    values = ref_layer.get_weights()
+    return permuted.apply(values) if permuted is not None else values
+
+
+def copy_weights(reference_model: Any, student_model: Any, *, merge_order: str = "fixed") -> None:
     """Copy every weight (BatchNormalization moving statistics included) from the
     reference into the student's model, pairing layers by the architecture alignment.
 
     Layers must pair one to one by kind; their settings may differ (a Dense with the
     wrong activation still receives the reference weights, so its outputs show the
     difference). All shapes are checked before anything is written, so a failure
-    leaves the student's model untouched.
+    leaves the student's model untouched. `merge_order="either"`: see `_weighted_pairs`.
     """
-    pairs = _weighted_pairs(reference_model, student_model)
-    for ref_layer, stu_layer, who in pairs:
+    pairs = _weighted_pairs(reference_model, student_model, check_merge_order(merge_order))
+    for ref_layer, stu_layer, who, _ in pairs:
         _check_shapes(ref_layer, stu_layer, who)
-    for ref_layer, stu_layer, _ in pairs:
-        stu_layer.set_weights(ref_layer.get_weights())
+    for ref_layer, stu_layer, _, permuted in pairs:
+        stu_layer.set_weights(_reference_values(ref_layer, permuted))
 
 
-def _substitution(reference_model: Any, student_model: Any) -> list[tuple[Any, Any]] | None:
-    """What `copy_weights` would write, as (student variable, reference variable) pairs to
-    read in place instead (same checks, same CheckFailed); None when the models cannot run
-    that way (tf_keras, state outside the weights, a weight of another dtype)."""
+def _dtype(value: Any) -> str:
+    return str(getattr(value, "dtype", "")).replace("tf.", "").replace("<dtype: '", "").rstrip("'>")
+
+
+def _substitution(reference_model: Any, student_model: Any,
+                  merge_order: str = "fixed") -> list[tuple[Any, Any]] | None:
+    """What `copy_weights` would write, as (student variable, reference variable or its
+    permuted values) pairs to read in place instead (same checks, same CheckFailed);
+    None when the models cannot run that way (tf_keras, state outside the weights, a
+    weight of another dtype)."""
     if not (stateless(reference_model) and stateless(student_model)):
         return None
-    pairs = _weighted_pairs(reference_model, student_model)
-    for ref_layer, stu_layer, who in pairs:
+    pairs = _weighted_pairs(reference_model, student_model, merge_order)
+    for ref_layer, stu_layer, who, _ in pairs:
         _check_shapes(ref_layer, stu_layer, who)
-    substitute = [(s, r) for ref_layer, stu_layer, _ in pairs for r, s in zip(ref_layer.weights, stu_layer.weights)]
-    if any(s.dtype != r.dtype for s, r in substitute):
+    substitute = []
+    for ref_layer, stu_layer, _, permuted in pairs:
+        refs = list(ref_layer.weights)
+        values = refs if permuted is None else [np.asarray(v).astype(_dtype(r), copy=False)
+                                                 for v, r in zip(permuted.apply([np.asarray(r) for r in refs]), refs)]
+        substitute += list(zip(stu_layer.weights, values))
+    if any(_dtype(s) != _dtype(r) for s, r in substitute):
         return None
     return substitute
 
@@ -153,13 +182,32 @@ def _mode(training: bool | None) -> str:
     return "training mode (training=True)" if training else "inference mode (training=False)"
 
 
+def _shape_hint(model: Any) -> str:
+    """Where an output's shape comes from, in terms of the model graded: a classifier's
+    from its last Dense/Flatten, a fully convolutional model's from its convolutions'
+    filters, strides and padding (and its pooling)."""
+    try:
+        kinds = {spec.kind for spec in layer_graph(model).specs}
+    except CheckFailed:
+        kinds = set()
+    if "Dense" in kinds or "Flatten" in kinds:
+        return "check the last layers (the units of the last Dense, Flatten) against the specification."
+    if any(CONV.match(k) for k in kinds):
+        sizing = "strides, padding" + (" and pooling" if any(POOL.match(k) for k in kinds) else "")
+        return (f"check the filters of the last convolution (the output's channels) and the {sizing} on the way "
+                "(the output's height and width) against the specification.")
+    return "check the layers that set the output's shape against the specification."
+
+
 def _compare(expected: np.ndarray, found: np.ndarray, *, training: bool | None, rtol: float, atol: float,
-             what: str) -> None:
+             what: str, shape_hint: str = "check the layers that set the output's shape against the specification.",
+             cause: Any = None, settings_hint: Any = None) -> None:
+    """`cause()` gives the graph check's verdict, asked only when values differ; when it
+    finds nothing, `settings_hint()` says what to compare."""
     if expected.shape != found.shape:
         raise CheckFailed(
             f"Your model's {what} has shape {found.shape}; the reference's has shape {expected.shape}.",
-            hint="check the last layers (units, Flatten) against the specification.",
-            diagnosis="wrong_output_shape")
+            hint=shape_hint, diagnosis="wrong_output_shape")
     exp64, got64 = expected.astype(np.float64), found.astype(np.float64)
     bad = ~np.isclose(got64, exp64, rtol=rtol, atol=atol, equal_nan=True)
     if not bad.any():
@@ -167,23 +215,59 @@ def _compare(expected: np.ndarray, found: np.ndarray, *, training: bool | None, 
     diff = np.where(np.isnan(got64) != np.isnan(exp64), np.inf, np.abs(got64 - exp64))
     diff = np.where(bad, np.nan_to_num(diff, nan=0.0, posinf=np.inf), 0.0)
     index = tuple(int(i) for i in np.unravel_index(int(np.argmax(diff)), diff.shape))
+    found_cause = cause() if callable(cause) else None
+    because, hint = (f" The layer graph shows why: {found_cause.message}", found_cause.hint) if found_cause else (
+        " With the same weights both models should compute the same numbers, so some layer computes something "
+        "else.", "")
     raise CheckFailed(
         f"In {_mode(training)}, with the reference's weights copied in, your model's {what} differs from the "
         f"reference's by up to {diff[index]:.3g} (at {_position(index)}: yours {got64[index]:.6g}, reference "
         f"{exp64[index]:.6g}; tolerance {atol:g} + {rtol:g} x |reference|); {int(bad.sum())} of {bad.size} values "
-        "differ. With the same weights both models should compute the same numbers, so some layer computes "
-        "something else.",
-        hint="compare each layer's activation, padding and BatchNormalization settings with the specification.",
-        diagnosis=f"outputs_differ_{'training' if training else 'inference'}")
+        f"differ.{because}",
+        hint=hint or (settings_hint() if callable(settings_hint) else "compare each layer's settings with the "
+                                                                                 "specification."),
+        diagnosis=(found_cause.diagnosis if found_cause and found_cause.diagnosis == "wrong_input_order"
+                   else f"outputs_differ_{'training' if training else 'inference'}"))
+
+
+def _settings_hint(model: Any, training: bool | None) -> str:
+    """What to compare when the graphs match and the numbers do not, for the layers this
+    model has: settings the graph check does not grade (epsilon), a `training=` written
+    into a call, or a setting that matters only at the shapes of this check."""
+    try:
+        kinds = {spec.kind for spec in layer_graph(model).specs}
+    except CheckFailed:
+        kinds = set()
+    parts = ["each layer's activation"]
+    if any(CONV.match(k) or POOL.match(k) for k in kinds):
+        parts.append("padding (which can matter only at some input sizes)")
+    if "BatchNormalization" in kinds:
+        parts.append("BatchNormalization's epsilon and any training= written into its call")
+    if any(k.startswith(("Dropout", "SpatialDropout")) for k in kinds):
+        parts.append("any training= written into a Dropout call" + (" (a training-mode check runs dropout)"
+                                                                   if training else ""))
+    return f"compare {', '.join(parts[:-1]) + ' and ' + parts[-1] if len(parts) > 1 else parts[0]} with the specification."
+
+
+def _graph_cause(reference_model: Any, student_model: Any, merge_order: str):
+    """A function giving the graph check's verdict (a CheckFailed or None), asked only
+    once outputs differ: it names a structural cause, such as a merge's input order."""
+    def cause():
+        try:
+            return explain_difference(layer_graph(reference_model), layer_graph(student_model), exercise="",
+                                      merge_order=merge_order)
+        except CheckFailed as exc:
+            return exc
+    return cause
 
 
 def _outputs_without_copy(reference_model: Any, student_model: Any, inputs: np.ndarray,
-                          training: bool | None) -> tuple[list | None, list | None]:
+                          training: bool | None, merge_order: str = "fixed") -> tuple[list | None, list | None]:
     """Both models' outputs, the reference's weights read in place of the student's: nothing
     is written to either model, so there is nothing to snapshot and restore (about 5 ms a
     check). (None, None) when this cannot be done, or when a call fails: the copying path
     then runs and explains the failure in its own words."""
-    substitute = _substitution(reference_model, student_model)
+    substitute = _substitution(reference_model, student_model, merge_order)
     if substitute is None:
         return None, None
     try:
@@ -194,10 +278,10 @@ def _outputs_without_copy(reference_model: Any, student_model: Any, inputs: np.n
 
 
 def _outputs_with_copy(reference_model: Any, student_model: Any, inputs: np.ndarray,
-                       training: bool | None) -> tuple[list, list]:
+                       training: bool | None, merge_order: str = "fixed") -> tuple[list, list]:
     ref_state, stu_state = reference_model.get_weights(), student_model.get_weights()
     try:
-        copy_weights(reference_model, student_model)
+        copy_weights(reference_model, student_model, merge_order=merge_order)
         return (_call(reference_model, inputs, training, "the reference model"),
                 _call(student_model, inputs, training, "your model"))
     finally:
@@ -206,24 +290,34 @@ def _outputs_with_copy(reference_model: Any, student_model: Any, inputs: np.ndar
 
 
 def expect_same_outputs(reference_model: Any, student_model: Any, inputs: np.ndarray, *, training: bool | None,
-                        rtol: float = 1e-5, atol: float = 1e-6, what: str = "output") -> None:
+                        rtol: float = 1e-5, atol: float = 1e-6, what: str = "output",
+                        merge_order: str = "fixed") -> None:
     """Fail unless the student's model, given the reference's weights, computes the
-    reference's outputs on `inputs` in the given mode. Inputs are never shown in the
-    feedback (they may be hidden test data). Both models are left unchanged.
+    reference's outputs on `inputs` in the given mode, output by output (a model
+    returning several tensors is compared in the order it returns them). Inputs are never
+    shown in the feedback (they may be hidden test data). Both models are left unchanged.
     `training=None` calls both models without a mode, so a layer called with its own
     `training=` argument keeps it (a BatchNormalization hard-coded to training=True).
+    `merge_order="either"` accepts a Concatenate's inputs in another order, as
+    `expect_architecture` does (the reference's weights are copied in permuted alike).
 
         expect_same_outputs(reference.happyModel(), submission.model("happyModel"), x, training=False)
     """
-    expected, found = _outputs_without_copy(reference_model, student_model, inputs, training)
+    check_merge_order(merge_order)
+    expected, found = _outputs_without_copy(reference_model, student_model, inputs, training, merge_order)
     if expected is None:
-        expected, found = _outputs_with_copy(reference_model, student_model, inputs, training)
+        expected, found = _outputs_with_copy(reference_model, student_model, inputs, training, merge_order)
     if len(expected) != len(found):
-        raise CheckFailed(f"Your model returns {len(found)} outputs; the reference returns {len(expected)}.",
-                          hint="return a single output, as in the specification.", diagnosis="wrong_output_count")
+        raise CheckFailed(f"Your model returns {len(found)} output{'s' if len(found) != 1 else ''}; the reference "
+                          f"returns {len(expected)}.",
+                          hint=(f"return the {len(expected)} values of the specification, in its order."
+                                if len(expected) > 1 else "return a single output, as in the specification."),
+                          diagnosis="wrong_output_count")
+    cause = _graph_cause(reference_model, student_model, merge_order)
     for k, (e, f) in enumerate(zip(expected, found)):
-        label = what if len(expected) == 1 else f"{what} {k + 1}"
-        _compare(e, f, training=training, rtol=rtol, atol=atol, what=label)
+        label = what if len(expected) == 1 else f"{what} {k + 1} (the {ordinal(k)} value returned)"
+        _compare(e, f, training=training, rtol=rtol, atol=atol, what=label, shape_hint=_shape_hint(student_model),
+                 cause=cause, settings_hint=lambda: _settings_hint(student_model, training))
 
 
 def expect_output_shape(model: Any, inputs: np.ndarray, expected_shape: Sequence[int | None]) -> None:
@@ -239,8 +333,7 @@ def expect_output_shape(model: Any, inputs: np.ndarray, expected_shape: Sequence
         shown = "(" + ", ".join("any" if w is None else str(w) for w in wanted) + ")"
         raise CheckFailed(
             f"Your model's output has shape {shape}; expected {shown}. Later steps (the loss, accuracy) rely on "
-            "this shape.", hint="check the last layers (units, Flatten) against the specification.",
-            diagnosis="wrong_output_shape")
+            "this shape.", hint=_shape_hint(model), diagnosis="wrong_output_shape")
 
 
 def expect_input_shape(model: Any, shape: Sequence[int], *, function: str, usual: Sequence[int] = ()) -> None:

@@ -2,7 +2,8 @@
 of each merge, so checks can say "the shortcut branch's Conv2D" or "the main path's
 second Conv2D" instead of a position in a list the student never sees.
 
-A block is a merge (Add, or Concatenate, ...) of two or more sources. Its fork is the
+A block is a merge (Add, or Concatenate, ...) of two or more sources; only an Add's
+block is residual, and only residual blocks name their layers by branch. Its fork is the
 last layer all sources depend on (the block's input), or the model input when they share none.
 The main path is the deepest source's branch; the others are shortcuts. In a model of
 one block the fork must be the model's input: a fork further in means the "shortcut"
@@ -59,10 +60,18 @@ def blocks(g: LayerGraph) -> list[Block]:
     return g.memo["blocks"]
 
 
+def residual_blocks(g: LayerGraph) -> list[Block]:
+    """The blocks whose merge is an Add: the only ones where "main path", "shortcut" and
+    "residual block" mean anything. A Concatenate (a U-Net's skip connection, an
+    Inception module) joins branches that are neither, and its layers are named by
+    where the student created them instead."""
+    return [b for b in blocks(g) if g.specs[b.merge].kind == "Add"]
+
+
 def _branch_names(g: LayerGraph) -> dict[int, str]:
     if "branch_names" in g.memo:
         return g.memo["branch_names"]
-    found, names = blocks(g), {}
+    found, names = residual_blocks(g), {}
     for n, block in enumerate(found):
         where = f" of the {ordinal(n)} residual block" if len(found) > 1 else ""
         for label, members in (("main path", block.main), ("shortcut branch", block.shortcut)):
@@ -79,7 +88,8 @@ def _branch_names(g: LayerGraph) -> dict[int, str]:
 
 def branch_name(g: LayerGraph, i: int) -> str | None:
     """"the shortcut branch's Conv2D", "the main path's second Conv2D" (with "of the
-    third residual block" when the model has several), or None outside any block."""
+    third residual block" when the model has several), or None outside any residual
+    block."""
     return _branch_names(g).get(i)
 
 
@@ -93,4 +103,4 @@ def describe(g: LayerGraph, i: int) -> str:
     return who(g, i)
 
 
-__all__ = ["Block", "MAX_BLOCKS", "MODEL_INPUT", "block_at", "blocks", "branch_name", "describe"]
+__all__ = ["Block", "MAX_BLOCKS", "MODEL_INPUT", "block_at", "blocks", "branch_name", "describe", "residual_blocks"]

@@ -13,7 +13,13 @@ Decisions:
   by BatchNormalization read as "ReLU comes before BatchNormalization", which it is.
 - `use_bias=False`, dilation and groups are recorded only when not default; names,
   initializers, regularizers, dtype, momentum and epsilon are ignored (epsilon only
-  shows in outputs, which the output checks compare).
+  shows in outputs, which the output checks compare). An assignment that grades an
+  initializer asks for it (`expect_architecture(..., compare=("kernel_initializer",))`),
+  read through `setting`, which makes `HeNormal()`, `'he_normal'` and `'HeNormal'` equal.
+- An axis is resolved against the rank of the layer's input: `Concatenate()`,
+  `Concatenate(axis=-1)` and `axis=3` on 4-D tensors are the same layer.
+- What the settings only decide together with a shape (is 'same' padding any padding at
+  all on this map?) is left to `grader.checks.equivalence`, which knows the shapes.
 """
 from __future__ import annotations
 
@@ -205,6 +211,8 @@ def _params_conv(kind: str, cfg: dict) -> tuple:
     params += [("kernel_size", _ntuple(cfg.get("kernel_size"), n)),
                ("strides", _ntuple(cfg.get("strides", 1), n)),
                ("padding", str(cfg.get("padding", "valid")).lower())]
+    if cfg.get("output_padding") is not None:  # Conv2DTranspose only
+        params.append(("output_padding", _ntuple(cfg["output_padding"], n)))
     dilation = _ntuple(cfg.get("dilation_rate", 1), n)
     if dilation is not None and set(dilation) != {1}:
         params.append(("dilation_rate", dilation))
@@ -306,8 +314,93 @@ def _params_for(kind: str, cfg: dict, rank: int | None) -> tuple:
     if kind == "ReLU":
         return _params_relu(cfg)
     if kind == "Softmax":
-        axis = _plain(cfg.get("axis", -1))
-        return () if axis in (-1, (-1,)) else (("axis", axis),)
+        axis = _resolve_axis(_plain(cfg.get("axis", -1)), rank)
+        last = (-1, (-1,)) if rank is None else (-1, (-1,), rank - 1, (rank - 1,))
+        return () if axis in last else (("axis", axis),)
     if kind == "Flatten":
         return ()
+    if kind in _AXIS_KINDS:
+        return _params_axis(cfg, rank)
     return _params_generic(cfg)
+
+
+# Layers whose `axis` counts from the end when negative (Keras' default is -1).
+_AXIS_KINDS = frozenset({"Concatenate", "LayerNormalization", "GroupNormalization"})
+
+
+def _params_axis(cfg: dict, rank: int | None) -> tuple:
+    """The generic settings, `axis` resolved to a non-negative number when the rank is
+    known: -1 and 3 are the same axis of a 4-D tensor, and "the last axis" reads as such."""
+    params = []
+    for key, value in _params_generic(cfg):
+        if key == "axis":
+            value = _resolve_axis(value, rank)
+        params.append((key, value))
+    return tuple(params)
+
+
+def _resolve_axis(axis: object, rank: int | None) -> object:
+    if rank is None:
+        return axis
+    if isinstance(axis, int):
+        return axis % rank
+    if isinstance(axis, tuple) and all(isinstance(a, int) for a in axis):
+        return tuple(sorted(a % rank for a in axis))
+    return axis
+
+
+# ------------------------------------------------------------------ extra settings
+
+# The initializers Keras names that are variance scaling with fixed arguments: an
+# object, its class name or its snake_case name all mean the same initializer.
+_INITIALIZER_NAMES = {
+    "HeNormal": "he_normal", "HeUniform": "he_uniform", "GlorotNormal": "glorot_normal",
+    "GlorotUniform": "glorot_uniform", "LecunNormal": "lecun_normal", "LecunUniform": "lecun_uniform",
+    "RandomNormal": "random_normal", "RandomUniform": "random_uniform", "TruncatedNormal": "truncated_normal",
+    "Zeros": "zeros", "Ones": "ones", "Orthogonal": "orthogonal", "Constant": "constant",
+    "Identity": "identity", "VarianceScaling": "variance_scaling",
+}
+_SNAKE_ALIASES = {"normal": "random_normal", "uniform": "random_uniform", "zero": "zeros", "one": "ones"}
+# Arguments that never change which distribution an initializer draws from.
+_INITIALIZER_NOISE = frozenset({"seed", "input_axes", "output_axes", "dtype"})
+
+
+def _snake_name(name: str) -> str:
+    if name in _INITIALIZER_NAMES:
+        return _INITIALIZER_NAMES[name]
+    snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+    return _SNAKE_ALIASES.get(snake, snake)
+
+
+def setting(layer: Any, key: str) -> object:
+    """One setting of a layer as a comparable value, for the settings canonical specs
+    leave out (initializers, regularizers, constraints, momentum, ...): an initializer as
+    its snake_case name, with its arguments when they are not the defaults
+    (`('he_normal',)`, `('random_normal', (('stddev', 0.5),))`); anything else as plain
+    hashable Python. None when the layer has no such setting."""
+    try:
+        cfg = layer.get_config()
+    except Exception:  # noqa: BLE001 - a layer without a config has no settings to compare
+        return None
+    if key not in cfg:
+        return None
+    value = cfg[key]
+    if isinstance(value, str):
+        return (_snake_name(value),)
+    if isinstance(value, dict) and isinstance(value.get("class_name"), str):
+        inner = value.get("config") if isinstance(value.get("config"), dict) else {}
+        args = tuple(sorted((str(k), _plain(v)) for k, v in inner.items()
+                            if k not in _INITIALIZER_NOISE and v is not None))
+        name = _snake_name(value["class_name"])
+        return (name, args) if args else (name,)
+    return _plain(value)
+
+
+def setting_text(value: object) -> str:
+    """How `setting`'s value reads in a sentence: 'he_normal', 'random_normal(stddev=0.5)'."""
+    if isinstance(value, tuple) and value and isinstance(value[0], str) and len(value) <= 2:
+        args = value[1] if len(value) == 2 else ()
+        if all(isinstance(a, tuple) and len(a) == 2 for a in args):
+            inner = ", ".join(f"{k}={fmt(v)}" for k, v in args)
+            return f"'{value[0]}'" + (f" ({inner})" if inner else "")
+    return "none" if value is None else fmt(value)

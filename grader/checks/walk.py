@@ -123,7 +123,11 @@ def _too_large(count: int, nested: bool) -> GraphTooLarge:
 @dataclass(frozen=True)
 class Call:
     """One layer call found by the walk, before canonicalization. `inputs` are indices
-    of earlier calls; `reads_input` counts model inputs read directly."""
+    of earlier calls; `reads_input` counts model inputs read directly. `sources` is every
+    input in the order the call takes them (canonical order for a commutative merge): an
+    earlier call's index, or `-1 - k` for the model's k-th input, so a Concatenate of a
+    layer's output and a model input keeps which comes first; `input_shapes` are their
+    shapes, in the same order."""
 
     layer: Any
     inputs: tuple[int, ...]
@@ -131,6 +135,13 @@ class Call:
     input_shape: tuple | None
     # The call's canonical (kind, params, name) entries, when the walk already read them.
     specs: tuple = ()
+    sources: tuple[int, ...] = ()
+    input_shapes: tuple = ()
+
+
+def model_input_source(k: int) -> int:
+    """How `Call.sources` writes the model's k-th input."""
+    return -1 - k
 
 
 @dataclass(frozen=True)
@@ -140,7 +151,12 @@ class Walk:
     reached: dict  # id -> layer: every layer the walk passed through
 
 
-_INPUT = "input"  # a model input, as a source
+@dataclass(frozen=True)
+class _Input:
+    """A model input, as a source: which one (its position in `model.inputs`)."""
+
+    position: int
+
 _Key = tuple  # (id of the Keras node, ids of the nested-model calls around it)
 
 
@@ -148,15 +164,21 @@ _Key = tuple  # (id of the Keras node, ids of the nested-model calls around it)
 class _Found:
     layer: Any
     tensors: list
-    sources: list  # per input tensor: a _Key, _INPUT or None (not a Keras tensor)
+    sources: list  # per input tensor: a _Key, an _Input or None (not a Keras tensor)
 
 
 class _Walker:
     """Discovers every distinct call reachable from the outputs, then lists them in the
     canonical topological order. Two passes, both with explicit stacks."""
 
-    def __init__(self, cap: int):
+    def __init__(self, cap: int, inputs: list | None = None):
         self.cap = cap
+        # The model's InputLayers by identity -> their position among the model's inputs.
+        self.input_positions: dict[int, int] = {}
+        for k, tensor in enumerate(inputs or ()):
+            hist = _history(tensor)
+            if hist is not None:
+                self.input_positions.setdefault(id(hist[0]), k)
         self.found: dict[_Key, _Found] = {}
         self.reached: dict[int, Any] = {}
         self._canonical: dict[tuple[int, int | None], tuple] = {}
@@ -183,7 +205,7 @@ class _Walker:
             self.reached[id(layer)] = layer
             if _is_input_layer(layer):
                 if not frames:
-                    return _INPUT, None, None, frames
+                    return _Input(self.input_positions.get(id(layer), 0)), None, None, frames
                 model, outer_inputs, _ = frames[-1]
                 inner = _model_inputs(model)
                 position = next((i for i, t in enumerate(inner) if t is tensor), 0)
@@ -298,27 +320,36 @@ def walk(model: Any, *, cap: int = MAX_CALLS) -> Walk:
     outputs = _model_outputs(model)
     if outputs is None:  # unbuilt Sequential: its layers are a chain by definition
         layers = _chain_layers(model, cap)
-        calls = tuple(Call(l, (i - 1,) if i else (), 0 if i else 1, None) for i, l in enumerate(layers))
+        calls = tuple(Call(l, (i - 1,) if i else (), 0 if i else 1, None, (), ((i - 1,) if i else (model_input_source(0),)))
+                      for i, l in enumerate(layers))
         return Walk(calls, ((len(calls) - 1,) if calls else ()), {id(l): l for l in layers})
-    walker = _Walker(cap)
+    walker = _Walker(cap, _model_inputs(model))
     ends = walker.discover(outputs)
     order = walker.ordered(ends)
     index = {key: i for i, key in enumerate(order)}
     calls = []
     for key in order:
         entry = walker.found[key]
-        inputs = tuple(index[s] for s in _merge_order(entry, walker, index) if isinstance(s, tuple))
-        calls.append(Call(entry.layer, inputs, sum(1 for s in entry.sources if s == _INPUT),
-                          _shape(entry.tensors[0]) if entry.tensors else None, walker.canonical(entry)))
+        ordered = _merge_order(entry, index)
+        inputs = tuple(index[s] for s, _ in ordered if isinstance(s, tuple))
+        sources = tuple(index[s] if isinstance(s, tuple) else model_input_source(s.position)
+                        for s, _ in ordered if isinstance(s, (tuple, _Input)))
+        shapes = tuple(shape for s, shape in ordered if isinstance(s, (tuple, _Input)))
+        calls.append(Call(entry.layer, inputs, sum(1 for s in entry.sources if isinstance(s, _Input)),
+                          _shape(entry.tensors[0]) if entry.tensors else None, walker.canonical(entry),
+                          sources, shapes))
     return Walk(tuple(calls), tuple(index[k] for k in ends if isinstance(k, tuple)), walker.reached)
 
 
-def _merge_order(entry: _Found, walker: _Walker, index: dict) -> list:
-    """A commutative merge lists its sources in the canonical order (as visited);
-    every other layer keeps the order the student wrote."""
+def _merge_order(entry: _Found, index: dict) -> list[tuple[Any, tuple | None]]:
+    """(source, its shape) per input. A commutative merge lists its sources in the
+    canonical order (as visited, then model inputs by position); every other layer keeps
+    the order the student wrote."""
+    pairs = [(s, _shape(t)) for s, t in zip(entry.sources, entry.tensors)]
     if _kind(entry.layer) not in COMMUTATIVE:
-        return entry.sources
-    return sorted((s for s in entry.sources if isinstance(s, tuple)), key=lambda s: index[s])
+        return pairs
+    rank = lambda s: (0, index[s]) if isinstance(s, tuple) else (1, s.position if isinstance(s, _Input) else 0)  # noqa: E731
+    return sorted(pairs, key=lambda pair: rank(pair[0]))
 
 
 def disconnected(model: Any, reached: dict) -> tuple[str, ...]:
