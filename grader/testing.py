@@ -89,5 +89,4 @@ def _same_test(nodeid: str, file: str, name: str) -> bool:
 
 
 __all__ = ["points", "exercise", "title", "visibility", "hidden", "after_due_date", "after_published", "depends",
-           "unmet_dependency",
            "CheckFailed", "partial"]
