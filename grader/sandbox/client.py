@@ -29,6 +29,7 @@ from .errors import (IsolationUnavailable, MissingFunction, ProbeError, ReplyRej
 from .session import CallResult, Session  # noqa: F401
 
 SANDBOX_PACKAGE = Path(__file__).resolve().parent
+KERAS2_ADAPTER = SANDBOX_PACKAGE.parent / "frameworks" / "keras" / "keras2.py"
 WORKER_START_TIMEOUT = 120.0
 
 
@@ -43,7 +44,8 @@ class Limits:
     open_files: int = 256
     processes: int = 64  # threads included; only enforced where the worker is not root
     max_reply_bytes: int = protocol.MAX_BLOB
-    # The private /tmp and /dev/shm under bubblewrap live in memory: cap them.
+    # Each child's private /tmp and /dev/shm (and the worker's under bubblewrap) live in
+    # memory: cap them.
     tmp_bytes: int = 256 * 1024 ** 2
     shm_bytes: int = 16 * 1024 ** 2
 
@@ -139,8 +141,16 @@ def _python_roots() -> list[str]:
 
 
 def _bwrap_command(python: str, limits: Limits = Limits()) -> list[str]:
+    # Two capabilities are kept, inside the sandbox's own user namespace: CAP_SYS_ADMIN, with
+    # which each child mounts a /tmp of its own (private_tmp), and CAP_SETPCAP, with which
+    # it then empties its bounding set: every capability is gone for good before any
+    # student code runs. The worker runs no student code.
     cmd = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
-           "--clearenv", "--proc", "/proc"]
+           "--cap-add", "CAP_SYS_ADMIN", "--cap-add", "CAP_SETPCAP", "--clearenv", "--proc", "/proc"]
+    # The worker is the sandbox's pid 1 (no bubblewrap reaper beside it): every process a
+    # child could reach is then non-dumpable (the worker and its children), so no child can
+    # write through another's /proc/PID/root into a /tmp it does not own.
+    cmd += ["--as-pid-1"]
     # The sandbox's uid 0 is the host's uid 0 (bubblewrap run by root maps it so): without
     # this, owner-writable sysctls under /proc/sys would be writable, machine-wide.
     cmd += ["--ro-bind", "/proc/sys", "/proc/sys"]
@@ -184,6 +194,8 @@ def _bwrap_command(python: str, limits: Limits = Limits()) -> list[str]:
         python = str(Path(VENV_IN_SANDBOX) / Path(python).relative_to(venv))
     # The sandbox package alone, under its own name: no grader, references or tests.
     cmd += ["--ro-bind", str(SANDBOX_PACKAGE), "/opt/grader/grader_sandbox"]
+    # The child's Keras 2 adapter (stdlib only) beside it, as a module of its own.
+    cmd += ["--ro-bind", str(KERAS2_ADAPTER), "/opt/grader/grader_keras2.py"]
     # bubblewrap builds the root and /dev on unlimited tmpfs: once every mount point exists,
     # make both read-only, so /tmp and /dev/shm (size-limited) are the only writable places.
     cmd += ["--remount-ro", "/dev", "--remount-ro", "/",
@@ -276,7 +288,8 @@ class Worker:
         cmd, extra = worker_command(self.level, self.limits)
         env = _clean_env(self.keras)
         child_config = {"limits": self.limits.child_config(), "seccomp": self.seccomp,
-                        "max_reply_bytes": self.limits.max_reply_bytes}
+                        "max_reply_bytes": self.limits.max_reply_bytes,
+                        "tmp_bytes": self.limits.tmp_bytes, "shm_bytes": self.limits.shm_bytes}
         font_file = None
         if self.level == "full":
             env["GRADER_PRIVATE_TMP"] = "1"  # its /tmp is its own: the worker may sweep it

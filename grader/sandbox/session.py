@@ -50,6 +50,7 @@ class Session:
     load_output: str = ""
     seccomp: str = ""
     privileges: str = ""
+    tmp: str = ""  # "ok": a /tmp of its own (private_tmp), else why it shares the worker's
     closed: bool = False
     dead_reason: str = ""
     calls: int = 0
@@ -70,6 +71,7 @@ class Session:
         self.load_output = str(reply.get("output", ""))[: 2 * 8192]
         self.seccomp = str(reply.get("seccomp", ""))[:200]
         self.privileges = str(reply.get("privileges", ""))[:200]
+        self.tmp = str(reply.get("tmp", ""))[:300]
 
     def load_probes(self, source: str, timeout: float | None = None) -> list[str]:
         """Send the instructor's probes now, after the student's code has loaded and run, so

@@ -25,15 +25,14 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import socket
-import stat
 import sys
 import tempfile
 import time
 
 from . import protocol
+from .cleanup import remove_tree
 
 
 _FONTLIST_NAME = re.compile(r"fontlist-v[0-9.]{1,20}\.json")
@@ -208,21 +207,8 @@ def _spawn(control: socket.socket, config: dict, workdirs: dict[int, str]) -> in
 
 
 def _remove(path: str) -> None:
-    """Delete what a child left, even folders it made unreadable."""
-    def fix(func, target, _exc):
-        try:
-            os.chmod(os.path.dirname(target) or target, stat.S_IRWXU)
-            os.chmod(target, stat.S_IRWXU)
-            func(target)
-        except OSError:
-            pass
-    try:
-        if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path, onerror=fix)
-        else:
-            os.unlink(path)
-    except OSError:
-        pass
+    """Delete what a child left, however deep or locked (see `cleanup`): never raises."""
+    remove_tree(path)
 
 
 class _Sweeper:
@@ -378,13 +364,24 @@ def main() -> None:
         except (OSError, RuntimeError, ValueError, KeyError) as exc:  # e.g. fork failed: say so, keep serving
             reply = {"error": f"{type(exc).__name__}: {exc}"}
         if cmd in ("kill", "status") and reply.get("pid") in ended:
-            _end(reply["pid"], ended, live, workdirs, sweeper)
+            _end_safely(reply["pid"], ended, live, workdirs, sweeper)
         protocol.send_message(control, reply)
     # The grading process went away: take every child with us.
     for pid in list(live):
         _kill(pid, ended)
-        _end(pid, ended, live, workdirs, sweeper)
+        _end_safely(pid, ended, live, workdirs, sweeper)
     sys.exit(0)
+
+
+def _end_safely(pid: int, ended: dict[int, dict], live: set[int], workdirs: dict[int, str],
+                sweeper: _Sweeper) -> None:
+    """No cleanup error ends the worker: every other submission depends on it."""
+    try:
+        _end(pid, ended, live, workdirs, sweeper)
+    except Exception:  # noqa: BLE001 - what could not be removed stays; the worker serves on
+        live.discard(pid)
+        ended.pop(pid, None)
+        workdirs.pop(pid, None)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,121 @@
+"""Each child's own /tmp and /dev/shm, and a read-only view of everything else.
+
+Why: the visible and the hidden child of one submission used to share the worker's /tmp.
+A student's function could write the inputs it saw on a hidden test to `/tmp/seen` and a
+later visible call could print them into feedback the student reads before the deadline.
+Folders the worker keeps (`/tmp/.keras`, `/tmp/.cache`) survived every sweep as well.
+
+How: after the fork and before any student code, the child enters a mount namespace of
+its own (through a user namespace where it holds no capability, as under bubblewrap),
+mounts fresh, size-capped tmpfs on /tmp and /dev/shm, and makes every other mount
+read-only. Nothing it writes is visible to any other process, and all of it is freed by
+the kernel when the child's last process ends: nothing to sweep, however deep or odd the
+tree it left. /proc stays writable where it was (its /proc/sys and masked entries keep
+their own read-only mounts), so the runtime behaves as before.
+
+Best effort, like the rest of `confine`: a kernel without user namespaces gets the old
+behaviour (the worker's shared /tmp, swept), and the reason is reported with the
+isolation level instead of stopping grading.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+
+_CLONE_NEWNS = 0x00020000
+_CLONE_NEWUSER = 0x10000000
+_MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 0x2, 0x4, 0x8
+_MS_REC, _MS_PRIVATE = 0x4000, 0x40000
+_AT_FDCWD = -100
+_AT_RECURSIVE = 0x8000
+_MOUNT_ATTR_RDONLY = 0x1
+_SYS_MOUNT_SETATTR = 442  # the same number on every architecture (new syscalls share a table)
+# Files and folders one child may create in its /tmp: inode exhaustion ends there.
+TMP_INODES = 65536
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
+                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+
+
+def _libc():
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p]
+    return libc
+
+
+def _errno_text() -> str:
+    return os.strerror(ctypes.get_errno())
+
+
+def environment_under(places: tuple[str, ...] = ("/tmp", "/dev/shm")) -> str:
+    """A part of the Python environment that lives under a place a fresh tmpfs would hide
+    (a checkout under /tmp at the `process` level), or "" when there is none."""
+    roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.dirname(__file__))}
+    # sys.path holds the worker's working folder (/tmp itself under bubblewrap): nothing is
+    # imported from there, so only folders below a place count.
+    roots.update(p for p in sys.path if p and os.path.isabs(p) and os.path.realpath(p) not in places)
+    for root in sorted(roots):
+        real = os.path.realpath(root)
+        for place in places:
+            if real == place or real.startswith(place + "/"):
+                return root
+    return ""
+
+
+def _own_mount_namespace(libc) -> str:
+    """A mount namespace of our own: directly where we may (root with capabilities), else
+    inside a user namespace mapping only our own uid and gid to themselves."""
+    if libc.unshare(_CLONE_NEWNS) == 0:
+        return ""
+    uid, gid = os.getuid(), os.getgid()
+    if libc.unshare(_CLONE_NEWUSER | _CLONE_NEWNS) != 0:
+        return f"no mount namespace ({_errno_text()})"
+    try:
+        for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
+            with open(f"/proc/self/{name}", "w") as f:
+                f.write(text)
+    except OSError as exc:
+        return f"no identity in the user namespace ({exc.strerror})"
+    return ""
+
+
+def _read_only_elsewhere(libc) -> str:
+    """Every mount read-only (recursively), then /proc writable again as it was: a child
+    writes only in its own /tmp and /dev/shm, mounted after this."""
+    attr = _MountAttr(_MOUNT_ATTR_RDONLY, 0, 0, 0)
+    if libc.syscall(_SYS_MOUNT_SETATTR, _AT_FDCWD, b"/", _AT_RECURSIVE, ctypes.byref(attr), ctypes.sizeof(attr)):
+        return f"the rest of the file system stays writable ({_errno_text()})"
+    if os.path.ismount("/proc"):
+        back = _MountAttr(0, _MOUNT_ATTR_RDONLY, 0, 0)
+        libc.syscall(_SYS_MOUNT_SETATTR, _AT_FDCWD, b"/proc", 0, ctypes.byref(back), ctypes.sizeof(back))
+    return ""
+
+
+def enter(tmp_bytes: int, shm_bytes: int) -> str:
+    """Give this (single-threaded, just forked) child its own /tmp and /dev/shm; returns
+    "ok", or why it could not (the child then shares the worker's, as before)."""
+    hidden = environment_under()
+    if hidden:
+        return f"shared: the Python environment lives under {hidden}, which a private /tmp would hide"
+    try:
+        libc = _libc()
+        problem = _own_mount_namespace(libc)
+        if problem:
+            return f"shared: {problem}"
+        if libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None) != 0:
+            return f"shared: mounts would propagate ({_errno_text()})"
+        read_only = _read_only_elsewhere(libc)
+        flags = _MS_NOSUID | _MS_NODEV
+        options = f"size={int(tmp_bytes)},nr_inodes={TMP_INODES},mode=1777".encode()
+        if libc.mount(b"tmpfs", b"/tmp", b"tmpfs", flags, options) != 0:
+            return f"shared: no tmpfs on /tmp ({_errno_text()})"
+        if os.path.isdir("/dev/shm"):
+            shm = f"size={int(shm_bytes)},nr_inodes=1024,mode=1777".encode()
+            if libc.mount(b"tmpfs", b"/dev/shm", b"tmpfs", flags | _MS_NOEXEC, shm) != 0:
+                return f"/tmp private, /dev/shm shared ({_errno_text()})"
+    except (OSError, AttributeError) as exc:
+        return f"shared: {type(exc).__name__}: {exc}"
+    return "ok" if not read_only else f"/tmp private; {read_only}"
