@@ -157,6 +157,7 @@ def test_late_penalty_is_a_percentage_of_what_was_earned_and_is_explained():
 
 
 def test_grades_csv_and_feedback_carry_the_final_grade(book):
+    book.set_meta("times", "mtime")  # as `grade --times mtime` stores it: the file's time is the hand-in time
     _record(book, "alice.ipynb", mtime=parse_time("2026-12-02T11:30:00+00:00").timestamp())
     book.set_manual_score("alice.ipynb", "why_bn", 3, "Exactly.", "prof")
     book.add_override("alice.ipynb", "2.1", 4, "hand-checked")

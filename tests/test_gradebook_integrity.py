@@ -191,3 +191,52 @@ def test_grader_override_seen_binds_the_override_to_the_version_looked_at(book, 
     assert set(book.overrides()) == {("alice.ipynb", "t.py::test_order")}
     assert main(["override", str(book.folder), "--history"]) == 0
     assert "[notebook version 1234abcd1234]" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- 2. answers read whenever the questions change
+
+def _answered_notebook(path: Path, text: str) -> Path:
+    import nbformat
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("## Why BatchNormalization after Conv2D?"),
+        nbformat.v4.new_markdown_cell(text, metadata={"tags": ["written:why_bn"]})])
+    nbformat.write(nb, str(path))
+    return path
+
+
+def test_questions_added_after_grading_are_read_from_every_stored_notebook_never_a_silent_zero(tmp_path):
+    from grader.classroom.answer_reading import read_stored_answers
+    from grader.classroom.outputs import Finals
+    from grader.classroom.submissions import file_sha256
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    alice = _answered_notebook(subs / "alice.ipynb", "It keeps the next layer's inputs stable.")
+    bob = _answered_notebook(subs / "bob.ipynb", "Faster training.")
+    with Gradebook(tmp_path / "results") as book:
+        book.bind(Spec(questions=()))  # graded before the spec had any [[written]] question
+        for path in (alice, bob):
+            record(book, path.name, sha=file_sha256(path), answer=None)
+        book.bind(Spec())  # the question is added; nothing is graded again (not in the fingerprint)
+        assert {r.submission for r in book.unread_answers()} == {"alice.ipynb", "bob.ipynb"}
+        finals = Finals(book)
+        entry = finals.grade(book.row("alice.ipynb")).result.tests[-1]
+        assert entry.diagnosis == "written_unread" and "not been read yet" in entry.message, \
+            "before reading, never 'no answer found' with 0"
+        kept = bob.read_bytes()
+        bob.unlink()  # the instructor tidied the submissions folder meanwhile
+        reading = read_stored_answers(book, Spec(), {"alice.ipynb": alice, "bob.ipynb": bob})
+        assert reading.read == 1 and len(reading.problems) == 1 and "bob.ipynb" in reading.problems[0]
+        assert "is gone" in reading.problems[0] and "not as 0" in reading.problems[0]
+        assert book.answer("alice.ipynb", "why_bn").text == "It keeps the next layer's inputs stable."
+        assert [r.submission for r in book.unread_answers()] == ["bob.ipynb"], "tried again next run"
+        grades = export_grades(book)
+        students = {s["student_id"]: s for s in json.loads(grades.json.read_text())["students"]}
+        assert students["alice"]["written"] == {"why_bn": None}, "read, waiting for a person's score"
+        assert students["bob"]["written"] == {"why_bn": None}, "not read: waiting, not 0"
+        assert any("bob" in a and "is gone" in a for a in grades.attention)
+        bob_feedback = (book.folder / "feedback" / "bob" / "feedback.md").read_text()
+        assert "No answer was found" not in bob_feedback and "not been read yet" in bob_feedback
+        bob.write_bytes(kept)  # put back: read on the next run
+        assert read_stored_answers(book, Spec(), {"bob.ipynb": bob}).read == 1
+        assert book.unread_answers() == []
+        assert read_stored_answers(book, Spec(), {}).read == 0, "read once per set of questions"

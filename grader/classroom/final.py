@@ -33,6 +33,10 @@ class Decisions:
     submitted: datetime | None = None
     extension_days: float = 0.0
     own_due: str = ""
+    # False: the notebook's answers were not read for these questions (added to the spec
+    # after grading, or an older gradebook); a missing answer is then "not read", never 0.
+    answers_read: bool = True
+    answers_problem: str = ""  # why they could not be read (the notebook is gone), for the instructor
 
 
 @dataclass(frozen=True)
@@ -70,8 +74,13 @@ def _overridden(test: TestResult, o: Override) -> TestResult:
                                message=message)
 
 
-def _written(q: Question, answer: Answer | None, score: ManualScore | None) -> TestResult:
+def _written(q: Question, answer: Answer | None, score: ManualScore | None, *, read: bool = True) -> TestResult:
     nodeid = f"written::{q.id}"
+    if answer is None and not read and (score is None or score.stale):
+        # "No answer" is said only after reading the notebook: until then it waits.
+        return TestResult(q.title, WRITTEN_EXERCISE, 0.0, q.points, Status.NOT_RUN,
+                          message="Your written answer has not been read yet.", diagnosis="written_unread",
+                          nodeid=nodeid)
     if answer is None or not answer.text.strip():
         msg = ("No answer was found for this question (the cell tagged "
                f"`{q.tag}` is missing or empty).")
@@ -107,12 +116,15 @@ def final_grade(result: SubmissionResult, decisions: Decisions) -> FinalGrade:
     autograded = round(sum(t.score for t in tests), 6)
     written: dict[str, float | None] = {}
     if not result.errors:
+        if decisions.questions and not decisions.answers_read:
+            why = decisions.answers_problem or "they were never read (run `grader grade` again to read them)"
+            attention.append(f"{result.student or result.submission}: written answers not read: {why}")
         for q in decisions.questions:
             score = decisions.scores.get(q.id)
             if score is not None and score.stale:
                 attention.append(f"{result.submission}: the answer to {q.title!r} changed since it was scored; "
                                  f"score it again")
-            entry = _written(q, decisions.answers.get(q.id), score)
+            entry = _written(q, decisions.answers.get(q.id), score, read=decisions.answers_read)
             written[q.id] = None if entry.status is Status.NOT_RUN else entry.score
             tests.append(entry)
     late, penalty = None, 0.0

@@ -30,6 +30,7 @@ Schema (see SCHEMA below for the columns):
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import time
@@ -164,6 +165,11 @@ _ADDED_COLUMNS = (
     ("students", "extension_days", "REAL NOT NULL DEFAULT 0"),
     ("students", "due", "TEXT NOT NULL DEFAULT ''"),
     ("submissions", "submitted_at", "TEXT NOT NULL DEFAULT ''"),  # ISO time from a manifest; '': mtime
+    # The written questions (written_signature) the answers were read for: '' never read
+    # (graded before the questions existed, or by an earlier grader); and why they could
+    # not be read (the notebook is gone), for the instructor.
+    ("submissions", "answers_for", "TEXT NOT NULL DEFAULT ''"),
+    ("submissions", "answers_problem", "TEXT NOT NULL DEFAULT ''"),
 )
 
 
@@ -195,6 +201,8 @@ class Row:
     run_id: int
 
     submitted_at: str = ""  # from a manifest; "" when the file's mtime is the submission time
+    answers_for: str = ""  # the written questions its answers were read for ("": never read)
+    answers_problem: str = ""  # why its answers could not be read ("" when they were, or never tried)
 
     @property
     def graded(self) -> bool:
@@ -213,7 +221,8 @@ class Row:
 
 
 _ROW_COLUMNS = ("submission, student_key, path, sha256, fingerprint, status, score, max_score, reason, "
-                "execution_time, wall_time, isolation, host, process_order, mtime, graded_at, run_id, submitted_at")
+                "execution_time, wall_time, isolation, host, process_order, mtime, graded_at, run_id, submitted_at, "
+                "answers_for, answers_problem")
 
 
 @dataclass
@@ -356,6 +365,47 @@ class Gradebook(DecisionStore):
         raise GradebookError(f"no written question {question_id!r} in {self.assignment or 'this gradebook'} "
                              f"(questions: {known})")
 
+    def written_signature(self) -> str:
+        """Names the written questions as stored (by bind): answers read for another set,
+        or never read, must be read again before anyone is told "no answer"."""
+        return hashlib.sha256((self.meta("written") or "[]").encode()).hexdigest()[:16]
+
+    def unread_answers(self) -> list[Row]:
+        """Graded submissions whose answers were not read for the current questions."""
+        signature = self.written_signature()
+        return [r for r in self.rows() if r.graded and r.answers_for != signature]
+
+    def store_answers(self, submission: str, sha256: str, answers: dict, *, problem: str = "") -> bool:
+        """Replace a stored submission's written answers with those read from its notebook
+        now (`problem`: why they could not be read; the answers stay as they were and are
+        read again next time). One transaction; False when the stored notebook is no longer
+        `sha256` (graded again meanwhile), which is left alone."""
+        submission = storable_text(submission)
+        rows = [(submission, storable_text(str(q)), storable_text(str(a.get("text", ""))[:MAX_ANSWER_CHARS]),
+                 a.get("cell") if isinstance(a.get("cell"), int) else None) for q, a in answers.items()]
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            now = self.db.execute("SELECT sha256 FROM submissions WHERE submission = ?", (submission,)).fetchone()
+            if now is None or now[0] != sha256:
+                self.db.execute("ROLLBACK")
+                return False
+            if problem:
+                self.db.execute("UPDATE submissions SET answers_problem = ? WHERE submission = ?",
+                                (storable_text(problem), submission))
+            else:
+                self.db.execute("DELETE FROM answers WHERE submission = ?", (submission,))
+                self.db.executemany("INSERT INTO answers (submission, question, text, sha256, cell) "
+                                    "VALUES (?, ?, ?, ?, ?)",
+                                    [(sub, q, text, text_sha256(text), cell) for sub, q, text, cell in rows])
+                self.db.execute("UPDATE submissions SET answers_for = ?, answers_problem = '' WHERE submission = ?",
+                                (self.written_signature(), submission))
+            self.db.execute("COMMIT")
+        except BaseException:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            raise
+        return True
+
     def late_policy(self) -> LatePolicy | None:
         return policy_from_dict(json.loads(self.meta("late") or "null"))
 
@@ -431,10 +481,11 @@ class Gradebook(DecisionStore):
                   reason="; ".join(result.errors), execution_time=round(result.execution_time, 3),
                   wall_time=round(graded.wall, 3), isolation=result.isolation, host=storable_text(str(graded.host)),
                   process_order=graded.order, mtime=mtime, graded_at=_now(), run_id=run_id,
-                  submitted_at=storable_text(submitted_at))
+                  submitted_at=storable_text(submitted_at), answers_for=self.written_signature())
         values = (row.submission, row.student_key, row.path, row.sha256, row.fingerprint, row.status, row.score,
                   row.max_score, row.reason, row.execution_time, row.wall_time, row.isolation, row.host,
-                  row.process_order, row.mtime, row.graded_at, row.run_id, row.submitted_at)
+                  row.process_order, row.mtime, row.graded_at, row.run_id, row.submitted_at, row.answers_for,
+                  row.answers_problem)
         answers = [(submission, storable_text(str(qid)), storable_text(str(a.get("text", ""))[:MAX_ANSWER_CHARS]),
                     a.get("cell")) for qid, a in (getattr(graded, "answers", None) or {}).items()]
         code = [(submission, storable_text(str(ex)), storable_text(str(c.get("source", ""))),

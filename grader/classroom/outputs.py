@@ -113,6 +113,7 @@ class Finals:
         self.identities = identities or book.identities()
         self.questions = tuple(book.questions())
         self.policy = book.late_policy()
+        self.signature = book.written_signature()
         self.mtimes_count = book.meta("times") == "mtime"  # grade --times mtime (see classroom/handin)
         self._answers: dict[str, dict] = {}
         for a in book.answers():
@@ -132,7 +133,8 @@ class Finals:
                          # a file's modification time is a hand-in time only when the last run said so
                          submitted=(submission_time(row.mtime, row.submitted_at)
                                     if row.submitted_at or self.mtimes_count else None),
-                         extension_days=entry.extension_days if entry else 0.0, own_due=entry.due if entry else "")
+                         extension_days=entry.extension_days if entry else 0.0, own_due=entry.due if entry else "",
+                         answers_read=row.answers_for == self.signature, answers_problem=row.answers_problem)
 
     def grade(self, row: Row, student_id: str = "") -> FinalGrade | None:
         result = self.book.result(row.submission)
