@@ -160,9 +160,9 @@ def time_lines(handins: Sequence[HandIn], *, due: bool, use_mtimes: bool, manife
         if use_mtimes:
             what = "their file's modification time counts (--times mtime)"
         elif due:
-            what = ("no late penalty is applied to them: a file's modification time is not trusted (a copy, "
-                    "clone or unzip resets it); give their times in --manifest, or --times mtime if the files "
-                    "still hold their hand-in times")
+            what = (f"no late penalty is applied{' to them' if manifest else ''}: a file's modification time is "
+                    f"not trusted (a copy, clone or unzip resets it); give their times in --manifest, or --times "
+                    f"mtime if the files still hold their hand-in times")
         else:
             what = "the assignment has no due date, so nothing is late"
         if manifest:
