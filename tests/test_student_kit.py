@@ -61,7 +61,12 @@ def test_the_kit_holds_the_template_support_files_and_visible_tests_only(kit):
               if c["metadata"].get("grader", {}).get("grade")}
     assert sorted(graded) == sorted(load_assignment("conv_bn").exercises)
     assert all("raise NotImplementedError()" in source for source in graded.values())
-    assert len(kit.tests) == 7 and [t.split("::")[-1] for t in kit.dropped] == ["test_other_ranks_and_eps"]
+    assert len(kit.tests) == 7 and sorted(t.split("::")[-1] for t in kit.dropped) == [
+        "test_other_ranks_and_eps", "test_output_for_another_input_shape"]
+    # The other input shape, which its test file says is never shown to students, is not in the kit.
+    kit_test = (kit.spec_dir / "tests" / "test_convolutional_model.py").read_text()
+    assert "OTHER_SHAPE" not in kit_test and "(48, 32, 3)" not in kit_test
+    assert not [p for p in answers.iterdir() if "48, 32" in p.read_bytes().decode("utf-8", "replace")]
 
 
 def _reference_bodies() -> list[tuple[str, str]]:
@@ -120,6 +125,81 @@ def test_the_leak_scan_finds_a_reference_body_a_hidden_test_and_the_secret(tmp_p
     assert any("c.py names hidden test `test_other_ranks_and_eps`" in f for f in found), found
 
 
+def test_the_leak_scan_finds_a_model_config_a_saved_model_and_a_function_that_answers_alike(tmp_path):
+    from grader.checks.standardize import make_hidden_standardize_inputs
+    from grader.kit.leak_forms import answering_functions, kit_modules, package_modules
+
+    assignment = load_assignment("conv_bn")
+    config = {"class_name": "Sequential", "config": {"name": "s", "layers": [
+        {"class_name": "Dense", "config": {"units": 1}}]}}
+    (tmp_path / "m.json").write_text(json.dumps({"answers": [config]}))
+    (tmp_path / "w.keras").write_bytes(b"PK\x03\x04")
+    (tmp_path / "graph.json").write_text(json.dumps({"graph": {"kind": "Dense"}}))
+    found = leaks(tmp_path, assignment, [])
+    assert any("m.json holds a Keras model config (Sequential)" in f for f in found), found
+    assert any("w.keras is a saved model file" in f for f in found), found
+    assert not any("graph.json" in f for f in found), found
+
+    (tmp_path / "helpers.py").write_text(textwrap.dedent("""\
+        import numpy as np
+
+        def tidy(a, b):
+            m, s = a.mean(axis=(0, 1, 2)), a.std(axis=(0, 1, 2))
+            return ((a - m) / s).astype(np.float32), ((b - m) / s).astype(np.float32)
+
+        def unrelated(a, b):
+            return a + b
+        """))
+    sys.path.insert(0, str(REPO))
+    from reference.conv_bn import standardize
+
+    X_train, X_test = make_hidden_standardize_inputs(3)
+    calls = [("standardize", (X_train, X_test), {}, standardize(X_train, X_test))]
+    named = answering_functions(calls, kit_modules(tmp_path))
+    assert len(named) == 1 and "`_grader_kit_scan_helpers.tidy` returns what reference.standardize" in named[0]
+    # the package students install answers nothing like the reference
+    assert answering_functions(calls, package_modules()) == []
+
+
+@pytest.mark.slow
+def test_former_reference_functions_and_a_pasted_kit_model_earn_nothing(kit, tmp_path, worker):
+    """What once scored: calling grader.checks' reference_standardize / reference_batchnorm
+    (5/5 and 3/3 from check()), or returning model_from_json(...) of the kit's recorded
+    happyModel (14/23 in full grading with no layer written)."""
+    import nbformat
+
+    from grader.grading import grade_submission
+
+    answers = json.loads((kit.spec_dir / "answers" / "answers.json").read_text())
+    happy = next(v["value"]["$graph_model"] for v in answers["calls"].values() if v["function"] == "happyModel")
+    pasted = (kit.spec_dir / "answers" / f"{happy}.graph.json").read_text()
+    bodies = {
+        "standardize": "def standardize(X_train, X_test):\n"
+                       "    from grader.checks.standardize import reference_standardize\n"
+                       "    return reference_standardize(X_train, X_test)\n",
+        "batchnorm_forward": "def batchnorm_forward(x, gamma, beta, eps=1e-3):\n"
+                             "    from grader.checks.batchnorm import reference_batchnorm\n"
+                             "    return reference_batchnorm(x, gamma, beta, eps)\n",
+        "happyModel": f"def happyModel():\n    import tensorflow as tf\n"
+                      f"    return tf.keras.models.model_from_json({pasted!r})\n",
+    }
+    nb = nbformat.read(CONV_BN / "samples" / "correct.ipynb", as_version=4)
+    for cell in nb.cells:
+        tags = set(cell.metadata.get("tags", []))
+        for name, body in bodies.items():
+            if name in tags:
+                cell.source = body
+    path = tmp_path / "borrowed.ipynb"
+    nbformat.write(nb, str(path))
+    for assignment, hidden in ((load_assignment(kit.spec_dir), False), (load_assignment("conv_bn"), True)):
+        result = grade_submission(path, assignment, worker, include_hidden=hidden)
+        earned: dict[str, float] = {}
+        for test in result.tests:
+            earned[test.exercise] = earned.get(test.exercise, 0.0) + test.score
+        assert earned["standardize"] == earned["batchnorm_forward"] == earned["happyModel"] == 0.0, earned
+        assert earned["convolutional_model"] > 0  # the notebook was graded, its own work counted
+
+
 @pytest.mark.slow
 def test_kit_results_equal_the_full_graders_visible_results_on_every_sample(kit):
     assert set(kit.compared) >= {p.name for p in SAMPLES} and len(SAMPLES) >= 5
@@ -134,14 +214,60 @@ def test_kit_results_equal_the_full_graders_visible_results_on_every_sample(kit)
 
 @pytest.mark.slow
 def test_the_replayed_reference_answers_recorded_calls_and_names_the_others(kit):
+    from grader.checks.graph import layer_graph
+    from grader.kit.models import NotRecordedOutput, RecordedModel
+
     replay = Replay.open(kit.spec_dir / "answers" / "answers.json")
     model = replay.convolutional_model((64, 64, 3))
-    assert tuple(model.inputs[0].shape)[1:] == (64, 64, 3)
-    assert replay.convolutional_model((64, 64, 3)) is model  # rebuilt once, like the real reference's
+    assert isinstance(model, RecordedModel)  # the checks' view of the reference, not a Keras model
+    kinds = [s.kind for s in layer_graph(model).specs]
+    assert kinds[:4] == ["Conv2D", "BatchNormalization", "ReLU", "MaxPooling2D"] and kinds[-1] == "Dense"
+    assert layer_graph(model).nodes[0].input_shape == (None, 64, 64, 3)
+    assert replay.convolutional_model((64, 64, 3)) is model  # read once, like the real reference's
+    with pytest.raises(NotRecordedOutput, match=r"no output of this reference model.*\(4, 64, 64, 3\)"):
+        model(np.zeros((4, 64, 64, 3), np.float32), training=False)
     with pytest.raises(NotRecorded, match=r"reference\.convolutional_model\(\(32, 32, 3\)\).*not kit-safe"):
         replay.convolutional_model((32, 32, 3))
     with pytest.raises(NotRecorded, match="no answers of reference.standardize"):
         replay.standardize(np.zeros((2, 2, 2, 3)), np.zeros((2, 2, 2, 3)))
+
+
+@pytest.mark.slow
+def test_no_model_in_the_kit_rebuilds_and_the_answers_hold_only_data(kit):
+    from grader.kit.leak_forms import rebuildable_models
+
+    assert rebuildable_models(kit.root) == []
+    answers = kit.spec_dir / "answers"
+    graphs = sorted(answers.glob("*.graph.json"))
+    assert len(graphs) == 2  # happyModel and convolutional_model
+    for path in graphs:
+        text = path.read_text()
+        assert '"class_name"' not in text and "model_config" not in text and "keras_version" not in text
+
+
+def test_the_visible_seed_is_independent_of_the_secret():
+    """A kit's seed for visible tests once was an unsalted hash of the secret, and a short
+    secret was found from it by trying candidates: now no value derived from it is written."""
+    import dataclasses
+    import hashlib
+
+    from grader.kit.replay import public_visible_seed, visible_secret
+
+    conv_bn = load_assignment("conv_bn")
+    other = dataclasses.replace(conv_bn, secret="x")
+    assert visible_secret(conv_bn) == visible_secret(other) == public_visible_seed("conv_bn", conv_bn.version)
+    assert conv_bn.secret not in visible_secret(conv_bn)
+    for text in (conv_bn.secret, f"grader-visible-tests:{conv_bn.secret}"):
+        assert hashlib.sha256(text.encode()).hexdigest() != visible_secret(conv_bn)
+    assert public_visible_seed("conv_bn", "2") != visible_secret(conv_bn)  # a new version draws other inputs
+
+
+@pytest.mark.slow
+def test_the_kit_writes_no_value_derived_from_the_secret(kit):
+    from grader.kit.replay import public_visible_seed
+
+    data = json.loads((kit.spec_dir / "answers" / "answers.json").read_text())
+    assert data["visible_secret"] == public_visible_seed("conv_bn", load_assignment("conv_bn").version)
 
 
 # ---------------------------------------------------------------- kit-safety
@@ -162,7 +288,7 @@ def _function(code: str) -> ast.FunctionDef:
     return ast.parse(textwrap.dedent(code)).body[0]
 
 
-def test_a_reference_call_fed_from_the_submission_or_hidden_rng_is_named():
+def test_a_reference_call_fed_from_the_submission_is_named():
     assert safety.static_problems(_function("""
         def test_ok(submission, reference):
             expect(reference.happyModel(), submission.model("happyModel"))
@@ -177,8 +303,9 @@ def test_a_reference_call_fed_from_the_submission_or_hidden_rng_is_named():
             helper(reference)
     """))
     assert any("reference.f(...) is given z" in p for p in problems), problems
-    assert any("reference.g(...) is given x" in p for p in problems), problems
     assert any("the reference itself is passed to helper" in p for p in problems), problems
+    # a visible test's hidden_rng draws the same inputs for every submission: recordable
+    assert not any("reference.g" in p for p in problems), problems
 
 
 def test_the_visible_part_of_a_test_file_drops_hidden_tests_and_their_helpers():
@@ -268,7 +395,7 @@ def test_export_refuses_a_test_that_feeds_the_reference_the_students_answer_nami
 
 @pytest.mark.slow
 def test_export_refuses_reference_inputs_that_change_between_submissions(tmp_path):
-    """A fixture built on hidden_rng hides the dependency from a reading of the test: the
+    """A fixture built on the submission hides the dependency from a reading of the test: the
     export sees it when two correct submissions with different content ask different things."""
     root = _tiny_assignment(tmp_path / "tiny", HEADER + """
     def test_fixed(submission, reference):
@@ -277,11 +404,12 @@ def test_export_refuses_reference_inputs_that_change_between_submissions(tmp_pat
     def test_per_submission(submission, reference, inputs):
         assert np.allclose(submission.call("double", inputs), reference.double(inputs))
     """, conftest="""
+    import numpy as np
     import pytest
 
     @pytest.fixture
-    def inputs(hidden_rng):
-        return hidden_rng.normal(size=4)
+    def inputs(submission):
+        return np.random.default_rng(int(submission.digest[:8], 16)).normal(size=4)
     """)
     with pytest.raises(KitError) as caught:
         build_kit(load_assignment(root), tmp_path / "out", samples=False)

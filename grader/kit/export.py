@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from grader.kit import safety
+from grader.kit import leak_forms, safety
 from grader.kit.replay import ANSWERS, FORMAT, public_visible_seed
 
 KIT_FOLDER = "selfcheck"
@@ -147,8 +147,8 @@ def _squeeze(text: str) -> str:
 
 
 def leaks(folder: Path, assignment, hidden: list[safety.TestInfo]) -> list[str]:
-    """Every place the folder holds the secret, a reference body, a hidden test, or a
-    written question's rubric or model answer."""
+    """Every place the folder holds the secret, a reference body, a hidden test, a written
+    question's rubric or model answer, or a model config or saved model that rebuilds."""
     bodies = [b for b in _bodies_in(Path(assignment.reference).read_text(encoding="utf-8")) if len(b[1]) >= 20]
     hidden_code = []
     for info in hidden:
@@ -157,7 +157,7 @@ def leaks(folder: Path, assignment, hidden: list[safety.TestInfo]) -> list[str]:
         if func is not None:
             hidden_code.append((info.function, _normalized(ast.get_source_segment(source, func) or "")))
     written = _written_secrets(assignment)
-    found = []
+    found = leak_forms.rebuildable_models(folder)
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         text = path.read_bytes().decode("utf-8", "replace")
         flat = _normalized(text)
@@ -353,6 +353,8 @@ def build_kit(assignment, out: str | Path, *, isolation: str = "auto", samples: 
                 raise KitError("the kit's results differ from the full grader's, so no kit was written:\n"
                                + "\n".join(differ))
         found = leaks(stage, assignment, [t for t in tests if not t.visible])
+        found += leak_forms.answering_functions(rec.answers, leak_forms.package_modules()
+                                                + leak_forms.kit_modules(stage))
         if found:
             raise KitError("the kit would leak, so it was not written:\n" + "\n".join(f"  - {f}" for f in found))
         out.mkdir(parents=True, exist_ok=True)

@@ -25,6 +25,7 @@ class Recording:
     keys_by_test: dict[str, set[str]] = field(default_factory=dict)  # for the current run
     problems: dict[str, list[str]] = field(default_factory=dict)  # test -> why it is not kit-safe
     live: dict[int, Any] = field(default_factory=dict)  # id(reference model) -> its LiveModel, for every run
+    answers: list = field(default_factory=list)  # (function, args, kwargs, value) of each recorded call
 
     def problem(self, test: str, why: str) -> None:
         self.problems.setdefault(test, [])
@@ -98,6 +99,8 @@ class Recorder:
                     return value
                 entry = self._rec.calls[key] = {"function": name, "call": describe_call(name, args, kwargs),
                                                 "value": tree, "tests": []}
+                # kept in memory only, for the leak scan's search for functions that answer alike
+                self._rec.answers.append((name, args, kwargs, value))
             if test_now not in entry["tests"]:
                 entry["tests"].append(test_now)
             return value

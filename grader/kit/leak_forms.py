@@ -1,0 +1,170 @@
+"""The leak scan's checks for solutions that are not reference source lines.
+
+A kit (and the grader package students install beside it) can hand out a solution in
+forms a text search for the reference's code never finds:
+
+* a saved Keras model or a model config that rebuilds the reference (`model_from_json`
+  of a pasted config scored marks with no layer written);
+* a function that returns what the reference returns: the grader package once held
+  `reference_standardize` and `reference_batchnorm`, each a working answer a notebook
+  could call.
+
+`rebuildable_models` reads every file of the kit; `answering_functions` calls the public
+functions of the package's checks and of the kit's own modules with the arguments the
+visible tests gave the reference, and names each one whose result equals the reference's.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import json
+import pkgutil
+import sys
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+MODEL_CLASSES = frozenset({"Sequential", "Functional", "Model"})
+SAVED_MODEL_SUFFIXES = (".keras", ".h5", ".hdf5", ".pb")
+# Functions that run TensorFlow are not called: the export process must not start TF work
+# it does not need, and what they compute is Keras' own layer, not the package's.
+_SKIPPED_SOURCE = ("keras", "tensorflow")
+
+
+def _model_configs(tree: Any, depth: int = 0) -> Iterator[str]:
+    if depth > 60:
+        return
+    if isinstance(tree, dict):
+        config = tree.get("config")
+        if tree.get("class_name") in MODEL_CLASSES and isinstance(config, dict) and "layers" in config:
+            yield str(tree["class_name"])
+            return
+        for value in tree.values():
+            yield from _model_configs(value, depth + 1)
+    elif isinstance(tree, list):
+        for value in tree:
+            yield from _model_configs(value, depth + 1)
+
+
+def rebuildable_models(folder: Path) -> list[str]:
+    """Every file of `folder` that holds a saved Keras model or a model config."""
+    found = []
+    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
+        where = path.relative_to(folder)
+        if path.suffix.lower() in SAVED_MODEL_SUFFIXES:
+            found.append(f"{where} is a saved model file, which rebuilds a model")
+            continue
+        if path.suffix.lower() not in (".json", ".ipynb", ".py", ".txt", ".toml", ".md"):
+            continue
+        text = path.read_bytes().decode("utf-8", "replace")
+        if '"class_name"' not in text and "'class_name'" not in text:
+            continue
+        try:
+            kinds = sorted(set(_model_configs(json.loads(text))))
+        except ValueError:
+            kinds = ["a model"] if '"layers"' in text and any(f'"{k}"' in text for k in MODEL_CLASSES) else []
+        if kinds:
+            found.append(f"{where} holds a Keras model config ({', '.join(kinds)}), which rebuilds the model")
+    return found
+
+
+# ---------------------------------------------------------------- functions that answer like the reference
+
+def _same(found: Any, expected: Any, depth: int = 0) -> bool:
+    if depth > 10:
+        return False
+    if isinstance(expected, (tuple, list)):
+        return (isinstance(found, (tuple, list)) and len(found) == len(expected) and len(expected) > 0
+                and all(_same(f, e, depth + 1) for f, e in zip(found, expected)))
+    if isinstance(expected, (np.ndarray, np.generic, float)):
+        try:
+            a = np.asarray(found, dtype=np.float64)
+            b = np.asarray(expected, dtype=np.float64)
+        except (TypeError, ValueError):
+            return False
+        return a.shape == b.shape and b.size > 1 and bool(np.allclose(a, b, rtol=1e-4, atol=1e-4, equal_nan=False))
+    return False
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    if isinstance(value, (tuple, list)):
+        return type(value)(_copy(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    return value
+
+
+def _public_functions(module: Any) -> Iterator[tuple[str, Callable]]:
+    for name, value in sorted(vars(module).items()):
+        if name.startswith("_") or not inspect.isfunction(value) or value.__module__ != module.__name__:
+            continue
+        try:
+            source = inspect.getsource(value)
+        except (OSError, TypeError):
+            source = ""
+        if any(word in source for word in _SKIPPED_SOURCE):
+            continue
+        yield f"{module.__name__}.{name}", value
+
+
+def package_modules() -> list[Any]:
+    """The grader package's checks: what a student's notebook can import from the wheel and
+    that computes on arrays."""
+    import grader.checks
+
+    modules = [grader.checks]
+    for info in pkgutil.iter_modules(grader.checks.__path__, "grader.checks."):
+        try:
+            modules.append(importlib.import_module(info.name))
+        except Exception:  # noqa: BLE001 - a module that does not import cannot be called by a student either
+            continue
+    return modules
+
+
+def kit_modules(folder: Path) -> list[Any]:
+    """The kit's own Python files a notebook can import (support files next to it)."""
+    modules = []
+    for path in sorted(Path(folder).glob("*.py")):
+        name = f"_grader_kit_scan_{path.stem}"
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:
+            continue
+        module = importlib.util.module_from_spec(spec)
+        try:
+            sys.modules[name] = module
+            spec.loader.exec_module(module)
+        except Exception:  # noqa: BLE001 - not importable: nothing a student could call
+            continue
+        finally:
+            sys.modules.pop(name, None)
+        modules.append(module)
+    return modules
+
+
+def answering_functions(calls: list[tuple[str, tuple, dict, Any]], modules: list[Any]) -> list[str]:
+    """Each public function that, given the arguments a visible test gave the reference,
+    returns the reference's answer: a working solution a notebook could call."""
+    found: dict[str, str] = {}
+    candidates = [c for module in modules for c in _public_functions(module)]
+    for reference_name, args, kwargs, expected in calls:
+        if not isinstance(expected, (np.ndarray, tuple, list)):
+            continue
+        for name, function in candidates:
+            if name in found:
+                continue
+            try:
+                with np.errstate(all="ignore"):
+                    result = function(*_copy(args), **_copy(kwargs))
+            except Exception:  # noqa: BLE001 - a function these arguments do not fit answers nothing
+                continue
+            if _same(result, expected):
+                found[name] = (f"`{name}` returns what reference.{reference_name} returns on a visible "
+                               f"test's inputs: a working solution students could call")
+    return [found[k] for k in sorted(found)]
+
+
+__all__ = ["answering_functions", "kit_modules", "package_modules", "rebuildable_models"]
