@@ -99,14 +99,38 @@ def test_the_zip_holds_the_grader_the_assignment_and_its_reference_only(bundle):
     assert modes["setup.sh"] == modes["run_autograder"] == 0o755 and modes["requirements.txt"] == 0o644
 
 
+def tensorflow_version() -> str:
+    """tensorflow-cpu's version, or (the instructor's set-up holds only the full package) the
+    installed tensorflow's: one release, either distribution."""
+    try:
+        return metadata.version("tensorflow-cpu")
+    except metadata.PackageNotFoundError:
+        return metadata.version("tensorflow")
+
+
+def pins_of(text: str) -> dict[str, str]:
+    lines = [l for l in text.splitlines() if l and not l.startswith("#")]
+    return {name.lower().replace("_", "-"): version for name, version in (line.split("==") for line in lines)}
+
+
 def test_requirements_are_pinned_to_the_versions_installed_here(bundle):
     with zipfile.ZipFile(bundle) as zf:
-        lines = [l for l in zf.read("requirements.txt").decode().splitlines() if l and not l.startswith("#")]
-    pins = dict(line.split("==") for line in lines)
-    for dist in ("tensorflow-cpu", "numpy", "nbformat", "pytest", "keras", "protobuf", "pyseccomp"):
-        name = next(n for n in pins if n.lower().replace("_", "-") == dist)
-        assert pins[name] == metadata.version(dist), dist
-    assert not [n for n in pins if n.lower() in ("nbclient", "ipykernel", "grader")]  # dev extras, ourselves
+        pins = pins_of(zf.read("requirements.txt").decode())
+    assert pins["tensorflow-cpu"] == tensorflow_version()
+    for dist in ("numpy", "nbformat", "pytest", "keras", "protobuf", "pyseccomp"):
+        assert pins[dist] == metadata.version(dist), dist
+    assert not [n for n in pins if n in ("nbclient", "ipykernel", "grader")]  # dev extras, ourselves
+    # One TensorFlow: a Keras 3 assignment needs neither the full package nor tf-keras.
+    assert "tensorflow" not in pins and "tf-keras" not in pins, sorted(pins)
+
+
+def test_a_keras_2_bundle_pins_the_full_tensorflow_and_tf_keras_only(tmp_path):
+    out = tmp_path / "keras2.zip"
+    assert export("gradescope", "dls_c4w1a2", "--out", str(out)) == 0
+    with zipfile.ZipFile(out) as zf:
+        pins = pins_of(zf.read("requirements.txt").decode())
+    assert pins["tensorflow"] == metadata.version("tensorflow") and pins["tf-keras"] == metadata.version("tf-keras")
+    assert "tensorflow-cpu" not in pins  # tf-keras requires `tensorflow`: a second one would overwrite it
 
 
 def test_the_scripts_install_bubblewrap_and_the_pins_and_parse(bundle, tmp_path):
@@ -159,7 +183,12 @@ def test_setup_sh_installs_an_environment_that_grades(bundle, tmp_path):
         versions = subprocess.run([str(venv_python), "-c", "import importlib.metadata as m, json; print(json.dumps("
                                    "{d: m.version(d) for d in ('tensorflow-cpu', 'numpy', 'keras', 'nbformat')}))"],
                                   capture_output=True, text=True, env=env, check=True).stdout
-        assert json.loads(versions) == {d: metadata.version(d) for d in ("tensorflow-cpu", "numpy", "keras", "nbformat")}
+        assert json.loads(versions) == {"tensorflow-cpu": tensorflow_version(),
+                                        **{d: metadata.version(d) for d in ("numpy", "keras", "nbformat")}}
+        listed = subprocess.run([str(venv_python), "-m", "pip", "list", "--format", "json"], capture_output=True,
+                                text=True, env=env, check=True).stdout
+        names = {d["name"].lower().replace("_", "-") for d in json.loads(listed)}
+        assert "tensorflow-cpu" in names and not names & {"tensorflow", "tf-keras"}, sorted(names)  # one TensorFlow
         proc = subprocess.Popen([str(root / "run_autograder")], cwd="/", env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True)
         results, out = finish(root, proc)

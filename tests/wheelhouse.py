@@ -8,10 +8,14 @@ scripts (outside site-packages) are left out: pip writes them anew from entry_po
 Byte-code caches and the installer's own records (INSTALLER, REQUESTED, direct_url.json)
 are left out too, and RECORD is written afresh from the files as they are now.
 
-Two distributions can install the same files: tf-keras needs `tensorflow`, the project pins
-`tensorflow-cpu`, and both wheels hold the whole of TensorFlow (1.3 GB in common). A file
+Two distributions can install the same files (an environment set up before TensorFlow
+became an extra holds both `tensorflow` and `tensorflow-cpu`, 1.3 GB in common). A file
 already packed into an earlier wheel of the folder is left out of the later ones, so it is
 packed and installed once: the installed tree is the same, at half the bytes.
+
+A pin of `tensorflow-cpu` where only `tensorflow` is installed (the instructor's set-up,
+which needs the full package for tf_keras) is packed from `tensorflow`'s files under the
+pinned name: the same release and the same dependencies, without GPU kernels' use here.
 """
 from __future__ import annotations
 
@@ -44,11 +48,28 @@ def _digest(data: bytes) -> str:
     return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
 
 
-def repack(dist: metadata.Distribution, dest: Path, packed: set[Path] | None = None) -> Path:
+# A pinned distribution that may be absent here, and the installed one of the same release.
+SAME_RELEASE = {"tensorflow-cpu": "tensorflow"}
+
+
+def _renamed(file: str, data: bytes, info_dir: str, new_info_dir: str, name: str) -> tuple[str, bytes]:
+    """A file of a distribution repacked under another name: its .dist-info folder and the
+    Name field of its METADATA follow the new name."""
+    if not file.startswith(info_dir + "/"):
+        return file, data
+    file = new_info_dir + file[len(info_dir):]
+    if file.endswith("/METADATA"):
+        data = re.sub(rb"^Name: .*$", b"Name: " + name.encode(), data, count=1, flags=re.MULTILINE)
+    return file, data
+
+
+def repack(dist: metadata.Distribution, dest: Path, packed: set[Path] | None = None,
+           as_name: str | None = None) -> Path:
     """One installed distribution as a wheel in `dest`; returns the wheel's path. Files
-    whose installed path is in `packed` are left out; those packed are added to it."""
+    whose installed path is in `packed` are left out; those packed are added to it. With
+    `as_name`, the wheel is that distribution's (see SAME_RELEASE)."""
     packed = set() if packed is None else packed
-    name = re.sub(r"[-_.]+", "_", dist.metadata["Name"])
+    name = re.sub(r"[-_.]+", "_", as_name or dist.metadata["Name"])
     version = dist.version
     if dist.files is None:
         raise ValueError(f"{name} {version} was installed without a RECORD: it cannot be repacked")
@@ -56,6 +77,7 @@ def repack(dist: metadata.Distribution, dest: Path, packed: set[Path] | None = N
     if len(info_dirs) != 1:
         raise ValueError(f"{name}: expected one .dist-info folder in RECORD, found {sorted(info_dirs)}")
     (info_dir,) = info_dirs
+    new_info_dir = f"{name}-{version}.dist-info" if as_name else info_dir
     wheel = dest / f"{name}-{version}-{_tag(dist.read_text('WHEEL') or '')}.whl"
     rows = []
     with zipfile.ZipFile(wheel, "w", compression=zipfile.ZIP_STORED) as zf:
@@ -70,12 +92,12 @@ def repack(dist: metadata.Distribution, dest: Path, packed: set[Path] | None = N
             packed.add(path)
             if not path.is_file():
                 raise FileNotFoundError(f"{name}: {file} is listed in RECORD but not installed")
-            data = path.read_bytes()
-            info = zipfile.ZipInfo(file.as_posix(), date_time=(1980, 1, 1, 0, 0, 0))
+            arcname, data = _renamed(file.as_posix(), path.read_bytes(), info_dir, new_info_dir, name)
+            info = zipfile.ZipInfo(arcname, date_time=(1980, 1, 1, 0, 0, 0))
             info.external_attr = (path.stat().st_mode & 0o777 | 0o100000) << 16
             zf.writestr(info, data)
-            rows.append((file.as_posix(), _digest(data), str(len(data))))
-        record = f"{info_dir}/RECORD"
+            rows.append((arcname, _digest(data), str(len(data))))
+        record = f"{new_info_dir}/RECORD"
         out = io.StringIO()
         csv.writer(out, lineterminator="\n").writerows([*rows, (record, "", "")])
         zf.writestr(zipfile.ZipInfo(record, date_time=(1980, 1, 1, 0, 0, 0)), out.getvalue())
@@ -93,8 +115,15 @@ def wheelhouse(requirements: list[str], dest: Path) -> Path:
         if not line:
             continue
         name, _, version = line.partition("==")
-        dist = metadata.distribution(name.strip())
+        name, as_name = name.strip(), None
+        try:
+            dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            twin = SAME_RELEASE.get(name.lower().replace("_", "-"))
+            if twin is None:
+                raise
+            dist, as_name = metadata.distribution(twin), name
         if dist.version != version.strip():
             raise ValueError(f"{line}: {dist.version} is installed here")
-        repack(dist, dest, packed)
+        repack(dist, dest, packed, as_name)
     return dest
