@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grader.results import SubmissionResult
+from grader.selfcheck_cells import name_cells_as_jupyter, saved_cells
 from grader.selfcheck_find import SelfCheckError, find_assignment, find_notebook, unknown_exercise
 
 __all__ = ["SelfCheckError", "check", "warm_up"]
@@ -391,6 +392,30 @@ def _grade(spec, nb_path: Path | None, inputs, checked: list[str], exercise: str
         only = frozenset({exercise}) if exercise is not None else None
         with _plugins_not_autoloaded():
             result = grade_submission(target, spec, _ready(worker), include_hidden=False, only_exercises=only)
+        if run is not None and nb_path is not None:
+            cells = run.notebook.cells
+        else:
+            cells = saved_cells(nb_path)
+        counts = _execution_counts(cells, spec.exercises) if run is not None and nb_path is not None else {}
+    name_cells_as_jupyter(result, cells, counts)
     result.submission = str(nb_path) if nb_path is not None else "(kernel history)"
     result.graded_code = said
     return result
+
+
+def _execution_counts(cells, exercises) -> dict[int, int]:
+    """Cell index -> the execution count ("In [n]") of the kernel input that cell now holds,
+    for each exercise's cell taken from (or equal to) the kernel's history."""
+    shell = _shell()
+    if shell is None:
+        return {}
+    raw = [str(t) for t in shell.history_manager.input_hist_raw]
+    counts = {}
+    for name in exercises:
+        index = _graded_cell(cells, name)
+        if index is None:
+            continue
+        n = next((n for n in range(len(raw) - 1, 0, -1) if raw[n].strip() and _defines(raw[n], name)), None)
+        if n is not None and raw[n].strip() == str(cells[index].get("source", "")).strip():
+            counts[index] = n
+    return counts
