@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from grader import testing
+from grader.checks import CheckFailed
 from grader.assignment import SPEC_KEYS
 from grader.checks import architecture, arrays, batchnorm, models, standardize
 from grader.submission import Submission
@@ -43,3 +44,81 @@ def test_every_check_is_described(module):
     assert functions
     missing = [n for n in functions if f"`{n}(" not in GUIDE]
     assert not missing, f"document these checks of {module.__name__} in docs/authoring.md: {missing}"
+
+
+def _section(title: str) -> str:
+    start = GUIDE.index(title)
+    end = GUIDE.find("\n## ", start + len(title))
+    return GUIDE[start:end if end > 0 else None]
+
+
+def _python_blocks(text: str) -> list[str]:
+    return [block.split("```", 1)[0] for block in text.split("```python\n")[1:]]
+
+
+def test_the_error_classes_and_their_fields_are_documented():
+    from grader.rebuild import ModelRejected
+    from grader.sandbox import errors
+
+    section = _section("### Errors a test may catch")
+    for cls in (CheckFailed, errors.SandboxError, errors.StudentCodeError, errors.MissingFunction,
+                errors.SandboxTimeout, errors.SandboxCrashed, errors.ReplyRejected, errors.ProbeError, ModelRejected):
+        assert f"`{cls.__name__}" in section, cls
+    student = errors.StudentCodeError("unet_model", {"type": "ValueError", "message": "m", "where": "cell 3",
+                                                     "line": 4})
+    for field in ("name", "type", "detail", "traceback", "where", "line", "not_implemented", "via_probe", "output"):
+        assert f"`{field}`" in section and hasattr(student, field), field
+    failed = CheckFailed("m", hint="h", diagnosis="d", fraction=0.5)
+    for field in ("message", "hint", "table", "diagnosis", "fraction"):
+        assert f"`{field}`" in section and hasattr(failed, field), field
+    assert issubclass(errors.StudentCodeError, errors.SandboxError) and not issubclass(errors.ProbeError,
+                                                                                        errors.SandboxError)
+
+
+def test_the_trace_fields_are_documented():
+    import dataclasses
+
+    from grader import calltrace
+
+    section = _section("### Explaining a composite function that does not build")
+    for cls in (calltrace.Trace, calltrace.TracedCall, calltrace.TracedArg):
+        for field in dataclasses.fields(cls):
+            if field.name != "notes":
+                assert f"`{cls.__name__}.{field.name}" in section or f".{field.name}`" in section, \
+                    (cls.__name__, field.name)
+    example = _python_blocks(section)[0]
+    assert "submission.trace(" in example and "Source(" in example
+
+
+def test_the_layer_graph_example_runs_on_real_models():
+    """The section's example check, run as written: it passes a U-Net-like head ending in a
+    1x1 Conv2D and fails one ending in a 3x3 Conv2D, naming what produced the output."""
+    import keras
+
+    from grader.checks.architecture import LayerGraph, GraphNode, LayerSpec
+
+    section = _section("## The layer graph, for checks of your own")
+    for name in ("producer(k)", "feeds(i)", "consumers(i)", "ancestors(i)"):
+        assert f"`LayerGraph.{name}`" in section and hasattr(LayerGraph, name.split("(")[0]), name
+    for cls, fields in ((GraphNode, ("spec", "layer", "input_shape", "origin", "location")),
+                        (LayerSpec, ("kind", "params", "inputs", "name"))):
+        for field in fields:
+            assert f"`{cls.__name__}.{field}" in section, (cls.__name__, field)
+    namespace: dict = {}
+    exec(compile(_python_blocks(section)[0], "authoring.md", "exec"), namespace)  # noqa: S102 - our own docs
+    check = namespace["expect_output_from_a_1x1_conv"]
+
+    def head(kernel):
+        x = keras.Input((8, 8, 3))
+        y = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(x)
+        return keras.Model(x, keras.layers.Conv2D(5, kernel, padding="same")(y))
+
+    check(head(1), 5)
+    with pytest.raises(CheckFailed, match="The model's output comes from Conv2D 5 @ 3x3"):
+        check(head(3), 5)
+
+
+def test_the_modules_key_and_keras2_sections_exist():
+    modules = _section("### The course's helper modules (`[modules]`)")
+    assert '= "missing"' in modules and "standins/" in modules and "notes" in modules
+    assert "### Keras 2 era notebooks" in GUIDE
