@@ -1,0 +1,265 @@
+"""No file, environment or process state a child leaves reaches another child (issue 20).
+
+A student's function that writes what it was given on a hidden test into /tmp (or
+/tmp/.keras, /tmp/.cache, /dev/shm, its working folder, $HOME, an environment variable)
+and prints it on a later visible test: through real notebooks, the real sandbox at every
+isolation level that runs here, and the real renderers, the hidden value never appears
+in anything the student reads, while the same student's visible-side notes do come back
+(so the places are read). And a child that leaves a folder tree 3,000 levels deep costs
+the worker nothing.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import notebook
+from grader.assignment import load_assignment
+from grader.grading import grade_submission
+from grader.results import Status
+from grader.sandbox.cleanup import remove_tree
+from grader.sandbox.client import Worker
+
+SPEC = """\
+name = "stash"
+exercises = ["stash"]
+reference = "reference.py"
+call_timeout = 20
+secret = "stash-secret"
+"""
+
+REFERENCE = "def stash(x):\n    return x\n"
+
+# In file order: a visible note, the hidden call, then the visible look at every place.
+TESTS = '''\
+import os
+
+from grader.testing import exercise, hidden, points
+
+VISIBLE_NOTE = 0.123456789
+
+
+@points(1)
+@exercise("stash")
+def test_visible_note(submission):
+    assert submission.call("stash", VISIBLE_NOTE) == VISIBLE_NOTE
+
+
+@points(1)
+@exercise("stash")
+@hidden
+def test_hidden_value(submission, hidden_rng):
+    value = float(hidden_rng.uniform(1000, 2000))
+    with open(os.environ["STASH_HIDDEN_LOG"], "a") as log:
+        log.write(repr(value) + "\\n")
+    assert submission.call("stash", value) == value
+
+
+@points(1)
+@exercise("stash")
+def test_visible_look(submission):
+    submission.call("stash", None)
+'''
+
+# Every place a child could leave something for a later one; `via_proc` adds the other
+# processes' views of /tmp (their /proc/PID/root).
+STUDENT = '''\
+import glob
+import os
+
+VIA_PROC = {via_proc}
+
+
+def _places():  # (the grader runs only definitions and constants: no top-level calls)
+    return ["/tmp/seen.txt", "/tmp/.keras/seen.txt", "/tmp/.cache/seen.txt", "/tmp/.config/seen.txt",
+            "/dev/shm/seen.txt", "seen.txt", os.path.join(os.path.expanduser("~"), ".seen.txt")]
+
+
+def _writable_proc_roots():
+    return glob.glob("/proc/[0-9]*/root/tmp") if VIA_PROC else []
+
+
+def stash(x):
+    if x is None:
+        found = ["env=" + os.environ.get("SEEN", "")]
+        patterns = _places() + ["/tmp/*/seen.txt", "/tmp/*/*/seen.txt"]
+        if VIA_PROC:
+            patterns += ["/proc/[0-9]*/root/tmp/seen.txt", "/proc/[0-9]*/cwd/seen.txt"]
+        for pattern in patterns:
+            for path in glob.glob(pattern):
+                try:
+                    with open(path) as f:
+                        found.append(f.read())
+                except OSError:
+                    pass
+        print("found:", found)
+        raise ValueError("found: " + " | ".join(found))
+    os.environ["SEEN"] = repr(x)
+    for path in _places() + [root + "/seen.txt" for root in _writable_proc_roots()]:
+        try:
+            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+            with open(path, "a") as f:
+                f.write(repr(x) + ";")
+        except OSError:
+            pass
+    return x
+'''
+
+
+@pytest.fixture
+def stash(tmp_path, monkeypatch):
+    root = tmp_path / "stash"
+    (root / "tests").mkdir(parents=True)
+    (root / "assignment.toml").write_text(SPEC)
+    (root / "reference.py").write_text(REFERENCE)
+    (root / "tests" / "test_stash.py").write_text(TESTS)
+    log = tmp_path / "hidden.log"
+    monkeypatch.setenv("STASH_HIDDEN_LOG", str(log))
+    return load_assignment(root), log
+
+
+def _student_views(result) -> dict[str, str]:
+    from grader.render import render_html, render_markdown, render_text, to_gradescope
+    gradescope = to_gradescope(result)
+    visible = [t for t in gradescope["tests"] if t.get("visibility") == "visible"]
+    return {"text": render_text(result, audience="student"), "markdown": render_markdown(result),
+            "html": render_html(result),
+            "gradescope": json.dumps({"output": gradescope.get("output", ""), "tests": visible})}
+
+
+def _assert_nothing_hidden_reaches_the_visible_side(tmp_path, stash, worker, *, via_proc: bool):
+    assignment, log = stash
+    path = notebook(tmp_path / "stash.ipynb", STUDENT.format(via_proc=via_proc))
+    result = grade_submission(path, assignment, worker)
+    tests = {t.name: t for t in result.tests}
+    assert tests["hidden value"].status is Status.PASSED, tests["hidden value"].message
+    look = tests["visible look"]
+    # The look ran and read its places: the visible note it left earlier is there...
+    assert "0.123456789" in look.message and "0.123456789" in look.output, look.message
+    hidden = float(log.read_text().split()[0])
+    assert 1000 <= hidden <= 2000
+    # ...and nothing of the hidden call, in the test's message or output or any view.
+    spellings = (repr(hidden), f"{hidden:.6g}", f"{hidden:.4f}", f"{hidden:.2f}")
+    for where, text in {"message": look.message, "output": look.output, **_student_views(result)}.items():
+        for spelling in spellings:
+            assert spelling not in text, (where, spelling)
+
+
+def test_hidden_inputs_left_in_files_never_reach_a_visible_test(tmp_path, stash, worker):
+    """At the level this machine grades with by default (full under bubblewrap), including
+    what a child could write through another process's /proc/PID/root."""
+    _assert_nothing_hidden_reaches_the_visible_side(tmp_path, stash, worker, via_proc=worker.level == "full")
+
+
+@pytest.fixture(scope="module")
+def process_worker():
+    with Worker(keras="3", isolation="process") as w:
+        yield w
+
+
+@pytest.mark.slow
+def test_hidden_inputs_left_in_files_never_reach_a_visible_test_at_the_process_level(tmp_path, stash,
+                                                                                     process_worker):
+    assert process_worker.level == "process"
+    _assert_nothing_hidden_reaches_the_visible_side(tmp_path, stash, process_worker, via_proc=False)
+
+
+CHUNK = [{"source": "import os, glob\n\n"
+                    "def plant():\n"
+                    "    os.makedirs('/tmp/.keras', exist_ok=True)\n"
+                    "    with open('/tmp/.keras/planted', 'w') as f:\n        f.write('x')\n"
+                    "    return os.getcwd()\n\n"
+                    "def look():\n"
+                    "    return sorted(glob.glob('/tmp/*') + glob.glob('/tmp/.*') + glob.glob('/dev/shm/*'))\n\n"
+                    "def tree(depth):\n"
+                    "    start = os.getcwd()\n"
+                    "    for top in (start, '/tmp'):\n"
+                    "        os.chdir(top)\n"
+                    "        for _ in range(depth):\n"
+                    "            os.mkdir('d')\n            os.chdir('d')\n"
+                    "        with open('bottom', 'w') as f:\n            f.write('x')\n"
+                    "    os.chdir(start)\n"
+                    "    return depth\n",
+          "line": 1, "label": "cell 1", "kind": "def"}]
+
+
+@pytest.mark.parametrize("level", ["default", pytest.param("process", marks=pytest.mark.slow)])
+def test_a_child_sees_only_its_own_tmp_and_it_is_empty_at_start(level, worker, request):
+    w = worker if level == "default" else request.getfixturevalue("process_worker")
+    first = w.session(CHUNK)
+    second = w.session(CHUNK)
+    try:
+        assert first.tmp == "ok", first.tmp
+        workdir = first.call("plant").value
+        # Both children alive at once (as a submission's visible and hidden children are):
+        # the second sees only its own working folder, none of the first's dot-folders.
+        left = second.call("look").value
+        assert [p for p in left if not p.startswith("/tmp/submission-")] == [], left
+        assert len(left) == 1 and left[0] != workdir, left
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_folder_tree_3000_deep_does_not_end_the_worker(worker):
+    restarts, pid = worker.restarts, worker.proc.pid
+    session = worker.session(CHUNK)
+    try:
+        assert session.call("tree", 3000, timeout=60).value == 3000
+    finally:
+        session.close()
+    assert worker.status(session.pid, wait=2.0).get("exited")  # asking makes the worker clean up now
+    after = worker.session(CHUNK)
+    try:
+        assert len(after.call("look").value) == 1
+    finally:
+        after.close()
+    assert worker.alive() and worker.restarts == restarts and worker.proc.pid == pid
+
+
+def _deep_tree(root: Path, depth: int) -> None:
+    """`depth` nested folders (relative steps: the whole path is longer than PATH_MAX)."""
+    root.mkdir()
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for _ in range(depth):
+            os.mkdir("d", dir_fd=fd)
+            below = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = below
+            os.close(os.open("f", os.O_WRONLY | os.O_CREAT, 0o600, dir_fd=fd))
+    finally:
+        os.close(fd)
+
+
+def test_remove_tree_takes_any_depth_locked_folders_and_links_and_never_raises(tmp_path):
+    target = tmp_path / "outside"
+    target.mkdir()
+    (target / "keep").write_text("keep")
+    tree = tmp_path / "left"
+    _deep_tree(tree, 3000)
+    (tree / "wide").mkdir()
+    for i in range(500):
+        (tree / "wide" / str(i)).write_text("x")
+    (tree / "locked" / "inner").mkdir(parents=True)
+    (tree / "locked" / "inner" / "f").write_text("x")
+    os.chmod(tree / "locked" / "inner", 0)
+    os.chmod(tree / "locked", 0)
+    (tree / "link").symlink_to(target)  # removed as a link: what it points to stays
+    with pytest.raises(RecursionError):  # what the worker used to do with it
+        shutil.rmtree(_copy_of_depth(tmp_path / "probe", 3000))
+    assert remove_tree(str(tree)) == []
+    assert not tree.exists() and (target / "keep").read_text() == "keep"
+    assert remove_tree(str(tmp_path / "absent")) == []
+    single = tmp_path / "file"
+    single.write_text("x")
+    assert remove_tree(str(single)) == [] and not single.exists()
+
+
+def _copy_of_depth(root: Path, depth: int) -> Path:
+    _deep_tree(root, depth)
+    return root
