@@ -28,11 +28,13 @@ def kernel_line(name: str) -> str:
     return f'python -m ipykernel install --user --name {name} --display-name "{name} (grader)"'
 
 
-def readme_text(assignment, notebook: str) -> str:
+def readme_text(assignment, notebook: str, warms_up: bool = False) -> str:
     name = assignment.name
     first = assignment.exercises[0] if assignment.exercises else "EXERCISE"
     exercises = ", ".join(f"`{e}`" for e in assignment.exercises)
     title = getattr(assignment, "title", "") or name
+    early = (" The notebook's\nfirst code cell starts the grader early, so the first check is usually quicker."
+             if warms_up else "")
     return f"""# {title}: your notebook and its self-check
 
 This folder holds `{notebook}` (the assignment), the files it imports, and `selfcheck/`:
@@ -78,8 +80,7 @@ exercise's cell has not run since the kernel started (run that cell, then check 
 Hidden tests count toward your grade too; they are not shown.
 
 The first check in a kernel starts the grader: about 5 s (up to half a minute on a busy
-machine; it says so while you wait). Later checks take about a second. The notebook's
-first code cell starts the grader early, so the first check is usually quicker.
+machine; it says so while you wait). Later checks take about a second.{early}
 
 From a terminal, `grader check {notebook}` prints the same feedback for the saved file.
 
@@ -90,5 +91,9 @@ the saved file), and hand in `{notebook}` only.
 
 def write_readme(folder: Path, assignment, notebook: str) -> Path:
     path = Path(folder) / README
-    path.write_text(readme_text(assignment, notebook), encoding="utf-8")
+    try:
+        warms_up = "warm_up(" in (Path(folder) / notebook).read_text(encoding="utf-8")
+    except OSError:
+        warms_up = False
+    path.write_text(readme_text(assignment, notebook, warms_up), encoding="utf-8")
     return path
