@@ -520,3 +520,52 @@ def test_grader_check_without_an_assignment_says_what_to_pass(tmp_path, capsys):
     assert main(["check", str(tmp_path / "mine.ipynb")]) == 2
     err = capsys.readouterr().err
     assert "say which assignment to check it against (--assignment NAME)" in err and "no student kit in" in err
+
+
+# ---------------------------------------------------------------- kits for probe exercises
+
+def kit_ready_copy(name: str, dest: Path, master, samples: dict) -> Path:
+    """A copy of assignments/NAME with a master and samples, for assignments graded on
+    course notebooks that have none in the repository: the reference stays where it is."""
+    import re
+
+    import nbformat
+
+    root = dest / name
+    shutil.copytree(REPO / "assignments" / name, root, ignore=shutil.ignore_patterns("samples", "__pycache__"))
+    spec = (root / "assignment.toml").read_text()
+    reference = (REPO / "assignments" / name / re.search(r'^reference = "(.*)"', spec, re.M).group(1)).resolve()
+    (root / "assignment.toml").write_text(re.sub(r'^reference = .*$', f'reference = "{reference}"', spec,
+                                                 count=1, flags=re.M))
+    (root / "source").mkdir()
+    (root / "samples").mkdir()
+    nbformat.write(master, str(root / "source" / f"{name}.ipynb"))
+    for sample, nb in samples.items():
+        nbformat.write(nb, str(root / "samples" / f"{sample}.ipynb"))
+    return root
+
+
+@pytest.mark.slow
+def test_an_assignment_with_probes_gets_a_kit_that_agrees_with_full_grading(tmp_path):
+    """dls_c4w2a1's blocks take and return tensors, so every block test runs probes: the kit
+    ships them (and the course module's stand-in), and the export's own comparison finds the
+    kit's visible results equal to the full grader's on each course-layout variant."""
+    from dls_c4w2a1_notebooks import SHORTCUT_ON_MAIN_PATH, course_notebook
+
+    root = kit_ready_copy("dls_c4w2a1", tmp_path, course_notebook("current"), {
+        "keras2": course_notebook("keras2"), "helper_names": course_notebook("helper_names"),
+        "shortcut_on_main_path": course_notebook(convolutional=SHORTCUT_ON_MAIN_PATH)})
+    kit = build_kit(load_assignment(root), tmp_path / "kit")
+    spec = (kit.spec_dir / "assignment.toml").read_text()
+    assert 'probes = "probes.py"' in spec and (kit.spec_dir / "probes.py").is_file()
+    assert '"resnets_utils" = "standins/resnets_utils.py"' in spec and "secret" not in spec
+    assert any("identity_block_outputs" in t for t in kit.tests)  # a probe test, kept visible
+    assert set(kit.compared) >= {"keras2.ipynb", "helper_names.ipynb", "shortcut_on_main_path.ipynb"}
+    for name, (mine, full) in kit.compared.items():
+        assert mine == full, name
+    by_test = {r[0]: r for r in kit.compared["shortcut_on_main_path.ipynb"][0]}
+    assert by_test["test_convolutional_block_shortcut"][2] == "failed"
+    assert all(r[2] == "passed" for r in kit.compared["keras2.ipynb"][0])
+    # ResNet50's graph is checked in the kit; its 23 M weights are not shipped, as no visible test copies them
+    sizes = sum(p.stat().st_size for p in kit.root.rglob("*") if p.is_file())
+    assert sizes < 5_000_000, sizes
