@@ -461,6 +461,14 @@ def _model_name(ctx: _Context) -> str:
     return f"the model {ctx.exercise} returns" if ctx.exercise else "your model"
 
 
+def _result_name(ctx: _Context, i: int) -> str:
+    """Whose result node `i` is: a Conv's own activation is the Conv's result."""
+    spec = ctx.f[i]
+    if spec.name.endswith("/activation") and spec.inputs:
+        return ctx.found(spec.inputs[0])
+    return ctx.found(i)
+
+
 def _outputs_problem(ctx: _Context) -> Problem | None:
     """Each output must be the tensor the reference returns in that position: a block
     returning (pooled, pooled) instead of (pooled, skip) has every layer right and its
@@ -478,12 +486,12 @@ def _outputs_problem(ctx: _Context) -> Problem | None:
             continue
         which_out = f"Output {k + 1}" if len(got) > 1 else "The output"
         value = f" (the {ordinal(k)} value returned)" if len(got) > 1 else ""
-        expected = ctx.found(w) if w is not None else "another layer"
-        text = (f"{which_out} of {model}{value} is the result of {ctx.found(g)}; expected the result of "
+        expected = _result_name(ctx, w) if w is not None else "another layer"
+        text = (f"{which_out} of {model}{value} is the result of {_result_name(ctx, g)}; expected the result of "
                 f"{expected}. Every layer is right, but another tensor is returned in that place, so whatever "
                 "uses this output receives something else.")
         row = ctx.alignment.row_of_found(g)
-        return Problem(row, "wrong_output", text, f"{which_out.lower()} is the result of {ctx.found(g)}",
+        return Problem(row, "wrong_output", text, f"{which_out.lower()} is the result of {_result_name(ctx, g)}",
                        f"return the result of {expected} as output {k + 1}." if len(got) > 1
                        else f"return the result of {expected}.")
     return None
