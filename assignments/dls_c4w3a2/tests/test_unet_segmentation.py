@@ -20,8 +20,6 @@ network up to the order of the next convolution's input channels and gets full m
 `axis=-1` and Concatenate()'s default are the channel axis, as `axis=3` is; a missing
 `he_normal` costs one point in each block and nothing in unet_model.
 """
-import inspect
-
 import numpy as np
 
 from grader.checks import CheckFailed
@@ -47,8 +45,8 @@ UP_HIDDEN = (((3, 5, 6), (6, 10, 2), 5), ((4, 4, 3), (8, 8, 7), 2))
 UNET_DEFAULT = ((96, 128, 3), 32, 23)
 UNET_HIDDEN = (((48, 80, 1), 5, 7),)
 
-_MERGE_POLICY = ({"merge_order": "either"}
-                 if "merge_order" in inspect.signature(expect_architecture).parameters else {})
+# The course's instructor accepts either order of concatenate's inputs (see the docstring).
+MERGE_ORDER = "either"
 
 
 def _kind(layer) -> str:
@@ -74,7 +72,11 @@ def _hw(shape) -> tuple[int, int]:
 
 
 def _same_graph(reference_model, found, exercise_name: str) -> None:
-    expect_architecture(reference_model, found, exercise=exercise_name, **_MERGE_POLICY)
+    expect_architecture(reference_model, found, exercise=exercise_name, merge_order=MERGE_ORDER)
+
+
+def _same_outputs(reference_model, found, x, **kwargs) -> None:
+    expect_same_outputs(reference_model, found, x, merge_order=MERGE_ORDER, **kwargs)
 
 
 def _forced_dropout(model) -> list:
@@ -174,7 +176,7 @@ def _expect_conv_block(submission, reference, args, x) -> None:
     expect_conv_block_outputs(found, *args)
     _same_graph(reference.conv_block_model(*args), found, "conv_block")
     expect_dropout_off_at_inference(found, "conv_block")
-    expect_same_outputs(reference.conv_block_model(*args), found, x, training=None,
+    _same_outputs(reference.conv_block_model(*args), found, x, training=None,
                         what="(next_layer, skip_connection)")
 
 
@@ -215,7 +217,7 @@ def test_conv_block_outputs(submission, reference):
         x = rng.normal(0.0, 1.0, size=(2, *args[0])).astype(np.float32)
         found = _conv_block(submission, args)
         expect_dropout_off_at_inference(found, "conv_block")
-        expect_same_outputs(reference.conv_block_model(*args), found, x, training=None,
+        _same_outputs(reference.conv_block_model(*args), found, x, training=None,
                             what="(next_layer, skip_connection)")
 
 
@@ -257,10 +259,11 @@ def _concatenation_problem(model) -> None:
         diagnosis="concatenation_unused")
 
 
-def _upsampling_block(submission, args):
+def _upsampling_block(submission, args, *, any_size=False):
     """The block wrapped into a model. When it does not build, a block whose transposed
     convolution keeps the map's size (strides=1) is recognised from a build where the skip
-    connection has that size; any other failure is the student's own error."""
+    connection has that size (returned as is with `any_size`, for checks of each layer's
+    own settings); any other failure is the student's own error."""
     try:
         return submission.probe_model(UP, *args, expected=BLOCK)
     except StudentCodeError as exc:
@@ -270,6 +273,8 @@ def _upsampling_block(submission, args):
                                                expected=BLOCK)
         except (SandboxError, CheckFailed):
             raise exc from None
+        if any_size:
+            return same_size
         for layer in _of_kind(same_size, "Conv2DTranspose"):
             if tuple(layer.strides) != (2, 2):
                 where = f" ({exc.where}, line {exc.line})" if exc.where and exc.line else ""
@@ -301,7 +306,7 @@ def test_upsampling_block_layer_graph(submission, reference):
 @points(1)
 @exercise("upsampling_block")
 def test_upsampling_block_he_normal_initializer(submission):
-    expect_he_normal(_upsampling_block(submission, UP_VISIBLE), "upsampling_block")
+    expect_he_normal(_upsampling_block(submission, UP_VISIBLE, any_size=True), "upsampling_block")
 
 
 @points(2)
@@ -309,7 +314,7 @@ def test_upsampling_block_he_normal_initializer(submission):
 @depends("test_upsampling_block_layer_graph")
 def test_upsampling_block_outputs(submission, reference):
     x = _up_inputs(np.random.default_rng(5), UP_VISIBLE)
-    expect_same_outputs(reference.upsampling_block_model(*UP_VISIBLE), _upsampling_block(submission, UP_VISIBLE),
+    _same_outputs(reference.upsampling_block_model(*UP_VISIBLE), _upsampling_block(submission, UP_VISIBLE),
                         x, training=False)
 
 
@@ -321,19 +326,52 @@ def test_upsampling_block_on_hidden_shapes(submission, reference, hidden_rng):
     for args in UP_HIDDEN:
         found = _upsampling_block(submission, args)
         _same_graph(reference.upsampling_block_model(*args), found, "upsampling_block")
-        expect_same_outputs(reference.upsampling_block_model(*args), found, _up_inputs(hidden_rng, args, 2.0),
+        _same_outputs(reference.upsampling_block_model(*args), found, _up_inputs(hidden_rng, args, 2.0),
                             training=False)
 
 
 # ---------------------------------------------------------------- unet_model
 
+def _fed_by(call, position: int):
+    return call.args[position].source if len(call.args) > position else None
+
+
 def _pairing_problem(submission, args, exc: StudentCodeError) -> None:
     """A U-Net that does not build because a decoder block is joined to the wrong encoder
-    block's output: named from the student's own calls (`submission.trace`), when the
-    grader offers it."""
-    trace = getattr(submission, "trace", None)
-    if trace is None:
+    block's output, named from the student's own calls: decoder call k must read encoder
+    call 5 - k's skip connection (element [1]), and the previous block's output."""
+    try:
+        trace = submission.trace("unet_model", *args, watch=["conv_block", "upsampling_block"])
+    except SandboxError:
         return
+    for call in trace.of("upsampling_block"):
+        k = call.number
+        wanted = 5 - k
+        skip, expansive = _fed_by(call, 1), _fed_by(call, 0)
+        right_skip = skip is not None and (skip.function, skip.number, skip.element) == ("conv_block", wanted, 1)
+        right_up = expansive is not None and (
+            (expansive.function, expansive.number) == ("conv_block", 5) if k == 1
+            else (expansive.function, expansive.number) == ("upsampling_block", k - 1))
+        if right_skip and right_up:
+            continue
+        where = f" ({exc.where}, line {exc.line})" if exc.where and exc.line else ""
+        shapes = "x".join(str(d) for d in (call.args[1].shape or ())[1:3]) if len(call.args) > 1 else ""
+        if not right_skip:
+            fed = str(skip) if skip is not None else "something other than a conv_block's output"
+            sized = f" (a {shapes} map)" if shapes else ""
+            problem = (f"your `unet_model` joins upsampling_block call {k} to {fed}{sized}; it must be joined "
+                       f"to conv_block call {wanted}'s skip connection, element [1]")
+        else:
+            fed = str(expansive) if expansive is not None else "something other than a block's output"
+            before = "conv_block call 5's output" if k == 1 else f"upsampling_block call {k - 1}'s output"
+            problem = f"your `unet_model` feeds upsampling_block call {k} with {fed}; it must be {before}"
+        raise CheckFailed(
+            f"Your U-Net does not build ({exc.type}{where}): {problem}. Each decoder block doubles the map's size "
+            "and is joined to the skip connection of the encoder block of that size, in mirror order "
+            "(upsampling_block calls 1-4 with conv_block calls 4, 3, 2, 1), so the concatenation meets two maps "
+            "of the same height and width.",
+            hint=f"upsampling_block call {k}: `upsampling_block(<previous output>, cblock{wanted}[1], ...)`.",
+            diagnosis="decoder_pairing") from None
 
 
 def _unet(submission, args):
@@ -401,7 +439,7 @@ def test_unet_model_outputs(submission, reference):
     x = np.random.default_rng(7).normal(0.0, 1.0, size=(1, *UNET_DEFAULT[0])).astype(np.float32)
     found = _unet(submission, UNET_DEFAULT)
     expect_dropout_off_at_inference(found, "conv_block")
-    expect_same_outputs(reference.unet_model(*UNET_DEFAULT), found, x, training=None, what="logits",
+    _same_outputs(reference.unet_model(*UNET_DEFAULT), found, x, training=None, what="logits",
                         rtol=1e-4, atol=1e-5)
 
 
@@ -416,7 +454,8 @@ def test_unet_model_on_hidden_settings(submission, reference, hidden_rng):
         expect_input_shape(found, args[0], function="unet_model", usual=UNET_DEFAULT[0])
         expect_filters_follow(found, args[1])
         expect_final_layer(found, args[2], hidden_settings=True)
+        expect_dropout_off_at_inference(found, "conv_block")
         expected = reference.unet_model(*args)
         _same_graph(expected, found, "unet_model")
         x = hidden_rng.normal(0.0, 1.0, size=(2, *args[0])).astype(np.float32)
-        expect_same_outputs(expected, found, x, training=None, what="logits", rtol=1e-4, atol=1e-5)
+        _same_outputs(expected, found, x, training=None, what="logits", rtol=1e-4, atol=1e-5)
