@@ -240,26 +240,26 @@ def test_remove_tree_takes_any_depth_locked_folders_and_links_and_never_raises(t
     target = tmp_path / "outside"
     target.mkdir()
     (target / "keep").write_text("keep")
-    tree = tmp_path / "left"
-    _deep_tree(tree, 3000)
-    (tree / "wide").mkdir()
-    for i in range(500):
-        (tree / "wide" / str(i)).write_text("x")
-    (tree / "locked" / "inner").mkdir(parents=True)
-    (tree / "locked" / "inner" / "f").write_text("x")
-    os.chmod(tree / "locked" / "inner", 0)
-    os.chmod(tree / "locked", 0)
-    (tree / "link").symlink_to(target)  # removed as a link: what it points to stays
-    with pytest.raises(RecursionError):  # what the worker used to do with it
-        shutil.rmtree(_copy_of_depth(tmp_path / "probe", 3000))
-    assert remove_tree(str(tree)) == []
-    assert not tree.exists() and (target / "keep").read_text() == "keep"
-    assert remove_tree(str(tmp_path / "absent")) == []
-    single = tmp_path / "file"
-    single.write_text("x")
-    assert remove_tree(str(single)) == [] and not single.exists()
-
-
-def _copy_of_depth(root: Path, depth: int) -> Path:
-    _deep_tree(root, depth)
-    return root
+    tree, probe = tmp_path / "left", tmp_path / "probe"
+    try:
+        _deep_tree(tree, 3000)
+        (tree / "wide").mkdir()
+        for i in range(500):
+            (tree / "wide" / str(i)).write_text("x")
+        (tree / "locked" / "inner").mkdir(parents=True)
+        (tree / "locked" / "inner" / "f").write_text("x")
+        os.chmod(tree / "locked" / "inner", 0)
+        os.chmod(tree / "locked", 0)
+        (tree / "link").symlink_to(target)  # removed as a link: what it points to stays
+        _deep_tree(probe, 3000)
+        with pytest.raises(RecursionError):  # what the worker used to do with such a tree
+            shutil.rmtree(probe)
+        assert remove_tree(str(tree)) == []
+        assert not tree.exists() and (target / "keep").read_text() == "keep"
+        assert remove_tree(str(tmp_path / "absent")) == []
+        single = tmp_path / "file"
+        single.write_text("x")
+        assert remove_tree(str(single)) == [] and not single.exists()
+    finally:  # pytest's own clean-up of old temporary folders would meet the same RecursionError
+        remove_tree(str(tree))
+        remove_tree(str(probe))
