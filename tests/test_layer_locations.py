@@ -162,3 +162,49 @@ def test_tf_keras_layers_are_located_and_blocks_match_either_way():
     assert "tf_keras" in patched
     assert message.startswith('The Conv2D created in cell 5, line 4 (`y = K.Conv2D(4, 3, padding="same")(x)`) '
                               "is followed by ReLU"), message
+
+
+DECODER = textwrap.dedent("""\
+    from keras import layers as L
+    def block(x, skip, swap):
+        up = L.Conv2DTranspose(2, 3, strides=2, padding="same")(x)
+        merge = L.Concatenate()([skip, up] if swap else [up, skip])
+        return L.Conv2D(2, 3, padding="same")(merge)
+    def build(swap_second):
+        x_in = keras.Input((8, 8, 3))
+        d1 = L.MaxPooling2D(2)(x_in)
+        d2 = L.MaxPooling2D(2)(d1)
+        return keras.Model(x_in, block(block(d2, d1, False), x_in, swap_second))
+    """)
+
+
+def test_a_line_that_built_several_layers_is_named_by_the_call_of_its_function():
+    """A decoder block called twice: the merge of the second call is the one named, by the
+    function that built it, and with no residual words (a Concatenate is no residual block)."""
+    from grader.checks.architecture import expect_architecture
+    label = "cell 6 [block]"
+    layer_cls = keras.layers.Layer
+    original = layer_cls.__dict__["__init__"]
+    provenance.install({label})
+    try:
+        import linecache
+        linecache.cache[label] = (len(DECODER), None, DECODER.splitlines(True), label)
+        namespace = {"keras": keras}
+        exec(compile(DECODER, label, "exec"), namespace)  # noqa: S102 - our own test code, as the child runs a cell
+        found = namespace["build"](True)
+        object.__setattr__(found, "_grader_locations",
+                           {n: (c, l, s) for n, c, l, s in provenance.locations_for(found)})
+    finally:
+        layer_cls.__init__ = original
+        provenance._RECORDED.clear()
+        provenance._LABELS.clear()
+    namespace = {"keras": keras}
+    exec(compile(DECODER, "reference", "exec"), namespace)  # noqa: S102 - our own test code
+    with pytest.raises(CheckFailed) as info:
+        expect_architecture(namespace["build"](False), found, exercise="decoder")
+    message = info.value.message
+    assert info.value.diagnosis == "wrong_input_order"
+    assert message.startswith("The Concatenate of the second call of `block`, created in cell 6, line 4 "
+                              "(`merge = L.Concatenate()([skip, up] if swap else [up, skip])`) takes its inputs in "
+                              "another order"), message
+    assert "the model's input" in message and "residual" not in message and "shortcut" not in message

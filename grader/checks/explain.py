@@ -68,8 +68,11 @@ class _Context:
     def found_which(self, i: int) -> str:
         """"the fourth Conv2D" or "the shortcut branch's Conv2D", with where the student
         created it when known."""
-        base = branch_name(self.fnd, i) or which(self.fnd, i)
+        branch = branch_name(self.fnd, i)
         where = self.fnd.nodes[i].location
+        if where and not branch and self.fnd.call_rank(i)[1] > 1:  # "of the third call of `conv_block`"
+            return who(self.fnd, i)
+        base = branch or which(self.fnd, i)
         return f"{base} ({where.aside()})" if where else base
 
     def expected(self, e: int) -> str:
