@@ -16,13 +16,14 @@ import sys
 import tempfile
 import time
 import traceback
+import types
 from typing import Any
 
 try:
     from ..frameworks.keras import keras2
 except ImportError:  # under bubblewrap the sandbox package is mounted alone, keras2 beside it (client.py)
     import grader_keras2 as keras2  # type: ignore[no-redef]
-from . import private_tmp, protocol, provenance
+from . import pristine, private_tmp, protocol, provenance
 from .confine import DEFAULT_LIMITS, apply_limits, apply_seccomp, drop_privileges, shield_sysctls
 
 try:
@@ -190,25 +191,47 @@ def _innermost_student_frame(exc: BaseException, labels: set[str]):
 PROBES_LABEL = "<grader probes>"
 
 
-def _load_probes(request: dict, namespace: dict, probes: dict) -> dict:
+def _load_probes(request: dict, namespace: dict, probes: dict, labels: set[str],
+                 before: pristine.Snapshot) -> dict:
     """Run the instructor's probe code beside the student's, in a namespace of its own.
 
     The probe namespace starts as a copy of the student's (so `identity_block` is the
     student's function), and the probes' own names are never written back: a student name
-    cannot be shadowed by a probe, and student code cannot reach a probe by name.
+    cannot be shadowed by a probe, and student code cannot reach a probe by name. The
+    probes are compiled and loaded with the interpreter as it was before the student's
+    code ran (`pristine`), keep the original builtins, and their source is dropped once
+    compiled: nothing the student's definitions did can read them or stop them loading.
     """
-    probe_ns = dict(namespace)
-    probe_ns["__name__"] = "__grader_probes__"
-    try:
-        exec(compile(str(request.get("source", "")), PROBES_LABEL, "exec", dont_inherit=True), probe_ns)  # noqa: S102
-    except BaseException as exc:  # noqa: BLE001 - the instructor's error, reported as data
-        return {"ok": False, "error": {"type": type(exc).__name__, "message": str(exc)[:2000]}}
-    probes.clear()
-    for key, value in probe_ns.items():
-        code = getattr(value, "__code__", None)
-        if not key.startswith("_") and callable(value) and getattr(code, "co_filename", "") == PROBES_LABEL:
-            probes[key] = value
-    return {"ok": True, "probes": sorted(probes)}
+    source = str(request.pop("source", ""))
+    failure: BaseException | None = None
+    with before.restored():
+        probe_ns = dict(namespace)
+        probe_ns["__name__"] = "__grader_probes__"
+        probe_ns["__builtins__"] = pristine.builtins_copy()
+        try:
+            code = pristine.compile_(source, PROBES_LABEL, "exec", dont_inherit=True)
+            del source
+            pristine.exec_(code, probe_ns)  # noqa: S102
+        except BaseException as exc:  # noqa: BLE001 - reported as data, below
+            failure = exc
+        else:
+            found = {key: value for key, value in probe_ns.items()
+                     if not key.startswith("_") and type(value) is types.FunctionType
+                     and namespace.get(key) is not value and value.__code__.co_filename == PROBES_LABEL}
+            probes.clear()
+            probes.update(found)
+            return {"ok": True, "probes": sorted(found)}
+    return _probe_failure(failure, labels, before)
+
+
+def _probe_failure(exc: BaseException, labels: set[str], before: pristine.Snapshot) -> dict:
+    """The probes did not load. The student's doing when their own code raised it (a
+    function of theirs the probes' loading called) or when their definitions changed
+    what the grader relies on; otherwise the instructor's error."""
+    changed = before.changes()
+    if _innermost_student_frame(exc, labels) is not None or changed:
+        return {"ok": False, "error": _error(exc, labels), "student": True, "changed": changed[:20]}
+    return {"ok": False, "error": {"type": type(exc).__name__, "message": str(exc)[:2000]}}
 
 
 def _missing_in_probe(exc: BaseException) -> str | None:
@@ -266,7 +289,8 @@ def _load(request: dict, namespace: dict, labels: set[str]) -> list[dict]:
     for chunk in request.get("chunks", []):
         code_text = "\n" * (int(chunk["line"]) - 1) + chunk["source"]
         try:
-            exec(compile(code_text, chunk["label"], "exec", flags=flags, dont_inherit=True), namespace)  # noqa: S102 - this IS the sandbox
+            pristine.exec_(pristine.compile_(code_text, chunk["label"], "exec", flags=flags, dont_inherit=True),  # noqa: S102
+                           namespace)  # this IS the sandbox; the originals, whatever an earlier cell replaced
         except BaseException as exc:  # noqa: BLE001 - SystemExit too: a student's exit() must not end grading
             errors.append({"label": chunk["label"], "kind": chunk.get("kind", ""),
                            "line": chunk["line"], **_error(exc, labels)})
@@ -343,6 +367,7 @@ def serve(sock, config: dict, workdir: str | None = None) -> None:
     _seed(int(header.get("seed", 0)))
     namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
     keras2.install()  # Keras 2 era code keeps its Keras 2 semantics (grader/frameworks/keras)
+    before = pristine.Snapshot.now()  # what the probes will be loaded with (see pristine)
     errors = _load(header, namespace, labels)
     defined = sorted(k for k, v in namespace.items() if callable(v) and not k.startswith("__"))
     _send(sock, {"id": "load", "loaded": True, "errors": errors, "defined": defined,
@@ -355,7 +380,7 @@ def serve(sock, config: dict, workdir: str | None = None) -> None:
         except (EOFError, OSError, protocol.ProtocolError):
             break
         if request.get("cmd") == "probes":
-            reply, out_blob = _load_probes(request, namespace, probes), b""
+            reply, out_blob = _load_probes(request, namespace, probes, labels, before), b""
         elif request.get("cmd") == "call":
             reply, out_blob = _call(request, blob, namespace, labels, max_reply, probes)
         else:

@@ -58,3 +58,9 @@ class ProbeError(Exception):
 
     Deliberately not a SandboxError, so a test that hits it reports a grader error, never
     a student's mistake."""
+
+
+class ProbeBlocked(SandboxError):
+    """The student's code stopped the assignment's probes from loading (it changed what
+    they rely on at definition time, or a function of theirs raised while they loaded):
+    the student's to fix, said in their terms."""

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from . import protocol
-from .errors import MissingFunction, ProbeError, ReplyRejected, SandboxCrashed, SandboxTimeout, StudentCodeError
+from .errors import (MissingFunction, ProbeBlocked, ProbeError, ReplyRejected, SandboxCrashed, SandboxTimeout,
+                     StudentCodeError)
 
 
 class ChildControl(Protocol):
@@ -90,6 +91,8 @@ class Session:
             self._reject(doing, "its reply did not match the request")
         if not reply.get("ok"):
             error = reply.get("error") if isinstance(reply.get("error"), dict) else {}
+            if reply.get("student") is True:
+                raise ProbeBlocked(_blocked_message(error, reply.get("changed")))
             raise ProbeError(f"the assignment's probes could not be loaded: "
                              f"{str(error.get('type', 'Exception'))[:100]}: {str(error.get('message', ''))[:500]}")
         names = reply.get("probes")
@@ -214,3 +217,18 @@ class Session:
         self._close_socket()
         if not self.dead_reason:
             self.worker.kill(self.pid)  # also takes anything the student left running in its group
+
+
+def _blocked_message(error: dict, changed) -> str:
+    """Why the grader's checks could not run beside the student's code, in their terms
+    (every part of it came from the child: bounded, shown as text)."""
+    failed = f"{str(error.get('type', 'Exception'))[:100]}: {str(error.get('message', ''))[:300]}".rstrip(": ")
+    head = "the grader's checks for this exercise could not be loaded beside your code"
+    if error.get("function"):
+        where = str(error.get("where") or "")[:200]
+        line = error.get("line") if type(error.get("line")) is int else None
+        at = f" ({where}, line {line})" if where and line else f" ({where})" if where else ""
+        return f"{head}: your `{str(error['function'])[:200]}`{at} raised {failed} while they loaded"
+    names = [str(c)[:120] for c in changed][:20] if isinstance(changed, list) else []
+    return (f"{head}: when your notebook's definitions ran, they changed {', '.join(names) or 'the interpreter'}, "
+            f"which the grader relies on ({failed}). Leave Python's built-ins and imported modules as they are.")
