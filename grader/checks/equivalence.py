@@ -40,8 +40,10 @@ from grader.checks.graph import LayerGraph
 from grader.checks.matching import Alignment, align_specs
 from grader.checks.specs import CONV, POOL, LayerSpec
 
-# Settings whose difference is never "the same at this shape".
-_NEVER_NUMERIC = frozenset({"activation", "rate", "units", "filters"})
+# Settings whose difference is never "the same at this shape": another function, or
+# weights of another shape or number (which the numerical test would only build to refuse).
+_NEVER_NUMERIC = frozenset({"activation", "rate", "units", "filters", "kernel_size", "use_bias", "center", "scale",
+                            "groups", "depth_multiplier"})
 _STOCHASTIC = re.compile(r"^(Dropout|SpatialDropout\dD|GaussianDropout|GaussianNoise|AlphaDropout)$")
 # Largest input (per example) built for a numerical test; bigger layers are compared by spec.
 MAX_ELEMENTS = 1 << 18

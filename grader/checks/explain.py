@@ -8,30 +8,20 @@ can find them (`grader.checks.naming`), never by Keras' internal names.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Sequence
 
 from grader.checks import CheckFailed
 from grader.checks.equivalence import align_graphs
 from grader.checks.graph import LayerGraph
-from grader.checks.matching import Alignment, Row
-from grader.checks.merge_order import check_merge_order, order_accepted, wanted_and_got
-from grader.checks.naming import cap, join, ordinal, unlisted, which, who
-from grader.checks.residual import branch_name, describe
-from grader.checks.specs import (ACTIVATIONS, COMMUTATIVE, CONV, LayerSpec, dims, fmt, fmt_padding, setting,
-                                 setting_text, stride_text)
+from grader.checks.comparison import Context as _Context, Problem
+from grader.checks.matching import Row
+from grader.checks.merge_order import check_merge_order
+from grader.checks.naming import cap, join, unlisted, which, who
+from grader.checks.specs import ACTIVATIONS, CONV, LayerSpec, dims, fmt, fmt_padding, stride_text
+from grader.checks.wiring import edge_problem, outputs_problem, settings_problems
 from grader.results import Table
 
 MISSING = "—"
-
-
-@dataclass(frozen=True)
-class Problem:
-    row: int
-    diagnosis: str
-    text: str   # the lead: what is wrong and why it matters
-    short: str  # one clause, for the "Also:" list
-    hint: str
 
 
 WHY_BN_FIRST = ("BatchNormalization must follow Conv2D directly: it normalizes the convolution's output "
@@ -42,43 +32,6 @@ HINT_BN = "put BatchNormalization directly after each Conv2D and the activation 
 
 def _short_label(spec: LayerSpec) -> str:
     return spec.kind if spec.kind == "BatchNormalization" and spec.param("axis") == "channels" else spec.label()
-
-
-@dataclass(frozen=True)
-class _Context:
-    exp: LayerGraph
-    fnd: LayerGraph
-    alignment: Alignment
-    merge_order: str = "fixed"
-    compare: tuple[str, ...] = ()
-    exercise: str = ""
-
-    @property
-    def e(self) -> list[LayerSpec]:
-        return self.exp.specs
-
-    @property
-    def f(self) -> list[LayerSpec]:
-        return self.fnd.specs
-
-    def found(self, i: int) -> str:
-        """A student's layer as they can find it (location, their name, branch, position)."""
-        return describe(self.fnd, i)
-
-    def found_which(self, i: int) -> str:
-        """"the fourth Conv2D" or "the shortcut branch's Conv2D", with where the student
-        created it when known."""
-        branch = branch_name(self.fnd, i)
-        where = self.fnd.nodes[i].location
-        if where and not branch and self.fnd.call_rank(i)[1] > 1:  # "of the third call of `conv_block`"
-            return who(self.fnd, i)
-        base = branch or which(self.fnd, i)
-        return f"{base} ({where.aside()})" if where else base
-
-    def expected(self, e: int) -> str:
-        """A reference layer by its branch or position only: its names and where it was
-        written are the instructor's, never shown."""
-        return branch_name(self.exp, e) or which(self.exp, e)
 
 
 def _neighbours(ctx: _Context, start: int, stop: int) -> tuple[int | None, int | None]:
@@ -410,129 +363,6 @@ def _branching_problem(ctx: _Context) -> Problem | None:
     return Problem(row, "wrong_branching", text + why, text[:-1], "connect the layers as in the specification.")
 
 
-def _source_name(ctx: _Context, i: int) -> str:
-    """A student's layer, or a model input (`-1 - k`): "the model's second input" when
-    the model has several (a block's tensor arguments, in the order the function takes
-    them), "the model's input" otherwise."""
-    if i >= 0:
-        return ctx.found(i)
-    inputs = {s for node in ctx.fnd.nodes for s in node.sources if s < 0}
-    return "the model's input" if len(inputs) <= 1 else f"the model's {ordinal(-1 - i)} input"
-
-
-def _order_problem_of_merge(ctx: _Context, e: int, f: int, wanted: list[int], got: list[int]) -> Problem:
-    kind = ctx.e[e].kind
-    name = lambda i: _source_name(ctx, i)  # noqa: E731
-    text = (f"{cap(ctx.found(f))} takes its inputs in another order: {', then '.join(name(i) for i in got)}; "
-            f"expected {', then '.join(name(i) for i in wanted)}.")
-    why = (f" {kind} keeps the order of its inputs: in another order its result holds the same values in other "
-           "places (for a Concatenate, the channels in another order), so every later layer reads something else; "
-           "the specification's order is part of the architecture.")
-    if ctx.merge_order == "either" and kind == "Concatenate":
-        why += (" Another order is accepted here only where a layer that mixes channels (such as Conv2D) reads the "
-                "result, which is not the case for this one.")
-    return Problem(ctx.alignment.row_of_found(f), "wrong_input_order", text + why, text[:-1],
-                   f"pass the inputs to {kind} in the order of the specification: "
-                   f"{', then '.join(name(i) for i in wanted)}.")
-
-
-def _edge_problem(ctx: _Context) -> Problem | None:
-    """With every layer matched, each must also read from the matching layers, in the
-    order the merge policy asks for (`grader.checks.merge_order`)."""
-    pairs = ctx.alignment.pairs
-    for e, spec in enumerate(ctx.e):
-        f = pairs[e]
-        wanted, got = wanted_and_got(ctx.exp, e, ctx.fnd, f, pairs)
-        if spec.kind in COMMUTATIVE:
-            wanted, got = sorted(wanted), sorted(got)
-        if wanted == got:
-            continue
-        if sorted(wanted) == sorted(got):
-            if order_accepted(ctx.exp, e, ctx.fnd, f, pairs, ctx.merge_order):
-                continue
-            return _order_problem_of_merge(ctx, e, f, wanted, got)
-        name = lambda i: _source_name(ctx, i) if i >= -10**8 else "a layer your model does not have"  # noqa: E731
-        text = (f"{cap(ctx.found(f))} takes its input from {join([name(i) for i in got] or ['nothing'])}; "
-                f"expected from {join([name(i) for i in wanted] or ['nothing'])}.")
-        why = " Which layers feed a layer decides what it computes, so the outputs differ."
-        return Problem(ctx.alignment.row_of_found(f), "wrong_branching", text + why, text[:-1],
-                       "connect the layers as in the specification.")
-    return None
-
-
-def _model_name(ctx: _Context) -> str:
-    return f"the model {ctx.exercise} returns" if ctx.exercise else "your model"
-
-
-def _result_name(ctx: _Context, i: int) -> str:
-    """Whose result node `i` is: a Conv's own activation is the Conv's result."""
-    spec = ctx.f[i]
-    if spec.name.endswith("/activation") and spec.inputs:
-        return ctx.found(spec.inputs[0])
-    return ctx.found(i)
-
-
-def _outputs_problem(ctx: _Context) -> Problem | None:
-    """Each output must be the tensor the reference returns in that position: a block
-    returning (pooled, pooled) instead of (pooled, skip) has every layer right and its
-    second output wrong."""
-    wanted = [ctx.alignment.pairs.get(o) for o in ctx.exp.outputs]
-    got = list(ctx.fnd.outputs)
-    model = _model_name(ctx)
-    if len(wanted) != len(got):
-        text = (f"{cap(model)} has {len(got)} output{'s' if len(got) != 1 else ''}; expected {len(wanted)}. "
-                "Each value a function returns is one output, in order.")
-        return Problem(0, "wrong_output_count", text, text.split(". ")[0],
-                       f"return the {len(wanted)} values of the specification, in its order.")
-    for k, (w, g) in enumerate(zip(wanted, got)):
-        if w == g:
-            continue
-        which_out = f"Output {k + 1}" if len(got) > 1 else "The output"
-        value = f" (the {ordinal(k)} value returned)" if len(got) > 1 else ""
-        expected = _result_name(ctx, w) if w is not None else "another layer"
-        text = (f"{which_out} of {model}{value} is the result of {_result_name(ctx, g)}; expected the result of "
-                f"{expected}. Every layer is right, but another tensor is returned in that place, so whatever "
-                "uses this output receives something else.")
-        row = ctx.alignment.row_of_found(g)
-        return Problem(row, "wrong_output", text, f"{which_out.lower()} is the result of {_result_name(ctx, g)}",
-                       f"return the result of {expected} as output {k + 1}." if len(got) > 1
-                       else f"return the result of {expected}.")
-    return None
-
-
-_SETTING_WHY = {
-    "initializer": ("The initializer sets the weights training starts from, which decides how well (and whether) "
-                    "a deep network trains."),
-    "regularizer": "A regularizer adds a penalty on the weights to the loss, which changes what training converges to.",
-    "constraint": "A constraint limits the weights after every training step.",
-}
-
-
-def _settings_problems(ctx: _Context) -> list[Problem]:
-    """The settings an assignment asked to compare besides the canonical ones
-    (`compare=("kernel_initializer",)`), for every matched pair of layers."""
-    out = []
-    for e, f in sorted(ctx.alignment.pairs.items()):
-        a, b = ctx.exp.nodes[e].layer, ctx.fnd.nodes[f].layer
-        if a is None or b is None:
-            continue
-        for key in ctx.compare:
-            want = setting(a, key)
-            if want is None:
-                continue
-            got = setting(b, key)
-            if got == want:
-                continue
-            subject = cap(ctx.found_which(f))
-            text = f"{subject} has {key} {setting_text(got)}; expected {setting_text(want)}."
-            why = next((w for suffix, w in _SETTING_WHY.items() if key.endswith(suffix)),
-                       "The specification asks for this setting.")
-            shown = setting_text(want)
-            out.append(Problem(ctx.alignment.row_of_found(f), f"wrong_setting:{key}", f"{text} {why}", text[:-1],
-                               f"pass {key}={shown.split(' (')[0]} to that layer."))
-    return out
-
-
 def _problems(ctx: _Context, exercise: str) -> list[Problem]:
     """Structural problems lead (they explain the rows that follow them); layers
     missing under a disconnected lead are that same problem, so not repeated. With
@@ -543,8 +373,8 @@ def _problems(ctx: _Context, exercise: str) -> list[Problem]:
     if disconnected:
         rest = [p for p in rest if p.diagnosis not in ("missing_layer", "bn_missing")]
     if lead is None and not rest:
-        found = _edge_problem(ctx) or _outputs_problem(ctx)
-        return [found] if found else _settings_problems(ctx)
+        found = edge_problem(ctx) or outputs_problem(ctx)
+        return [found] if found else settings_problems(ctx)
     return ([lead] if lead else []) + rest
 
 
