@@ -58,7 +58,8 @@ def course(tmp_path_factory):
     when = datetime(2026, 12, 5, 10, 0, tzinfo=timezone.utc).timestamp()  # 11 hours late: 10%
     os.utime(late, (when, when))
     assert main(["grade", str(root / "week2_subs"), "-a", str(_week2(root / "week2_spec")), "--out",
-                 str(root / "week2"), "-j", "1"]) == 0  # no roster: alice is "alice" in this gradebook
+                 str(root / "week2"), "-j", "1", "--times", "mtime"]) == 0  # no roster: alice is "alice" here;
+    # --times mtime: her file's modification time (set above) is her hand-in time
     (root / "roster.csv").write_text(
         "file_or_folder,student_id,name,email\n"
         "alice,s1,Alice,alice@uni.edu\n"
