@@ -79,8 +79,8 @@ class Tie:
         both = " and ".join(printable(n) for n in self.notebooks)
         at = datetime.fromtimestamp(self.when, tz=timezone.utc).isoformat(timespec="seconds")
         example = printable(self.notebooks[0])
-        why = (f"--pick {self.rule} chose {'none' if self.rule.startswith('name:') else 'no single one'} of them"
-               if self.rule else "which one counts is never guessed from their names")
+        why = (f"--pick {self.rule} did not choose exactly one of them" if self.rule
+               else "which one counts is never guessed from their names")
         return (f"{both} were handed in at the same time ({at}): {why}; give each its own row in the manifest "
                 f"(submission column, e.g. {example}) or choose with --pick newest or --pick 'name:GLOB'")
 
