@@ -5,8 +5,8 @@ Data flows one way: notebook -> sandbox -> checks -> results -> render.
 __version__ = "0.1.0"
 
 
-def check(exercise: str, **kwargs):
-    """Self-check one exercise of the saved notebook from inside it (see grader.selfcheck)."""
+def check(exercise: str | None = None, **kwargs):
+    """Self-check one exercise (every one when None) from inside the notebook (see grader.selfcheck)."""
     from grader.selfcheck import check as _check
     return _check(exercise, **kwargs)
 

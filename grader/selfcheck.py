@@ -345,7 +345,7 @@ def _check(exercise: str | None, notebook: str | None, assignment: str | None, s
     nb_path = find_notebook(exercise, notebook)
     if nb_path is None and not inputs:
         what = f"defines `{exercise}`" if exercise else "is a notebook"
-        raise SelfCheckError(f"no file in {Path.cwd()} {what}; give it: check({exercise + ', ' if exercise else ''}"
+        raise SelfCheckError(f"no file in {Path.cwd()} {what}; give it: check({repr(exercise) + ', ' if exercise else ''}"
                              f"notebook='your_notebook.ipynb')")
     spec = find_assignment(nb_path, exercise, assignment)
     if exercise is not None and exercise not in spec.exercises:

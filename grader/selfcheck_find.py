@@ -69,9 +69,10 @@ def find_notebook(exercise: str | None, notebook: str | None) -> Path | None:
         if candidate and candidate.endswith(".ipynb") and Path(candidate).is_file():
             return Path(candidate)
     here = [p for p in sorted(Path.cwd().glob("*.ipynb")) if not p.name.startswith(".")]
+    found = []
     if exercise is not None:
         found = [p for p in here if f"def {exercise}(" in p.read_text(encoding="utf-8", errors="replace")]
-    else:
+    if not found:  # no exercise named, or a name no notebook defines (the assignment then says "did you mean")
         found = [p for p in here if notebook_assignment(p)] or here
     if len(found) == 1:
         return found[0]
