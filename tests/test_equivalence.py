@@ -252,6 +252,20 @@ def test_compare_kernel_initializer_on_request():
     expect_architecture(ref, seeded, exercise="conv_block", compare=("kernel_initializer",))
 
 
+def test_compare_restricted_to_one_kind_of_layer():
+    """Every layer has an initializer: a decoder's Conv2DTranspose given he_normal too is
+    not failed when only the Conv2Ds' initializer is graded."""
+    def decoder(transpose_init):
+        a, b = keras.Input((4, 4, 6)), keras.Input((8, 8, 3))
+        up = L.Conv2DTranspose(FILTERS, 3, strides=2, padding="same", kernel_initializer=transpose_init)(a)
+        c = L.Conv2D(FILTERS, 3, padding="same", kernel_initializer="he_normal")(L.Concatenate()([up, b]))
+        return keras.Model([a, b], c)
+    ref, found = decoder("glorot_uniform"), decoder("he_normal")
+    expect_architecture(ref, found, exercise="upsampling_block", compare=("Conv2D.kernel_initializer",))
+    err = failure(expect_architecture, ref, found, exercise="upsampling_block", compare=("kernel_initializer",))
+    assert "Conv2DTranspose" in err.message and err.diagnosis == "wrong_setting:kernel_initializer"
+
+
 # ------------------------------------------------------------------ 5. messages for any architecture
 
 def test_unet_messages_use_no_residual_words_and_short_tables():

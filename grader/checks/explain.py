@@ -88,8 +88,9 @@ def _missing_problem(ctx: _Context, start: int, stop: int) -> Problem:
     why = (" Without it the convolution's outputs are not normalized, so training is slower and less "
            "stable and the outputs differ from the specification." if diagnosis == "bn_missing"
            else " Every layer of the specification changes what the model computes.")
-    return Problem(start, diagnosis, f"{names} {verb} missing {where}{_created(ctx, before_at)}.{why}",
-                   f"{raw} {verb} missing {where}",
+    place = f" {where}" if where else ""
+    return Problem(start, diagnosis, f"{names} {verb} missing{place}{_created(ctx, before_at)}.{why}",
+                   f"{raw} {verb} missing{place}",
                    HINT_BN if diagnosis == "bn_missing" else f"add {raw} {where}.".replace(" .", "."))
 
 

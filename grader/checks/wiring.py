@@ -109,14 +109,20 @@ _SETTING_WHY = {
 
 
 def settings_problems(ctx: _Context) -> list[Problem]:
-    """The settings an assignment asked to compare besides the canonical ones
-    (`compare=("kernel_initializer",)`), for every matched pair of layers."""
+    """The settings an assignment asked to compare besides the canonical ones, for every
+    matched pair of layers: `compare=("kernel_initializer",)` on every layer that has
+    one, `("Conv2D.kernel_initializer",)` on the Conv2D layers only (every layer has an
+    initializer, its default included: a Conv2DTranspose left at the default need not be
+    graded with the Conv2Ds)."""
     out = []
     for e, f in sorted(ctx.alignment.pairs.items()):
         a, b = ctx.exp.nodes[e].layer, ctx.fnd.nodes[f].layer
         if a is None or b is None:
             continue
-        for key in ctx.compare:
+        for entry in ctx.compare:
+            kind, _, key = entry.rpartition(".")
+            if kind and ctx.e[e].kind != kind:
+                continue
             want = setting(a, key)
             if want is None:
                 continue
