@@ -110,11 +110,14 @@ class Submission:
             self.warnings.append(f"your notebook's definitions could not be loaded: {exc}")
             return self
         missing = getattr(self.assignment, "missing_modules", frozenset())
+        expected = []
         for err in self.session.load_errors:
             if _declared_missing(err, missing):
-                self.notes.append(self._describe_load_error(err) + " [a course module declared missing]")
+                expected.append(err)
             else:
                 self.warnings.append(self._describe_load_error(err))
+        if expected:
+            self.notes.append(_missing_note(expected))
         if self.session.load_output.strip():
             self.output.append(self.session.load_output)
         return self
@@ -293,6 +296,17 @@ def _declared_missing(err: dict, missing: frozenset[str]) -> bool:
         return False
     module = found.group(1)
     return any(module == m or module.startswith(m + ".") for m in missing)
+
+
+def _missing_note(errors: list[dict]) -> str:
+    """One line for the instructor: which declared-missing modules the notebook imports, where."""
+    where: dict[str, list[str]] = {}
+    for err in errors:
+        found = _NO_MODULE.search(str(err.get("message", "")))
+        module = found.group(1) if found else "?"
+        where.setdefault(module, []).append(f"{err.get('label')}, line {err.get('line')}")
+    return ("imports of modules the spec declares missing ([modules]) were skipped: "
+            + "; ".join(f"`{m}` ({', '.join(places)})" for m, places in where.items()))
 
 
 def _is_keras_model(value: Any) -> bool:

@@ -1,5 +1,6 @@
-"""Course-layout notebooks for dls_c4w2a1 (Residual Networks), in the three variants real
-students handed in, plus the real mistakes they made.
+"""Course-layout notebooks for dls_c4w2a1 (Residual Networks), in the variants real
+students handed in (three signatures, and a template generation that takes
+BatchNormalization from the course's helper module), plus the real mistakes they made.
 
 Shared by `tests/test_dls_c4w2a1.py`; kept apart so the test module reads as what is
 checked, not as several hundred lines of notebook text. The layout follows the course's:
@@ -624,6 +625,14 @@ plot_model(model, to_file='model.png')
 SVG(model_to_dot(model).create(prog='dot', format='svg'))
 """
 
+# ------------------------------------------------------------------ helper-names generation
+
+# One template generation imports BatchNormalization nowhere: it reaches the notebook through
+# `from resnets_utils import *` (the course's helper imported the Keras layers). Its ResNet50
+# follows the template's own hint, `AveragePooling2D()` bare, which Keras 2 defaulted to 2x2.
+HELPER_NAMES_IMPORTS = _swap(CURRENT_IMPORTS, "ZeroPadding2D, BatchNormalization, Flatten", "ZeroPadding2D, Flatten")
+HELPER_NAMES_RESNET = _swap(CURRENT_RESNET, "X = AveragePooling2D((2, 2))(X)", "X = AveragePooling2D()(X)")
+
 # ------------------------------------------------------------------ the real mistakes
 
 
@@ -657,7 +666,7 @@ NO_SHORTCUT_BN = _swap(
 
 # ------------------------------------------------------------------ notebooks
 
-VARIANTS = ("current", "2021", "keras2")
+VARIANTS = ("current", "2021", "keras2", "helper_names")
 
 
 def course_notebook(variant: str = "current", *, identity: str | None = None,
@@ -672,6 +681,10 @@ def course_notebook(variant: str = "current", *, identity: str | None = None,
         imports, ident, ident_test, conv, conv_test, res, res_summary = (
             CURRENT_IMPORTS, V2021_IDENTITY, V2021_IDENTITY_TEST, V2021_CONVOLUTIONAL,
             V2021_CONVOLUTIONAL_TEST, CURRENT_RESNET, CURRENT_RESNET_SUMMARY)
+    elif variant == "helper_names":
+        imports, ident, ident_test, conv, conv_test, res, res_summary = (
+            HELPER_NAMES_IMPORTS, CURRENT_IDENTITY, CURRENT_IDENTITY_TEST, CURRENT_CONVOLUTIONAL,
+            CURRENT_CONVOLUTIONAL_TEST, HELPER_NAMES_RESNET, CURRENT_RESNET_SUMMARY)
     elif variant == "keras2":
         imports, ident, ident_test, conv, conv_test, res, res_summary = (
             KERAS2_IMPORTS, KERAS2_IDENTITY, KERAS2_IDENTITY_TEST, KERAS2_CONVOLUTIONAL,
