@@ -134,6 +134,7 @@ class Submission:
         borrowed, self._borrowed = self._borrowed, []
         for key, model in borrowed:
             POOL.give_back(key, model)
+        self._cache.clear()  # replies (up to the reply cap each) must not outlive the grade
 
     # -- what tests call
     def call(self, name: str, *args, **kwargs) -> Any:

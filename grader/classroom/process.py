@@ -24,6 +24,13 @@ from grader.classroom.submissions import file_sha256, refusal
 from grader.results import SubmissionResult, submission_result_from_dict
 
 
+# What one grading process may hold (RLIMIT_DATA): TensorFlow, the assignment's tests and
+# one submission's models and replies. A ResNet50-sized submission peaks near 2 GiB; one
+# student's replies can no longer take the machine's memory (each is capped, see
+# sandbox.client.DEFAULT_REPLY_BYTES, and a submission over this bound is told so).
+DEFAULT_MEMORY_BYTES = 4 * 1024 ** 3
+
+
 @dataclass(frozen=True)
 class Options:
     assignment: str
@@ -31,6 +38,28 @@ class Options:
     include_hidden: bool = True
     seed: int = 0
     grading_timeout: float | None = None  # seconds per submission; None: the assignment's budget
+    memory_bytes: int | None = None  # the grading process's data limit; None: DEFAULT_MEMORY_BYTES
+
+
+def bound_memory(options: Options) -> int:
+    """Hold this (grading) process to its data limit; returns the limit in force. Never
+    raises: a system that refuses keeps its own limit, which is then what is reported."""
+    import resource
+    wanted = int(options.memory_bytes or DEFAULT_MEMORY_BYTES)
+    try:
+        _, hard = resource.getrlimit(resource.RLIMIT_DATA)
+        if hard != resource.RLIM_INFINITY:
+            wanted = min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_DATA, (wanted, wanted))
+    except (ValueError, OSError):
+        pass
+    return wanted
+
+
+def memory_message(limit: int | None = None) -> str:
+    limit = limit or DEFAULT_MEMORY_BYTES
+    return (f"not graded: grading it needed more memory than a grading process may use ({limit / 2 ** 30:g} GiB), "
+            f"so it was stopped; what the notebook's functions return is probably far larger than asked for")
 
 
 @dataclass
@@ -154,6 +183,8 @@ class GradingProcess:
                 notebook = load_notebook(path)
                 result = grade_submission(path, self.assignment, self.worker, include_hidden=self.options.include_hidden,
                                           seed=self.options.seed, sources=sources, notebook=notebook)
+            except MemoryError:  # over bound_memory's limit: this submission's, not the batch's
+                result = failed_result(path, name, memory_message(self.options.memory_bytes))
             except Exception as exc:  # noqa: BLE001 - a grader bug on one submission must not stop the batch
                 result = failed_result(path, name, f"could not be graded: internal error {type(exc).__name__}: {exc}")
                 result.warnings.append(traceback.format_exc()[-2000:])

@@ -216,7 +216,8 @@ def supervised(paths: Iterable[Path], options: Options, *, jobs: int, budget: fl
                 attempts[slot.path] += 1
                 if attempts[slot.path] >= MAX_ATTEMPTS:
                     events.append(failed(slot.path, options.assignment, f"could not be graded: the grading process "
-                                                                        f"died {MAX_ATTEMPTS} times while grading it"))
+                                                                        f"died {MAX_ATTEMPTS} times while grading it "
+                                                                        f"(a crash, or more memory than its limit)"))
                 else:
                     queue.appendleft(slot.path)
             if any(s.ready for s in slots):
@@ -255,7 +256,8 @@ def serve(fd: int, parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     conn = Connection(fd)
     options = Options(**json.loads(conn.recv_bytes()))
-    from grader.classroom.process import GradingProcess
+    from grader.classroom.process import GradingProcess, bound_memory
+    bound_memory(options)  # one submission's replies or models cannot take the machine's memory
     process = GradingProcess(options)  # launches its sandbox worker first
     threading.Thread(target=_exit_with_parent, args=(parent, process), daemon=True).start()
     try:

@@ -31,6 +31,7 @@ from .session import CallResult, Session  # noqa: F401
 SANDBOX_PACKAGE = Path(__file__).resolve().parent
 KERAS2_ADAPTER = SANDBOX_PACKAGE.parent / "frameworks" / "keras" / "keras2.py"
 WORKER_START_TIMEOUT = 120.0
+DEFAULT_REPLY_BYTES = 128 * 1024 ** 2
 
 
 # ---------------------------------------------------------------- isolation levels
@@ -43,7 +44,10 @@ class Limits:
     file_bytes: int = 16 * 1024 ** 2  # per file, printed output of one call included
     open_files: int = 256
     processes: int = 64  # threads included; only enforced where the worker is not root
-    max_reply_bytes: int = protocol.MAX_BLOB
+    # What one call may send back. Sized from what assignments return (a ResNet50 with its
+    # weights is 90 MiB), well under the wire's own cap: every byte of a reply is memory in
+    # the grading process, once (arrays are views of the received buffer).
+    max_reply_bytes: int = DEFAULT_REPLY_BYTES
     # Each child's private /tmp and /dev/shm (and the worker's under bubblewrap) live in
     # memory: cap them.
     tmp_bytes: int = 256 * 1024 ** 2

@@ -102,6 +102,20 @@ def _recv_exact(sock, n: int) -> bytes:
     return b"".join(chunks)
 
 
+def _recv_into(sock, n: int) -> bytearray:
+    """Read `n` bytes into one buffer allocated once: the arrays decoded from it are views
+    of it, so a reply costs its own size in memory, not two or three times that."""
+    buffer = bytearray(n)
+    view = memoryview(buffer)
+    got = 0
+    while got < n:
+        k = sock.recv_into(view[got:], min(n - got, 1 << 20))
+        if not k:
+            raise EOFError("the other side closed the connection")
+        got += k
+    return buffer
+
+
 def recv_message(sock, *, max_header: int = MAX_HEADER, max_blob: int = MAX_BLOB) -> tuple[dict, bytes]:
     header_len, blob_len = _PREFIX.unpack(_recv_exact(sock, _PREFIX.size))
     if header_len > max_header or blob_len > max_blob:
@@ -114,7 +128,7 @@ def recv_message(sock, *, max_header: int = MAX_HEADER, max_blob: int = MAX_BLOB
         raise ProtocolError(f"malformed message header: {type(exc).__name__}") from None
     if not isinstance(header, dict):
         raise ProtocolError("message header is not a JSON object")
-    return header, _recv_exact(sock, blob_len) if blob_len else b""
+    return header, _recv_into(sock, blob_len) if blob_len else b""
 
 
 # ---------------------------------------------------------------- values
@@ -230,6 +244,7 @@ def _read_arrays(table: Any, blob: bytes) -> list[np.ndarray]:
         raise ProtocolError("malformed array table in reply")
     view = memoryview(blob)
     arrays = []
+    end = 0  # arrays are laid end to end: none may share bytes with another
     for entry in table:
         if not (isinstance(entry, list) and len(entry) == 4):
             raise ProtocolError("malformed array table in reply")
@@ -248,8 +263,13 @@ def _read_arrays(table: Any, blob: bytes) -> list[np.ndarray]:
         count = math.prod(shape)
         if count * dtype.itemsize != nbytes:
             raise ProtocolError("an array in the reply does not match its declared shape")
+        if offset != end:
+            raise ProtocolError("malformed array table in reply (arrays overlap or leave gaps)")
+        end = offset + nbytes
         arr = np.frombuffer(view[offset:offset + nbytes], dtype=dtype, count=count).reshape(shape)
-        arrays.append(arr.copy())  # own, writable memory: the blob can go
+        # A received buffer (bytearray) is the arrays' own memory: views, no copy. Bytes are
+        # read-only: copied, so every array that comes back can be written like any other.
+        arrays.append(arr if arr.flags.writeable else arr.copy())
     return arrays
 
 

@@ -159,6 +159,13 @@ class Session:
             self.dead_reason = f"stopped while {doing}: the returned data was too large ({exc})"
             self._close_socket()
             raise ReplyRejected(self.dead_reason) from None
+        except MemoryError:  # the grading process's own memory limit (classroom.process): this reply is over it
+            self.worker.kill(self.pid)
+            self.dead_reason = (f"stopped while {doing}: what it returned did not fit in the memory the grader "
+                                f"allows itself for one submission; return less data (the arrays asked for, "
+                                f"not more)")
+            self._close_socket()
+            raise ReplyRejected(self.dead_reason) from None
         except protocol.ProtocolError as exc:
             self.worker.kill(self.pid)
             self.dead_reason = f"stopped while {doing}: the reply was malformed ({exc})"
