@@ -213,3 +213,29 @@ def test_samples_are_graded_against_the_score_they_declare(tmp_path, worker):
     assert "correct.ipynb" not in details and "relu_before_bn" not in details  # right, or declares nothing
     assert report.render().rstrip().endswith("1 of 9 checks did not pass: fix them before releasing "
                                              "conv_bn_samples.")
+
+
+@pytest.mark.slow
+def test_jobs_grade_in_parallel_processes_with_the_same_verdicts(tmp_path, worker):
+    """`--jobs 2` grades the reference, the template and the samples in the class batch's
+    grading processes (each with its own sandbox worker); every check comes out exactly as
+    with one job on one worker, failures and their details included."""
+    root = copy_conv_bn(tmp_path / "parallel", name="conv_bn_parallel")
+    (root / "samples").mkdir()
+    for name, declared in (("correct", 23), ("bn_missing", 17)):
+        nb = nbformat.read(CONV_BN / "samples" / f"{name}.ipynb", as_version=4)
+        nb.metadata["grader"]["expected_score"] = declared
+        nbformat.write(nb, root / "samples" / f"{name}.ipynb")
+    args = parser().parse_args(["validate-assignment", str(root), "--jobs", "2"])
+    assert args.jobs == 2
+    one = v.validate(root, worker)
+    parallel = v.validate(root, jobs=args.jobs)
+    assert [(i.title, i.ok, i.details) for i in parallel.items] == [(i.title, i.ok, i.details) for i in one.items]
+    assert not parallel.ok and "samples/bn_missing.ipynb: expected 17, got 16 / 23" in parallel.render()
+
+
+def test_jobs_must_be_a_positive_whole_number(capsys):
+    for bad in ("0", "two"):
+        with pytest.raises(SystemExit):
+            parser().parse_args(["validate-assignment", "conv_bn", "--jobs", bad])
+        assert "--jobs takes a whole number of processes, 1 or more" in capsys.readouterr().err

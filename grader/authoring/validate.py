@@ -320,8 +320,38 @@ def _problems(result) -> list[str]:
     return out
 
 
-def validate(name_or_dir, worker=None, *, isolation: str = "auto") -> Report:
-    """Check everything; `worker` lets a caller share one sandbox across validations."""
+def _grade_all(paths: list[Path], a, worker, *, isolation: str, jobs: int) -> dict[Path, object]:
+    """Each notebook's result, by path. With one job, on one sandbox worker here (a caller's
+    own, or one started for the run); with more, in the class-grading batch's parallel
+    grading processes, each with its own worker and held to the assignment's budget: the
+    same grading path, so the same verdicts, in about 1/jobs of the time."""
+    from grader.grading import grade_submission
+    from grader.sandbox.client import Worker
+
+    if jobs <= 1 or worker is not None or len(paths) <= 1:
+        own = worker is None
+        if own:
+            worker = Worker(keras=a.keras, isolation=isolation).start()
+        try:
+            return {p: grade_submission(p, a, worker, include_hidden=True) for p in paths}
+        finally:
+            if own:
+                worker.stop()
+    from grader.classroom.batch import Options, grade_many
+
+    options = Options(assignment=str(a.root), isolation=isolation, include_hidden=True)
+    by_name = {str(p): p for p in paths}
+    results = {}
+    for result in grade_many(paths, options, jobs=jobs):
+        results[by_name.get(result.submission, Path(result.submission))] = result
+    from grader.classroom.process import failed_result
+    return {p: results.get(p) or failed_result(p, a.name, "no result came back from its grading process")
+            for p in paths}
+
+
+def validate(name_or_dir, worker=None, *, isolation: str = "auto", jobs: int = 1) -> Report:
+    """Check everything; `worker` lets a caller share one sandbox across validations;
+    `jobs` grades the reference, the template and the samples in that many processes."""
     from grader.authoring.assign import MasterError, annotate, make_template, read_master
     from grader.assignment import AssignmentError, load_assignment
 
@@ -420,28 +450,18 @@ def validate(name_or_dir, worker=None, *, isolation: str = "auto") -> Report:
             report.add(title, None, ["not checked: the tests do not collect"])
         return report
 
-    from grader.grading import grade_submission
-    from grader.sandbox.client import Worker
-
     with tempfile.TemporaryDirectory(prefix="grader-validate-") as tmp:
         solved_path = Path(tmp) / f"{a.name}_solved.ipynb"
         nbformat.write(solved, solved_path)
         if template_path is None:
             template_path = Path(tmp) / f"{a.name}_template.ipynb"
             nbformat.write(template_made, template_path)
-        own = worker is None
-        if own:
-            worker = Worker(keras=a.keras, isolation=isolation).start()
-        try:
-            ref = grade_submission(solved_path, a, worker, include_hidden=True)
-            blank = grade_submission(template_path, a, worker, include_hidden=True)
-            samples = declared_samples(a)
-            sample_problems = [_sample_problem(path, expected, problem, None if problem else
-                                               grade_submission(path, a, worker, include_hidden=True), a)
-                               for path, expected, problem in samples]
-        finally:
-            if own:
-                worker.stop()
+        samples = declared_samples(a)
+        graded = _grade_all([solved_path, template_path] + [path for path, _, problem in samples if not problem],
+                            a, worker, isolation=isolation, jobs=jobs)
+        ref, blank = graded[solved_path], graded[template_path]
+        sample_problems = [_sample_problem(path, expected, problem, None if problem else graded[path], a)
+                           for path, expected, problem in samples]
     full = not ref.errors and ref.tests and ref.score == ref.max_score
     report.add(f"the reference solution ({master_label}) scores full marks: {ref.score:g} / {ref.max_score:g}",
                bool(full), _problems(ref))
@@ -485,8 +505,21 @@ Prints a checklist. Exit status 0 if every check passes, 1 if any fails,
     p.add_argument("assignment", metavar="NAME", help="assignment name (assignments/NAME) or folder")
     p.add_argument("--sandbox", default="auto", choices=ISOLATION_CHOICES,
                    help="isolation for grading the reference and the template (default: auto)")
+    p.add_argument("--jobs", "-j", type=_jobs, default=1, metavar="N",
+                   help="grade the reference, the template and the samples in N parallel grading "
+                        "processes, as `grader grade` does (default: 1)")
     p.set_defaults(handler=run)
     return p
+
+
+def _jobs(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"--jobs takes a whole number of processes, 1 or more, not {text!r}")
+    return value
 
 
 def run(args) -> int:
@@ -499,7 +532,7 @@ def run(args) -> int:
         print(f"grader: {exc}", file=sys.stderr)
         return 2
     try:
-        report = validate(args.assignment, isolation=args.sandbox)
+        report = validate(args.assignment, isolation=args.sandbox, jobs=getattr(args, "jobs", 1))
     except IsolationUnavailable as exc:
         print(f"grader: {exc}", file=sys.stderr)
         return 1
