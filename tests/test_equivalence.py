@@ -308,3 +308,13 @@ def test_tf_keras_merge_order_and_axis():
     expect_architecture(block(), block(swapped=True), exercise="upsampling_block", merge_order="either")
     x = [images((4, 4, 6)), images((8, 8, 3), seed=1)]
     expect_same_outputs(block(), block(swapped=True), x, training=False, merge_order="either")
+
+
+def test_the_alignment_is_computed_once_per_pair_of_graphs():
+    """The graph check and the weight transplant read the same alignment (and the
+    numerical decisions in it are made once)."""
+    from grader.checks.equivalence import align_graphs
+    ref, found = layer_graph(unet()), layer_graph(unet(pool_padding="same"))
+    first = align_graphs(ref, found)
+    assert first is align_graphs(ref, found) and first.exact
+    assert not align_graphs(layer_graph(unet(final_relu=False)), found).exact
