@@ -208,6 +208,28 @@ def test_protocol_rejects_forged_arrays(table, blob, why):
         protocol.decode_value({"$arrays": table, "$value": {"$array": 0}}, blob)
 
 
+def test_a_received_reply_costs_its_size_once():
+    """The arrays decoded from a received reply are views of the one buffer it was read
+    into (writable, as any array); a table that makes two arrays share bytes is refused."""
+    a, b = _pair()
+    with a, b:
+        tree, blob = protocol.encode_value({"x": np.arange(1000, dtype=np.float64), "y": np.ones((3, 4), np.int32)})
+        protocol.send_message(a, {"value": tree}, blob)
+        header, received = protocol.recv_message(b)
+    back = protocol.decode_value(header["value"], received)
+    raw = np.frombuffer(received, np.uint8)
+    for key in ("x", "y"):
+        assert np.shares_memory(back[key], raw) and back[key].flags.writeable
+    assert np.array_equal(back["x"], np.arange(1000.0)) and back["y"].sum() == 12
+    with pytest.raises(protocol.ProtocolError, match="overlap"):
+        protocol.decode_value({"$arrays": [["<f8", [1], 0, 8], ["<f8", [1], 0, 8]],
+                               "$value": [{"$array": 0}, {"$array": 1}]}, bytearray(8))
+
+
+def test_the_default_reply_cap_fits_a_resnet50_and_is_well_under_the_wire_cap():
+    assert 90 * MIB < Limits().max_reply_bytes <= protocol.MAX_BLOB // 2
+
+
 def test_protocol_rejects_data_it_does_not_describe_and_bad_references():
     with pytest.raises(protocol.ProtocolError):
         protocol.decode_value({"$array": 0}, b"\0" * 8)
