@@ -318,3 +318,12 @@ def test_the_alignment_is_computed_once_per_pair_of_graphs():
     first = align_graphs(ref, found)
     assert first is align_graphs(ref, found) and first.exact
     assert not align_graphs(layer_graph(unet(final_relu=False)), found).exact
+
+
+def test_bn_after_conv_table_shows_the_rows_around_the_first_violation():
+    from grader.checks.architecture import expect_bn_after_conv
+    err = failure(expect_bn_after_conv, unet(axis_bn=3))
+    assert len(layer_graph(unet(axis_bn=3)).nodes) > MAX_TABLE_ROWS
+    assert len(err.table.rows) <= MAX_TABLE_ROWS + 2
+    assert err.table.rows[err.table.marked][1].startswith("BatchNormalization")
+    assert err.table.rows[-1][1].endswith("rows below")

@@ -19,13 +19,12 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from grader.checks import CheckFailed
-from grader.checks.explain import HINT_BN, WHY_BN_FIRST, explain_difference
+from grader.checks.explain import HINT_BN, WHY_BN_FIRST, explain_difference, short_table
 from grader.checks.graph import GraphNode, GraphTooLarge, LayerGraph, Location, MAX_CALLS, layer_graph, layer_specs
 from grader.checks.matching import Alignment, Row, align_specs
 from grader.checks.naming import join
 from grader.checks.residual import MODEL_INPUT, Block, block_at, describe
 from grader.checks.specs import ACTIVATIONS, CONV, LayerSpec, fmt
-from grader.results import Table
 
 
 def expect_architecture(expected_model: Any, found_model: Any, *, exercise: str, merge_order: str = "fixed",
@@ -110,11 +109,10 @@ def expect_bn_after_conv(model: Any, *, minimum: int = 1, every_conv: bool = Fal
     text = "; ".join(v[1] for _, v in violations[:4])
     more = f"; and {len(violations) - 4} more" if len(violations) > 4 else ""
     text = text[:1].upper() + text[1:] + more + ". " + WHY_BN_FIRST
-    rows = tuple((str(k + 1), s.label(),
-                  join([describe(g, j) for j in s.inputs]) if s.inputs else "the input")
-                 for k, s in enumerate(g.specs))
+    rows = [(str(k + 1), s.label(), join([describe(g, j) for j in s.inputs]) if s.inputs else "the input")
+            for k, s in enumerate(g.specs)]
     raise CheckFailed(text, hint=HINT_BN, diagnosis=diagnosis,
-                      table=Table(headers=("#", "layer", "takes its input from"), rows=rows, marked=first))
+                      table=short_table(("#", "layer", "takes its input from"), rows, first))
 
 
 # ------------------------------------------------------------------ skip connection

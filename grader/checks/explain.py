@@ -384,21 +384,30 @@ MAX_TABLE_ROWS = 15
 _BEFORE, _AFTER = 3, 8
 
 
+def short_table(headers: tuple[str, ...], rows: Sequence[tuple[str, ...]], marked: int | None) -> Table:
+    """The rows around the marked one when there are many (a U-Net has about 50 layers):
+    the student needs the first difference and its neighbours, each row keeping its number,
+    and a line saying how many rows are left out above and below."""
+    rows = list(rows)
+    if len(rows) <= MAX_TABLE_ROWS:
+        return Table(headers=headers, rows=tuple(rows), marked=marked)
+    at = marked or 0
+    start, stop = max(0, at - _BEFORE), min(len(rows), at + _AFTER + 1)
+    blank = ("",) * (len(headers) - 2)
+    shown = rows[start:stop]
+    if start:
+        shown.insert(0, ("…", f"{start} rows above", *blank))
+    if stop < len(rows):
+        shown.append(("…", f"{len(rows) - stop} rows below", *blank))
+    return Table(headers=headers, rows=tuple(shown),
+                 marked=None if marked is None else marked - start + (1 if start else 0))
+
+
 def _table(ctx: _Context, marked: int | None) -> Table:
     rows = [(str(k + 1), ctx.e[r.expected].label() if r.expected is not None else MISSING,
              ctx.f[r.found].label() if r.found is not None else MISSING)
             for k, r in enumerate(ctx.alignment.rows)]
-    if len(rows) <= MAX_TABLE_ROWS:
-        return Table(headers=("#", "expected", "found"), rows=tuple(rows), marked=marked)
-    at = marked or 0
-    start, stop = max(0, at - _BEFORE), min(len(rows), at + _AFTER + 1)
-    shown = rows[start:stop]
-    if start:
-        shown.insert(0, ("…", f"{start} rows above", ""))
-    if stop < len(rows):
-        shown.append(("…", f"{len(rows) - stop} rows below", ""))
-    return Table(headers=("#", "expected", "found"), rows=tuple(shown),
-                 marked=None if marked is None else marked - start + (1 if start else 0))
+    return short_table(("#", "expected", "found"), rows, marked)
 
 
 def _mid_sentence(text: str) -> str:
@@ -430,4 +439,4 @@ def explain_difference(exp: LayerGraph, fnd: LayerGraph, *, exercise: str, merge
     return CheckFailed(_message(problems), hint=lead.hint, table=_table(ctx, lead.row), diagnosis=lead.diagnosis)
 
 
-__all__ = ["MISSING", "HINT_BN", "MAX_TABLE_ROWS", "WHY_BN_FIRST", "Problem", "explain_difference"]
+__all__ = ["MISSING", "HINT_BN", "MAX_TABLE_ROWS", "WHY_BN_FIRST", "Problem", "explain_difference", "short_table"]
