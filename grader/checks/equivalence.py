@@ -158,7 +158,7 @@ def _random_weights(rng: np.random.Generator, weights: list) -> list[np.ndarray]
         value = rng.normal(0.0, 0.5, size=shape)
         if "variance" in name:
             value = np.abs(value) + 0.5
-        out.append(value.astype(np.dtype(str(getattr(w, "dtype", "float32")).replace("tf.", "")), copy=False))
+        out.append(value.astype(np.asarray(w).dtype, copy=False))
     return out
 
 
