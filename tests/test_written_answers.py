@@ -11,6 +11,7 @@ import copy
 import csv
 import json
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -357,3 +358,33 @@ def test_grader_check_tells_the_student_which_answers_were_found_and_where(tmp_p
     assert found[0].strip().startswith("found in cell ") and "Why BatchNormalization" in found[0]
     assert found[1].strip().startswith("NOT FOUND") and "written:standardize_inputs" in found[1]
     assert "rubric" not in out.lower() and "points earned" not in out
+
+
+def test_answers_never_read_are_read_by_the_next_run_without_grading_again(results, tmp_path):
+    """A gradebook whose answers were never read (written before the questions were in the
+    spec, or by a grader that kept no answers): the next `grader grade --out` reads them
+    from the notebooks it does not grade again; a notebook gone since is named, and its
+    answers wait instead of scoring 0."""
+    copy = tmp_path / "results"
+    shutil.copytree(results, copy)
+    subs = tmp_path / "subs"
+    shutil.copytree(results.parent / "subs", subs)
+    db = sqlite3.connect(copy / "gradebook.sqlite")
+    with db:
+        db.execute("DELETE FROM answers")
+        db.execute("UPDATE submissions SET answers_for = ''")
+        db.execute("UPDATE submissions SET path = replace(path, ?, ?)", (str(results.parent / "subs"), str(subs)))
+    db.close()
+    (subs / "mixed.ipynb").unlink()  # tidied away since it was graded
+    proc = subprocess.run([sys.executable, "-m", "grader", "grade", str(subs), "--out", str(copy), "-a", "conv_bn"],
+                          capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "0 to grade" in proc.stderr and "written answers read for 2 stored submissions" in proc.stderr
+    assert "mixed.ipynb" in proc.stderr and "is gone" in proc.stderr
+    with Gradebook(copy, create=False) as book:
+        answers = {(a.submission, a.question): a.text for a in book.answers()}
+        assert answers[("correct.ipynb", WHY)].startswith("Whatever comes out of a Conv2D")
+        assert answers[("broken_tags.ipynb", WHY)] == answers[("correct.ipynb", WHY)]
+        assert not any(sub == "mixed.ipynb" for sub, _ in answers)
+    feedback = (copy / "feedback" / "mixed" / "feedback.md").read_text()
+    assert "No answer was found" not in feedback and "not been read yet" in feedback
