@@ -164,6 +164,21 @@ def test_reply_over_the_cap_is_refused_and_under_it_accepted(worker):
         run(worker, "import numpy as np\n\ndef f(n):\n    return np.ones(n, np.uint8)\n", "f", 9 * MIB)
 
 
+def test_arguments_sent_back_are_the_arguments_or_the_reply_is_refused(worker):
+    """A test unpacks what comes back (`train_after, test_after = call.args_after`): a
+    student's code that reaches into the child's frame to drop one is refused, by name."""
+    from grader.sandbox.client import ReplyRejected
+    source = ("import sys\n\ndef f(a, b):\n    sys._getframe(1).f_locals['args'].pop()\n    return a\n\n"
+              "def g(a, b):\n    return a\n")
+    session = worker.session(chunks(source))
+    try:
+        assert session.call("g", 1, 2, return_args=True).args_after == [1, 2]
+        with pytest.raises(ReplyRejected, match="running `f`.*arguments"):
+            session.call("f", 1, 2, return_args=True)
+    finally:
+        session.close()
+
+
 def test_memory_error_names_the_limit(worker):
     with pytest.raises(StudentCodeError, match="memory limit of 1536 MiB"):
         run(worker, "import numpy as np\n\ndef f():\n    return np.ones((100_000, 100_000))\n")

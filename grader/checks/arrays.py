@@ -7,6 +7,7 @@ inputs (never show an expected value when `reveal` is False) is enforced in one 
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,7 @@ __all__ = [
     "expect_array",
     "expect_close",
     "expect_floating",
+    "expect_numbers",
     "expect_unchanged",
     "max_difference",
     "within_tolerance",
@@ -96,6 +98,40 @@ def expect_array(found: Any, *, name: str, shape: tuple[int, ...] | None = None,
             hint=f"Convert the result with `.astype(np.{np.dtype(dtype).name})` before returning it.",
             diagnosis="wrong_dtype")
     return found
+
+
+_KINDS = {"c": "complex numbers", "U": "text", "S": "bytes", "O": "Python objects", "V": "raw records",
+          "M": "dates", "m": "time spans"}
+
+
+def expect_numbers(found: Any, *, name: str, shape: tuple[int, ...] | None = None,
+                   same_as: str = "") -> np.ndarray:
+    """The student's value as an array of real numbers (booleans and integers included),
+    of `shape` when given; anything else that can come back from their function (None, a
+    string, a dict, a ragged list, text or complex arrays) is a CheckFailed saying what it
+    is, never a NumPy error reported as the grader's. A list of numbers is accepted as the
+    array it spells."""
+    if isinstance(found, np.ndarray):
+        array = found
+    else:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                array = np.asarray(found)
+        except (ValueError, TypeError, OverflowError):  # ragged lists, huge integers
+            array = None
+        if array is None or array.dtype.kind not in "biuf":
+            expected = f" of shape {_shape_text(shape)}" if shape is not None else ""
+            raise CheckFailed(f"{_sentence(name)} is {describe_value(found)}, not a NumPy array of numbers{expected}.",
+                              hint=_not_an_array_hint(found), diagnosis="not_an_array")
+    if array.dtype.kind not in "biuf":
+        kind = _KINDS.get(array.dtype.kind, f"values of dtype {array.dtype}")
+        raise CheckFailed(f"{_sentence(name)} holds {kind} (dtype {array.dtype}), not real numbers.",
+                          hint="Compute with floating-point numbers and return them as one NumPy array.",
+                          diagnosis="wrong_dtype")
+    if shape is not None:
+        expect_array(array, name=name, shape=shape, same_as=same_as)
+    return array
 
 
 def expect_floating(found: np.ndarray, *, name: str, atol: float) -> None:
@@ -193,9 +229,11 @@ def difference_message(found: Any, expected: Any, *, name: str, rtol: float, ato
 
 def expect_close(found: Any, expected: Any, *, name: str, rtol: float, atol: float,
                  reveal: bool, hint: str = "", diagnosis: str = "wrong_values") -> None:
-    """Shapes are assumed checked (expect_array): here a shape difference would only be
-    reported as a confusing value difference. The default diagnosis marks mismatches that
-    no exercise-specific check could explain."""
+    """Type, dtype and shape are checked first (expect_numbers): a value that is no array
+    of numbers, or of another shape, is said to be that, not reported as a confusing value
+    difference. The default diagnosis marks mismatches that no exercise-specific check
+    could explain."""
+    found = expect_numbers(found, name=name, shape=np.shape(expected))
     if within_tolerance(found, expected, rtol=rtol, atol=atol):
         return
     raise CheckFailed(difference_message(found, expected, name=name, rtol=rtol, atol=atol,

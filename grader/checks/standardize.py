@@ -19,7 +19,7 @@ import numpy as np
 
 from grader.checks import CheckFailed
 from grader.checks.arrays import (describe_value, difference_message, expect_array,
-                                  expect_floating, expect_unchanged, within_tolerance)
+                                  expect_floating, expect_numbers, expect_unchanged, within_tolerance)
 
 __all__ = [
     "ATOL",
@@ -319,9 +319,9 @@ def _returned_text(found: Any) -> str:
     return describe_value(found)
 
 
-def expect_standardize_returns(found: Any, X_train: np.ndarray, X_test: np.ndarray) -> Pair:
-    """A pair of arrays with the inputs' shapes. A list of two is accepted: unpacking
-    `X_train_std, X_test_std = standardize(...)` works the same. Returns the pair."""
+def _expect_pair(found: Any) -> Pair:
+    """Two NumPy arrays, whatever else the student's function could have returned (each
+    check may get a value of its own: a later call can return something else)."""
     if not isinstance(found, (tuple, list)) or len(found) != 2:
         raise CheckFailed(
             f"standardize returned {_returned_text(found)}; it should return two arrays, the "
@@ -331,6 +331,13 @@ def expect_standardize_returns(found: Any, X_train: np.ndarray, X_test: np.ndarr
     train, test = found
     expect_array(train, name="X_train_std")
     expect_array(test, name="X_test_std")
+    return train, test
+
+
+def expect_standardize_returns(found: Any, X_train: np.ndarray, X_test: np.ndarray) -> Pair:
+    """A pair of arrays with the inputs' shapes. A list of two is accepted: unpacking
+    `X_train_std, X_test_std = standardize(...)` works the same. Returns the pair."""
+    train, test = _expect_pair(found)
     swapped = (train.shape, test.shape) == (np.shape(X_test), np.shape(X_train))
     if swapped and train.shape != test.shape:
         raise CheckFailed(_SWAPPED + f" (X_train_std has the shape of X_test, {tuple(train.shape)}.)",
@@ -357,6 +364,8 @@ def expect_standardized_values(X_train: np.ndarray, X_test: np.ndarray, found: P
                                reveal: bool) -> None:
     """"Values differ" teaches nothing; matching the output against each known wrong recipe
     names the mistake. The raw difference is shown only when no recipe explains it."""
+    found = expect_standardize_returns(found, X_train, X_test)
+    found = (expect_numbers(found[0], name="X_train_std"), expect_numbers(found[1], name="X_test_std"))
     expected = _standardize64(X_train, X_test)
     if _pair_close(found, expected):
         return
@@ -375,8 +384,9 @@ def _times(n: int) -> str:
 
 
 def expect_float32(found: Pair) -> None:
-    """Only reached with the right values, hence partial credit."""
-    for name, array in zip(("X_train_std", "X_test_std"), found):
+    """Only reached with the right values, hence partial credit (but the value may come
+    from a later call than the one whose values were right: checked again)."""
+    for name, array in zip(("X_train_std", "X_test_std"), _expect_pair(found)):
         if array.dtype != np.float32:
             raise CheckFailed(
                 f"The values are right, but {name} has dtype {array.dtype} instead of float32. "

@@ -142,7 +142,10 @@ class Session:
         if not isinstance(payload, dict) or "value" not in payload:
             self._reject(f"running `{name}`", "what it returned could not be read back")
         after = payload.get("args_after")
-        return CallResult(payload["value"], after if isinstance(after, list) else None, output, seconds)
+        if return_args and not (isinstance(after, list) and len(after) == len(args)):
+            # what a test unpacks (`train_after, test_after = call.args_after`) must be there
+            self._reject(f"running `{name}`", "it did not send back the arguments as asked")
+        return CallResult(payload["value"], after if return_args else None, output, seconds)
 
     def _receive(self, timeout: float, doing: str) -> tuple[dict, bytes]:
         self.sock.settimeout(timeout)
