@@ -47,6 +47,14 @@ class Context:
         """A student's layer as they can find it (location, their name, branch, position)."""
         return describe(self.fnd, i)
 
+    def result(self, i: int) -> str:
+        """Whose result node `i` is, as the student can find it: a Conv's own
+        activation is that Conv's result ("the second Conv2D", not its argument)."""
+        spec = self.f[i]
+        if spec.name.endswith("/activation") and spec.inputs:
+            return self.found(spec.inputs[0])
+        return self.found(i)
+
     def found_which(self, i: int) -> str:
         """"the fourth Conv2D" or "the shortcut branch's Conv2D", with where the student
         created it when known."""

@@ -314,7 +314,7 @@ def _disconnected_problem(ctx: _Context, exercise: str) -> Problem | None:
     shown = [unlisted(n) + (f" ({located[n].aside()})" if n in located else "") for n in names[:6]]
     shown += [f"{len(names) - 6} more"] if len(names) > 6 else []
     model = f"the model {exercise} returns" if exercise else "the model"
-    ends = f": {model} ends at {ctx.found(ctx.fnd.outputs[0])}" if ctx.fnd.outputs else ""
+    ends = f": {model} ends at {ctx.result(ctx.fnd.outputs[0])}" if ctx.fnd.outputs else ""
     verb = "was" if len(names) == 1 else "were"
     if shown[0].startswith("'"):  # a name the student chose
         subject = f"{'Layer' if len(names) == 1 else 'Layers'} {join(shown)}"

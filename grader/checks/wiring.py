@@ -15,7 +15,7 @@ def _source_name(ctx: _Context, i: int) -> str:
     the model has several (a block's tensor arguments, in the order the function takes
     them), "the model's input" otherwise."""
     if i >= 0:
-        return ctx.found(i)
+        return ctx.result(i)
     inputs = {s for node in ctx.fnd.nodes for s in node.sources if s < 0}
     return "the model's input" if len(inputs) <= 1 else f"the model's {ordinal(-1 - i)} input"
 
@@ -64,14 +64,6 @@ def _model_name(ctx: _Context) -> str:
     return f"the model {ctx.exercise} returns" if ctx.exercise else "your model"
 
 
-def _result_name(ctx: _Context, i: int) -> str:
-    """Whose result node `i` is: a Conv's own activation is the Conv's result."""
-    spec = ctx.f[i]
-    if spec.name.endswith("/activation") and spec.inputs:
-        return ctx.found(spec.inputs[0])
-    return ctx.found(i)
-
-
 def outputs_problem(ctx: _Context) -> Problem | None:
     """Each output must be the tensor the reference returns in that position: a block
     returning (pooled, pooled) instead of (pooled, skip) has every layer right and its
@@ -89,12 +81,12 @@ def outputs_problem(ctx: _Context) -> Problem | None:
             continue
         which_out = f"Output {k + 1}" if len(got) > 1 else "The output"
         value = f" (the {ordinal(k)} value returned)" if len(got) > 1 else ""
-        expected = _result_name(ctx, w) if w is not None else "another layer"
-        text = (f"{which_out} of {model}{value} is the result of {_result_name(ctx, g)}; expected the result of "
+        expected = ctx.result(w) if w is not None else "another layer"
+        text = (f"{which_out} of {model}{value} is the result of {ctx.result(g)}; expected the result of "
                 f"{expected}. Every layer is right, but another tensor is returned in that place, so whatever "
                 "uses this output receives something else.")
         row = ctx.alignment.row_of_found(g)
-        return Problem(row, "wrong_output", text, f"{which_out.lower()} is the result of {_result_name(ctx, g)}",
+        return Problem(row, "wrong_output", text, f"{which_out.lower()} is the result of {ctx.result(g)}",
                        f"return the result of {expected} as output {k + 1}." if len(got) > 1
                        else f"return the result of {expected}.")
     return None
