@@ -78,8 +78,8 @@ def text_sha256(text: str) -> str:
 
 
 class DecisionStore:
-    """The gradebook's methods for people's decisions (mixed into `Gradebook`, which
-    provides `db`, `folder`, `question`, `result` and `rows`)."""
+    """The gradebook's methods for written answers and people's decisions (mixed into
+    `Gradebook`, which provides `db`, `folder`, `meta`, `question`, `result` and `rows`)."""
     def answers(self, question: str | None = None) -> list[Answer]:
         """The current submissions' written answers (every question, or one)."""
         sql = "SELECT submission, question, text, sha256, cell FROM answers"
@@ -92,6 +92,47 @@ class DecisionStore:
         r = self.db.execute("SELECT submission, question, text, sha256, cell FROM answers "
                             "WHERE submission = ? AND question = ?", (submission, question)).fetchone()
         return Answer(*r) if r else None
+
+    def written_signature(self) -> str:
+        """Names the written questions as stored (by bind): answers read for another set,
+        or never read, must be read again before anyone is told "no answer"."""
+        return hashlib.sha256((self.meta("written") or "[]").encode()).hexdigest()[:16]
+
+    def unread_answers(self) -> list[Row]:
+        """Graded submissions whose answers were not read for the current questions."""
+        signature = self.written_signature()
+        return [r for r in self.rows() if r.graded and r.answers_for != signature]
+
+    def store_answers(self, submission: str, sha256: str, answers: dict, *, problem: str = "") -> bool:
+        """Replace a stored submission's written answers with those read from its notebook
+        now (`problem`: why they could not be read; the answers stay as they were and are
+        read again next time). One transaction; False when the stored notebook is no longer
+        `sha256` (graded again meanwhile), which is left alone."""
+        submission = storable_text(submission)
+        rows = [(submission, storable_text(str(q)), storable_text(str(a.get("text", ""))[:MAX_ANSWER_CHARS]),
+                 a.get("cell") if isinstance(a.get("cell"), int) else None) for q, a in answers.items()]
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            now = self.db.execute("SELECT sha256 FROM submissions WHERE submission = ?", (submission,)).fetchone()
+            if now is None or now[0] != sha256:
+                self.db.execute("ROLLBACK")
+                return False
+            if problem:
+                self.db.execute("UPDATE submissions SET answers_problem = ? WHERE submission = ?",
+                                (storable_text(problem), submission))
+            else:
+                self.db.execute("DELETE FROM answers WHERE submission = ?", (submission,))
+                self.db.executemany("INSERT INTO answers (submission, question, text, sha256, cell) "
+                                    "VALUES (?, ?, ?, ?, ?)",
+                                    [(sub, q, text, text_sha256(text), cell) for sub, q, text, cell in rows])
+                self.db.execute("UPDATE submissions SET answers_for = ?, answers_problem = '' WHERE submission = ?",
+                                (self.written_signature(), submission))
+            self.db.execute("COMMIT")
+        except BaseException:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            raise
+        return True
 
     def _submission_sha(self, submission: str) -> str:
         r = self.db.execute("SELECT sha256 FROM submissions WHERE submission = ?", (submission,)).fetchone()

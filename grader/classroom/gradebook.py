@@ -22,7 +22,10 @@ Schema (see SCHEMA below for the columns):
 * `runs`: one row per `grader grade` invocation; `students`: the roster last given;
   `meta`: schema version and the assignment this folder belongs to (its written questions
   and late policy too, so outputs can be derived without the spec at hand).
-* `answers`: each current submission's written answers, as text (never executed).
+* `answers`: each current submission's written answers, as text (never executed);
+  `submissions.answers_for` names the questions they were read for ('' never read), so
+  questions added later are read from the notebooks before anyone is told "no answer"
+  (grader.classroom.answer_reading).
 * `manual_scores` and `overrides`: append-only histories of what a person decided (who,
   when, why); the latest entry counts. Each remembers what it was decided on (the answer's
   text hash, the notebook's hash): when that changed, the decision is kept but marked stale
@@ -30,7 +33,6 @@ Schema (see SCHEMA below for the columns):
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 import time
@@ -364,47 +366,6 @@ class Gradebook(DecisionStore):
         known = ", ".join(q.id for q in self.questions()) or "none: the assignment declares no [[written]] questions"
         raise GradebookError(f"no written question {question_id!r} in {self.assignment or 'this gradebook'} "
                              f"(questions: {known})")
-
-    def written_signature(self) -> str:
-        """Names the written questions as stored (by bind): answers read for another set,
-        or never read, must be read again before anyone is told "no answer"."""
-        return hashlib.sha256((self.meta("written") or "[]").encode()).hexdigest()[:16]
-
-    def unread_answers(self) -> list[Row]:
-        """Graded submissions whose answers were not read for the current questions."""
-        signature = self.written_signature()
-        return [r for r in self.rows() if r.graded and r.answers_for != signature]
-
-    def store_answers(self, submission: str, sha256: str, answers: dict, *, problem: str = "") -> bool:
-        """Replace a stored submission's written answers with those read from its notebook
-        now (`problem`: why they could not be read; the answers stay as they were and are
-        read again next time). One transaction; False when the stored notebook is no longer
-        `sha256` (graded again meanwhile), which is left alone."""
-        submission = storable_text(submission)
-        rows = [(submission, storable_text(str(q)), storable_text(str(a.get("text", ""))[:MAX_ANSWER_CHARS]),
-                 a.get("cell") if isinstance(a.get("cell"), int) else None) for q, a in answers.items()]
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            now = self.db.execute("SELECT sha256 FROM submissions WHERE submission = ?", (submission,)).fetchone()
-            if now is None or now[0] != sha256:
-                self.db.execute("ROLLBACK")
-                return False
-            if problem:
-                self.db.execute("UPDATE submissions SET answers_problem = ? WHERE submission = ?",
-                                (storable_text(problem), submission))
-            else:
-                self.db.execute("DELETE FROM answers WHERE submission = ?", (submission,))
-                self.db.executemany("INSERT INTO answers (submission, question, text, sha256, cell) "
-                                    "VALUES (?, ?, ?, ?, ?)",
-                                    [(sub, q, text, text_sha256(text), cell) for sub, q, text, cell in rows])
-                self.db.execute("UPDATE submissions SET answers_for = ?, answers_problem = '' WHERE submission = ?",
-                                (self.written_signature(), submission))
-            self.db.execute("COMMIT")
-        except BaseException:
-            if self.db.in_transaction:
-                self.db.execute("ROLLBACK")
-            raise
-        return True
 
     def late_policy(self) -> LatePolicy | None:
         return policy_from_dict(json.loads(self.meta("late") or "null"))
