@@ -135,15 +135,16 @@ def test_conv_bn_is_sound(capsys, monkeypatch, worker):
     monkeypatch.setattr(v, "validate", lambda name, **kw: validate(name, worker, **kw))
     assert v.run(parser().parse_args(["validate-assignment", "conv_bn"])) == 0
     out = capsys.readouterr().out
-    assert "✘" not in out and out.count("✔") == 11, out
+    assert "✘" not in out and out.count("✔") == 12, out
     assert "✔ the reference solution (source/conv_bn.ipynb) scores full marks: 23 / 23" in out
     assert "✔ the untouched template (release/conv_bn.ipynb) scores zero: 0 / 23" in out
     assert "✔ release/conv_bn.ipynb is the template made from source/conv_bn.ipynb" in out
-    assert "✔ the points add up to total_points = 23: 23 over 8 tests, 1 hidden" in out
+    assert "✔ the points add up to total_points = 23: 23 over 9 tests, 2 hidden" in out
     assert "✔ the samples score what they declare: 8 of 8" in out
+    assert "✔ every `depends` names a test that runs before it" in out
     assert ("✔ the written questions have their answer cells: why_bn_after_conv, standardize_inputs (tagged in "
             "the master, only the placeholder in the template, found without their tags)") in out
-    assert out.rstrip().endswith("All 11 checks passed: conv_bn is ready to release.")
+    assert out.rstrip().endswith("All 12 checks passed: conv_bn is ready to release.")
 
 
 def test_an_assignment_without_master_is_checked_from_its_reference(tmp_path, worker):
@@ -180,12 +181,12 @@ def test_a_broken_copy_fails_exactly_the_checks_it_breaks(tmp_path, worker):
         "(add `pytestmark = exercise(\"NAME\")` or @exercise(\"NAME\"))"]
     assert failed["every test has points"].details == [
         "test_extra.py::test_without_points: no points marker (add @points(N); without it the test counts 1 point)"]
-    assert "the tests give 25 (10 tests, 1 hidden)" in failed["the points add up to total_points = 30"].title
+    assert "the tests give 25 (11 tests, 2 hidden)" in failed["the points add up to total_points = 30"].title
     reference_problems = "\n".join(failed["the reference solution (source/conv_bn.ipynb) scores full marks"].details)
     assert "happyModel · layer order: 0 / 4" in reference_problems
     assert "standardize" not in reference_problems  # only what actually failed is listed
     assert "✔ the untouched template (release/conv_bn.ipynb) scores zero: 0 / 25" in text
-    assert text.rstrip().endswith("5 of 9 checks did not pass: fix them before releasing conv_bn_broken.")
+    assert text.rstrip().endswith("5 of 10 checks did not pass: fix them before releasing conv_bn_broken.")
 
 
 def test_samples_are_graded_against_the_score_they_declare(tmp_path, worker):
@@ -211,7 +212,7 @@ def test_samples_are_graded_against_the_score_they_declare(tmp_path, worker):
     assert "samples/mixed.ipynb: metadata grader.expected_score is 'twelve', not a number" in details
     assert "samples/notes.ipynb: cannot be read" in details
     assert "correct.ipynb" not in details and "relu_before_bn" not in details  # right, or declares nothing
-    assert report.render().rstrip().endswith("1 of 9 checks did not pass: fix them before releasing "
+    assert report.render().rstrip().endswith("1 of 10 checks did not pass: fix them before releasing "
                                              "conv_bn_samples.")
 
 
@@ -239,3 +240,21 @@ def test_jobs_must_be_a_positive_whole_number(capsys):
         with pytest.raises(SystemExit):
             parser().parse_args(["validate-assignment", "conv_bn", "--jobs", bad])
         assert "--jobs takes a whole number of processes, 1 or more" in capsys.readouterr().err
+
+
+def test_depends_that_name_no_test_or_a_later_one_are_reported():
+    C = v.Collected
+    tests = [C("test_b.py::test_second", "second", 1, "visible", ("test_a.py::test_first",)),
+             C("test_a.py::test_first", "first", 1, "visible"),
+             C("test_a.py::test_waits", "first", 1, "visible", ("test_later", "test_gone")),
+             C("test_a.py::test_later", "first", 1, "visible"),
+             C("test_a.py::test_whole", "first", 1, "visible", (), ("second", "third"))]
+    problems = v.dependency_problems(tests, ("first", "second"))
+    assert problems == [
+        "test_a.py::test_waits: depends on `test_later`, which runs after it (tests run in the spec's order "
+        "of exercises, then in file order)",
+        "test_a.py::test_waits: depends on `test_gone`, which is not a test of this assignment",
+        "test_a.py::test_whole: depends on exercise `second`, whose tests do not run before it (list `second` "
+        "earlier in the spec's exercises)",
+        "test_a.py::test_whole: depends on exercise `third`, not one of the spec's exercises"]
+    # test_b's dependency in another file runs first (its exercise comes first): no problem.

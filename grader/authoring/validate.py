@@ -84,6 +84,8 @@ class Collected:
     exercise: str | None
     points: object  # the marker's argument, None when the marker is missing
     visibility: str
+    depends: tuple[str, ...] = ()  # `depends` marker: test names, "file.py::name" for another file's
+    depends_on_exercises: tuple[str, ...] = ()  # depends(exercise=...)
 
 
 class _Collector:
@@ -104,8 +106,39 @@ class _Collector:
             marker = item.get_closest_marker(name)
             return marker.args[0] if marker is not None and marker.args else None
         for item in items:
+            needs = item.get_closest_marker("depends")
             self.tests.append(Collected(item.nodeid, arg(item, "exercise"), arg(item, "points"),
-                                        str(arg(item, "visibility") or "visible")))
+                                        str(arg(item, "visibility") or "visible"),
+                                        tuple(str(a) for a in (needs.args if needs else ())),
+                                        tuple(str(e) for e in (needs.kwargs.get("exercises", ()) if needs else ()))))
+
+
+def dependency_problems(tests: list[Collected], exercises: tuple[str, ...]) -> list[str]:
+    """Each `depends` that names no test, or one that runs after it (tests run in the spec's
+    order of exercises, then in file order): such a test would never run, or always wait."""
+    rank = {e: i for i, e in enumerate(exercises)}
+    order = sorted(range(len(tests)), key=lambda i: rank.get(tests[i].exercise or "", len(rank)))
+    position = {tests[i].nodeid.split("[")[0]: k for k, i in reversed(list(enumerate(order)))}
+    problems = []
+    for k, i in enumerate(order):
+        test = tests[i]
+        file = test.nodeid.split("::")[0]
+        for needed in test.depends:
+            target = needed if "::" in needed else f"{file}::{needed}"
+            where = next((pos for node, pos in position.items()
+                          if node == target or node.endswith("/" + target)), None)
+            if where is None:
+                problems.append(f"{test.nodeid}: depends on `{needed}`, which is not a test of this assignment")
+            elif where >= k:
+                problems.append(f"{test.nodeid}: depends on `{needed}`, which runs after it (tests run in the "
+                                f"spec's order of exercises, then in file order)")
+        for exercise in test.depends_on_exercises:
+            if exercise not in rank:
+                problems.append(f"{test.nodeid}: depends on exercise `{exercise}`, not one of the spec's exercises")
+            elif rank[exercise] >= rank.get(test.exercise or "", len(rank)):
+                problems.append(f"{test.nodeid}: depends on exercise `{exercise}`, whose tests do not run before "
+                                f"it (list `{exercise}` earlier in the spec's exercises)")
+    return problems
 
 
 def collect_tests(assignment) -> _Collector:
@@ -390,6 +423,10 @@ def validate(name_or_dir, worker=None, *, isolation: str = "auto", jobs: int = 1
     bad_points = [p for p in map(points_problem, tests) if p]
     report.add("every test has points", bool(tests) and not bad_points, bad_points)
 
+    needs = dependency_problems(tests, a.exercises)
+    if any(t.depends or t.depends_on_exercises for t in tests):
+        report.add("every `depends` names a test that runs before it", not needs, needs)
+
     untested = [e for e in a.exercises if not any(t.exercise == e for t in tests)]
     report.add("every exercise has tests", not untested,
                [f"{e}: no test checks it, so it can never earn or lose points" for e in untested])
@@ -489,6 +526,8 @@ Check an assignment before students see it, on the real grading path:
   - the spec (assignment.toml) loads and its tests collect
   - every test names one of the spec's exercises and has points
   - every exercise has tests, and the points add up to total_points
+  - every `depends` names a test that runs before it (another file's as
+    "test_file.py::test_name", a whole exercise as depends(exercise=...))
   - the reference solution scores full marks: the master notebook
     (source/NAME.ipynb), or one generated from the reference module
   - the untouched template scores zero: release/NAME.ipynb, or one made
@@ -501,7 +540,7 @@ Check an assignment before students see it, on the real grading path:
 
 Prints a checklist. Exit status 0 if every check passes, 1 if any fails,
 2 for an unknown assignment.""",
-        epilog="example:\n  grader validate-assignment conv_bn")
+        epilog="examples:\n  grader validate-assignment conv_bn\n  grader validate-assignment conv_bn --jobs 4")
     p.add_argument("assignment", metavar="NAME", help="assignment name (assignments/NAME) or folder")
     p.add_argument("--sandbox", default="auto", choices=ISOLATION_CHOICES,
                    help="isolation for grading the reference and the template (default: auto)")
