@@ -6,7 +6,8 @@ One class is copied with the real `cp` (every modification time becomes the copy
 graded twice by the real command line, under a copy of conv_bn with a due date in the past
 and a late policy:
 
-* alice (correct), listed as s001, with a manifest time on time;
+* alice (correct), listed as s001, with a manifest time on time, and a file where her
+  feedback folder goes (her feedback cannot be written);
 * s001.ipynb (mixed): not in the roster, named like alice's id;
 * aaron (correct), whose written answer holds a lone surrogate (valid JSON, saved by Jupyter);
 * caf\\xe9.ipynb (relu_before_bn): a file name that is not UTF-8, as a Windows archive leaves;
@@ -77,6 +78,8 @@ def slips(tmp_path_factory):
                                      "dana,2026-12-04T21:00:00+01:00\n")
     (root / "times2.csv").write_text("file_or_folder,submitted_at\ndana,2026-12-04T21:00:00+01:00\n")
     results = root / "results"
+    (results / "feedback").mkdir(parents=True)
+    (results / "feedback" / "s001").write_text("a file where alice's feedback folder goes")  # cannot be written
     common = [str(subs), "-a", str(assignment), "--out", str(results), "--roster", str(root / "roster.csv"),
               "-j", "1"]
     first = _grade(*common, "--manifest", str(root / "times1.csv"))
@@ -98,6 +101,10 @@ def test_odd_files_cost_their_own_line_and_every_other_student_is_graded(slips):
     cafe = grades["caf\\xe9"]  # graded under its escaped name
     assert cafe["status"] == "graded" and cafe["submission"] == "caf\\xe9.ipynb" and float(cafe["total"]) == 16
     assert "caf\\xe9.ipynb" in first.stderr  # its progress line, shown escaped
+    # alice's feedback cannot be written (a file is in its folder's place): her line, and her grade stands
+    assert "alice.ipynb: its student's feedback could not be written (FileExistsError" in first.stderr
+    alice = next(s for s in slips["first_json"]["students"] if s["student_id"] == "s001")
+    assert "FileExistsError" in alice["feedback_problem"] and alice["total"] == 23
     aaron = grades["s002"]  # stored with the surrogate escaped, or refused on its own line
     assert aaron["status"] == "graded" or ("aaron.ipynb" in aaron["reason"] and "aaron.ipynb" in first.stderr)
 
