@@ -266,10 +266,20 @@ def _grade_to_stdout(args, assignment, options, tasks, identities, jobs) -> int:
     from grader.classroom.batch import Progress
     from grader.render import render_text, to_json_line, to_junit
 
+    results = []
+    if identities is not None:  # a file named like another, listed, student's id is not graded as them
+        from grader.classroom.names import printable
+        from grader.classroom.recording import refused
+        for task in [t for t in tasks if identities.impostor(t.student)]:
+            why = identities.impostor(task.student)
+            print(f"grader: {printable(task.key)}: {why}", file=sys.stderr, flush=True)
+            results.append(refused(task, options.assignment, why).result)
+            if args.format == "json":
+                print(to_json_line(results[-1]), flush=True)
+        tasks = [t for t in tasks if not identities.impostor(t.student)]
     by_path = {t.path: t for t in tasks}
     show_progress = args.format != "text" or len(tasks) > 1
     progress = Progress(len(tasks), sys.stderr, tty=sys.stderr.isatty()) if show_progress else None
-    results = []
     for graded in _stream(args, options, list(by_path), jobs, assignment.fingerprint):
         result = graded.result
         if identities is not None:

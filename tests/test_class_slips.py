@@ -246,3 +246,16 @@ def test_modification_times_within_seconds_of_each_other_look_like_a_copy():
                        use_mtimes=False, manifest=False)
     assert len(lines) == 1 and "no hand-in times given (--manifest): no late penalty is applied" in lines[0]
     assert time_lines([HandIn("a.ipynb", 1.0, "none")], due=False, use_mtimes=False, manifest=False) == []
+
+
+def test_without_a_gradebook_too_a_file_named_like_a_listed_id_is_not_reported_as_that_student(tmp_path, capsys):
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    shutil.copy(SAMPLES / "mixed.ipynb", subs / "s001.ipynb")
+    roster = tmp_path / "roster.csv"
+    roster.write_text("file_or_folder,student_id,name\nalice,s001,Alice\n")
+    assert main(["grade", str(subs), "-a", "conv_bn", "--roster", str(roster), "--format", "json"]) == 1
+    captured = capsys.readouterr()
+    assert "s001.ipynb: not in the roster, and its name is the student id of alice (s001)" in captured.err
+    (line,) = captured.out.splitlines()
+    assert json.loads(line)["errors"] and json.loads(line)["score"] == 0
