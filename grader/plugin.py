@@ -435,6 +435,8 @@ def build_result(ctx: GradingContext, seconds: float) -> SubmissionResult:
         isolation += f", seccomp {sub.session.seccomp}"
     if sub.session is not None and sub.session.privileges and sub.session.privileges != "ok":
         isolation += f", capabilities {sub.session.privileges}"
+    if sub.session is not None and getattr(sub.session, "tmp", "ok") not in ("", "ok"):
+        isolation += f", /tmp {sub.session.tmp}"  # each child's own /tmp (sandbox/private_tmp.py)
     return SubmissionResult(
         submission=str(sub.path), assignment=ctx.assignment.name, tests=list(ctx.results),
         errors=[str(sub.load_error)] if sub.load_error else [],
