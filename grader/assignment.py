@@ -339,6 +339,9 @@ def load_assignment(name_or_dir: str | Path, near: str | Path | None = None) -> 
     absent = [f"`{m}` = {str(p)!r}" for m, p in modules if p is not None and not p.is_file()]
     if absent:
         raise AssignmentError(f"{where}: [modules] stand-in {', '.join(absent)} does not exist")
+    clash = sorted({f"{m}.py" for m, p in modules if p is not None} & {p.name for p in support})
+    if clash:  # both would be written into the sandbox under one name
+        raise AssignmentError(f"{where}: {clash[0]} is both a support file and a [modules] stand-in: keep one")
     return Assignment(
         name=str(data.get("name", root.name)), root=root, title=str(data.get("title", root.name)),
         version=str(data.get("version", "0")), exercises=exercises, reference=reference,

@@ -143,3 +143,11 @@ def test_shipped_assignments_declare_their_course_modules():
     c4w1 = load_assignment("dls_c4w1a2")
     assert c4w1.missing_modules == {"test_utils", "scipy", "pandas"} and "cnn_utils.py" in c4w1.support_files()
     assert load_assignment("conv_bn").modules == ()
+
+
+def test_a_stand_in_may_not_share_its_name_with_a_support_file(tmp_path):
+    (tmp_path / "course_utils.py").write_text("A = 1\n")
+    (tmp_path / "standins").mkdir()
+    (tmp_path / "standins" / "course_utils.py").write_text("A = 2\n")
+    message = error(tmp_path, 'support = ["course_utils.py"]\n[modules]\ncourse_utils = "standins/course_utils.py"\n')
+    assert "course_utils.py is both a support file and a [modules] stand-in" in message
