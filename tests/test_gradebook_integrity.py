@@ -108,10 +108,13 @@ def test_a_schema_version_that_is_not_a_number_is_a_clear_error(book, value):
         Gradebook(book.folder, create=False)
 
 
-def test_the_commands_name_a_damaged_gradebook_without_a_traceback(book):
+def test_the_commands_name_a_damaged_gradebook_without_a_traceback(book, tmp_path):
     book.set_meta("schema_version", "two")
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    (subs / "alice.ipynb").write_bytes((REPO / "assignments" / "conv_bn" / "samples" / "correct.ipynb").read_bytes())
     for command in (["report", str(book.folder)], ["override", str(book.folder), "--history"],
-                    ["review", str(book.folder)]):
+                    ["review", str(book.folder)], ["grade", str(subs), "-a", "conv_bn", "--out", str(book.folder)]):
         proc = subprocess.run([sys.executable, "-m", "grader", *command], capture_output=True, text=True,
                               timeout=120, cwd=REPO)
         assert proc.returncode == 2, (command, proc.stderr)
