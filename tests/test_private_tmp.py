@@ -152,7 +152,7 @@ def _assert_nothing_hidden_reaches_the_visible_side(tmp_path, stash, worker, *, 
 def test_hidden_inputs_left_in_files_never_reach_a_visible_test(tmp_path, stash, worker):
     """At the level this machine grades with by default (full under bubblewrap), including
     what a child could write through another process's /proc/PID/root."""
-    _assert_nothing_hidden_reaches_the_visible_side(tmp_path, stash, worker, via_proc=worker.level == "full")
+    _assert_nothing_hidden_reaches_the_visible_side(tmp_path, stash, worker, via_proc=True)
 
 
 @pytest.fixture(scope="module")
@@ -165,7 +165,7 @@ def process_worker():
 def test_hidden_inputs_left_in_files_never_reach_a_visible_test_at_the_process_level(tmp_path, stash,
                                                                                      process_worker):
     assert process_worker.level == "process"
-    _assert_nothing_hidden_reaches_the_visible_side(tmp_path, stash, process_worker, via_proc=False)
+    _assert_nothing_hidden_reaches_the_visible_side(tmp_path, stash, process_worker, via_proc=True)
 
 
 CHUNK = [{"source": "import os, glob\n\n"
@@ -203,6 +203,35 @@ def test_a_child_sees_only_its_own_tmp_and_it_is_empty_at_start(level, worker, r
     finally:
         first.close()
         second.close()
+
+
+WRITER = [{"source": "import os\n\n"
+                     "def write_through(pid, folder):\n"
+                     "    found = {}\n"
+                     "    for path in ('/proc/%d/root%s/from-the-child' % (pid, folder), folder + '/from-the-child',\n"
+                     "                 '/proc/1/root/tmp/from-the-child'):\n"
+                     "        try:\n"
+                     "            with open(path, 'w') as f:\n"
+                     "                f.write('x')\n"
+                     "            found[path] = 'written'\n"
+                     "        except OSError as exc:\n"
+                     "            found[path] = exc.strerror\n"
+                     "    return found\n",
+           "line": 1, "label": "cell 1", "kind": "def"}]
+
+
+@pytest.mark.parametrize("level", ["default", pytest.param("process", marks=pytest.mark.slow)])
+def test_a_child_cannot_write_through_another_process_into_the_hosts_files(level, worker, request, tmp_path):
+    """/proc/PID/root enters the other process's mount namespace, where nothing is
+    read-only: the grading process's /tmp, say. Writes there are refused (Landlock)."""
+    w = worker if level == "default" else request.getfixturevalue("process_worker")
+    session = w.session(WRITER)
+    try:
+        found = session.call("write_through", os.getpid(), str(tmp_path)).value
+    finally:
+        session.close()
+    assert "written" not in found.values(), found
+    assert not (tmp_path / "from-the-child").exists() and not os.path.exists("/tmp/from-the-child")
 
 
 def test_a_folder_tree_3000_deep_does_not_end_the_worker(worker):

@@ -23,7 +23,7 @@ try:
     from ..frameworks.keras import keras2
 except ImportError:  # under bubblewrap the sandbox package is mounted alone, keras2 beside it (client.py)
     import grader_keras2 as keras2  # type: ignore[no-redef]
-from . import pristine, private_tmp, protocol, provenance
+from . import landlock, pristine, private_tmp, protocol, provenance
 from .confine import DEFAULT_LIMITS, apply_limits, apply_seccomp, drop_privileges, shield_sysctls
 
 try:
@@ -363,6 +363,10 @@ def serve(sock, config: dict, workdir: str | None = None) -> None:
     provenance.install(labels)  # where each Keras layer is created, for the feedback
     _KERNELS.watch()
     privileges = drop_privileges()
+    if tmp == "ok":  # its own /tmp and /dev/shm exist: the only places it may write (see landlock)
+        writes = landlock.confine_writes(("/tmp", "/dev/shm"))
+        if writes != "on":
+            tmp = f"private, but writes through other processes' /proc/PID/root not refused (Landlock {writes})"
     seccomp = apply_seccomp() if config.get("seccomp", True) else "off"
     _seed(int(header.get("seed", 0)))
     namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}

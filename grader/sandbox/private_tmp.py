@@ -115,7 +115,7 @@ def enter(tmp_bytes: int, shm_bytes: int) -> str:
         if os.path.isdir("/dev/shm"):
             shm = f"size={int(shm_bytes)},nr_inodes=1024,mode=1777".encode()
             if libc.mount(b"tmpfs", b"/dev/shm", b"tmpfs", flags | _MS_NOEXEC, shm) != 0:
-                return f"/tmp private, /dev/shm shared ({_errno_text()})"
+                return f"private, but /dev/shm shared ({_errno_text()})"
     except (OSError, AttributeError) as exc:
         return f"shared: {type(exc).__name__}: {exc}"
-    return "ok" if not read_only else f"/tmp private; {read_only}"
+    return "ok" if not read_only else f"private, but {read_only}"
