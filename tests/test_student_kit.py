@@ -161,14 +161,11 @@ def test_the_leak_scan_finds_a_model_config_a_saved_model_and_a_function_that_an
     assert answering_functions(calls, package_modules()) == []
 
 
-@pytest.mark.slow
-def test_former_reference_functions_and_a_pasted_kit_model_earn_nothing(kit, tmp_path, worker):
-    """What once scored: calling grader.checks' reference_standardize / reference_batchnorm
-    (5/5 and 3/3 from check()), or returning model_from_json(...) of the kit's recorded
-    happyModel (14/23 in full grading with no layer written)."""
+def borrowing_notebook(kit, path: Path) -> Path:
+    """The correct sample with three exercises answered by what once earned marks: the
+    former reference functions of grader.checks, and model_from_json of the kit's
+    recorded happyModel."""
     import nbformat
-
-    from grader.grading import grade_submission
 
     answers = json.loads((kit.spec_dir / "answers" / "answers.json").read_text())
     happy = next(v["value"]["$graph_model"] for v in answers["calls"].values() if v["function"] == "happyModel")
@@ -189,8 +186,20 @@ def test_former_reference_functions_and_a_pasted_kit_model_earn_nothing(kit, tmp
         for name, body in bodies.items():
             if name in tags:
                 cell.source = body
-    path = tmp_path / "borrowed.ipynb"
     nbformat.write(nb, str(path))
+    return path
+
+
+@pytest.mark.slow
+def test_former_reference_functions_and_a_pasted_kit_model_earn_nothing(kit, tmp_path, worker):
+    """What once scored: calling grader.checks' reference_standardize / reference_batchnorm
+    (5/5 and 3/3 from check()), or returning model_from_json(...) of the kit's recorded
+    happyModel (14/23 in full grading with no layer written)."""
+    import nbformat
+
+    from grader.grading import grade_submission
+
+    path = borrowing_notebook(kit, tmp_path / "borrowed.ipynb")
     for assignment, hidden in ((load_assignment(kit.spec_dir), False), (load_assignment("conv_bn"), True)):
         result = grade_submission(path, assignment, worker, include_hidden=hidden)
         earned: dict[str, float] = {}
@@ -510,6 +519,18 @@ def test_a_wheel_install_with_the_kit_grades_like_the_full_grader(kit, tmp_path)
     assert outputs["relu_before_bn", "kit"] == outputs["relu_before_bn", "full"]
     failed = [t for t in outputs["relu_before_bn", "kit"] if t[2] == "failed"]
     assert failed and "ReLU comes before BatchNormalization" in failed[0][4]
+
+    # What once earned 5/5, 3/3 and the happyModel points from a student's own install:
+    # the grader is importable there, but no longer holds a working answer or a model.
+    borrowing_notebook(kit, student / "borrowed.ipynb")
+    proc = start([str(python), "-m", "grader", "check", "borrowed.ipynb", "--format", "json"], student)
+    out, err = proc.communicate(timeout=600)
+    borrowed = _tests_of(out.strip().splitlines()[-1])
+    earned = {e: sum(t[3] for t in borrowed if t[0] == e) for e in {t[0] for t in borrowed}}
+    assert earned["standardize"] == earned["batchnorm_forward"] == earned["happyModel"] == 0, borrowed
+    assert earned["convolutional_model"] > 0, borrowed
+    said = " ".join(str(t[4]) for t in borrowed)
+    assert "reference_standardize" in said and "reference_batchnorm" in said, said
 
 
 def test_grader_check_without_an_assignment_says_what_to_pass(tmp_path, capsys):
