@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import notebook
+from conftest import REPO, notebook
 from grader.assignment import load_assignment
 from grader.grading import grade_submission
 from grader.results import Status
@@ -206,17 +206,20 @@ def test_a_child_sees_only_its_own_tmp_and_it_is_empty_at_start(level, worker, r
 
 
 WRITER = [{"source": "import os\n\n"
-                     "def write_through(pid, folder):\n"
+                     "def write_through(pid, folder, repo):\n"
                      "    found = {}\n"
                      "    for path in ('/proc/%d/root%s/from-the-child' % (pid, folder), folder + '/from-the-child',\n"
-                     "                 '/proc/1/root/tmp/from-the-child'):\n"
+                     "                 '/proc/1/root/tmp/from-the-child', repo + '/from-the-child', '/dev/null'):\n"
                      "        try:\n"
                      "            with open(path, 'w') as f:\n"
                      "                f.write('x')\n"
                      "            found[path] = 'written'\n"
                      "        except OSError as exc:\n"
                      "            found[path] = exc.strerror\n"
-                     "    return found\n",
+                     "    return found\n\n"
+                     "def tmp_size():\n"
+                     "    t, shm = os.statvfs('/tmp'), os.statvfs('/dev/shm')\n"
+                     "    return [t.f_blocks * t.f_frsize, t.f_files, shm.f_blocks * shm.f_frsize]\n",
            "line": 1, "label": "cell 1", "kind": "def"}]
 
 
@@ -227,11 +230,16 @@ def test_a_child_cannot_write_through_another_process_into_the_hosts_files(level
     w = worker if level == "default" else request.getfixturevalue("process_worker")
     session = w.session(WRITER)
     try:
-        found = session.call("write_through", os.getpid(), str(tmp_path)).value
+        found = session.call("write_through", os.getpid(), str(tmp_path), str(REPO)).value
+        tmp = session.call("tmp_size").value
     finally:
         session.close()
+    assert found.pop("/dev/null") == "written"  # the harmless devices stay writable
     assert "written" not in found.values(), found
     assert not (tmp_path / "from-the-child").exists() and not os.path.exists("/tmp/from-the-child")
+    assert not (REPO / "from-the-child").exists()
+    # The child's /tmp is its own tmpfs, of the size and file count the README states.
+    assert tmp == [256 * 1024 ** 2, 65536, 16 * 1024 ** 2], tmp
 
 
 def test_a_folder_tree_3000_deep_does_not_end_the_worker(worker):
