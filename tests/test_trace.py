@@ -173,3 +173,25 @@ def test_watching_a_function_the_notebook_lacks_is_named(tmp_path, assignment, w
             submission.trace("unet_model", (32, 32, 3), watch=["conv_block", "decoder_block"])
     finally:
         submission.close()
+
+
+def test_the_same_trace_under_tf_keras(tmp_path, keras2_worker):
+    """Under `keras = "2"` the notebook's tf.keras is tf_keras (Keras 2): the pairings and
+    the derived-through-layers sources read the same."""
+    folder = tmp_path / "trace_demo_keras2"
+    (folder / "tests").mkdir(parents=True)
+    (folder / "reference.py").write_text("def unet_model():\n    return None\n")
+    (folder / "assignment.toml").write_text(SPEC.replace('call_timeout = 30', 'call_timeout = 30\nkeras = "2"'))
+    unet = UNET.replace("upsampling_block(cblock3[0], cblock2[1], n_filters * 2)",
+                        "upsampling_block(Dropout(0.5)(cblock3[0]), cblock2[1], n_filters * 2)")
+    path = notebook(tmp_path / "unet.ipynb", IMPORTS, BLOCKS, unet, DATA)
+    submission = Submission(path, load_assignment(folder), keras2_worker).open()
+    try:
+        trace = submission.trace("unet_model", (32, 32, 3), watch=WATCH)
+    finally:
+        submission.close()
+    assert trace.error is None, trace.error
+    assert trace.call("upsampling_block", 1).arg("expansive_input").source == \
+        Source("conv_block", 3, 0, via=("Dropout",))
+    assert trace.call("upsampling_block", 2).arg("contractive_input").source == Source("conv_block", 1, 1)
+    assert trace.returned == (("Functional", (None, 32, 32, 5)),)

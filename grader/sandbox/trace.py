@@ -98,8 +98,7 @@ class _Recorder:
             seen.add(id(tensor))
             try:
                 layer, node_index = history[0], history[1]
-                node = layer._inbound_nodes[node_index]
-                inputs = list(getattr(node, "input_tensors", None) or ())
+                inputs = _node_inputs(layer._inbound_nodes[node_index])
             except (AttributeError, IndexError, TypeError):
                 continue
             via = path + [type(layer).__name__[:100]]
@@ -109,6 +108,17 @@ class _Recorder:
                     return {**found, "via": list(reversed(via))[:20]}
                 frontier.append((parent, via))
         return None
+
+
+def _node_inputs(node) -> list:
+    """The tensors a layer call read: Keras 3 lists them in `input_tensors`; tf_keras keeps
+    them in `keras_inputs` (its `input_tensors` is a lone tensor for a one-input call)."""
+    inputs = getattr(node, "keras_inputs", None)
+    if inputs is None:
+        inputs = getattr(node, "input_tensors", None)
+    if inputs is None:
+        return []
+    return list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
 
 
 def _student_labels(namespace: dict) -> set[str]:
