@@ -138,6 +138,8 @@ def test_declared_missing_modules_reach_the_instructor_view_only(graded):
     student = render_text(result, audience="student") + render_markdown(result) + render_html(result)
     instructor = render_text(result, audience="instructor")
     assert "declares missing" not in student and "declares missing" in instructor, instructor
+    from grader.render import to_json_line
+    assert json.loads(to_json_line(result))["notes"] == result.notes  # --format json is the instructor's
     for module in ("test_utils", "public_tests", "outputs"):  # (`outputs` also names tests: quoted here)
         assert f"`{module}`" not in student, student
         assert f"`{module}`" in instructor, instructor

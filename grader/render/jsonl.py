@@ -36,6 +36,7 @@ def to_dict(result: SubmissionResult) -> dict[str, Any]:
         ],
         "errors": list(result.errors),
         "warnings": list(result.warnings),
+        "notes": list(getattr(result, "notes", [])),  # the instructor's only (e.g. declared-missing modules)
         "isolation": result.isolation,
     }
 
