@@ -274,6 +274,8 @@ def test_unet_messages_use_no_residual_words_and_short_tables():
     for word in ("residual", "main path", "shortcut"):
         assert word not in text
     assert "add The" not in err.hint and err.hint[:1].islower()
+    assert err.message.startswith("The ReLU of the 11th Conv2D (activation='relu') is missing between Conv2D and "
+                                  "Conv2D."), err.message
     assert len(err.table.rows) <= MAX_TABLE_ROWS + 2
     marked = err.table.rows[err.table.marked]
     assert "ReLU" in marked[1] and marked[2] != marked[1]

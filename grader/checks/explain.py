@@ -17,6 +17,7 @@ from grader.checks.comparison import Context as _Context, Problem
 from grader.checks.matching import Row
 from grader.checks.merge_order import check_merge_order
 from grader.checks.naming import cap, join, unlisted, which, who
+from grader.checks.residual import branch_name
 from grader.checks.specs import ACTIVATIONS, CONV, LayerSpec, dims, fmt, fmt_padding, stride_text
 from grader.checks.wiring import edge_problem, outputs_problem, settings_problems
 from grader.results import Table
@@ -62,6 +63,9 @@ def _missing_name(ctx: _Context, e: int) -> str:
     """"BatchNormalization", "the second BatchNormalization" when it is not the only one,
     or "the shortcut branch's BatchNormalization" inside a residual block."""
     spec = ctx.e[e]
+    if spec.name.endswith("/activation") and spec.inputs and not branch_name(ctx.exp, e):
+        # A Conv's own activation: "the ReLU of the 12th Conv2D", whichever way it was written.
+        return f"the {spec.kind} of {ctx.expected(spec.inputs[0])} (activation='{spec.kind.lower()}')"
     label, nth = _short_label(spec), ctx.expected(e)
     if nth == spec.kind:
         return label
