@@ -163,6 +163,10 @@ def test_skip_connection_taken_after_pooling(graded):
     assert tests["test_conv_block_outputs"].status is Status.NOT_RUN, explain(result)
     # The bottleneck's settings do not pool, so that test still passes.
     assert tests["test_conv_block_follows_dropout_prob_and_max_pooling"].status is Status.PASSED
+    # The U-Net does not build; the trace of the student's calls puts the blame on conv_block.
+    unet = failed(result, "unet_model", "test_unet_model_layer_graph", "block_breaks_unet")
+    assert "conv_block call 1" in unet.message and "after the pooling" in unet.message, unet.message
+    assert "fix `conv_block` first" in unet.hint, unet.hint
 
 
 def test_max_pooling_ignored(graded):
@@ -171,6 +175,8 @@ def test_max_pooling_ignored(graded):
                   "max_pooling_ignored")
     assert "max_pooling=False" in test.message and "bottleneck" in test.message, test.message
     assert "else: next_layer = conv" in test.hint, test.hint
+    unet = failed(result, "unet_model", "test_unet_model_layer_graph", "block_breaks_unet")
+    assert "conv_block call 5" in unet.message and "max_pooling" in unet.message, unet.message
     assert named_tests(result, "conv_block")[
         "test_conv_block_returns_the_pooled_map_and_the_skip_connection"].status is Status.PASSED
 
@@ -229,6 +235,8 @@ def test_transposed_convolution_with_stride_1(graded):
     test = failed(result, "upsampling_block", "test_upsampling_block_layer_graph", "transpose_stride")
     assert "strides=(1, 1)" in test.message and "4x4" in test.message and "8x8" in test.message, test.message
     assert "strides=2" in test.hint, test.hint
+    unet = failed(result, "unet_model", "test_unet_model_layer_graph", "block_breaks_unet")
+    assert "inside upsampling_block call 1" in unet.message, unet.message
 
 
 def test_concatenation_result_unused(graded):

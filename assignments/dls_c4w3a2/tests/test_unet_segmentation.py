@@ -344,11 +344,16 @@ def _pairing_problem(submission, args, exc: StudentCodeError) -> None:
         trace = submission.trace("unet_model", *args, watch=["conv_block", "upsampling_block"])
     except SandboxError:
         return
+    returned = {c.number: dict(c.outputs) for c in trace.of("conv_block")}
     for call in trace.of("upsampling_block"):
         k = call.number
         wanted = 5 - k
         skip, expansive = _fed_by(call, 1), _fed_by(call, 0)
-        right_skip = skip is not None and (skip.function, skip.number, skip.element) == ("conv_block", wanted, 1)
+        # A conv_block returning one tensor twice (a pooled skip connection) is traced as
+        # element [0]: the right call is then the pairing the student meant.
+        alike = len(set(map(str, returned.get(wanted, {}).values()))) == 1
+        right_skip = skip is not None and (skip.function, skip.number) == ("conv_block", wanted) and (
+            skip.element == 1 or alike)
         right_up = expansive is not None and (
             (expansive.function, expansive.number) == ("conv_block", 5) if k == 1
             else (expansive.function, expansive.number) == ("upsampling_block", k - 1))
@@ -370,8 +375,47 @@ def _pairing_problem(submission, args, exc: StudentCodeError) -> None:
             "and is joined to the skip connection of the encoder block of that size, in mirror order "
             "(upsampling_block calls 1-4 with conv_block calls 4, 3, 2, 1), so the concatenation meets two maps "
             "of the same height and width.",
-            hint=f"upsampling_block call {k}: `upsampling_block(<previous output>, cblock{wanted}[1], ...)`.",
+            hint=f"join upsampling_block call {k} to conv_block call {wanted}'s skip connection: "
+                 f"`upsampling_block(<previous output>, cblock{wanted}[1], ...)` in the course's names.",
             diagnosis="decoder_pairing") from None
+    _block_problem(trace, exc)
+
+
+def _hw_of(shape) -> tuple | None:
+    return tuple(shape[1:3]) if shape is not None and len(shape) >= 3 else None
+
+
+def _block_problem(trace, exc: StudentCodeError) -> None:
+    """The pairing is right, yet the U-Net does not build: a block returned maps of the
+    wrong size (a pooled skip connection, pooling in the bottleneck) or raised. Say which
+    block, so the student fixes it first instead of their unet_model."""
+    problem = ""
+    for call in trace.of("conv_block"):
+        given = _hw_of(call.args[0].shape) if call.args else None
+        returned = {element: _hw_of(shape) for element, shape in call.outputs}
+        if given is None:
+            continue
+        if call.number < 5 and returned.get(1) not in (None, given):
+            problem = (f"conv_block call {call.number} returns a {'x'.join(map(str, returned[1]))} skip connection for "
+                       f"a {'x'.join(map(str, given))} input: the skip connection is taken after the pooling")
+            break
+        if call.number == 5 and returned.get(0) not in (None, given):
+            problem = ("conv_block call 5 (max_pooling=False, the bottleneck) still pools its output: conv_block "
+                       "ignores its `max_pooling` argument")
+            break
+    if not problem:
+        raised = [c for c in trace.of("upsampling_block") if c.raised]
+        if not raised:
+            return
+        problem = f"the error is raised inside upsampling_block call {raised[0].number}"
+        function = "upsampling_block"
+    else:
+        function = "conv_block"
+    where = f" ({exc.where}, line {exc.line})" if exc.where and exc.line else ""
+    raise CheckFailed(
+        f"Your U-Net does not build ({exc.type}{where}): {problem}. Your unet_model joins the blocks as the "
+        f"specification does; the problem is in `{function}`, whose own tests say what to change.",
+        hint=f"fix `{function}` first: the U-Net is built from it.", diagnosis="block_breaks_unet") from None
 
 
 def _unet(submission, args):
