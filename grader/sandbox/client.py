@@ -199,7 +199,8 @@ def _bwrap_command(python: str, limits: Limits = Limits()) -> list[str]:
     # The sandbox package alone, under its own name: no grader, references or tests.
     cmd += ["--ro-bind", str(SANDBOX_PACKAGE), "/opt/grader/grader_sandbox"]
     # The child's Keras 2 adapter (stdlib only) beside it, as a module of its own.
-    cmd += ["--ro-bind", str(KERAS2_ADAPTER), "/opt/grader/grader_keras2.py"]
+    if KERAS2_ADAPTER.is_file():
+        cmd += ["--ro-bind", str(KERAS2_ADAPTER), "/opt/grader/grader_keras2.py"]
     # bubblewrap builds the root and /dev on unlimited tmpfs: once every mount point exists,
     # make both read-only, so /tmp and /dev/shm (size-limited) are the only writable places.
     cmd += ["--remount-ro", "/dev", "--remount-ro", "/",

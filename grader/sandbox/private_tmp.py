@@ -82,15 +82,25 @@ def _own_mount_namespace(libc) -> str:
     return ""
 
 
-def _read_only_elsewhere(libc) -> str:
-    """Every mount read-only (recursively), then /proc writable again as it was: a child
-    writes only in its own /tmp and /dev/shm, mounted after this."""
-    attr = _MountAttr(_MOUNT_ATTR_RDONLY, 0, 0, 0)
-    if libc.syscall(_SYS_MOUNT_SETATTR, _AT_FDCWD, b"/", _AT_RECURSIVE, ctypes.byref(attr), ctypes.sizeof(attr)):
+def _set_read_only(libc, path: bytes, on: bool, recursive: bool) -> bool:
+    attr = _MountAttr(_MOUNT_ATTR_RDONLY, 0, 0, 0) if on else _MountAttr(0, _MOUNT_ATTR_RDONLY, 0, 0)
+    return libc.syscall(_SYS_MOUNT_SETATTR, _AT_FDCWD, path, _AT_RECURSIVE if recursive else 0,
+                        ctypes.byref(attr), ctypes.sizeof(attr)) == 0
+
+
+def _read_only_elsewhere(libc, writable: tuple[str, ...]) -> str:
+    """Every mount read-only (recursively), then the `writable` mounts (this child's own
+    /tmp and /dev/shm, and /proc as it was) writable again. Should /tmp stay read-only
+    (a kernel that refuses to clear the flag), everything is put back as it was: a /tmp
+    the child cannot write is worse than one the rest of the system can."""
+    if not _set_read_only(libc, b"/", True, True):
         return f"the rest of the file system stays writable ({_errno_text()})"
-    if os.path.ismount("/proc"):
-        back = _MountAttr(0, _MOUNT_ATTR_RDONLY, 0, 0)
-        libc.syscall(_SYS_MOUNT_SETATTR, _AT_FDCWD, b"/proc", 0, ctypes.byref(back), ctypes.sizeof(back))
+    for path in writable:
+        if os.path.ismount(path):
+            _set_read_only(libc, path.encode(), False, False)
+    if os.statvfs("/tmp").f_flag & os.ST_RDONLY:
+        _set_read_only(libc, b"/", False, True)
+        return "the rest of the file system stays writable (its own /tmp could not be kept writable)"
     return ""
 
 
@@ -107,15 +117,20 @@ def enter(tmp_bytes: int, shm_bytes: int) -> str:
             return f"shared: {problem}"
         if libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None) != 0:
             return f"shared: mounts would propagate ({_errno_text()})"
-        read_only = _read_only_elsewhere(libc)
         flags = _MS_NOSUID | _MS_NODEV
         options = f"size={int(tmp_bytes)},nr_inodes={TMP_INODES},mode=1777".encode()
         if libc.mount(b"tmpfs", b"/tmp", b"tmpfs", flags, options) != 0:
             return f"shared: no tmpfs on /tmp ({_errno_text()})"
+        own = ["/proc", "/tmp"]
+        shm_problem = ""
         if os.path.isdir("/dev/shm"):
             shm = f"size={int(shm_bytes)},nr_inodes=1024,mode=1777".encode()
-            if libc.mount(b"tmpfs", b"/dev/shm", b"tmpfs", flags | _MS_NOEXEC, shm) != 0:
-                return f"private, but /dev/shm shared ({_errno_text()})"
+            if libc.mount(b"tmpfs", b"/dev/shm", b"tmpfs", flags | _MS_NOEXEC, shm) == 0:
+                own.append("/dev/shm")
+            else:  # the shared one then turns read-only below, like every other mount
+                shm_problem = f"/dev/shm not its own ({_errno_text()})"
+        read_only = _read_only_elsewhere(libc, tuple(own))
     except (OSError, AttributeError) as exc:
         return f"shared: {type(exc).__name__}: {exc}"
-    return "ok" if not read_only else f"private, but {read_only}"
+    problems = "; ".join(p for p in (shm_problem, read_only) if p)
+    return "ok" if not problems else f"private, but {problems}"

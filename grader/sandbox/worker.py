@@ -16,9 +16,11 @@ own state (whether a TensorFlow context was initialised, how many threads it run
 the tests use to prove that the worker stays fork-safe.
 
 Children cannot touch the worker: it makes itself non-dumpable (so no child can open its
-`/proc/PID/mem`), and the children's seccomp filter refuses signals to it. Each child's
-working folder is made here, before the fork, and removed here after the child ends, so
-what one submission wrote is never seen by the next.
+`/proc/PID/mem`), and the children's seccomp filter refuses signals to it. Each child
+writes only in a /tmp of its own (`private_tmp`), gone with it; its working folder's
+name is chosen here, before the fork, and whatever a child could leave here (where it
+could not get its own /tmp) is removed after it ends, so what one child wrote is never
+seen by another.
 """
 from __future__ import annotations
 
