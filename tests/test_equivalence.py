@@ -199,6 +199,15 @@ def test_either_order_transplant_permutes_the_next_layers_input_weights():
                                rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
+def test_either_order_passes_a_full_size_unet_at_the_default_tolerance():
+    """The course's U-Net (96x128, 32 filters): channels summed in another order round
+    differently (about 1e-6), which the default absolute tolerance alone would fail."""
+    ref = unet(size=(96, 128, 3), n=32, classes=23)
+    found = unet(size=(96, 128, 3), n=32, classes=23, swapped=(0, 1))
+    expect_same_outputs(ref, found, images((96, 128, 3)) * 3, training=False, merge_order="either")
+
+
 def test_either_order_is_refused_where_the_swap_reaches_the_output():
     def ends_at_merge(swapped):
         a, b = keras.Input((4, 4, 2)), keras.Input((4, 4, 3))
