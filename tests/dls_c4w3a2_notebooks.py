@@ -386,8 +386,10 @@ def _spelled_otherwise(conv: str, up: str, unet: str) -> tuple[str, str, str]:
     conv = _swap(conv, "next_layer = MaxPooling2D(pool_size=(2,2))(conv)",
                  "next_layer = tf.keras.layers.MaxPool2D(2, strides=2)(conv)")
     up = _swap(up, "strides=2,", "strides=(2, 2),")
-    unet = _swap(unet, "cblock3 = conv_block(cblock2[0], n_filters*4)", "cblock3 = conv_block(cblock2[0], n_filters*2*2)")
-    unet = _swap(unet, "conv_block(cblock3[0], n_filters*8, dropout_prob=0.3)", "conv_block(cblock3[0], n_filters*8, 0.3)")
+    unet = _swap(unet, "cblock3 = conv_block(cblock2[0], n_filters*4)",
+                 "cblock3 = conv_block(cblock2[0], n_filters*2*2)")
+    unet = _swap(unet, "conv_block(cblock3[0], n_filters*8, dropout_prob=0.3)",
+                 "conv_block(cblock3[0], n_filters*8, 0.3)")
     unet = _swap(unet, "dropout_prob=0.3, max_pooling=False)", "0.3, max_pooling=None)")
     unet = _swap(unet, "Conv2D(n_classes, 1, padding='same')", "Conv2D(n_classes, (1, 1), padding='same')")
     return conv, up, unet
