@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from importlib import metadata
 from pathlib import Path
 
@@ -160,9 +161,12 @@ def test_a_student_follows_the_kit_readme_from_install_to_feedback(tmp_path, mon
 
     # The student: the README's set-up block, exactly, in the kit folder.
     env = _student_env(tmp_path, wheels)
+    started = time.monotonic()
     done = subprocess.run(["bash", "-e", "-c", "\n".join(lines)], cwd=kit, env=env, capture_output=True, text=True,
                           timeout=1800)
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    print(f"the README's set-up took {time.monotonic() - started:.0f} s; wheels "
+          f"{sum(p.stat().st_size for p in wheels.iterdir()) / 2**20:.0f} MiB (uncompressed)")  # for the record
     venv_python = kit / ".venv" / "bin" / "python"
     spec = json.loads((tmp_path / "jupyter" / "kernels" / "conv_bn" / "kernel.json").read_text())
     assert Path(spec["argv"][0]).parent == venv_python.parent and spec["display_name"] == "conv_bn (grader)"
