@@ -38,6 +38,7 @@ class Assignment:
     reference: Path
     tests_dir: Path
     keras: str = "3"  # which Keras the students wrote for: "3" (tf.keras today) or "2" (tf_keras)
+    framework: str = "keras"  # what the students' models are written in: "keras" or "torch"
     call_timeout: float = 60.0
     support: tuple[Path, ...] = ()  # files the student's code may import (sent into the sandbox)
     # Seeds hidden inputs. Lives in the instructor's copy only; students never see it.
@@ -173,6 +174,8 @@ SPEC_KEYS: tuple[Key, ...] = (
     Key("reference", "text", "(required)", "the reference solution module, relative to the spec's folder"),
     Key("tests", "text", '"tests"', "the folder of pytest test files"),
     Key("keras", "text", '"3"', '"3": students write tf.keras (Keras 3); "2": Keras 2 era code, run under tf_keras'),
+    Key("framework", "text", '"keras"', '"keras" or "torch": what the students\' models are written in; the '
+        "sandbox worker preloads that framework (a torch worker never imports TensorFlow)"),
     Key("call_timeout", "number", "60", "seconds each call into the student's code may take"),
     Key("grading_timeout", "number", "max(300, 10 x call_timeout)",
         "wall-clock seconds the grading process may spend on one submission; past it the submission is "
@@ -198,7 +201,7 @@ SPEC_KEYS: tuple[Key, ...] = (
         "the sandbox imports in its place)"),
 )
 _NESTED_KEYS = {"coursera": ("parts",)}
-_FIELDS = {"name", "title", "version", "exercises", "reference", "tests", "keras", "call_timeout",
+_FIELDS = {"name", "title", "version", "exercises", "reference", "tests", "keras", "framework", "call_timeout",
            "support", "secret", "total_points", "probes", "preload", "written", "due", "late", "modules"}
 
 
@@ -236,6 +239,8 @@ _MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 def _value_problem(name: str, value) -> str:
     if name == "keras" and str(value) not in ("2", "3"):
         return f'`keras` must be "3" (tf.keras, Keras 3) or "2" (Keras 2 era code, tf_keras), not {value!r}'
+    if name == "framework" and value not in ("keras", "torch"):
+        return f'`framework` must be "keras" or "torch", not {value!r}'
     if name == "grading_timeout" and value <= 0:
         return f"`grading_timeout` must be more than 0 seconds, not {value!r}"
     if name == "call_timeout" and value <= 0:
@@ -345,7 +350,7 @@ def load_assignment(name_or_dir: str | Path, near: str | Path | None = None) -> 
     return Assignment(
         name=str(data.get("name", root.name)), root=root, title=str(data.get("title", root.name)),
         version=str(data.get("version", "0")), exercises=exercises, reference=reference,
-        tests_dir=tests_dir, keras=str(data.get("keras", "3")),
+        tests_dir=tests_dir, keras=str(data.get("keras", "3")), framework=str(data.get("framework", "keras")),
         call_timeout=float(data.get("call_timeout", 60.0)), support=support,
         secret=str(data.get("secret", "")), total_points=data.get("total_points"), probes=probes,
         preload=tuple(data.get("preload", ())),
