@@ -80,6 +80,9 @@ def _seed(seed: int) -> None:
         np.random.seed(seed % (2 ** 32))
     except ImportError:
         pass
+    torch = sys.modules.get("torch")  # a torch worker's children: module initial weights too
+    if torch is not None:
+        torch.manual_seed(seed)
     seeded = False
     with _KERNELS.kept_unless_needed():
         for name in ("keras", "tf_keras"):

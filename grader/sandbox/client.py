@@ -30,6 +30,7 @@ from .session import CallResult, Session  # noqa: F401
 
 SANDBOX_PACKAGE = Path(__file__).resolve().parent
 KERAS2_ADAPTER = SANDBOX_PACKAGE.parent / "frameworks" / "keras" / "keras2.py"
+TORCH_DESCRIBER = SANDBOX_PACKAGE.parent / "frameworks" / "torch" / "describe.py"
 WORKER_START_TIMEOUT = 120.0
 DEFAULT_REPLY_BYTES = 128 * 1024 ** 2
 
@@ -201,6 +202,8 @@ def _bwrap_command(python: str, limits: Limits = Limits()) -> list[str]:
     # The child's Keras 2 adapter (stdlib only) beside it, as a module of its own.
     if KERAS2_ADAPTER.is_file():
         cmd += ["--ro-bind", str(KERAS2_ADAPTER), "/opt/grader/grader_keras2.py"]
+    if TORCH_DESCRIBER.is_file():  # the child's torch describer (numpy and torch only), likewise
+        cmd += ["--ro-bind", str(TORCH_DESCRIBER), "/opt/grader/grader_torch_describe.py"]
     # bubblewrap builds the root and /dev on unlimited tmpfs: once every mount point exists,
     # make both read-only, so /tmp and /dev/shm (size-limited) are the only writable places.
     cmd += ["--remount-ro", "/dev", "--remount-ro", "/",
@@ -268,8 +271,10 @@ class Worker:
     """One preloaded worker process; thread-safe for one caller at a time per session."""
 
     def __init__(self, *, keras: str = "3", isolation: str = "auto", limits: Limits = Limits(),
-                 seccomp: bool = True, control_timeout: float = 10.0, preload: Sequence[str] = ()):
+                 seccomp: bool = True, control_timeout: float = 10.0, preload: Sequence[str] = (),
+                 framework: str = "keras"):
         self.keras = keras
+        self.framework = framework  # spec key `framework`: the worker preloads "keras" or "torch"
         self.preload = tuple(preload)  # modules the worker imports before forking (spec key `preload`)
         self.requested_isolation = isolation
         self.limits = limits
@@ -307,6 +312,7 @@ class Worker:
         env["GRADER_CONTROL_FD"] = str(theirs.fileno())
         env["GRADER_CHILD_CONFIG"] = json.dumps(child_config)
         env["GRADER_PRELOAD"] = json.dumps(list(self.preload))
+        env["GRADER_FRAMEWORK"] = self.framework
         if self.level == "full":
             # --clearenv drops the environment: hand each variable over explicitly.
             pre = cmd[: cmd.index("--chdir")]

@@ -20,6 +20,7 @@ import json
 import math
 import re
 import struct
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,6 +72,23 @@ class ModelPayload:
     # Where the student's code created each layer, as (layer name, cell label, line, source
     # line), recorded in the child by `provenance`; feedback points at the student's code.
     locations: tuple[tuple[str, str, int, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class TorchModulePayload:
+    """A PyTorch module as pure data (see `grader.frameworks.torch.describe`): its module
+    tree and `torch.fx` graph as JSON, its state dict as (key, array) pairs. Rebuilt in the
+    grading process only by `grader.frameworks.torch.rebuild`, from an allow-list."""
+
+    description: dict
+    state: tuple[tuple[str, np.ndarray], ...]
+    class_name: str
+    weightless: bool = False
+
+
+# In the sandbox child of a torch assignment (set by the worker before it forks), arrays
+# sent as torch tensors arrive as torch tensors; everywhere else as numpy arrays.
+TENSORS_AS_TORCH = False
 
 
 @dataclass(frozen=True)
@@ -185,6 +203,9 @@ def _encode(value: Any, arrays: list[np.ndarray], depth: int, weights: bool = Tr
     model = _encode_model(value, arrays, weights)
     if model is not None:
         return model
+    torch_value = _encode_torch(value, arrays, weights)
+    if torch_value is not None:
+        return torch_value
     if hasattr(value, "numpy") and callable(value.numpy):  # a TensorFlow eager tensor
         try:
             return _add_array(np.asarray(value.numpy()), arrays)
@@ -203,6 +224,31 @@ def _encode_model(value: Any, arrays: list[np.ndarray], with_weights: bool = Tru
                        "class_name": type(value).__name__, "disconnected": (unreached := _unreached_layers(value)),
                        "weightless": not with_weights,
                        "locations": provenance.locations_for(value, [name for name, _ in unreached])}}
+
+
+def _torch_adapter():
+    """The child's torch describer: in the grader package, or mounted beside the sandbox
+    package under bubblewrap (see client.py)."""
+    try:
+        from ..frameworks.torch import describe
+    except ImportError:
+        import grader_torch_describe as describe  # type: ignore[no-redef]
+    return describe
+
+
+def _encode_torch(value: Any, arrays: list[np.ndarray], weights: bool) -> dict | None:
+    """A torch tensor as an array, a torch module as its description; None for anything
+    else (only when torch is already imported: nothing here imports it)."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return None
+    if isinstance(value, torch.Tensor):
+        return {"$tensor": _add_array(_torch_adapter().tensor_array(value), arrays)["$array"]}
+    if isinstance(value, torch.nn.Module):
+        add = lambda array: _add_array(array, arrays)["$array"]  # noqa: E731
+        return {"$torch": _torch_adapter().describe(value, add, weights=weights,
+                                                    labels=frozenset(provenance._LABELS))}
+    return None
 
 
 def _unreached_layers(model: Any) -> list[list[str]]:
@@ -297,6 +343,11 @@ def _decode(tree: Any, arrays: list[np.ndarray], depth: int) -> Any:
         return {str(k): _decode(v, arrays, depth + 1) for k, v in body.items()}
     if tag == "$unsupported":
         return Unsupported(str(body))
+    if tag == "$tensor":
+        array = _array(arrays, body)
+        return _as_torch(array) if TENSORS_AS_TORCH else array
+    if tag == "$torch" and isinstance(body, dict):
+        return _torch_payload(body, arrays)
     if tag == "$model" and isinstance(body, dict):
         weights = body.get("weights")
         if not isinstance(body.get("config"), str) or not isinstance(weights, list):
@@ -312,6 +363,23 @@ def _decode(tree: Any, arrays: list[np.ndarray], depth: int) -> Any:
                             weightless=body.get("weightless") is True and not weights,
                             locations=_locations(body.get("locations")))
     raise ProtocolError(f"unknown value tag {tag!r} in reply")
+
+
+def _as_torch(array: np.ndarray) -> Any:
+    torch = sys.modules.get("torch")
+    return torch.from_numpy(array) if torch is not None else array
+
+
+def _torch_payload(body: dict, arrays: list[np.ndarray]) -> TorchModulePayload:
+    """Only the shape of the message is checked here; what it describes is vetted by
+    `grader.frameworks.torch.rebuild` before anything is built from it."""
+    state = body.get("state")
+    if not (isinstance(state, list) and len(state) <= MAX_ARRAYS
+            and all(isinstance(e, list) and len(e) == 2 and isinstance(e[0], str) for e in state)):
+        raise ProtocolError("malformed torch module in reply")
+    return TorchModulePayload(description=body, state=tuple((e[0], _array(arrays, e[1])) for e in state),
+                              class_name=str(body.get("class_name", ""))[:300],
+                              weightless=body.get("weightless") is True and not state)
 
 
 def _locations(value: Any) -> tuple[tuple[str, str, int, str], ...]:

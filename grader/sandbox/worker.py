@@ -95,13 +95,10 @@ def _preload() -> dict:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     seeded = _seed_font_list()
     import numpy  # noqa: F401
-    import tensorflow as tf  # noqa: F401
-    if os.environ.get("TF_USE_LEGACY_KERAS") == "1":
-        import tf_keras as keras  # noqa: F401
+    if os.environ.get("GRADER_FRAMEWORK") == "torch":  # a PyTorch assignment: no TensorFlow at all
+        versions = _preload_torch()
     else:
-        import keras  # noqa: F401
-        import keras.layers  # noqa: F401
-        import keras.models  # noqa: F401
+        versions = _preload_keras()
     try:
         # Nearly every notebook imports pyplot at the top; paying that once here instead of
         # in every child saves 0.3-0.6 s per submission. (Agg backend, no TF involved.)
@@ -118,13 +115,39 @@ def _preload() -> dict:
     except Exception:  # noqa: BLE001 - the child reports seccomp as off
         pass
     skipped = _preload_declared(json.loads(os.environ.get("GRADER_PRELOAD", "[]")))
-    info = {"import_seconds": round(time.perf_counter() - started, 3), "keras": keras.__version__,
-            "tensorflow": tf.__version__, **_built_font_list(seeded)}
+    info = {"import_seconds": round(time.perf_counter() - started, 3), **versions, **_built_font_list(seeded)}
     if os.environ.get("GRADER_PRIVATE_TMP") == "1":
         info["font_list"] = "seeded" if seeded else "built"
     if skipped:
         info["preload_skipped"] = skipped
     return info
+
+
+def _preload_keras() -> dict:
+    import tensorflow as tf  # noqa: F401
+    if os.environ.get("TF_USE_LEGACY_KERAS") == "1":
+        import tf_keras as keras  # noqa: F401
+    else:
+        import keras  # noqa: F401
+        import keras.layers  # noqa: F401
+        import keras.models  # noqa: F401
+    return {"keras": keras.__version__, "tensorflow": tf.__version__}
+
+
+def _preload_torch() -> dict:
+    """torch, its layers and torch.fx (what describing a module needs), imported once and
+    shared; no tensor is made here. Arrays the grading process sends as tensors arrive in
+    the children as torch tensors."""
+    import torch
+    import torch.fx  # noqa: F401
+    import torch.nn  # noqa: F401
+    import torch.nn.functional  # noqa: F401
+    protocol.TENSORS_AS_TORCH = True
+    try:
+        from ..frameworks.torch import describe  # noqa: F401
+    except ImportError:  # under bubblewrap: mounted beside the sandbox package (client.py)
+        import grader_torch_describe  # noqa: F401
+    return {"torch": torch.__version__}
 
 
 class PreloadUnsafe(Exception):
@@ -141,10 +164,11 @@ def _threads() -> int:
 def _fork_hazard(threads_before: int) -> str:
     """What would make a forked child hang: a TensorFlow context, or a thread more than before."""
     try:
-        from tensorflow.python.eager import context
-        ctx = context.context_safe()
-        if ctx is not None and getattr(ctx, "_initialized", True):
-            return "ran a TensorFlow op"
+        if "tensorflow" in sys.modules:  # a torch worker never imports it just to ask
+            from tensorflow.python.eager import context
+            ctx = context.context_safe()
+            if ctx is not None and getattr(ctx, "_initialized", True):
+                return "ran a TensorFlow op"
     except Exception:  # noqa: BLE001 - no TensorFlow context module: nothing to hang on
         pass
     threads = _threads()
@@ -241,8 +265,11 @@ class _Sweeper:
 
 def _probe() -> dict:
     """The worker's own state, for tests: a TensorFlow op run here would hang every child."""
-    info: dict = {"pid": os.getpid()}
+    info: dict = {"pid": os.getpid(), "tensorflow_imported": "tensorflow" in sys.modules,
+                  "torch_imported": "torch" in sys.modules}
     try:
+        if not info["tensorflow_imported"]:
+            raise ImportError("TensorFlow is not imported in this worker")
         from tensorflow.python.eager import context
         ctx = context.context_safe()
         info["tf_context_created"] = ctx is not None
