@@ -28,6 +28,8 @@ from grader.checks.graph import LayerGraph
 from grader.checks.specs import ACTIVATIONS, POOL
 
 MERGE_ORDERS = ("fixed", "either")
+# A reference input with no counterpart in the student's graph (never equal to a source).
+UNPAIRED = -10**9
 _PASS_THROUGH = re.compile(r"^(Dropout|SpatialDropout\dD|GaussianDropout|GaussianNoise|AlphaDropout|ZeroPadding\dD|"
                            r"Cropping\dD|UpSampling\dD|Identity)$")
 _MIXES = re.compile(r"^(Conv\dD|Dense)$")
@@ -68,7 +70,7 @@ class Permuted:
 def wanted_and_got(exp: LayerGraph, e: int, fnd: LayerGraph, f: int, pairs: dict) -> tuple[list[int], list[int]]:
     """The reference's inputs of `e` mapped to the student's nodes (model inputs as
     `-1 - k` on both sides), and the student's inputs of `f`, each in call order."""
-    wanted = [pairs.get(s, -10**9) if s >= 0 else s for s in exp.feeds(e)]
+    wanted = [pairs.get(s, UNPAIRED) if s >= 0 else s for s in exp.feeds(e)]
     return wanted, list(fnd.feeds(f))
 
 
@@ -177,5 +179,5 @@ def order_accepted(exp: LayerGraph, e: int, fnd: LayerGraph, f: int, pairs: dict
     return perm is not None and absorbers(fnd, f, perm) is not None
 
 
-__all__ = ["MERGE_ORDERS", "Permuted", "absorbers", "channel_concat", "channel_permutation", "check_merge_order",
+__all__ = ["MERGE_ORDERS", "UNPAIRED", "Permuted", "absorbers", "channel_concat", "channel_permutation", "check_merge_order",
            "layer_permutations", "order_accepted", "permutations", "wanted_and_got"]

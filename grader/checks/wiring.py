@@ -5,7 +5,7 @@ assignment asked to compare (`compare=("kernel_initializer",)`)."""
 from __future__ import annotations
 
 from grader.checks.comparison import Context as _Context, Problem
-from grader.checks.merge_order import order_accepted, wanted_and_got
+from grader.checks.merge_order import UNPAIRED, order_accepted, wanted_and_got
 from grader.checks.naming import cap, join, ordinal
 from grader.checks.specs import COMMUTATIVE, setting, setting_text
 
@@ -25,9 +25,9 @@ def _order_problem_of_merge(ctx: _Context, e: int, f: int, wanted: list[int], go
     name = lambda i: _source_name(ctx, i)  # noqa: E731
     text = (f"{cap(ctx.found(f))} takes its inputs in another order: {', then '.join(name(i) for i in got)}; "
             f"expected {', then '.join(name(i) for i in wanted)}.")
-    why = (f" {kind} keeps the order of its inputs: in another order its result holds the same values in other "
-           "places (for a Concatenate, the channels in another order), so every later layer reads something else; "
-           "the specification's order is part of the architecture.")
+    changes = ("its channels come in another order" if kind == "Concatenate" else "it computes something else")
+    why = (f" {kind} keeps the order of its inputs: in another order {changes}, so every later layer reads "
+           "something else; the specification's order is part of the architecture.")
     if ctx.merge_order == "either" and kind == "Concatenate":
         why += (" Another order is accepted here only where a layer that mixes channels (such as Conv2D) reads the "
                 "result, which is not the case for this one.")
@@ -51,7 +51,7 @@ def edge_problem(ctx: _Context) -> Problem | None:
             if order_accepted(ctx.exp, e, ctx.fnd, f, pairs, ctx.merge_order):
                 continue
             return _order_problem_of_merge(ctx, e, f, wanted, got)
-        name = lambda i: _source_name(ctx, i) if i >= -10**8 else "a layer your model does not have"  # noqa: E731
+        name = lambda i: _source_name(ctx, i) if i != UNPAIRED else "a layer your model does not have"  # noqa: E731
         text = (f"{cap(ctx.found(f))} takes its input from {join([name(i) for i in got] or ['nothing'])}; "
                 f"expected from {join([name(i) for i in wanted] or ['nothing'])}.")
         why = " Which layers feed a layer decides what it computes, so the outputs differ."
