@@ -161,11 +161,24 @@ def process_worker():
         yield w
 
 
+@pytest.fixture(scope="module")
+def namespace_worker():
+    from grader.sandbox.client import IsolationUnavailable
+    try:
+        w = Worker(keras="3", isolation="namespace")
+    except IsolationUnavailable as exc:
+        pytest.skip(f"no network namespaces here: {exc}")
+    with w:
+        yield w
+
+
 @pytest.mark.slow
-def test_hidden_inputs_left_in_files_never_reach_a_visible_test_at_the_process_level(tmp_path, stash,
-                                                                                     process_worker):
-    assert process_worker.level == "process"
-    _assert_nothing_hidden_reaches_the_visible_side(tmp_path, stash, process_worker, via_proc=True)
+@pytest.mark.parametrize("level", ["process", "namespace"])
+def test_hidden_inputs_left_in_files_never_reach_a_visible_test_at_the_lower_levels(level, tmp_path, stash,
+                                                                                    request):
+    w = request.getfixturevalue(f"{level}_worker")
+    assert w.level == level
+    _assert_nothing_hidden_reaches_the_visible_side(tmp_path, stash, w, via_proc=True)
 
 
 CHUNK = [{"source": "import os, glob\n\n"

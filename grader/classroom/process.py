@@ -24,8 +24,8 @@ from grader.classroom.submissions import file_sha256, refusal
 from grader.results import SubmissionResult, submission_result_from_dict
 
 
-# What one grading process may hold (RLIMIT_DATA): TensorFlow, the assignment's tests and
-# one submission's models and replies. A ResNet50-sized submission peaks near 2 GiB; one
+# What one grading process may hold (RLIMIT_DATA) beyond what it held when it started:
+# TensorFlow, the assignment's tests and one submission's models and replies. A ResNet50-sized submission peaks near 2 GiB; one
 # student's replies can no longer take the machine's memory (each is capped, see
 # sandbox.client.DEFAULT_REPLY_BYTES, and a submission over this bound is told so).
 DEFAULT_MEMORY_BYTES = 4 * 1024 ** 3
@@ -41,11 +41,24 @@ class Options:
     memory_bytes: int | None = None  # the grading process's data limit; None: DEFAULT_MEMORY_BYTES
 
 
+def _data_now() -> int:
+    """This process's data segment in bytes (what RLIMIT_DATA counts), 0 if unknown."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmData:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
 def bound_memory(options: Options) -> int:
-    """Hold this (grading) process to its data limit; returns the limit in force. Never
-    raises: a system that refuses keeps its own limit, which is then what is reported."""
+    """Hold this (grading) process to its data limit: `memory_bytes` more than it holds now
+    (a grading process forked from a student's kernel starts with that kernel's memory);
+    returns the limit in force. Never raises: a system that refuses keeps its own limit."""
     import resource
-    wanted = int(options.memory_bytes or DEFAULT_MEMORY_BYTES)
+    wanted = _data_now() + int(options.memory_bytes or DEFAULT_MEMORY_BYTES)
     try:
         _, hard = resource.getrlimit(resource.RLIMIT_DATA)
         if hard != resource.RLIM_INFINITY:
