@@ -233,17 +233,18 @@ def describe(module: Any, add_array: Callable[[np.ndarray], int], *, weights: bo
     state = []
     if weights:
         for key, tensor in module.state_dict(keep_vars=False).items():
-            array = tensor.detach().cpu().numpy() if tensor is not None else None
-            if array is not None:
-                state.append([str(key)[:MAX_TEXT], add_array(np.ascontiguousarray(array))])
+            if tensor is not None:
+                state.append([str(key)[:MAX_TEXT], add_array(tensor_array(tensor))])
     return {"format": FORMAT, "class_name": type(module).__name__[:MAX_TEXT], "modules": modules,
             "graph": _trace(module, set(labels)), "state": state, "weightless": not weights,
             "training": bool(module.training)}
 
 
 def tensor_array(value: Any) -> np.ndarray:
-    """A torch tensor as a numpy array (detached, on the CPU)."""
-    return np.ascontiguousarray(value.detach().cpu().numpy())
+    """A torch tensor as a numpy array (detached, on the CPU, C order; a 0-d tensor stays
+    0-d, which `np.ascontiguousarray` would not keep)."""
+    array = value.detach().cpu().numpy()
+    return array if array.flags.c_contiguous else array.copy(order="C")
 
 
 __all__ = ["ARGUMENTS", "FORMAT", "describe", "function_names", "tensor_array"]
