@@ -168,7 +168,7 @@ def _context_from_options(config, notebook: Path) -> GradingContext:
         raise pytest.UsageError("--notebook needs --assignment NAME (or run the tests of an assignment folder)")
     assignment = load_assignment(name)
     worker = Worker(keras=assignment.keras, isolation=config.getoption("grader_sandbox"),
-                    preload=assignment.preload).start()
+                    preload=assignment.preload, framework=assignment.framework).start()
     submission = Submission(notebook, assignment, worker).open()
     ctx = GradingContext(assignment, submission, include_hidden=not config.getoption("visible_only"),
                          owns_worker=True)

@@ -24,7 +24,7 @@ from grader.notebook import LoadError, Program, extract_program, load_notebook
 from grader.rebuild import ModelRejected, rebuild
 from grader.sandbox import client
 from grader.sandbox.channel import Channel, LoadState, Recipe
-from grader.sandbox.protocol import ModelPayload, Unsupported, encode_value
+from grader.sandbox.protocol import ModelPayload, TorchModulePayload, Unsupported, encode_value
 from grader.sandbox.trace import PROBE_SOURCE, TRACE_PROBE
 
 CHANNELS = ("visible", "hidden")
@@ -274,6 +274,13 @@ class Submission:
                 model = rebuild(value)
                 self._borrowed.append((key, model))
                 return model
+            except ModelRejected as exc:
+                raise CheckFailed(f"The model returned by `{name}` cannot be graded: {exc}",
+                                  diagnosis="model_rejected") from None
+        if isinstance(value, TorchModulePayload):  # only torch assignments' children send these
+            from grader.frameworks.torch.rebuild import rebuild_torch
+            try:
+                return rebuild_torch(value)
             except ModelRejected as exc:
                 raise CheckFailed(f"The model returned by `{name}` cannot be graded: {exc}",
                                   diagnosis="model_rejected") from None

@@ -364,7 +364,7 @@ def _grade_all(paths: list[Path], a, worker, *, isolation: str, jobs: int) -> di
     if jobs <= 1 or worker is not None or len(paths) <= 1:
         own = worker is None
         if own:
-            worker = Worker(keras=a.keras, isolation=isolation).start()
+            worker = Worker(keras=a.keras, isolation=isolation, framework=a.framework).start()
         try:
             return {p: grade_submission(p, a, worker, include_hidden=True) for p in paths}
         finally:

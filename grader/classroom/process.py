@@ -147,7 +147,8 @@ class GradingProcess:
             self.fingerprint = assignment.fingerprint
             from grader.sandbox.client import Worker
             self.worker = Worker(keras=assignment.keras, isolation=options.isolation,
-                                 preload=getattr(assignment, "preload", ())).launch()
+                                 preload=getattr(assignment, "preload", ()),
+                                 framework=getattr(assignment, "framework", "keras")).launch()
         except Exception as exc:  # noqa: BLE001 - reported on every submission instead
             self.assignment = getattr(self, "assignment", None)
             self.fingerprint = getattr(self, "fingerprint", "")

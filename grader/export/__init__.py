@@ -253,7 +253,7 @@ def grade_one(path: Path, assignment, *, include_hidden: bool = True, isolation:
                                 only_exercises=only_exercises)
     worker = None
     try:
-        worker = Worker(keras=assignment.keras, isolation=isolation).launch()
+        worker = Worker(keras=assignment.keras, isolation=isolation, framework=assignment.framework).launch()
         import_quietly(assignment.keras)
         worker.wait_ready()
         return grade_submission(path, assignment, worker, include_hidden=include_hidden,

@@ -311,7 +311,7 @@ def build_kit(assignment, out: str | Path, *, isolation: str = "auto", samples: 
         notebooks = _notebooks_to_record(assignment, annotate(master_nb), work, samples)
         full: dict[Path, Any] = {}
         log(f"recording the reference's answers on {len(notebooks)} notebooks")
-        with Worker(keras=assignment.keras, isolation=isolation,
+        with Worker(keras=assignment.keras, isolation=isolation, framework=assignment.framework,
                     preload=getattr(assignment, "preload", ())) as worker:
             with record.recording(spec_dir / "answers") as rec:
                 runs = []
