@@ -313,3 +313,19 @@ def test_remove_tree_takes_any_depth_locked_folders_and_links_and_never_raises(t
     finally:  # pytest's own clean-up of old temporary folders would meet the same RecursionError
         remove_tree(str(tree))
         remove_tree(str(probe))
+
+
+@pytest.mark.slow
+def test_a_child_without_its_own_tmp_still_grades_and_the_result_says_so(tmp_path):
+    """Where the kernel will not give a child its own /tmp (here: a tmpfs size it refuses),
+    grading goes on as before and the result's isolation names what is missing."""
+    import sys
+    sys.path.insert(0, str(REPO / "tests" / "adversarial"))
+    import attacks
+    from grader.sandbox.client import Limits
+    tiny = load_assignment(attacks.write_assignment(tmp_path / "tiny", timeout=20))
+    nb = attacks.write_notebook(tmp_path / "correct.ipynb", attacks.CORRECT)
+    with Worker(keras="3", isolation="process", limits=Limits(tmp_bytes=-1)) as w:
+        result = grade_submission(nb, tiny, w)
+    assert result.score == result.max_score == 3, [(t.name, t.message) for t in result.tests]
+    assert result.isolation.startswith("process, /tmp shared: no tmpfs on /tmp"), result.isolation

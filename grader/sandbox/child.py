@@ -366,10 +366,11 @@ def serve(sock, config: dict, workdir: str | None = None) -> None:
     provenance.install(labels)  # where each Keras layer is created, for the feedback
     _KERNELS.watch()
     privileges = drop_privileges()
-    if tmp == "ok":  # its own /tmp and /dev/shm exist: the only places it may write (see landlock)
-        writes = landlock.confine_writes(("/tmp", "/dev/shm"))
+    if not tmp.startswith("shared"):  # its own /tmp and /dev/shm: the only places it may write (landlock)
+        writes = landlock.confine_writes(("/tmp",) if "/dev/shm" in tmp else ("/tmp", "/dev/shm"))
         if writes != "on":
-            tmp = f"private, but writes through other processes' /proc/PID/root not refused (Landlock {writes})"
+            why = f"writes through other processes' /proc/PID/root not refused (Landlock {writes})"
+            tmp = f"private, but {why}" if tmp == "ok" else f"{tmp}; {why}"
     seccomp = apply_seccomp() if config.get("seccomp", True) else "off"
     _seed(int(header.get("seed", 0)))
     namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
