@@ -63,6 +63,9 @@ class LayerSpec:
     params: tuple[tuple[str, object], ...]
     name: str = field(compare=False)
     inputs: tuple[int, ...] = ()
+    # How the student's framework writes this layer (`nn.BatchNorm2d(32)`), when that is not
+    # Keras: set by that framework's adapter (grader.frameworks.torch.graph), shown as the label.
+    display: str = field(default="", compare=False)
 
     def param(self, key: str, default: object = None) -> object:
         return dict(self.params).get(key, default)
@@ -72,6 +75,8 @@ class LayerSpec:
         return self.kind == other.kind and self.params == other.params
 
     def label(self) -> str:
+        if self.display:
+            return self.display
         text, used = _describe(self)
         rest = [f"{k}={fmt(v)}" for k, v in self.params if k not in used]
         return f"{text} ({', '.join(rest)})" if rest else text
