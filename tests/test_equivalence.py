@@ -319,6 +319,15 @@ def test_tf_keras_merge_order_and_axis():
     expect_architecture(block(), block(swapped=True), exercise="upsampling_block", merge_order="either")
     x = [images((4, 4, 6)), images((8, 8, 3), seed=1)]
     expect_same_outputs(block(), block(swapped=True), x, training=False, merge_order="either")
+    # The numerical decision builds tf_keras layers the same way.
+    assert numerically_same(K.MaxPooling2D(1, strides=1), K.MaxPooling2D(1, strides=2), (None, 1, 1, 3))
+    assert not numerically_same(K.BatchNormalization(epsilon=1e-3), K.BatchNormalization(epsilon=0.5),
+                                (None, 4, 4, 3))
+
+    def pooled(padding):
+        x_in = tf_keras.Input((2, 2, 4))
+        return tf_keras.Model(x_in, K.Flatten()(K.AveragePooling2D((2, 2), padding=padding)(x_in)))
+    expect_architecture(pooled("valid"), pooled("same"), exercise="ResNet50")
 
 
 def test_the_alignment_is_computed_once_per_pair_of_graphs():
