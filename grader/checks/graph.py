@@ -16,6 +16,7 @@ the student's own code instead of Keras' internal layer names.
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
@@ -141,8 +142,8 @@ class LayerGraph:
 
     def call_rank(self, i: int) -> tuple[int, int]:
         """(rank, count) of node `i` among the layers of its kind created by the same
-        line of code: a line inside a function the model calls four times creates four
-        layers, and feedback must say which of them it means."""
+        line of code: a line inside a function the model calls four times (or inside a
+        loop) creates four layers, and feedback must say which of them it means."""
         return self._call_ranks[i]
 
     def ancestors(self, i: int) -> set[int]:
@@ -165,6 +166,10 @@ def layer_graph(model: Any, *, cap: int = MAX_CALLS) -> LayerGraph:
     is built, the cap, and the recorded locations, compared by value because
     `grader.model_pool` hands a rebuilt model to the next submission with that
     submission's locations attached."""
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(model, torch.nn.Module):  # a PyTorch model: its own adapter
+        from grader.frameworks.torch.graph import torch_layer_graph
+        return torch_layer_graph(model, cap=cap)
     key = _memo_key(model, cap)
     held = getattr(model, _MEMO, None)
     if key is not None and isinstance(held, tuple) and len(held) == 2 and held[0] == key:
