@@ -178,7 +178,7 @@ DECODER = textwrap.dedent("""\
     """)
 
 
-def test_a_line_that_built_several_layers_is_named_by_the_call_of_its_function():
+def test_a_line_that_built_several_layers_is_named_by_its_rank_and_function():
     """A decoder block called twice: the merge of the second call is the one named, by the
     function that built it, and with no residual words (a Concatenate is no residual block)."""
     from grader.checks.architecture import expect_architecture
@@ -204,7 +204,7 @@ def test_a_line_that_built_several_layers_is_named_by_the_call_of_its_function()
         expect_architecture(namespace["build"](False), found, exercise="decoder")
     message = info.value.message
     assert info.value.diagnosis == "wrong_input_order"
-    assert message.startswith("The Concatenate of the second call of `block`, created in cell 6, line 4 "
+    assert message.startswith("The second of the 2 Concatenate layers that `block` creates in cell 6, line 4 "
                               "(`merge = L.Concatenate()([skip, up] if swap else [up, skip])`) takes its inputs in "
                               "another order"), message
     assert "the model's input" in message and "residual" not in message and "shortcut" not in message

@@ -60,7 +60,7 @@ class Context:
         created it when known."""
         branch = branch_name(self.fnd, i)
         where = self.fnd.nodes[i].location
-        if where and not branch and self.fnd.call_rank(i)[1] > 1:  # "of the third call of `conv_block`"
+        if where and not branch and self.fnd.call_rank(i)[1] > 1:  # "the third of the 5 Conv2D layers that ..."
             return who(self.fnd, i)
         base = branch or which(self.fnd, i)
         return f"{base} ({where.aside()})" if where else base

@@ -1,9 +1,9 @@
 """Naming a layer so that a student can find it in their own code.
 
 In order of preference: where the student created it ("the Conv2D created in cell 7,
-line 14 (`X = Conv2D(F2, ...)`)"; "the Concatenate of the second call of
-`upsampling_block`, created in ..." when one line made several layers), recorded by the
-sandbox; the name the student gave
+line 14 (`X = Conv2D(F2, ...)`)"; "the second of the 4 Concatenate layers that
+`upsampling_block` creates in ..." when one line made several layers, in calls or in a
+loop), recorded by the sandbox; the name the student gave
 it (`name='conv'`); its position among layers of its kind ("the second Conv2D").
 Names Keras made up (`conv2d_6`, `re_lu_5`) are never shown: they appear nowhere in
 the student's code, and they change with everything built before the model.
@@ -63,11 +63,10 @@ def who(g: LayerGraph, i: int) -> str:
         return f"the activation='{spec.kind.lower()}' argument of {owner}"
     if node.location is not None:
         rank, count = g.call_rank(i)
-        if count > 1:  # one line of a function called several times: say which call
+        if count > 1:  # one line made several layers (a function called several times, a loop)
             fn = node.location.function
-            subject = (f"the {spec.kind} of the {ordinal(rank)} call of `{fn}`" if fn
-                       else f"the {ordinal(rank)} of the {count} {spec.kind} layers")
-            return f"{subject}, created {node.location.text()}"
+            made = f"that `{fn}` creates" if fn else "created"
+            return f"the {ordinal(rank)} of the {count} {spec.kind} layers {made} {node.location.text()}"
         return f"the {spec.kind} created {node.location.text()}"
     if not node.auto_named:
         return f"{spec.kind} {spec.name!r}"
