@@ -16,7 +16,10 @@ Two guarantees matter for grading untrusted models:
   wrote them in. `Add()([shortcut, x])` and `Add()([x, shortcut])` therefore give the
   same list and the same inputs. Concatenate and Subtract give the same list too, but
   keep their inputs in the written order, which changes what they compute: a swap
-  then shows as that one layer's inputs, not as a reordering of whole branches.
+  then shows as that one layer's inputs, not as a reordering of whole branches. A model
+  input is a source like a layer, by its position among the model's inputs, so a block
+  whose merge reads the block's own input (`concatenate([up, contractive_input])` in a
+  model wrapping one decoder block) keeps its order as it does inside the whole model.
 
 Works on models from `keras` (Keras 3) and `tf_keras` (Keras 2 API) through a few
 duck-typed adapters, so nothing here imports a Keras package.
