@@ -17,6 +17,7 @@ them, so the order of training and inference checks cannot change a verdict.
 """
 from __future__ import annotations
 
+import sys
 from typing import Any, Sequence
 
 import numpy as np
@@ -303,6 +304,11 @@ def expect_same_outputs(reference_model: Any, student_model: Any, inputs: np.nda
 
         expect_same_outputs(reference.happyModel(), submission.model("happyModel"), x, training=False)
     """
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(student_model, torch.nn.Module):  # PyTorch: train() / eval()
+        from grader.frameworks.torch.outputs import expect_same_torch_outputs
+        return expect_same_torch_outputs(reference_model, student_model, inputs, training=training, rtol=rtol,
+                                         atol=atol, what=what)
     check_merge_order(merge_order)
     expected, found = _outputs_without_copy(reference_model, student_model, inputs, training, merge_order)
     if expected is None:

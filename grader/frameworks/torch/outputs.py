@@ -1,0 +1,108 @@
+"""Output checks for PyTorch modules: the reference's weights in the student's module.
+
+Two models compute the same function only if they agree with the same weights, so the
+reference's parameters and buffers (BatchNorm's running statistics included) are copied
+into the student's layers paired by the graph match (`align_graphs`, the pairing the
+architecture check reports), both are called on the same inputs in the requested mode
+(`train()`: batch statistics; `eval()`: running statistics), and the outputs compared.
+Both modules get their own weights and modes back afterwards, whatever happens.
+
+A student's convolution with a bias where the reference has none (`bias=False` before
+BatchNorm) gets a zero bias: BatchNorm subtracts any per-channel constant, so the two
+compute the same, and the copy must not fail them for it.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from grader.checks import CheckFailed
+from grader.checks.equivalence import align_graphs
+from grader.checks.graph import layer_graph
+from grader.checks.naming import ordinal
+
+
+def _state(module: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def transplant(reference: nn.Module, student: nn.Module) -> list[str]:
+    """Copy the reference's layer states into the paired student layers; returns the
+    student layers left with their own weights (a shape that does not fit)."""
+    ref, stu = layer_graph(reference), layer_graph(student)
+    skipped = []
+    with torch.no_grad():
+        for e, f in align_graphs(ref, stu).pairs.items():
+            source, target = ref.nodes[e].layer, stu.nodes[f].layer
+            if not isinstance(source, nn.Module) or not isinstance(target, nn.Module):
+                continue
+            theirs = source.state_dict()
+            for key, tensor in target.state_dict().items():
+                value = theirs.get(key)
+                if value is None:
+                    if key == "bias" and "weight" in theirs:  # bias=True where the reference has none
+                        tensor.zero_()
+                    continue
+                if value.shape != tensor.shape:
+                    skipped.append(stu.specs[f].label())
+                    break
+                tensor.copy_(value)
+    return skipped
+
+
+def _run(module: nn.Module, x: torch.Tensor, training: bool | None, who: str) -> list[np.ndarray]:
+    if training is not None:
+        module.train(training)
+    try:
+        with torch.no_grad():
+            out = module(x)
+    except CheckFailed:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any error in the forward pass is feedback
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckFailed(f"Calling {who} on a batch of shape {tuple(x.shape)} failed: {text[:400]}",
+                          hint="check each layer's in_channels / in_features against the previous layer's output, "
+                               "and the input shape (N, C, H, W) of the specification.",
+                          diagnosis="model_call_failed") from None
+    flat = list(out) if isinstance(out, (tuple, list)) else [out]
+    return [o.detach().cpu().numpy() if isinstance(o, torch.Tensor) else np.asarray(o) for o in flat]
+
+
+def expect_same_torch_outputs(reference: nn.Module, student: nn.Module, inputs: np.ndarray, *,
+                              training: bool | None, rtol: float = 1e-5, atol: float = 1e-6,
+                              what: str = "output") -> None:
+    """`expect_same_outputs` for two torch modules (it dispatches here): training=True
+    calls both in `train()`, False in `eval()`, None in the mode each was returned in."""
+    from grader.checks.models import _compare, _graph_cause, _settings_hint, _shape_hint
+    x = torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32))
+    saved = [(m, _state(m), m.training) for m in (reference, student)]
+    try:
+        transplant(reference, student)
+        expected = _run(reference, x, training, "the reference model")
+        found = _run(student, x, training, "your model")
+    finally:
+        with torch.no_grad():
+            for module, state, mode in saved:
+                module.load_state_dict(state)
+                module.train(mode)
+    if len(expected) != len(found):
+        raise CheckFailed(f"Your model returns {len(found)} outputs; the reference returns {len(expected)}.",
+                          hint="return the values of the specification, in its order.",
+                          diagnosis="wrong_output_count")
+    cause = _graph_cause(reference, student, "fixed")
+    for k, (e, f) in enumerate(zip(expected, found)):
+        label = what if len(expected) == 1 else f"{what} {k + 1} (the {ordinal(k)} value returned)"
+        _compare(e, f, training=training, rtol=rtol, atol=atol, what=label, shape_hint=_shape_hint(student),
+                 cause=cause, settings_hint=lambda: _torch_settings_hint(training))
+
+
+def _torch_settings_hint(training: bool | None) -> str:
+    mode = {True: "train()", False: "eval()", None: "the mode your model was returned in"}[training]
+    return (f"the graph matches the reference's, so compare the settings it does not show: BatchNorm's eps and "
+            f"momentum, and any F.dropout / F.batch_norm whose training= ignores {mode}.")
+
+
+__all__ = ["expect_same_torch_outputs", "transplant"]
