@@ -90,6 +90,21 @@ def worker():
 
 
 @pytest.fixture(scope="session")
+def torch_worker():
+    """One PyTorch worker (`framework = "torch"`: torch preloaded, no TensorFlow) for every
+    module that grades torch code; its import overlaps with this process's own import of
+    torch, which the rebuild and the checks need."""
+    from grader.sandbox.client import Worker
+    w = Worker(framework="torch").launch()
+    try:
+        import torch  # noqa: F401
+        w.wait_ready()
+        yield w
+    finally:
+        w.stop()
+
+
+@pytest.fixture(scope="session")
 def keras2_worker():
     """One Keras 2 (tf_keras) worker for every module that grades a `keras = "2"` assignment,
     started on first use (each start costs a TensorFlow import); its import overlaps with
