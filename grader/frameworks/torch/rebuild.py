@@ -285,8 +285,8 @@ def _text(value: Any, what: str, limit: int = 300) -> str:
     return value[:limit]
 
 
-def _display_class(name: str) -> str:
-    return f"nn.{name}" if name in PLANS or name in CONTAINERS else name
+def _display_class(name: str, builtin: bool) -> str:
+    return f"nn.{name}" if builtin else name
 
 
 def _build_modules(root: RebuiltModule, entries: Any) -> dict[str, str]:
@@ -300,7 +300,7 @@ def _build_modules(root: RebuiltModule, entries: Any) -> dict[str, str]:
                 or not _PATH.fullmatch(entry["path"]) or not isinstance(entry.get("class"), str):
             raise ModelRejected("the returned module's description is malformed (a submodule)")
         path, cls = entry["path"], entry["class"][:100]
-        what = f"the submodule `{path}` ({_display_class(cls)})"
+        what = f"the submodule `{path}` ({_display_class(cls, entry.get('builtin') is True)})"
         if entry.get("builtin") is True and cls in PLANS:
             args = entry.get("args")
             if not isinstance(args, dict):
