@@ -1,0 +1,184 @@
+"""The existing checks grade PyTorch modules: expect_architecture, expect_bn_after_conv and
+expect_same_outputs on a real reference module and a student's module rebuilt from its
+description (encoded and decoded by the wire format, vetted by the torch rebuild), with
+the same diagnoses as for Keras and labels in PyTorch's own words."""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from grader.checks import CheckFailed
+from grader.checks.architecture import expect_architecture, expect_bn_after_conv
+from grader.checks.graph import layer_graph
+from grader.checks.models import expect_same_outputs
+from grader.frameworks.torch.rebuild import MAX_PARAMS, rebuild_torch
+from grader.rebuild import ModelRejected
+from grader.sandbox import protocol
+
+
+def crossed(module: nn.Module):
+    """The student's module as the grading process gets it: described, sent, rebuilt."""
+    tree, blob = protocol.encode_value(module)
+    return rebuild_torch(protocol.decode_value(tree, blob))
+
+
+def happy(*, order: str = "ok", num_features: int = 8, bias: bool = False, eps: float = 1e-5) -> nn.Sequential:
+    conv, bn, relu, pool = nn.Conv2d(3, 8, 7, bias=bias), nn.BatchNorm2d(num_features, eps=eps), nn.ReLU(), \
+        nn.MaxPool2d(2)
+    middle = {"ok": [conv, bn, relu, pool], "relu_first": [conv, relu, bn, pool],
+              "bn_after_pool": [conv, relu, pool, bn]}[order]
+    return nn.Sequential(nn.ZeroPad2d(3), *middle, nn.Flatten(), nn.Linear(8 * 8 * 8, 1), nn.Sigmoid())
+
+
+class Functional(nn.Module):
+    """The happy model as a student writes it in a class: F.relu, view(N, -1), torch.sigmoid."""
+
+    def __init__(self, unused_bn: bool = False):
+        super().__init__()
+        self.pad = nn.ZeroPad2d(3)
+        self.conv = nn.Conv2d(3, 8, 7, bias=False)
+        self.bn = nn.BatchNorm2d(8)
+        self.fc = nn.Linear(8 * 8 * 8, 1)
+        if unused_bn:
+            self.bn2 = nn.BatchNorm2d(8)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.bn(self.conv(self.pad(x)))), 2)
+        return torch.sigmoid(self.fc(x.view(x.size(0), -1)))
+
+
+X = np.random.default_rng(0).normal(size=(4, 3, 16, 16)).astype(np.float32)
+
+
+@pytest.fixture
+def reference() -> nn.Sequential:
+    model = happy()
+    with torch.no_grad():  # running statistics unlike a fresh layer's, so eval() and train() differ
+        model[2].running_mean.fill_(0.25)
+        model[2].running_var.fill_(2.0)
+    return model
+
+
+def test_the_same_model_written_with_functions_passes_the_architecture_check(reference):
+    expect_architecture(reference, crossed(Functional()), exercise="happy_model")
+    expect_bn_after_conv(crossed(Functional()), every_conv=True)
+
+
+def test_relu_before_batchnorm_is_diagnosed_in_pytorch_words(reference):
+    with pytest.raises(CheckFailed) as failed:
+        expect_architecture(reference, crossed(happy(order="relu_first")), exercise="happy_model")
+    assert failed.value.diagnosis == "relu_before_bn"
+    rows = failed.value.table.rows
+    assert ("3", "nn.BatchNorm2d(8)", "nn.ReLU()") in rows, rows
+    assert any("nn.Conv2d(3, 8, 7, bias=False)" in row[1] for row in rows), rows
+
+
+def test_batchnorm_after_pooling_is_not_batchnorm_after_the_convolution(reference):
+    student = crossed(happy(order="bn_after_pool"))
+    with pytest.raises(CheckFailed) as failed:
+        expect_bn_after_conv(student)
+    assert failed.value.diagnosis in ("relu_before_bn", "bn_not_after_conv")
+    assert "MaxPool" in str(failed.value) or "ReLU" in str(failed.value)
+    with pytest.raises(CheckFailed):
+        expect_architecture(reference, student, exercise="happy_model")
+
+
+def test_a_wrong_num_features_is_its_own_difference(reference):
+    with pytest.raises(CheckFailed) as failed:
+        expect_architecture(reference, crossed(happy(num_features=16)), exercise="happy_model")
+    assert "num_features=16" in str(failed.value) and "num_features=8" in str(failed.value)
+    assert any(row[1] == "nn.BatchNorm2d(8)" and row[2] == "nn.BatchNorm2d(16)" for row in failed.value.table.rows)
+
+
+def test_a_layer_defined_but_never_called_is_listed_as_disconnected():
+    graph = layer_graph(crossed(Functional(unused_bn=True)))
+    assert graph.disconnected == ("bn2",)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_outputs_with_transplanted_weights_match_in_train_and_eval(reference, training):
+    student = crossed(Functional())
+    own = {k: v.clone() for k, v in student.state_dict().items()}
+    expect_same_outputs(reference, student, X, training=training)
+    # both modules get their own weights and modes back
+    assert all(torch.equal(own[k], v) for k, v in student.state_dict().items())
+    assert float(reference[2].running_mean[0]) == pytest.approx(0.25) and reference.training
+
+
+def test_a_conv_bias_before_batchnorm_computes_the_same_and_passes(reference):
+    for training in (True, False):
+        expect_same_outputs(reference, crossed(happy(bias=True)), X, training=training)
+
+
+def test_relu_before_batchnorm_changes_the_outputs_and_says_why(reference):
+    with pytest.raises(CheckFailed) as failed:
+        expect_same_outputs(reference, crossed(happy(order="relu_first")), X, training=False)
+    assert failed.value.diagnosis == "outputs_differ_inference"
+    assert "ReLU comes before BatchNormalization" in str(failed.value)
+
+
+def test_a_different_eps_shows_in_training_mode(reference):
+    with pytest.raises(CheckFailed) as failed:
+        expect_same_outputs(reference, crossed(happy(eps=1e-1)), X, training=True)
+    assert failed.value.diagnosis == "outputs_differ_training"
+
+
+# ------------------------------------------------------------------ hostile descriptions
+
+def _payload(module: nn.Module) -> protocol.TorchModulePayload:
+    tree, blob = protocol.encode_value(module)
+    return protocol.decode_value(tree, blob)
+
+
+def _edited(module: nn.Module, edit) -> protocol.TorchModulePayload:
+    payload = _payload(module)
+    description = copy.deepcopy(payload.description)
+    edit(description)
+    return protocol.TorchModulePayload(description, payload.state, payload.class_name)
+
+
+def test_sizes_are_refused_before_anything_is_allocated():
+    def huge(d):
+        entry = next(e for e in d["modules"] if e["class"] == "Linear")
+        entry["args"]["in_features"] = entry["args"]["out_features"] = 10_000_000
+    with pytest.raises(ModelRejected, match=r"whole number from 1 to|more than .* parameters"):
+        rebuild_torch(_edited(happy(), huge))
+
+    def many(d):
+        for e in d["modules"]:
+            if e["class"] == "Conv2d":
+                e["args"].update(in_channels=4096, out_channels=4096, kernel_size=[64, 64])
+    with pytest.raises(ModelRejected, match=f"more than {MAX_PARAMS:,} parameters"):
+        rebuild_torch(_edited(happy(), many))
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda d: d["graph"]["nodes"][1].update(op="call_function", target="builtins.eval", known=False),
+     "builtins.eval"),
+    (lambda d: d["graph"]["nodes"][1].update(op="call_method", target="__setattr__"), "__setattr__"),
+    (lambda d: d["graph"]["nodes"][1].update(op="get_attr", target="training"), "not one of its parameters"),
+    (lambda d: d["graph"]["nodes"][1].update(op="call_function", target="getattr",
+                                             args=[{"node": "input_1"}, "__class__"]), "attribute"),
+    (lambda d: d["graph"]["nodes"][1]["args"].append({"unsupported": "function"}), "cannot rebuild"),
+    (lambda d: d["graph"]["nodes"][1].update(args=[{"node": "nowhere"}]), "malformed"),
+    (lambda d: d["modules"][0].update(path="../x"), "malformed"),
+    (lambda d: d.update(format=2), "malformed"),
+])
+def test_anything_outside_the_allow_lists_is_the_students_model_rejected(edit, message):
+    with pytest.raises(ModelRejected, match=message.replace("(", r"\(").replace(".", r"\.")):
+        rebuild_torch(_edited(happy(), edit))
+
+
+def test_state_must_fit_the_rebuilt_layers():
+    payload = _payload(happy())
+    wrong = tuple((k, np.zeros((3, 3), np.float32) if k == "1.weight" else a) for k, a in payload.state)
+    with pytest.raises(ModelRejected, match="`1.weight` has shape"):
+        rebuild_torch(protocol.TorchModulePayload(payload.description, wrong, payload.class_name))
+    extra = payload.state + (("evil", np.zeros(1, np.float32)),)
+    with pytest.raises(ModelRejected, match="none of its layers"):
+        rebuild_torch(protocol.TorchModulePayload(payload.description, extra, payload.class_name))
