@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -318,4 +319,7 @@ def _missing_note(errors: list[dict]) -> str:
 
 
 def _is_keras_model(value: Any) -> bool:
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(value, torch.nn.Module):  # a rebuilt PyTorch module
+        return True
     return hasattr(value, "layers") and hasattr(value, "get_weights") and hasattr(value, "outputs")
