@@ -65,14 +65,11 @@ def test_visible_look(submission):
     submission.call("stash", None)
 '''
 
-# Every place a child could leave something for a later one; `via_proc` adds the other
-# processes' views of /tmp (their /proc/PID/root).
+# Every place a child could leave something for a later one, the other processes' views
+# of /tmp (their /proc/PID/root) included.
 STUDENT = '''\
 import glob
 import os
-
-VIA_PROC = {via_proc}
-
 
 def _places():  # (the grader runs only definitions and constants: no top-level calls)
     return ["/tmp/seen.txt", "/tmp/.keras/seen.txt", "/tmp/.cache/seen.txt", "/tmp/.config/seen.txt",
@@ -80,15 +77,14 @@ def _places():  # (the grader runs only definitions and constants: no top-level 
 
 
 def _writable_proc_roots():
-    return glob.glob("/proc/[0-9]*/root/tmp") if VIA_PROC else []
+    return glob.glob("/proc/[0-9]*/root/tmp")
 
 
 def stash(x):
     if x is None:
         found = ["env=" + os.environ.get("SEEN", "")]
-        patterns = _places() + ["/tmp/*/seen.txt", "/tmp/*/*/seen.txt"]
-        if VIA_PROC:
-            patterns += ["/proc/[0-9]*/root/tmp/seen.txt", "/proc/[0-9]*/cwd/seen.txt"]
+        patterns = _places() + ["/tmp/*/seen.txt", "/tmp/*/*/seen.txt", "/proc/[0-9]*/root/tmp/seen.txt",
+                                "/proc/[0-9]*/cwd/seen.txt"]
         for pattern in patterns:
             for path in glob.glob(pattern):
                 try:
@@ -131,9 +127,9 @@ def _student_views(result) -> dict[str, str]:
             "gradescope": json.dumps({"output": gradescope.get("output", ""), "tests": visible})}
 
 
-def _assert_nothing_hidden_reaches_the_visible_side(tmp_path, stash, worker, *, via_proc: bool):
+def _assert_nothing_hidden_reaches_the_visible_side(tmp_path, stash, worker):
     assignment, log = stash
-    path = notebook(tmp_path / "stash.ipynb", STUDENT.format(via_proc=via_proc))
+    path = notebook(tmp_path / "stash.ipynb", STUDENT)
     result = grade_submission(path, assignment, worker)
     tests = {t.name: t for t in result.tests}
     assert tests["hidden value"].status is Status.PASSED, tests["hidden value"].message
@@ -152,7 +148,7 @@ def _assert_nothing_hidden_reaches_the_visible_side(tmp_path, stash, worker, *, 
 def test_hidden_inputs_left_in_files_never_reach_a_visible_test(tmp_path, stash, worker):
     """At the level this machine grades with by default (full under bubblewrap), including
     what a child could write through another process's /proc/PID/root."""
-    _assert_nothing_hidden_reaches_the_visible_side(tmp_path, stash, worker, via_proc=True)
+    _assert_nothing_hidden_reaches_the_visible_side(tmp_path, stash, worker)
 
 
 @pytest.fixture(scope="module")
@@ -178,7 +174,7 @@ def test_hidden_inputs_left_in_files_never_reach_a_visible_test_at_the_lower_lev
                                                                                     request):
     w = request.getfixturevalue(f"{level}_worker")
     assert w.level == level
-    _assert_nothing_hidden_reaches_the_visible_side(tmp_path, stash, w, via_proc=True)
+    _assert_nothing_hidden_reaches_the_visible_side(tmp_path, stash, w)
 
 
 CHUNK = [{"source": "import os, glob\n\n"
