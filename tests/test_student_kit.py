@@ -559,7 +559,7 @@ def kit_ready_copy(name: str, dest: Path, master, samples: dict) -> Path:
     reference = (REPO / "assignments" / name / re.search(r'^reference = "(.*)"', spec, re.M).group(1)).resolve()
     (root / "assignment.toml").write_text(re.sub(r'^reference = .*$', f'reference = "{reference}"', spec,
                                                  count=1, flags=re.M))
-    (root / "source").mkdir()
+    (root / "source").mkdir(exist_ok=True)
     (root / "samples").mkdir()
     nbformat.write(master, str(root / "source" / f"{name}.ipynb"))
     for sample, nb in samples.items():
