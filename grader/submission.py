@@ -27,6 +27,7 @@ from grader.sandbox import client
 from grader.sandbox.channel import Channel, LoadState, Recipe
 from grader.sandbox.protocol import ModelPayload, TorchModulePayload, Unsupported, encode_value
 from grader.sandbox.trace import PROBE_SOURCE, TRACE_PROBE
+from grader.frameworks.torch.probe import TORCH_PROBE_SOURCE
 
 CHANNELS = ("visible", "hidden")
 # Failures that ended a child: a second identical call would only fail the same way, after
@@ -98,7 +99,8 @@ class Submission:
         probes = getattr(self.assignment, "probes", None)
         recipe = Recipe(chunks=tuple(_program_chunks(self.program)), support=self.assignment.support_files(),
                         seed=self.seed, timeout=self.assignment.call_timeout, future=tuple(self.program.future),
-                        probes=(Path(probes).read_text(encoding="utf-8") if probes else "") + PROBE_SOURCE)
+                        probes=(Path(probes).read_text(encoding="utf-8") if probes else "") + PROBE_SOURCE
+                        + (TORCH_PROBE_SOURCE if getattr(self.assignment, "framework", "keras") == "torch" else ""))
         self._channels = {name: Channel(self.worker, recipe, self._load, name) for name in CHANNELS}
         try:
             self._channels["visible"].ensure()

@@ -111,6 +111,7 @@ def test_outputs_with_transplanted_weights_match_in_train_and_eval(reference, tr
 
 
 def test_a_conv_bias_before_batchnorm_computes_the_same_and_passes(reference):
+    expect_architecture(reference, crossed(happy(bias=True)), exercise="happy_model")
     for training in (True, False):
         expect_same_outputs(reference, crossed(happy(bias=True)), X, training=training)
 

@@ -240,6 +240,46 @@ def describe(module: Any, add_array: Callable[[np.ndarray], int], *, weights: bo
             "training": bool(module.training)}
 
 
+MAX_HOOKED_CALLS = 5000
+
+
+def run_with_hooks(namespace: dict, name: str, args: list, kwargs: dict, inputs: Any,
+                   state: dict | None, training: bool | None) -> dict:
+    """For a module `torch.fx` cannot trace: call the student's `name(*args, **kwargs)`,
+    load `state` (the reference's weights, keyed by this module's own paths, sent in as
+    tensors), run it on `inputs` in the mode asked, and record the order in which its
+    layers were called (forward hooks on every leaf module). Returns data: the order as
+    [path, class name, constructor arguments] and the outputs as tensors (arrays on the
+    wire)."""
+    import torch
+    func = namespace.get(name)
+    if not callable(func):
+        return {"missing": str(name)[:200]}
+    module = func(*args, **kwargs)
+    if not isinstance(module, torch.nn.Module):
+        return {"not_a_module": type(module).__name__[:200]}
+    order: list = []
+    paths = {id(m): p for p, m in module.named_modules()}
+
+    def record(sub, _inputs, _output):
+        if len(order) < MAX_HOOKED_CALLS:
+            order.append(_module_entry(paths.get(id(sub), "?"), sub))
+
+    handles = [m.register_forward_hook(record) for p, m in module.named_modules() if p and not m._modules]
+    try:
+        if state:
+            module.load_state_dict({str(k): v for k, v in state.items()}, strict=False)
+        if training is not None:
+            module.train(bool(training))
+        with torch.no_grad():
+            output = module(inputs)
+    finally:
+        for handle in handles:
+            handle.remove()
+    outputs = list(output) if isinstance(output, (tuple, list)) else [output]
+    return {"order": order, "outputs": outputs, "state_keys": [str(k)[:MAX_TEXT] for k in module.state_dict()][:MAX_MODULES]}
+
+
 def tensor_array(value: Any) -> np.ndarray:
     """A torch tensor as a numpy array (detached, on the CPU, C order; a 0-d tensor stays
     0-d, which `np.ascontiguousarray` would not keep)."""
@@ -247,4 +287,4 @@ def tensor_array(value: Any) -> np.ndarray:
     return array if array.flags.c_contiguous else array.copy(order="C")
 
 
-__all__ = ["ARGUMENTS", "FORMAT", "describe", "function_names", "tensor_array"]
+__all__ = ["ARGUMENTS", "FORMAT", "describe", "function_names", "run_with_hooks", "tensor_array"]

@@ -312,10 +312,25 @@ def _build(graph: torch.fx.Graph, root: nn.Module, locations: dict, cap: int) ->
             auto_named=not path or path.replace(".", "").isdigit(), location=location,
             sources=tuple(sources)))
         where[node] = len(nodes) - 1
+    nodes = _bias_before_batchnorm(nodes)
     nodes, folded = _fold(nodes, tuple(outputs))
     leaves = [p for p, m in root.named_modules() if p and not m._modules and p not in called
               and type(m).__name__ != "Module"]
     return LayerGraph(tuple(nodes), folded, tuple(leaves[:100]))
+
+
+def _bias_before_batchnorm(nodes: list[GraphNode]) -> list[GraphNode]:
+    """A convolution's bias is left out of its spec: before BatchNorm, which subtracts any
+    per-channel constant, `bias=False` is an optimization, not another model, and a
+    student who moved BatchNorm must hear about the move, not about the bias. Where a bias
+    does change the result, the output checks (which copy the reference's bias, or zero
+    one the reference lacks) find it; the label still shows what was written."""
+    out = list(nodes)
+    for i, node in enumerate(nodes):
+        if node.spec.kind == "Conv2D":
+            params = tuple(p for p in node.spec.params if p[0] != "use_bias")
+            out[i] = replace(node, spec=replace(node.spec, params=params))
+    return out
 
 
 def _function_of(label: str) -> str:
