@@ -342,6 +342,13 @@ def test_missing_exercise_reason():
     assert source_of(prog, "happyModel") == ""
 
 
+def test_a_class_is_an_exercise_too():
+    """PyTorch assignments grade `class ConvolutionalModel(nn.Module)`: tagged or found by name."""
+    prog = program(("class happyModel:\n    pass\n", ["happyModel"]))
+    assert list(prog.located) == ["happyModel"] and not prog.missing
+    assert [c.label for c in prog.chunks] == ["cell 1 [happyModel]"]
+
+
 def test_lambda_is_not_accepted_and_says_why():
     prog = program(("happyModel = lambda: 1\n", ["happyModel"]))
     reason = prog.missing["happyModel"]
@@ -353,12 +360,11 @@ def test_lambda_is_not_accepted_and_says_why():
     ("cells", "words"),
     [
         (["if True:\n    def happyModel():\n        pass\n"], ["cell 1", "line 2", "indented", "`if` block"]),
-        (["class happyModel:\n    pass\n"], ["class happyModel"]),
         (["from my_solution import happyModel\n"], ["imports"]),
         ([new_markdown_cell("def happyModel():\n    pass")], ["markdown", "Code"]),
         (["def happymodel():\n    pass\n"], ["rename", "happymodel"]),
     ],
-    ids=["nested", "class", "imported", "markdown", "renamed"],
+    ids=["nested", "imported", "markdown", "renamed"],
 )
 def test_missing_exercise_hints(cells, words):
     reason = program(*cells).missing["happyModel"]

@@ -81,7 +81,7 @@ def _shorten(code: str, limit: int = 80) -> str:
 
 
 def _def_pattern(name: str) -> re.Pattern[str]:
-    return re.compile(rf"^(?:async[ \t]+)?def[ \t]+{re.escape(name)}\b", re.MULTILINE)
+    return re.compile(rf"^(?:(?:async[ \t]+)?def|class)[ \t]+{re.escape(name)}\b", re.MULTILINE)
 
 
 def _lines_of(text: str, offsets: Iterable[int]) -> Iterator[int]:

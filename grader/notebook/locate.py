@@ -1,5 +1,5 @@
-"""Finding each exercise's graded definition (tag first, then the last top-level `def`),
-and, when there is none, the near misses a student actually makes."""
+"""Finding each exercise's graded definition (tag first, then the last top-level `def` or
+`class`), and, when there is none, the near misses a student actually makes."""
 from __future__ import annotations
 
 import ast
@@ -54,7 +54,8 @@ def _candidates(name: str, cells: list[_Cell], tagged: set[int]) -> list[_Candid
     for cell in cells:
         if cell.tree is not None:
             for node in cell.tree.body:
-                if _is_def(node) and node.name == name:
+                # A class is an exercise too: PyTorch assignments grade `class Model(nn.Module)`.
+                if (_is_def(node) or isinstance(node, ast.ClassDef)) and node.name == name:
                     found.append(_Candidate(cell, _start_line(node), node, cell.index in tagged))
         else:
             # Unparsable and cell-magic cells are searched as text, so a student whose
@@ -110,10 +111,7 @@ def _near_misses(cells: list[_Cell]) -> dict[str, list[str]]:
                     add(name, f"{cell.name} (line {top.lineno}) {what}; the grader needs "
                               f"a function written as `def {name}(...):`")
                 continue
-            if isinstance(top, ast.ClassDef):
-                add(top.name, f"{cell.name} (line {top.lineno}) defines `class {top.name}`; the grader needs "
-                              f"a function `def {top.name}(...):`")
-            elif isinstance(top, (ast.Import, ast.ImportFrom)):
+            if isinstance(top, (ast.Import, ast.ImportFrom)):
                 for name in dict.fromkeys(_import_names(top)):
                     add(name, f"{cell.name} (line {top.lineno}) imports `{name}` instead of defining it "
                               "in the notebook")
