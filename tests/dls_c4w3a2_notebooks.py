@@ -507,9 +507,38 @@ def course_notebook(variant: str = "course", *, conv: tuple[str, str] | list = (
 
 
 def write(folder: Path, nb: nbformat.NotebookNode, name: str) -> Path:
+    """Cells get ids from their position, so writing the same notebook again changes no
+    byte (the samples and the master are committed)."""
+    for i, cell in enumerate(nb.cells):
+        cell["id"] = f"cell-{i}"
     path = Path(folder) / name
     nbformat.write(nb, str(path))
     return path
+
+
+# ------------------------------------------------------------------ the assignment's master
+
+def _solution_cell(code: str, exercise: str):
+    """A graded cell of the master: tagged with its exercise, the function's body after its
+    docstring between solution markers, so the template (and a student kit) gets the
+    course's signature and docstring with a stub, never the solution."""
+    lines = code.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("def "))
+    body = next(i for i in range(start + 2, len(lines)) if lines[i].strip() == '"""') + 1  # after the docstring
+    end = max(i for i, line in enumerate(lines) if line.strip()) + 1
+    marked = lines[:body] + ["    ### BEGIN SOLUTION"] + lines[body:end] + ["    ### END SOLUTION"]
+    return new_code_cell("\n".join(marked) + "\n", metadata={"tags": [exercise]})
+
+
+def master_notebook() -> nbformat.NotebookNode:
+    """The course notebook as the assignment's master (`source/dls_c4w3a2.ipynb`):
+    validate-assignment grades it for full marks and makes the template from it, and a
+    student kit is exported from it."""
+    nb = course_notebook("course")
+    graded = {CONV_BLOCK: "conv_block", UPSAMPLING_BLOCK: "upsampling_block", UNET_MODEL: "unet_model"}
+    nb.cells = [_solution_cell(c.source, graded[c.source]) if c.source in graded else c for c in nb.cells]
+    nb.metadata["grader"] = {"assignment": "dls_c4w3a2"}
+    return nb
 
 
 # ------------------------------------------------------------------ the assignment's samples
@@ -555,5 +584,8 @@ def write_samples(folder: Path) -> list[Path]:
 
 
 if __name__ == "__main__":
-    for written in write_samples(Path(__file__).resolve().parent.parent / "assignments" / "dls_c4w3a2" / "samples"):
+    assignment = Path(__file__).resolve().parent.parent / "assignments" / "dls_c4w3a2"
+    (assignment / "source").mkdir(exist_ok=True)
+    print(write(assignment / "source", master_notebook(), "dls_c4w3a2.ipynb"))
+    for written in write_samples(assignment / "samples"):
         print(written)

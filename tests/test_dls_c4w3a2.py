@@ -121,8 +121,8 @@ def test_course_helper_modules_are_not_a_students_worry(graded, assignment):
 
 
 def test_samples_are_the_generated_notebooks(assignment):
-    """The samples come from this module: a change here that was not written out to
-    assignments/dls_c4w3a2/samples/ would leave validate-assignment checking old code."""
+    """The samples and the master come from this module: a change here that was not written
+    out to assignments/dls_c4w3a2/ would leave validate-assignment checking old code."""
     import nbformat
 
     folder = assignment.root / "samples"
@@ -132,6 +132,26 @@ def test_samples_are_the_generated_notebooks(assignment):
         fresh = nbs.sample_notebook(name)
         assert [c.source for c in stored.cells] == [c.source for c in fresh.cells], name
         assert stored.metadata["grader"]["expected_score"] == nbs.SAMPLES[name][2]
+    master = nbformat.read(str(assignment.root / "source" / "dls_c4w3a2.ipynb"), as_version=4)
+    assert [c.source for c in master.cells] == [c.source for c in nbs.master_notebook().cells]
+
+
+def test_template_keeps_the_course_notebook_without_solutions(assignment):
+    """The master is the course notebook with each graded function's body between solution
+    markers: the template students (and a kit) get keeps the signatures, docstrings and
+    every other cell, and no line of the solutions."""
+    from grader.authoring.assign import make_template, read_master
+    from grader.authoring.validate import find_master
+
+    template = make_template(read_master(find_master(assignment)))
+    text = "\n".join(c.source for c in template.cells)
+    assert "def conv_block(inputs=None, n_filters=32, dropout_prob=0, max_pooling=True):" in text
+    assert "def unet_model(input_size=(96, 128, 3), n_filters=32, n_classes=23):" in text
+    assert text.count("NotImplementedError") >= 3
+    for solution in ("MaxPooling2D(pool_size=(2,2))(conv)", "concatenate([up, contractive_input], axis=3)",
+                     "Conv2D(n_classes, 1, padding='same')", "BEGIN SOLUTION"):
+        assert solution not in text, solution
+    assert "model_history = unet.fit(train_dataset, epochs=EPOCHS)" in text
 
 
 def test_probe_wraps_conv_block_into_a_model_with_both_outputs(tmp_path, assignment, worker):
@@ -272,10 +292,13 @@ def test_class_count_written_in(graded):
 
 
 def test_filter_counts_written_in(graded):
+    """Right for the course's 32 filters only: the layer graph (at 32) passes, the outputs
+    (checked on a narrower U-Net) and the hidden settings name the mistake."""
     result = graded("filters_hard_coded", unet=nbs.FILTERS_HARD_CODED)
     assert named_tests(result, "unet_model")["test_unet_model_layer_graph"].status is Status.PASSED
-    test = failed(result, "unet_model", "test_unet_model_on_hidden_settings", "filters_hard_coded")
-    assert "32 filters" in test.message and "n_filters" in test.message, test.message
+    for name in ("test_unet_model_outputs", "test_unet_model_on_hidden_settings"):
+        test = failed(result, "unet_model", name, "filters_hard_coded")
+        assert "32 filters" in test.message and "n_filters" in test.message, test.message
 
 
 def test_decoder_paired_with_the_wrong_encoder_block_is_named(graded):
