@@ -152,3 +152,13 @@ def test_a_layer_outside_the_allow_list_is_rejected_with_its_name(session):
 def test_a_function_outside_the_allow_list_is_rejected_with_its_name(session):
     with pytest.raises(ModelRejected, match=r"forward calls `.*fft.*`, which this grader does not run"):
         rebuild_torch(session.call("exotic").value)
+
+
+def test_layers_of_a_sequential_point_at_the_line_that_created_them(session):
+    graph = layer_graph(rebuild_torch(session.call("happy_model").value))
+    by_kind = {n.spec.kind: n for n in graph.nodes}
+    conv, dense = by_kind["Conv2D"].location, by_kind["Dense"].location
+    assert conv is not None and conv.cell == "cell 4" and "nn.Conv2d(3, 8, 7)" in conv.source
+    lines = STUDENT.splitlines()
+    assert "nn.Conv2d(3, 8, 7)" in lines[conv.line - 1]
+    assert dense is not None and "nn.Linear(8 * 8 * 8, 1)" in lines[dense.line - 1]

@@ -364,6 +364,8 @@ def serve(sock, config: dict, workdir: str | None = None) -> None:
     _register_sources(chunks)
     labels = {c["label"] for c in chunks}
     provenance.install(labels)  # where each Keras layer is created, for the feedback
+    if "torch" in sys.modules:  # and each torch module (grader/frameworks/torch/describe.py)
+        protocol._torch_adapter().record_creations(labels)
     _KERNELS.watch()
     privileges = drop_privileges()
     if not tmp.startswith("shared"):  # its own /tmp and /dev/shm: the only places it may write (landlock)

@@ -159,12 +159,63 @@ def _argument(value: Any, depth: int = 0) -> Any:
     return {"unsupported": type(value).__name__[:MAX_TEXT]}
 
 
+_CREATED: Any = None  # module -> [cell label, line, source], while the child lives
+
+
+def record_creations(labels: set[str] | frozenset) -> bool:
+    """Before any student code runs in a torch child: note, for each module created, the
+    innermost line of the student's cells on the stack (`self.bn = nn.BatchNorm2d(32)`,
+    a line of `nn.Sequential(...)`), so feedback can point at it. Best effort."""
+    import linecache
+    import sys
+    import weakref
+
+    import torch
+    global _CREATED
+    original = torch.nn.Module.__init__
+    if getattr(original, "_grader_records", False) or not labels:
+        return False
+    _CREATED = weakref.WeakKeyDictionary()
+    wanted = frozenset(labels)
+
+    def __init__(self, *args, **kwargs):  # noqa: N807 - wraps nn.Module.__init__
+        original(self, *args, **kwargs)
+        try:
+            frame = sys._getframe(1)
+            for _ in range(200):
+                if frame is None:
+                    return
+                if frame.f_code.co_filename in wanted:
+                    label, line = frame.f_code.co_filename, frame.f_lineno
+                    source = " ".join(linecache.getline(label, line).split())[:120]
+                    _CREATED[self] = [label[:100], int(line), source]
+                    return
+                frame = frame.f_back
+        except Exception:  # noqa: BLE001 - a location only improves the feedback
+            pass
+
+    __init__._grader_records = True  # type: ignore[attr-defined]
+    __init__.__wrapped__ = original  # type: ignore[attr-defined]
+    torch.nn.Module.__init__ = __init__
+    return True
+
+
+def _created(module: Any) -> list | None:
+    try:
+        return _CREATED.get(module) if _CREATED is not None else None
+    except TypeError:
+        return None
+
+
 def _module_entry(path: str, module: Any) -> dict:
     import torch.nn as nn
     cls = type(module)
     name = cls.__name__
     builtin = cls.__module__.startswith("torch.nn.") and getattr(nn, name, None) is cls
     entry: dict[str, Any] = {"path": path[:MAX_TEXT], "class": name[:MAX_TEXT], "builtin": builtin}
+    created = _created(module)
+    if created:
+        entry["created"] = created
     if builtin and name in ARGUMENTS:
         try:
             entry["args"] = ARGUMENTS[name](module)
@@ -287,4 +338,4 @@ def tensor_array(value: Any) -> np.ndarray:
     return array if array.flags.c_contiguous else array.copy(order="C")
 
 
-__all__ = ["ARGUMENTS", "FORMAT", "describe", "function_names", "run_with_hooks", "tensor_array"]
+__all__ = ["ARGUMENTS", "FORMAT", "describe", "function_names", "record_creations", "run_with_hooks", "tensor_array"]

@@ -265,6 +265,7 @@ def _build(graph: torch.fx.Graph, root: nn.Module, locations: dict, cap: int) ->
     called: set[str] = set()
     inputs = 0
     modules = dict(root.named_modules())
+    module_locations = getattr(root, "module_locations", {}) if isinstance(root, RebuiltModule) else {}
     for node in graph.nodes:
         if node.op == "placeholder":
             where[node] = -1 - inputs
@@ -304,7 +305,7 @@ def _build(graph: torch.fx.Graph, root: nn.Module, locations: dict, cap: int) ->
         if len(nodes) >= cap:
             raise GraphTooLarge(f"The model has more than {cap} layers; the grader stops reading it there.",
                                 diagnosis="graph_too_large")
-        at = locations.get(node.name)
+        at = locations.get(node.name) or (module_locations.get(path) if path else None)
         location = Location(at[0].split(" [", 1)[0], at[1], at[2], _function_of(at[0])) if at else None
         nodes.append(GraphNode(
             LayerSpec(kind, params, path or node.name, tuple(s for s in sources if s >= 0), display=shown),

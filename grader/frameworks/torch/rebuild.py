@@ -249,6 +249,7 @@ class RebuiltModule(nn.Module):
         self.untraceable_where: tuple | None = None
         self.node_locations: dict[str, tuple[str, int, str]] = {}
         self.module_classes: dict[str, str] = {}
+        self.module_locations: dict[str, tuple[str, int, str]] = {}  # path -> where the student created it
 
     def forward(self, *args: Any) -> Any:
         if self.fx_graph is None:
@@ -293,7 +294,7 @@ def _build_modules(root: RebuiltModule, entries: Any) -> dict[str, str]:
     """Submodules at their paths; returns {path: class} of the allow-listed leaves."""
     if not isinstance(entries, list) or len(entries) > MAX_MODULES:
         raise ModelRejected(f"the returned module has more than {MAX_MODULES} submodules, or a malformed list")
-    plans: list[tuple[str, str, _Plan | None]] = []
+    plans: list[tuple[str, str, _Plan | None, Any]] = []
     total = 0
     for entry in entries:
         if not isinstance(entry, dict) or not isinstance(entry.get("path"), str) \
@@ -309,20 +310,22 @@ def _build_modules(root: RebuiltModule, entries: Any) -> dict[str, str]:
             total += plan.params
             if total > MAX_PARAMS:
                 raise ModelRejected(f"the returned module holds more than {MAX_PARAMS:,} parameters")
-            plans.append((path, cls, plan))
+            plans.append((path, cls, plan, entry.get("created")))
         elif entry.get("builtin") is True and cls not in CONTAINERS:
             raise ModelRejected(f"{what} is not one of the layers this grader rebuilds; allowed: "
                                 + ", ".join(f"nn.{c}" for c in sorted(PLANS)))
         else:  # a container (nn.Sequential, or the student's own class): its computation is in the graph
-            plans.append((path, cls, None))
+            plans.append((path, cls, None, entry.get("created")))
     leaves: dict[str, str] = {}
-    for path, cls, plan in plans:
+    for path, cls, plan, created in plans:
         parent, _, name = path.rpartition(".")
         holder = _container(root, parent)
         if name in holder._modules:
             raise ModelRejected(f"the submodule `{path}` is listed twice")
         holder.add_module(name, plan.build() if plan is not None else nn.Module())
         root.module_classes[path] = cls
+        if _where(created):
+            root.module_locations[path] = _where(created)
         if plan is not None:
             leaves[path] = cls
     return leaves
@@ -427,13 +430,22 @@ def _build_graph(root: RebuiltModule, nodes: Any, leaves: dict[str, str]) -> tor
         else:
             raise ModelRejected(f"the returned module's graph holds an unknown operation {str(op)[:40]!r}")
         made[entry["name"]] = node
-        where = entry.get("where")
-        if isinstance(where, list) and len(where) == 3 and isinstance(where[0], str) and type(where[1]) is int \
-                and isinstance(where[2], str) and 0 < where[1] < 10_000_000:
-            root.node_locations[node.name] = (where[0][:100], where[1], where[2][:120])
+        where = _where(entry.get("where"))
+        if where:
+            root.node_locations[node.name] = where
     if outputs != 1:
         raise ModelRejected("the returned module's graph has no output")
     return graph
+
+
+def _where(value: Any) -> tuple[str, int, str] | None:
+    """[cell label, line, source] as sent; anything malformed is dropped (a location only
+    improves the feedback)."""
+    if isinstance(value, list) and len(value) == 3 and isinstance(value[0], str) and type(value[1]) is int \
+            and isinstance(value[2], str) and 0 < value[1] < 10_000_000 \
+            and not any(ord(c) < 32 for c in value[0] + value[2]):
+        return value[0][:100], value[1], value[2][:120]
+    return None
 
 
 def _value(tree: Any, made: dict[str, torch.fx.Node], depth: int) -> Any:
