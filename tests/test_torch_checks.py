@@ -116,6 +116,15 @@ def test_a_conv_bias_before_batchnorm_computes_the_same_and_passes(reference):
         expect_same_outputs(reference, crossed(happy(bias=True)), X, training=training)
 
 
+def test_a_missing_conv_bias_before_batchnorm_passes_when_the_reference_has_one():
+    reference = happy(bias=True)
+    with torch.no_grad():
+        reference[1].bias.uniform_(-1.0, 1.0)
+        reference[2].running_mean.fill_(0.25)
+    for training in (True, False):
+        expect_same_outputs(reference, crossed(happy(bias=False)), X, training=training)
+
+
 def test_relu_before_batchnorm_changes_the_outputs_and_says_why(reference):
     with pytest.raises(CheckFailed) as failed:
         expect_same_outputs(reference, crossed(happy(order="relu_first")), X, training=False)

@@ -9,7 +9,9 @@ Both modules get their own weights and modes back afterwards, whatever happens.
 
 A student's convolution with a bias where the reference has none (`bias=False` before
 BatchNorm) gets a zero bias: BatchNorm subtracts any per-channel constant, so the two
-compute the same, and the copy must not fail them for it.
+compute the same, and the copy must not fail them for it. The reverse (the reference has
+the bias) moves the student's BatchNorm running mean by that bias, which is what the
+reference computes in `eval()`.
 """
 from __future__ import annotations
 
@@ -34,12 +36,15 @@ def transplant(reference: nn.Module, student: nn.Module) -> list[str]:
     student layers left with their own weights (a shape that does not fit)."""
     ref, stu = layer_graph(reference), layer_graph(student)
     skipped = []
+    folded: list[tuple[int, torch.Tensor]] = []  # (student conv node, the reference's bias it lacks)
     with torch.no_grad():
         for e, f in align_graphs(ref, stu).pairs.items():
             source, target = ref.nodes[e].layer, stu.nodes[f].layer
             if not isinstance(source, nn.Module) or not isinstance(target, nn.Module):
                 continue
             theirs = source.state_dict()
+            if isinstance(target, nn.Conv2d) and target.bias is None and theirs.get("bias") is not None:
+                folded.append((f, theirs["bias"]))
             for key, tensor in target.state_dict().items():
                 value = theirs.get(key)
                 if value is None:
@@ -50,7 +55,22 @@ def transplant(reference: nn.Module, student: nn.Module) -> list[str]:
                     skipped.append(stu.specs[f].label())
                     break
                 tensor.copy_(value)
+        for f, bias in folded:  # bias=False before BatchNorm where the reference has one: the same model
+            _fold_bias(stu, f, bias)
     return skipped
+
+
+def _fold_bias(graph: Any, conv: int, bias: torch.Tensor) -> None:
+    """The reference adds `bias` before its BatchNorm, the student's convolution has none:
+    in train() BatchNorm cancels it; in eval() the running mean must absorb it, so the
+    student's BatchNorm's running mean is moved by the bias (running_mean - b)."""
+    readers = graph.consumers(conv)
+    if len(readers) != 1:
+        return
+    bn = graph.nodes[readers[0]].layer
+    if isinstance(bn, (nn.BatchNorm2d, nn.BatchNorm1d)) and bn.running_mean is not None \
+            and bn.running_mean.shape == bias.shape:
+        bn.running_mean.sub_(bias)
 
 
 def _run(module: nn.Module, x: torch.Tensor, training: bool | None, who: str) -> list[np.ndarray]:
