@@ -150,11 +150,17 @@ def transplanted_state(reference_order: list, student: RebuiltModule, run: Hooke
     ours = [(p, modules[p]) for p, _ in run.order if isinstance(modules.get(p), _STATEFUL)]
     state: dict[str, np.ndarray] = {}
     seen: set[int] = set()
+    pending: torch.Tensor | None = None  # a reference bias the student's last conv lacks
     for source, (path, target) in zip(theirs, ours):
         if type(source) is not type(target) or id(target) in seen:
             continue
         seen.add(id(target))
-        given = source.state_dict()
+        given = dict(source.state_dict())
+        if isinstance(target, (nn.BatchNorm2d, nn.BatchNorm1d)) and pending is not None \
+                and given.get("running_mean") is not None and given["running_mean"].shape == pending.shape:
+            given["running_mean"] = given["running_mean"] - pending  # BatchNorm absorbs it (see outputs)
+        pending = source.bias.detach() if isinstance(target, nn.Conv2d) and target.bias is None \
+            and source.bias is not None else None
         for key, tensor in target.state_dict().items():
             value = given.get(key)
             if value is None and key == "bias":
