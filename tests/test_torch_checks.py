@@ -178,6 +178,9 @@ def test_sizes_are_refused_before_anything_is_allocated():
     (lambda d: d["graph"]["nodes"][1].update(args=[{"node": "nowhere"}]), "malformed"),
     (lambda d: d["modules"][0].update(path="../x"), "malformed"),
     (lambda d: d.update(format=2), "malformed"),
+    (lambda d: d["graph"]["nodes"][0].update(target="x; import os"), "an input's name"),
+    (lambda d: next(e for e in d["modules"] if e["class"] == "Conv2d")["args"].update(padding="same", stride=[2, 2]),
+     "could not be rebuilt"),
 ])
 def test_anything_outside_the_allow_lists_is_the_students_model_rejected(edit, message):
     with pytest.raises(ModelRejected, match=message.replace("(", r"\(").replace(".", r"\.")):

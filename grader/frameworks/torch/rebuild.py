@@ -258,7 +258,19 @@ class RebuiltModule(nn.Module):
 
 
 def rebuild_torch(payload: TorchModulePayload) -> RebuiltModule:
-    """The vetted, rebuilt module; ModelRejected (student-facing) for anything else."""
+    """The vetted, rebuilt module; ModelRejected (student-facing) for anything else,
+    including a combination of settings torch itself refuses (padding='same' with
+    stride 2, ...)."""
+    try:
+        return _rebuild(payload)
+    except ModelRejected:
+        raise
+    except (ValueError, TypeError, RuntimeError, KeyError, IndexError, AttributeError) as exc:
+        raise ModelRejected(f"the returned module could not be rebuilt: {type(exc).__name__}: "
+                            f"{str(exc)[:300]}") from None
+
+
+def _rebuild(payload: TorchModulePayload) -> RebuiltModule:
     body = payload.description
     if not isinstance(body, dict) or body.get("format") != 1:
         raise ModelRejected("the returned module's description is malformed")
@@ -401,7 +413,9 @@ def _build_graph(root: RebuiltModule, nodes: Any, leaves: dict[str, str]) -> tor
         args = tuple(_value(a, made, 0) for a in raw_args)
         kwargs = _value({"dict": entry.get("kwargs", {})}, made, 0)
         if op == "placeholder":
-            node = graph.placeholder(_text(target, "an input's name"), default_value=args[0] if args else
+            if not isinstance(target, str) or not _NAME.fullmatch(target):
+                raise ModelRejected("the returned module's graph is malformed (an input's name)")
+            node = graph.placeholder(target, default_value=args[0] if args else
                                      inspect.Signature.empty)
         elif op == "call_module":
             if target not in leaves:
