@@ -227,6 +227,13 @@ class Submission:
         value = self._cached(("call", name, weights), name, args, kwargs).value
         return self._expect_model(name, value, expected)
 
+    def variable(self, name: str, *, exercise: str | None = None, marker: str | None = None,
+                 expected: str | None = None, weights: bool = True):
+        """A value the notebook builds at the top level (`model`, `optimizer`, `model.optimizer`),
+        built without the training around it: see grader/toplevel_values.py."""
+        from grader.toplevel_values import read_variable
+        return read_variable(self, name, exercise=exercise, marker=marker, expected=expected, weights=weights)
+
     @staticmethod
     def _expect_model(name: str, value: Any, expected: str):
         if value is None:
