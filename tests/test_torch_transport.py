@@ -162,3 +162,11 @@ def test_layers_of_a_sequential_point_at_the_line_that_created_them(session):
     lines = STUDENT.splitlines()
     assert "nn.Conv2d(3, 8, 7)" in lines[conv.line - 1]
     assert dense is not None and "nn.Linear(8 * 8 * 8, 1)" in lines[dense.line - 1]
+
+
+def test_a_module_asked_for_without_weights_crosses_without_its_state(session):
+    payload = session.call("happy_model", weights=False).value
+    assert payload.weightless and payload.state == ()
+    model = rebuild_torch(payload)  # fresh weights, the same layers
+    assert [n.spec.kind for n in layer_graph(model).nodes][:3] == ["ZeroPadding2D", "Conv2D", "BatchNormalization"]
+    assert model(torch.zeros(1, 3, 16, 16)).shape == (1, 1)
