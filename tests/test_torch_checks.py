@@ -195,3 +195,21 @@ def test_state_must_fit_the_rebuilt_layers():
     extra = payload.state + (("evil", np.zeros(1, np.float32)),)
     with pytest.raises(ModelRejected, match="none of its layers"):
         rebuild_torch(protocol.TorchModulePayload(payload.description, extra, payload.class_name))
+
+
+FLATTENS = {
+    "x.view(x.size(0), -1)": lambda x: x.view(x.size(0), -1),
+    "x.view(-1, 8 * 8 * 8)": lambda x: x.view(-1, 8 * 8 * 8),
+    "x.reshape(x.shape[0], -1)": lambda x: x.reshape(x.shape[0], -1),
+    "torch.flatten(x, 1)": lambda x: torch.flatten(x, 1),
+    "x.flatten(1)": lambda x: x.flatten(1),
+}
+
+
+@pytest.mark.parametrize("flatten", sorted(FLATTENS))
+def test_every_usual_spelling_of_flatten_is_the_flatten_layer(reference, flatten):
+    class Written(Functional):
+        def forward(self, x):
+            x = F.max_pool2d(F.relu(self.bn(self.conv(self.pad(x)))), 2)
+            return torch.sigmoid(self.fc(FLATTENS[flatten](x)))
+    expect_architecture(reference, crossed(Written()), exercise="happy_model")

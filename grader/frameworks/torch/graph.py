@@ -230,9 +230,10 @@ def _function_spec(name: str, node: torch.fx.Node, root: nn.Module) -> tuple[str
         shape = node.args[1:] if len(node.args) > 2 else (node.args[1:2] or ())
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        if len(shape) == 2 and shape[1] == -1:
-            return "Flatten", (), f".{short}(N, -1)"
-        return "Reshape", (), f".{short}(...)"
+        shown = ", ".join("N" if isinstance(a, torch.fx.Node) else str(a) for a in shape)
+        if len(shape) == 2:  # (N, -1), (-1, C*H*W), (x.size(0), C*H*W): one row per sample
+            return "Flatten", (), f".{short}({shown})"
+        return "Reshape", (("shape", tuple(a if isinstance(a, int) else -2 for a in shape)),), f".{short}({shown})"
     if short in ("dropout", "dropout2d"):
         p = float(_arg(node, 1, "p", 0.5))
         return ("Dropout" if short == "dropout" else "SpatialDropout2D"), (("rate", p),), f"{name}(p={p:g})"
