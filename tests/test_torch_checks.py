@@ -213,3 +213,16 @@ def test_every_usual_spelling_of_flatten_is_the_flatten_layer(reference, flatten
             x = F.max_pool2d(F.relu(self.bn(self.conv(self.pad(x)))), 2)
             return torch.sigmoid(self.fc(FLATTENS[flatten](x)))
     expect_architecture(reference, crossed(Written()), exercise="happy_model")
+
+
+def test_a_students_own_conv_subclass_reads_as_the_convolution_it_computes(reference):
+    class MyConv(nn.Conv2d):  # traced through: F.conv2d on its own weight
+        pass
+
+    student = Functional()
+    student.conv = MyConv(3, 8, 7, bias=False)
+    graph = layer_graph(crossed(student))
+    conv = next(n.spec for n in graph.nodes if n.spec.kind == "Conv2D")
+    assert conv.param("filters") == 8 and conv.param("kernel_size") == (7, 7) and conv.param("padding") == "valid"
+    expect_architecture(reference, crossed(student), exercise="happy_model")
+    expect_same_outputs(reference, crossed(student), X, training=False)

@@ -243,19 +243,62 @@ def _function_spec(name: str, node: torch.fx.Node, root: nn.Module) -> tuple[str
         kind = {"add": "Add", "sub": "Subtract", "mul": "Multiply"}[short]
         return kind, (), "+" if name == "operator.add" else written
     if short in ("conv2d",):
-        return "Conv2D", _functional_conv(node), written
+        return "Conv2D", _functional_conv(node, _weight(node, root)), written
     if short in ("linear",):
-        return "Dense", (("activation", "linear"),), written
+        weight = _weight(node, root)
+        units = (("units", int(weight.shape[0])),) if weight is not None and weight.dim() == 2 else ()
+        return "Dense", units + (("activation", "linear"),), written
     if short in ("batch_norm",):
         return "BatchNormalization", (("axis", "channels"),), written
     return short.capitalize(), (), written
 
 
-def _functional_conv(node: torch.fx.Node) -> tuple:
+def _weight(node: torch.fx.Node, root: nn.Module) -> torch.Tensor | None:
+    """The weight a functional conv2d / linear reads, when it is the module's own parameter
+    (a `get_attr` node: a student's subclass of nn.Conv2d, or an nn.Parameter of theirs)."""
+    weight = _arg(node, 1, "weight")
+    if isinstance(weight, torch.fx.Node) and weight.op == "get_attr":
+        try:
+            return root.get_parameter(str(weight.target))
+        except AttributeError:
+            try:
+                return root.get_buffer(str(weight.target))
+            except AttributeError:
+                return None
+    return None
+
+
+def _owner(node: torch.fx.Node, root: nn.Module) -> nn.Module | None:
+    """The module holding the weight a functional conv2d / linear reads (its parameters
+    are what the output checks copy); None for other functions."""
+    weight = _arg(node, 1, "weight")
+    if not (isinstance(weight, torch.fx.Node) and weight.op == "get_attr"):
+        return None
+    parent = str(weight.target).rpartition(".")[0]
+    try:
+        return root.get_submodule(parent) if parent else None
+    except AttributeError:
+        return None
+
+
+def _functional_conv(node: torch.fx.Node, weight: torch.Tensor | None) -> tuple:
+    """F.conv2d's settings; filters and kernel size only when its weight is a parameter
+    of the module (weights passed in as arguments have no fixed shape here)."""
     stride = _ints(_arg(node, 3, "stride", 1))
+    dilation = _ints(_arg(node, 5, "dilation", 1))
     padding = _arg(node, 4, "padding", 0)
-    pad = padding if isinstance(padding, str) else ("valid" if not any(_ints(padding)) else _ints(padding))
-    return (("strides", stride), ("padding", pad))
+    if weight is None or weight.dim() != 4:
+        pad = padding if isinstance(padding, str) else ("valid" if not any(_ints(padding)) else _ints(padding))
+        return (("strides", stride), ("padding", pad))
+    kernel = (int(weight.shape[2]), int(weight.shape[3]))
+    params: list = [("filters", int(weight.shape[0])), ("kernel_size", kernel), ("strides", stride),
+                    ("padding", _conv_padding(padding, kernel, stride, dilation))]
+    if set(dilation) != {1}:
+        params.append(("dilation_rate", dilation))
+    groups = _arg(node, 6, "groups", 1)
+    if groups != 1:
+        params.append(("groups", groups))
+    return tuple(params)
 
 
 def _build(graph: torch.fx.Graph, root: nn.Module, locations: dict, cap: int) -> LayerGraph:
@@ -298,7 +341,7 @@ def _build(graph: torch.fx.Graph, root: nn.Module, locations: dict, cap: int) ->
                 spec = ("Slice", (), "[...]")
             else:
                 spec = _function_spec(name, node, root)
-            origin, layer, path = name, None, ""
+            origin, layer, path = name, _owner(node, root), ""
         if spec is None:
             where[node] = sources[0]
             continue
