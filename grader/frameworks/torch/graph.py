@@ -340,7 +340,11 @@ def _build(graph: torch.fx.Graph, root: nn.Module, locations: dict, cap: int) ->
             if name in ("operator.getitem",):
                 spec = ("Slice", (), "[...]")
             else:
-                spec = _function_spec(name, node, root)
+                try:
+                    spec = _function_spec(name, node, root)
+                except (TypeError, ValueError, IndexError, AttributeError, RuntimeError):
+                    # arguments that are not what the function takes: a layer of its own, unlike any
+                    spec = (name.split(".")[-1].capitalize(), (("arguments", "unreadable"),), f"{name}(...)")
             origin, layer, path = name, _owner(node, root), ""
         if spec is None:
             where[node] = sources[0]
