@@ -204,7 +204,10 @@ class Submission:
             raise
         if result.output:
             self.output.append(result.output)
-        return dataclasses.replace(result, value=self._materialize(name, result.value))
+        value = self._materialize(name, result.value)
+        if not probe and getattr(value, "fx_graph", 0) is None:  # a torch module fx cannot trace: its output
+            value.origin_call = (self, name, tuple(args), dict(kwargs))  # checks run it where it lives
+        return dataclasses.replace(result, value=value)
 
     def trace(self, name: str, *args, watch: Sequence[str] = (), **kwargs) -> Trace:
         """Call the student's `name(*args, **kwargs)` and record each call of their own

@@ -15,6 +15,7 @@ from conftest import notebook
 from grader.assignment import load_assignment
 from grader.checks import CheckFailed
 from grader.checks.architecture import expect_architecture
+from grader.checks.models import expect_same_outputs
 from grader.frameworks.torch.rebuild import RebuiltModule
 from grader.frameworks.torch.untraced import (expect_layer_order_by_hooks, expect_same_outputs_by_hooks,
                                               hooked_run)
@@ -118,3 +119,11 @@ def test_outputs_are_computed_in_the_child_with_the_references_weights(submissio
         expect_same_outputs_by_hooks(ref, submissions["wrong"].model("conv_model"), submissions["wrong"],
                                      "conv_model", X, training=training)
     assert failed.value.diagnosis == f"outputs_differ_{'training' if training else 'inference'}"
+
+
+def test_expect_same_outputs_runs_an_untraceable_module_in_the_child_by_itself(submissions):
+    ref = reference()
+    expect_same_outputs(ref, submissions["right"].model("conv_model"), X, training=False)
+    with pytest.raises(CheckFailed) as failed:
+        expect_same_outputs(ref, submissions["wrong"].model("conv_model"), X, training=True)
+    assert failed.value.diagnosis == "outputs_differ_training"

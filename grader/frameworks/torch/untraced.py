@@ -172,14 +172,14 @@ def transplanted_state(reference_order: list, student: RebuiltModule, run: Hooke
 
 def expect_same_outputs_by_hooks(reference: nn.Module, student: RebuiltModule, submission: Any, name: str,
                                  inputs: np.ndarray, *, training: bool | None, args: Sequence = (),
-                                 rtol: float = 1e-5, atol: float = 1e-6) -> None:
+                                 kwargs: dict | None = None, rtol: float = 1e-5, atol: float = 1e-6) -> None:
     """`expect_same_outputs` for a module without a graph: computed in the child with the
     reference's weights sent in as arrays."""
     from grader.checks.models import _compare
     order, expected = local_order(reference, inputs, training)
-    first = hooked_run(submission, name, inputs, args=args, training=training)
+    first = hooked_run(submission, name, inputs, args=args, kwargs=kwargs, training=training)
     state = transplanted_state(order, student, first)
-    found = hooked_run(submission, name, inputs, args=args, state=state, training=training).outputs
+    found = hooked_run(submission, name, inputs, args=args, kwargs=kwargs, state=state, training=training).outputs
     if len(expected) != len(found):
         raise CheckFailed(f"Your model returns {len(found)} outputs; the reference returns {len(expected)}.",
                           diagnosis="wrong_output_count")
