@@ -333,3 +333,24 @@ def test_concatenate_default_axis_gets_full_marks(graded):
 
 def test_pooling_with_same_padding_gets_full_marks(graded):
     full_marks(graded("pool_same", conv=nbs.POOL_SAME))
+
+
+# ------------------------------------------------------------------ the student kit
+
+def test_student_kit_agrees_with_full_grading_on_every_sample(tmp_path, assignment):
+    """Every block test runs probes: the kit ships them, records the reference's answers
+    (the narrow U-Net's weights only: the kit stays small), and the export's own comparison
+    finds the kit's visible results equal to the full grader's on the master and each sample."""
+    from grader.kit.export import build_kit
+
+    kit = build_kit(assignment, tmp_path / "kit")
+    spec = (kit.spec_dir / "assignment.toml").read_text()
+    assert 'probes = "probes.py"' in spec and (kit.spec_dir / "probes.py").is_file() and "secret" not in spec
+    assert any("unet_model_outputs" in t for t in kit.tests) and not any("hidden" in t for t in kit.tests)
+    assert set(kit.compared) >= {f"{name}.ipynb" for name in nbs.SAMPLES}
+    for name, (mine, full) in kit.compared.items():
+        assert mine == full, name
+    by_test = {r[0]: r for r in kit.compared["dropout_forced.ipynb"][0]}
+    assert by_test["test_conv_block_outputs"][2] == "failed"
+    size = sum(p.stat().st_size for p in kit.root.rglob("*") if p.is_file())
+    assert size < 5_000_000, size
