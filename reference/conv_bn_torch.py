@@ -73,7 +73,7 @@ def happy_model():
     64x64 RGB images: 64 + 2*3 padding, a 7x7 kernel gives 64x64 again, pooling 32x32."""
     return nn.Sequential(
         nn.ZeroPad2d(3),
-        nn.Conv2d(3, 32, kernel_size=7),
+        nn.Conv2d(3, 32, kernel_size=7, bias=False),
         nn.BatchNorm2d(32),
         nn.ReLU(),
         nn.MaxPool2d(2),
@@ -92,11 +92,11 @@ class ConvolutionalModel(nn.Module):
     def __init__(self, image_size=IMAGE_SIZE, num_classes=NUM_CLASSES):
         super().__init__()
         height, width = image_size
-        self.conv1 = nn.Conv2d(3, 8, kernel_size=5, padding=2)
+        self.conv1 = nn.Conv2d(3, 8, kernel_size=5, padding=2, bias=False)
         self.bn1 = nn.BatchNorm2d(8)
         self.relu1 = nn.ReLU()
         self.pool1 = nn.MaxPool2d(4)
-        self.conv2 = nn.Conv2d(8, 16, kernel_size=3, padding=1)
+        self.conv2 = nn.Conv2d(8, 16, kernel_size=3, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(16)
         self.relu2 = nn.ReLU()
         self.pool2 = nn.MaxPool2d(4)
