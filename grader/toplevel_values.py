@@ -68,6 +68,7 @@ class _Values:
     notebook: Any = None
     channels: dict[tuple, Channel] = dataclasses.field(default_factory=dict)
     cache: dict[tuple, Any] = dataclasses.field(default_factory=dict)
+    chosen: dict[tuple, ValueSlice] = dataclasses.field(default_factory=dict)
 
 
 def read_variable(submission, name: str, *, exercise: str | None = None, marker: str | None = None,
@@ -82,12 +83,21 @@ def read_variable(submission, name: str, *, exercise: str | None = None, marker:
     if key in state.cache:
         value = state.cache[key]
     else:
-        value = state.cache[key] = _read(submission, state, path, exercise, marker, weights)
+        value = state.cache[key] = _read(submission, state, key, path, exercise, marker, weights)
     if isinstance(value, BaseException):
         raise value
+    if expected is not None and value is None:
+        where = _where(state, key)
+        raise CheckFailed(f"`{name}`{where} is still None: the model is not built yet.",
+                          hint=f"Assign the model to `{name}` in that cell.", diagnosis="returned_none")
     if expected is not None:
         return submission._expect_model(name, value, expected)
     return value
+
+
+def _where(state: _Values, key: tuple) -> str:
+    chosen = state.chosen.get(key)
+    return f" ({chosen.where}: `{chosen.source.splitlines()[0][:60]}`)" if chosen is not None and chosen.where else ""
 
 
 def _state(submission) -> _Values:
@@ -97,7 +107,7 @@ def _state(submission) -> _Values:
     return state
 
 
-def _read(submission, state: _Values, path: list[str], exercise, marker, weights) -> Any:
+def _read(submission, state: _Values, key: tuple, path: list[str], exercise, marker, weights) -> Any:
     """The value, or the CheckFailed / sandbox error to raise (remembered like a value: the
     same request fails the same way without another child)."""
     if state.notebook is None:
@@ -106,6 +116,7 @@ def _read(submission, state: _Values, path: list[str], exercise, marker, weights
         return client.SandboxError("the notebook could not be read")
     chosen = select_value(state.notebook, path[0], exercise=exercise, marker=marker,
                           graded=submission.assignment.exercises)
+    state.chosen[key] = chosen
     if chosen.problem:
         return CheckFailed(f"`{path[0]}` could not be built: {chosen.problem}.", diagnosis="value_missing")
     try:

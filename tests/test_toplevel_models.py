@@ -135,6 +135,9 @@ def test_torch_model_and_optimizer_cross_as_data(torch_submission):
     expect_optimizer(optimizer, cls="SGD", momentum=0.9, nesterov=True,
                      parameters=[tuple(p.shape) for p in model.parameters()])
     assert optimizer.owners[0] == "model.0.weight"
+    assert torch_submission.variable("channel_2", marker=MARKER) == 4
+    # one child built every value of that cell
+    assert len(torch_submission.__dict__["_toplevel_values"].channels) == 1
     with pytest.raises(CheckFailed, match="nesterov=False"):
         expect_optimizer(optimizer, nesterov=False)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import dataclasses
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -103,7 +104,24 @@ def select_value(nb: Any, name: str, *, exercise: str | None = None, marker: str
     end = _target(stmts, name, anchor)
     if end is None:
         return ValueSlice(name, problem=_absent(name, how, stmts))
-    return _walk(stmts, name, end, frozenset(graded))
+    chosen = _walk(stmts, {name}, end, frozenset(graded), name)
+    if anchor is None or chosen.problem:
+        return chosen
+    # Every value the anchor's cell builds, in one slice: a test that reads `model`,
+    # `optimizer` and `channel_1` from one cell then needs one child, not three.
+    together = [i for i, s in enumerate(stmts) if s.cell.index == stmts[end].cell.index and not s.compound
+                and (s.binds or s.mutates) and not _provided(s) and not _denied_call(s.node)]
+    names = set().union(*(stmts[i].binds | stmts[i].mutates for i in together)) - set(graded)
+    whole = _walk(stmts, names | {name}, max(together + [end]), frozenset(graded), name)
+    if whole.problem:
+        return chosen
+    return dataclasses.replace(whole, cell=chosen.cell, line=chosen.line, source=chosen.source,
+                               notes=chosen.notes)
+
+
+def _provided(s: _Stmt) -> bool:
+    """Imports, defs and classes: the default program runs them already."""
+    return isinstance(s.node, (ast.Import, ast.ImportFrom, ast.ClassDef)) or _is_def(s.node)
 
 
 def _anchor(cells: list[_Cell], nb_cells: list[Any], exercise: str | None, marker: str | None) -> tuple[int | None, str]:
@@ -152,8 +170,8 @@ def _absent(name: str, how: str, stmts: list[_Stmt]) -> str:
     return f"no top-level assignment `{name} = ...` was found in {how}"
 
 
-def _walk(stmts: list[_Stmt], name: str, end: int, graded: frozenset[str]) -> ValueSlice:
-    needed = {name}
+def _walk(stmts: list[_Stmt], names: set[str], end: int, graded: frozenset[str], name: str) -> ValueSlice:
+    needed = set(names)
     picked: list[int] = []
     notes: list[str] = []
     for i in range(end, -1, -1):
@@ -165,8 +183,8 @@ def _walk(stmts: list[_Stmt], name: str, end: int, graded: frozenset[str]) -> Va
             notes.append(f"{s.cell.name} (line {_start_line(s.node)}) is {s.compound}, which the grader does not "
                          f"run: what it does to `{sorted(hits)[0]}` is not part of the graded value")
             continue
-        if isinstance(s.node, (ast.Import, ast.ImportFrom)) or _is_def(s.node) or isinstance(s.node, ast.ClassDef):
-            needed -= s.binds  # the default program runs these already
+        if _provided(s):
+            needed -= s.binds
             continue
         if s.binds & graded:
             notes.append(f"{s.cell.name} (line {_start_line(s.node)}) is not run: it would replace the graded "
