@@ -201,8 +201,8 @@ SAMPLES = (
     Sample("unbiased_variance", "batchnorm_forward uses the unbiased variance (ddof=1)",
            "batchnorm_forward (both tests)", _unbiased_variance, 19),
     Sample("untraceable_forward", "ConvolutionalModel's forward has an `if` on a tensor's value, which torch.fx "
-           "cannot trace", "ConvolutionalModel (layer graph: the forward cannot be traced, said with the student's "
-           "line; its output tests are not run)", _untraceable_forward, 16),
+           "cannot trace", "nothing: its layers are read through forward hooks, its outputs computed in the sandbox",
+           _untraceable_forward, 23),
     Sample("broken_tags", "correct code, but the graded cells lost their tags and metadata and moved to the end, "
            "followed by a training cell that would run for hours",
            "nothing, if the grader finds functions and classes by name and runs no top-level statements",
