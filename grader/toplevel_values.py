@@ -165,7 +165,7 @@ def _channel(submission, state: _Values, chosen: ValueSlice) -> Channel:
 
 def _failure(chosen: ValueSlice, errors: list[dict]) -> CheckFailed | None:
     """The first of the slice's own statements that raised: the value cannot be trusted."""
-    mine = {(c.label, c.line): c for c in chosen.chunks}
+    mine = {(c.label, c.line): c for c in chosen.own}
     for err in errors:
         chunk = mine.get((err.get("label"), err.get("line")))
         if chunk is None:

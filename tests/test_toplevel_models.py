@@ -175,3 +175,13 @@ def test_keras_model_compiled_not_fitted(tmp_path, keras_assignment, worker):
             submission.variable("big")
     finally:
         submission.close()
+
+
+def test_one_cell_is_one_slice_but_each_value_owns_its_statements():
+    cells = ("import torch.nn as nn", "units = 3\nlayer = nn.Linear(units, 2)\nmoved = layer.to(device)\nfit(layer)")
+    unit = select_value(_nb(*cells), "units", marker="units = 3")
+    layer = select_value(_nb(*cells), "layer", marker="units = 3")
+    assert [c.source for c in unit.chunks] == [c.source for c in layer.chunks] == \
+        ["units = 3", "layer = nn.Linear(units, 2)", "moved = layer.to(device)"]
+    assert [c.source for c in unit.own] == ["units = 3"]  # `device` failing is not `units`' failure
+    assert [c.source for c in layer.own] == ["units = 3", "layer = nn.Linear(units, 2)"]

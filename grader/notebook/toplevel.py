@@ -69,6 +69,9 @@ class ValueSlice:
     source: str = ""
     problem: str = ""
     notes: tuple[str, ...] = field(default=())
+    # The statements this name itself needs (`chunks` may hold more: every value its cell
+    # builds). Only their failures are this value's.
+    own: tuple[Chunk, ...] = field(default=())
 
     @property
     def where(self) -> str:
@@ -116,7 +119,7 @@ def select_value(nb: Any, name: str, *, exercise: str | None = None, marker: str
     if whole.problem:
         return chosen
     return dataclasses.replace(whole, cell=chosen.cell, line=chosen.line, source=chosen.source,
-                               notes=chosen.notes)
+                               notes=chosen.notes, own=chosen.chunks)
 
 
 def _provided(s: _Stmt) -> bool:
@@ -210,7 +213,7 @@ def _walk(stmts: list[_Stmt], names: set[str], end: int, graded: frozenset[str],
     last = stmts[end]
     binding = next((stmts[i] for i in reversed(picked) if name in stmts[i].binds), last)
     return ValueSlice(name, chunks, binding.cell.index, _start_line(binding.node),
-                      binding.cell.segment(binding.node), notes=tuple(notes))
+                      binding.cell.segment(binding.node), notes=tuple(notes), own=chunks)
 
 
 def _describe(cell: _Cell, node: ast.stmt) -> _Stmt:
