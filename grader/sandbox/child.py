@@ -92,9 +92,9 @@ def _seed(seed: int) -> None:
                 seeded = True
             except Exception:  # noqa: BLE001 - absent, or a Keras that exposes it elsewhere
                 pass
-        if not seeded:
+        tf = sys.modules.get("tensorflow")  # never imported just to seed it: ~3 s in a torch child
+        if not seeded and tf is not None:
             try:
-                import tensorflow as tf
                 tf.random.set_seed(seed)
             except Exception:  # noqa: BLE001 - seeding is best effort
                 pass
