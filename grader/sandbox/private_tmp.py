@@ -26,7 +26,8 @@ import sys
 _CLONE_NEWNS = 0x00020000
 _CLONE_NEWUSER = 0x10000000
 _MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 0x2, 0x4, 0x8
-_MS_REC, _MS_PRIVATE = 0x4000, 0x40000
+_MS_BIND, _MS_REC, _MS_PRIVATE = 0x1000, 0x4000, 0x40000
+_MNT_DETACH = 0x2
 _AT_FDCWD = -100
 _AT_RECURSIVE = 0x8000
 _MOUNT_ATTR_RDONLY = 0x1
@@ -50,19 +51,31 @@ def _errno_text() -> str:
     return os.strerror(ctypes.get_errno())
 
 
-def environment_under(places: tuple[str, ...] = ("/tmp", "/dev/shm")) -> str:
-    """A part of the Python environment that lives under a place a fresh tmpfs would hide
-    (a checkout under /tmp at the `process` level), or "" when there is none."""
+def _environment_roots() -> list[str]:
+    """Every folder the Python environment imports from, as real paths."""
     roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.dirname(__file__))}
     # sys.path holds the worker's working folder (/tmp itself under bubblewrap): nothing is
     # imported from there, so only folders below a place count.
-    roots.update(p for p in sys.path if p and os.path.isabs(p) and os.path.realpath(p) not in places)
-    for root in sorted(roots):
-        real = os.path.realpath(root)
+    roots.update(p for p in sys.path if p and os.path.isabs(p) and os.path.realpath(p) not in ("/tmp", "/dev/shm"))
+    return sorted({os.path.realpath(root) for root in roots})
+
+
+def environment_under(places: tuple[str, ...] = ("/tmp", "/dev/shm")) -> str:
+    """A part of the Python environment that lives under a place a fresh tmpfs would hide
+    (a checkout under /tmp at the `process` level), or "" when there is none."""
+    for real in _environment_roots():
         for place in places:
             if real == place or real.startswith(place + "/"):
-                return root
+                return real
     return ""
+
+
+def kept_in_tmp() -> list[str]:
+    """The folders of the Python environment below /tmp (a checkout cloned there), outermost
+    only: each is bound back, read-only, into the child's own /tmp, so the child still
+    imports what the worker imports and nothing it writes there outlives it."""
+    below = [r for r in _environment_roots() if r.startswith("/tmp/")]
+    return [r for r in below if not any(r.startswith(o + "/") for o in below if o != r)]
 
 
 def _own_mount_namespace(libc) -> str:
@@ -104,12 +117,24 @@ def _read_only_elsewhere(libc, writable: tuple[str, ...]) -> str:
     return ""
 
 
+def _bind_back(libc, keep: list[str], fds: list[int]) -> str:
+    """The environment's folders below /tmp, bound back at their own paths inside the new
+    tmpfs; `_read_only_elsewhere` then makes them read-only with every other mount."""
+    for root, fd in zip(keep, fds):
+        os.makedirs(root, exist_ok=True)
+        if libc.mount(f"/proc/self/fd/{fd}".encode(), root.encode(), None, _MS_BIND | _MS_REC, None) != 0:
+            return f"{root} could not be kept visible ({_errno_text()})"
+    return ""
+
+
 def enter(tmp_bytes: int, shm_bytes: int) -> str:
     """Give this (single-threaded, just forked) child its own /tmp and /dev/shm; returns
     "ok", or why it could not (the child then shares the worker's, as before)."""
-    hidden = environment_under()
+    hidden = environment_under(("/dev/shm",)) or ("/tmp" if "/tmp" in _environment_roots() else "")
     if hidden:
         return f"shared: the Python environment lives under {hidden}, which a private /tmp would hide"
+    keep = kept_in_tmp()
+    fds: list[int] = []
     try:
         libc = _libc()
         problem = _own_mount_namespace(libc)
@@ -117,10 +142,17 @@ def enter(tmp_bytes: int, shm_bytes: int) -> str:
             return f"shared: {problem}"
         if libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None) != 0:
             return f"shared: mounts would propagate ({_errno_text()})"
+        # Opened in this namespace before /tmp is covered: the new tmpfs hides these paths,
+        # the descriptors still reach them.
+        fds = [os.open(root, os.O_PATH | os.O_DIRECTORY) for root in keep]
         flags = _MS_NOSUID | _MS_NODEV
         options = f"size={int(tmp_bytes)},nr_inodes={TMP_INODES},mode=1777".encode()
         if libc.mount(b"tmpfs", b"/tmp", b"tmpfs", flags, options) != 0:
             return f"shared: no tmpfs on /tmp ({_errno_text()})"
+        problem = _bind_back(libc, keep, fds)
+        if problem:
+            libc.umount2(b"/tmp", _MNT_DETACH)  # the environment visible again, as before
+            return f"shared: {problem}"
         own = ["/proc", "/tmp"]
         shm_problem = ""
         if os.path.isdir("/dev/shm"):
@@ -132,5 +164,8 @@ def enter(tmp_bytes: int, shm_bytes: int) -> str:
         read_only = _read_only_elsewhere(libc, tuple(own))
     except (OSError, AttributeError) as exc:
         return f"shared: {type(exc).__name__}: {exc}"
+    finally:
+        for fd in fds:
+            os.close(fd)
     problems = "; ".join(p for p in (shm_problem, read_only) if p)
     return "ok" if not problems else f"private, but {problems}"
