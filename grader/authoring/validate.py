@@ -143,8 +143,11 @@ def dependency_problems(tests: list[Collected], exercises: tuple[str, ...]) -> l
 
 def collect_tests(assignment) -> _Collector:
     """The assignment's tests as pytest collects them for grading (same arguments)."""
-    from grader.grading import pytest_args
+    from grader.grading import _forget_other_test_modules, pytest_args
 
+    # As grading does: a same-named test module from another folder (a student kit's copy
+    # of these tests, without the hidden ones) must not stand in for this one.
+    _forget_other_test_modules(assignment)
     collector = _Collector()
     sink = io.StringIO()
     with redirect_stdout(sink), redirect_stderr(sink):
