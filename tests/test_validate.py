@@ -258,3 +258,22 @@ def test_depends_that_name_no_test_or_a_later_one_are_reported():
         "earlier in the spec's exercises)",
         "test_a.py::test_whole: depends on exercise `third`, not one of the spec's exercises"]
     # test_b's dependency in another file runs first (its exercise comes first): no problem.
+
+
+def test_collection_ignores_a_same_named_test_module_another_folder_left_loaded(tmp_path, monkeypatch):
+    """A student kit's copy of a test file (hidden tests removed) imported earlier in the
+    process must not stand in for the assignment's own file when it is validated."""
+    import importlib.util
+    import sys
+
+    from grader.assignment import load_assignment
+    a = load_assignment("conv_bn")
+    own = len(v.collect_tests(a).tests)
+    copy = tmp_path / "test_happy_model.py"
+    copy.write_text("def test_only_one():\n    pass\n")
+    spec = importlib.util.spec_from_file_location("test_happy_model", copy)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setitem(sys.modules, "test_happy_model", module)
+    tests = v.collect_tests(a).tests
+    assert len(tests) == own and not any("test_only_one" in t.nodeid for t in tests), [t.nodeid for t in tests]
