@@ -7,13 +7,13 @@ read), never about how long anything took.
 """
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import pytest
 
 from conftest import notebook
+from student_views import student_views
 from grader.assignment import load_assignment
 from grader.grading import grade_submission
 from grader.results import Status
@@ -195,15 +195,6 @@ def leaky(tmp_path, monkeypatch):
     return load_assignment(root), log
 
 
-def _student_views(result) -> dict[str, str]:
-    from grader.render import render_html, render_markdown, render_text, to_gradescope
-    gradescope = to_gradescope(result)
-    visible = [t for t in gradescope["tests"] if t.get("visibility") == "visible"]
-    return {"text": render_text(result, audience="student"), "markdown": render_markdown(result),
-            "html": render_html(result),
-            "gradescope": json.dumps({"output": gradescope.get("output", ""), "tests": visible})}
-
-
 def test_hidden_inputs_never_reach_a_visible_test(tmp_path, leaky, worker):
     assignment, log = leaky
     path = notebook(tmp_path / "leaky.ipynb", LEAKY_STUDENT.format(variant=1))
@@ -214,7 +205,7 @@ def test_hidden_inputs_never_reach_a_visible_test(tmp_path, leaky, worker):
     # The visible test did show what the student recorded in its own child...
     assert "recorded eps: 0.5" in visible.message and "recorded eps: 0.5" in visible.output
     eps = float(log.read_text().split()[0])
-    views = _student_views(result)
+    views = student_views(result)
     assert "recorded eps" in views["text"]  # ...and the views do carry that message,
     for fmt, text in views.items():  # but never the hidden eps.
         for spelling in (repr(eps), f"{eps:.6g}", f"{eps:.4f}"):
@@ -300,6 +291,6 @@ def test_a_fixture_shared_by_hidden_and_visible_tests_never_carries_hidden_input
     # Set up on the visible channel, the fixture's call was the first that child saw.
     assert tests["visible uses the fixture"].status is Status.PASSED, tests["visible uses the fixture"].message
     eps = float(log.read_text().split()[0])
-    for fmt, text in _student_views(result).items():
+    for fmt, text in student_views(result).items():
         for spelling in (repr(eps), f"{eps:.6g}", f"{eps:.4f}"):
             assert spelling not in text, (fmt, spelling)

@@ -10,7 +10,6 @@ the worker nothing.
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 import shutil
@@ -19,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, notebook
+from student_views import student_views
 from grader.assignment import load_assignment
 from grader.grading import grade_submission
 from grader.results import Status
@@ -119,15 +119,6 @@ def stash(tmp_path, monkeypatch):
     return load_assignment(root), log
 
 
-def _student_views(result) -> dict[str, str]:
-    from grader.render import render_html, render_markdown, render_text, to_gradescope
-    gradescope = to_gradescope(result)
-    visible = [t for t in gradescope["tests"] if t.get("visibility") == "visible"]
-    return {"text": render_text(result, audience="student"), "markdown": render_markdown(result),
-            "html": render_html(result),
-            "gradescope": json.dumps({"output": gradescope.get("output", ""), "tests": visible})}
-
-
 def _assert_nothing_hidden_reaches_the_visible_side(tmp_path, stash, worker):
     assignment, log = stash
     path = notebook(tmp_path / "stash.ipynb", STUDENT)
@@ -141,7 +132,7 @@ def _assert_nothing_hidden_reaches_the_visible_side(tmp_path, stash, worker):
     assert 1000 <= hidden <= 2000
     # ...and nothing of the hidden call, in the test's message or output or any view.
     spellings = (repr(hidden), f"{hidden:.6g}", f"{hidden:.4f}", f"{hidden:.2f}")
-    for where, text in {"message": look.message, "output": look.output, **_student_views(result)}.items():
+    for where, text in {"message": look.message, "output": look.output, **student_views(result)}.items():
         for spelling in spellings:
             assert spelling not in text, (where, spelling)
 
