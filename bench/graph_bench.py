@@ -7,7 +7,7 @@ the unrolled size, and a model past the cap), and matching a real ResNet50.
 Nested models: each level calls the model inside it `calls` times, so a model of
 `depth` levels is tiny as data but unrolls to calls**depth layer calls. The walk must
 grow linearly with the unrolled size (the 4x ratio should be near 4) and refuse a model
-past `grader.checks.walk.MAX_CALLS` (8 levels x 5 calls: 390,625 calls) quickly.
+past `grader.frameworks.keras.walk.MAX_CALLS` (8 levels x 5 calls: 390,625 calls) quickly.
 
 ResNet50: `keras.applications.ResNet50(weights=None, input_shape=(64, 64, 3),
 classes=6)` (about 175 layers, 23.6 M parameters, no download), matched against an
@@ -66,7 +66,7 @@ def growth(calls: int, depth: int, repeat: int) -> dict:
 
 def bomb(depth: int, calls: int) -> dict:
     from grader.checks.architecture import GraphTooLarge, layer_graph
-    from grader.checks.walk import MAX_CALLS
+    from grader.frameworks.keras.walk import MAX_CALLS
     model = nested(depth, calls)
     started = time.perf_counter()
     try:

@@ -70,7 +70,7 @@ def measure_long_run(n: int, every: int) -> dict:
     """Runs in the measured process."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     sb = _bench("sandbox_bench")
-    from grader._tensorflow import import_quietly
+    from grader.frameworks.keras.tensorflow_import import import_quietly
     from grader.assignment import load_assignment
     from grader.grading import grade_submission
     from grader.sandbox.client import Worker
@@ -109,7 +109,7 @@ def measure_resnet(k: int) -> dict:
     notebooks = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(notebooks)
     import nbformat
-    from grader._tensorflow import import_quietly
+    from grader.frameworks.keras.tensorflow_import import import_quietly
     from grader.assignment import load_assignment
     from grader.grading import grade_submission
     from grader.sandbox.client import Worker

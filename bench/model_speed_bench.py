@@ -75,7 +75,7 @@ def measure(arm: str, k: int, isolation: str) -> dict:
     name, builder = ARMS[arm]
     notebook = _notebooks(builder).course_notebook("course" if arm == "unet" else "current")
     import nbformat
-    from grader._tensorflow import import_quietly
+    from grader.frameworks.keras.tensorflow_import import import_quietly
     from grader.assignment import load_assignment
     from grader.grading import grade_submission
     from grader.sandbox.client import Worker

@@ -20,9 +20,9 @@ from typing import Any
 
 from grader.calltrace import Trace, parse_trace
 from grader.checks import CheckFailed
-from grader.model_pool import POOL, pool_key
+from grader.frameworks.keras.model_pool import POOL, pool_key
 from grader.notebook import LoadError, Program, extract_program, load_notebook
-from grader.rebuild import ModelRejected, rebuild
+from grader.frameworks.keras.rebuild import ModelRejected, rebuild
 from grader.sandbox import client
 from grader.sandbox.channel import Channel, LoadState, Recipe
 from grader.sandbox.protocol import ModelPayload, TorchModulePayload, Unsupported, encode_value

@@ -18,7 +18,7 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Callable
 
-from grader._tensorflow import import_quietly
+from grader.frameworks.keras.tensorflow_import import import_quietly
 
 
 @dataclass
@@ -32,7 +32,7 @@ class Prepared:
 
 def prepare(keras: str = "3", *, plotting: bool = True, enough: Callable[[], bool] | None = None) -> Prepared:
     """Import and warm what grading a submission uses. `plotting=False` in a process that
-    draws nothing (TensorFlow's import then skips matplotlib; see grader._tensorflow).
+    draws nothing (TensorFlow's import then skips matplotlib; see grader.frameworks.keras.tensorflow_import).
 
     The imports are needed anyway; the warm-ups only move work out of the first grading,
     or add a little (the warm-up model), so they are skipped once `enough()` says the
@@ -71,7 +71,7 @@ def _import_grading() -> None:
     import grader.grading  # noqa: F401  (pytest, the plugin, Submission)
     import grader.kit.record  # noqa: F401  (a kit's recorded reference answers)
     import grader.kit.replay  # noqa: F401
-    import grader.rebuild  # noqa: F401
+    import grader.frameworks.keras.rebuild  # noqa: F401
     import grader.render  # noqa: F401
     import grader.testing  # noqa: F401
     for module in pkgutil.iter_modules(grader.checks.__path__, "grader.checks."):

@@ -57,7 +57,7 @@ def _python_blocks(text: str) -> list[str]:
 
 
 def test_the_error_classes_and_their_fields_are_documented():
-    from grader.rebuild import ModelRejected
+    from grader.frameworks.keras.rebuild import ModelRejected
     from grader.sandbox import errors
 
     section = _section("### Errors a test may catch")

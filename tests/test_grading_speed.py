@@ -1,6 +1,6 @@
 """What makes a submission cheap to grade must not change what it is graded on.
 
-- a rebuilt model reused for another submission (grader.model_pool) computes exactly what
+- a rebuilt model reused for another submission (grader.frameworks.keras.model_pool) computes exactly what
   a fresh rebuild of that submission's payload computes, is lent to one submission at a
   time, and is never kept when some of its state is outside its weights;
 - the full garbage collection runs every N submissions or on growth, not on each;
@@ -18,8 +18,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 keras = pytest.importorskip("keras")
 
 from grader.grading import _Memory  # noqa: E402
-from grader.model_pool import ModelPool, pool_key, reusable  # noqa: E402
-from grader.rebuild import rebuild  # noqa: E402
+from grader.frameworks.keras.model_pool import ModelPool, pool_key, reusable  # noqa: E402
+from grader.frameworks.keras.rebuild import rebuild  # noqa: E402
 from grader.sandbox.protocol import ModelPayload  # noqa: E402
 
 

@@ -37,7 +37,7 @@ def test_a_reused_model_shows_the_new_submissions_locations():
     with pytest.raises(CheckFailed) as first:
         expect_bn_after_conv(model, every_conv=True)
     assert "cell 3, line 7" in first.value.message
-    # What grader.model_pool does before handing the model to the next submission.
+    # What grader.frameworks.keras.model_pool does before handing the model to the next submission.
     object.__setattr__(model, "_grader_locations", {conv: ("cell 5 [m]", 2, "y = Conv2D(4, 3)(inp)")})
     with pytest.raises(CheckFailed) as second:
         expect_bn_after_conv(model, every_conv=True)

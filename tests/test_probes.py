@@ -230,7 +230,7 @@ def test_weightless_payload_carries_no_weights(worker):
     kinds = [[layer["class_name"] for layer in json.loads(p.config)["config"]["layers"]] for p in (full, light)]
     assert kinds[0] == kinds[1] == ["InputLayer", "Dense", "Dense"]
 
-    from grader.rebuild import rebuild
+    from grader.frameworks.keras.rebuild import rebuild
     model = rebuild(light)  # fresh weights, same architecture
     assert [w.shape for w in model.get_weights()] == [w.shape for w in full.weights]
 

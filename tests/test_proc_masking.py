@@ -14,7 +14,7 @@ import os
 import numpy as np
 import pytest
 
-from grader.rebuild import rebuild
+from grader.frameworks.keras.rebuild import rebuild
 from grader.sandbox import protocol
 from grader.sandbox.client import Worker
 from grader.sandbox.confine import PROC_MASKED_DIRS, PROC_MASKED_FILES, proc_masks

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from grader.rebuild import MODEL_CLASSES, ModelRejected, rebuild, vet_config
+from grader.frameworks.keras.rebuild import MODEL_CLASSES, ModelRejected, rebuild, vet_config
 from grader.sandbox.protocol import ModelPayload
 
 FUZZ = settings(max_examples=100, deadline=None, derandomize=True,

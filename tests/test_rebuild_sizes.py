@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from grader.rebuild import MAX_LAYERS, MAX_PARAMS, ModelRejected, rebuild
+from grader.frameworks.keras.rebuild import MAX_LAYERS, MAX_PARAMS, ModelRejected, rebuild
 from grader.sandbox import protocol
 
 REPO = Path(__file__).resolve().parent.parent
@@ -33,7 +33,7 @@ RESNET = "ResNet50(weights=None, input_shape=(64, 64, 3), classes=6)"
 LEGACY_SCRIPTS = {
     "model_too_big": """
         import json, resource, tf_keras
-        from grader.rebuild import ModelRejected, rebuild
+        from grader.frameworks.keras.rebuild import ModelRejected, rebuild
         from grader.sandbox.protocol import ModelPayload
         L = tf_keras.layers
         config = json.loads(tf_keras.Sequential([tf_keras.Input((1024,)), L.Dense(4), L.Dense(4)]).to_json())
@@ -49,7 +49,7 @@ LEGACY_SCRIPTS = {
     """,
     "layer_output_too_big": """
         import json, tf_keras
-        from grader.rebuild import ModelRejected, rebuild
+        from grader.frameworks.keras.rebuild import ModelRejected, rebuild
         from grader.sandbox.protocol import ModelPayload
         model = tf_keras.Sequential([tf_keras.Input((8, 8, 3)), tf_keras.layers.UpSampling2D(size=(1000, 1000))])
         try:
@@ -60,7 +60,7 @@ LEGACY_SCRIPTS = {
     """,
     "resnet50": f"""
         import json, numpy as np, tf_keras
-        from grader.rebuild import rebuild
+        from grader.frameworks.keras.rebuild import rebuild
         from grader.sandbox import protocol
         model = tf_keras.applications.{RESNET}
         tree, blob = protocol.encode_value(model, limit=protocol.MAX_BLOB)

@@ -298,7 +298,7 @@ def _payload(model):
 
 
 def _rebuild(model_or_config, weights=()):
-    from grader.rebuild import rebuild
+    from grader.frameworks.keras.rebuild import rebuild
     if isinstance(model_or_config, dict):
         return rebuild(protocol.ModelPayload(json.dumps(model_or_config), tuple(weights), "3", "Sequential"))
     return rebuild(_payload(model_or_config))
@@ -324,7 +324,7 @@ def test_allowed_layers_rebuild_bit_identically(keras):
 
 
 def test_lambda_and_custom_layers_are_refused_with_a_message(keras):
-    from grader.rebuild import ModelRejected
+    from grader.frameworks.keras.rebuild import ModelRejected
     L = keras.layers
 
     class ReLU(L.Layer):  # a custom class wearing a built-in's name
@@ -341,7 +341,7 @@ def test_lambda_and_custom_layers_are_refused_with_a_message(keras):
 
 
 def test_config_tricks_are_refused(keras):
-    from grader.rebuild import ModelRejected
+    from grader.frameworks.keras.rebuild import ModelRejected
     base = json.loads(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]).to_json())
     dense = base["config"]["layers"][1]
 
@@ -386,7 +386,7 @@ def test_compile_config_is_dropped(keras):
 
 
 def test_huge_declared_sizes_are_refused_before_any_memory_is_spent(keras):
-    from grader.rebuild import ModelRejected
+    from grader.frameworks.keras.rebuild import ModelRejected
     from keras.src.backend.common import global_state
     cfg = json.loads(keras.Sequential([keras.Input((8,)), keras.layers.Dense(4)]).to_json())
     cfg["config"]["layers"][0]["config"]["batch_shape"] = [None, 200_000]
@@ -453,7 +453,7 @@ def test_same_submission_through_two_workers_is_bit_identical(worker, tmp_path):
     """Seeded per call: results do not depend on which worker, or which isolation level, ran it."""
     from grader.assignment import load_assignment
     from grader.grading import grade_submission
-    from grader.rebuild import rebuild
+    from grader.frameworks.keras.rebuild import rebuild
 
     def outcome(w):
         session = w.session(chunks(_reference_happy_model_source()), seed=7)

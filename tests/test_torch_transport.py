@@ -13,7 +13,7 @@ import torch
 from grader.checks import CheckFailed
 from grader.checks.graph import layer_graph
 from grader.frameworks.torch.rebuild import RebuiltModule, rebuild_torch
-from grader.rebuild import ModelRejected
+from grader.frameworks.keras.rebuild import ModelRejected
 from grader.sandbox import protocol
 from grader.sandbox.protocol import TorchModulePayload
 

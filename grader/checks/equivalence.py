@@ -23,7 +23,7 @@ shapes it lets vary (hidden tests with other sizes), as `dls_c4w2a1` and `conv_b
 Never decided numerically: different activations or dropout rates (a sigmoid and a
 softmax of one unit can agree on a folded Dense's linear part), stochastic layers, layers
 with several inputs, and layers whose weights differ in number or shape. The fresh layers
-are built from configs of models that `grader.rebuild` already vetted (allow-listed
+are built from configs of models that `grader.frameworks.keras.rebuild` already vetted (allow-listed
 built-in layers) or from the reference; no student code runs here.
 """
 from __future__ import annotations

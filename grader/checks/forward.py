@@ -4,7 +4,7 @@ An eager Keras 3 call walks every layer's Python machinery (about 9 ms for the c
 models); the same graph traced once into a TensorFlow function runs in about 2 ms. Tracing
 costs more than one eager call, so a model is traced only for a batch shape it has already
 been called with: reference models, and rebuilt models the pool lends to submission after
-submission (grader.model_pool), are called the same way by every submission, while a model
+submission (grader.frameworks.keras.model_pool), are called the same way by every submission, while a model
 called once pays nothing extra.
 
 Why the numbers are exactly the eager ones: the traced function runs with TensorFlow's

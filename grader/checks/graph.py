@@ -1,6 +1,6 @@
 """A model as a canonical graph of layer specs: what the checks compare and explain.
 
-Built from the walk (`grader.checks.walk`): each layer call becomes one or two
+Built from the walk (`grader.frameworks.keras.walk`): each layer call becomes one or two
 `GraphNode`s (a Conv's own activation is split out), a linear Dense followed only by a
 plain activation layer is folded into one node ("Dense 1, sigmoid": the same
 computation, and the course writes it either way), and InputLayers are skipped
@@ -22,7 +22,7 @@ from functools import cached_property
 from typing import Any
 
 from grader.checks.specs import FOLDABLE, LayerSpec, canonical
-from grader.checks.walk import MAX_CALLS, Call, GraphTooLarge, disconnected, walk
+from grader.frameworks.keras.walk import MAX_CALLS, Call, GraphTooLarge, disconnected, walk
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class GraphNode:
     auto_named: bool = True
     location: Location | None = None
     # Every input in the order the layer takes it: a node index, or -1 - k for the
-    # model's k-th input (`grader.checks.walk.model_input_source`); and their shapes.
+    # model's k-th input (`grader.frameworks.keras.walk.model_input_source`); and their shapes.
     sources: tuple[int, ...] = ()
     input_shapes: tuple = ()
 
@@ -164,7 +164,7 @@ def layer_graph(model: Any, *, cap: int = MAX_CALLS) -> LayerGraph:
     about ten times, and walking it is most of the graph modules' cost. The key is what
     the graph depends on: the model's layers (a Sequential can still grow), whether it
     is built, the cap, and the recorded locations, compared by value because
-    `grader.model_pool` hands a rebuilt model to the next submission with that
+    `grader.frameworks.keras.model_pool` hands a rebuilt model to the next submission with that
     submission's locations attached."""
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(model, torch.nn.Module):  # a PyTorch model: its own adapter
@@ -212,7 +212,7 @@ def layer_specs(model: Any) -> list[LayerSpec]:
 
 
 def _locations(model: Any) -> dict[str, Location]:
-    """Locations the sandbox recorded, attached to the rebuilt model by `grader.rebuild`
+    """Locations the sandbox recorded, attached to the rebuilt model by `grader.frameworks.keras.rebuild`
     as {layer name: (cell, line, source)}; anything malformed is ignored."""
     raw = getattr(model, "_grader_locations", None)
     out: dict[str, Location] = {}

@@ -3,7 +3,7 @@ makes another order compute the same.
 
 Policy (documented in docs/authoring.md, "Merge order"):
 - Commutative merges (Add, Multiply, Average, Maximum, Minimum) match in any order: the
-  walk lists their inputs canonically (`grader.checks.walk`).
+  walk lists their inputs canonically (`grader.frameworks.keras.walk`).
 - Everything else keeps the order the student wrote, and by default that order is part of
   the architecture (`merge_order="fixed"`): `concatenate([contractive_input, up])` where
   the specification says `concatenate([up, contractive_input])` fails, naming the merge

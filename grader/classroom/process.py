@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from grader._tensorflow import import_quietly, quiet_env
+from grader.frameworks.keras.tensorflow_import import import_quietly, quiet_env
 from grader.classroom.submissions import file_sha256, refusal
 from grader.results import SubmissionResult, submission_result_from_dict
 

@@ -240,7 +240,7 @@ def grade_one(path: Path, assignment, *, include_hidden: bool = True, isolation:
     failure of the grader itself still becomes a result that says it is not the student's
     fault, because a platform shows a bare "autograder failed" otherwise.
     """
-    from grader._tensorflow import import_quietly, quiet_env
+    from grader.frameworks.keras.tensorflow_import import import_quietly, quiet_env
 
     quiet_env()
     from grader.grading import grade_submission

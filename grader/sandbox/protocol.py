@@ -53,7 +53,7 @@ class MessageTooLarge(ProtocolError):
 class ModelPayload:
     """A Keras model as pure data: its JSON config and its weights, in `get_weights()` order.
 
-    The grading process turns this back into a model only through `grader.rebuild`, which
+    The grading process turns this back into a model only through `grader.frameworks.keras.rebuild`, which
     refuses anything outside an allow-list of built-in layers.
     """
 

@@ -368,6 +368,6 @@ def disconnected(model: Any, reached: dict) -> tuple[str, ...]:
                 frontier.append(consumer)
     found += [l for l in getattr(model, "layers", ()) if id(l) not in seen]
     names = [str(l.name) for l in found if not _is_input_layer(l)]
-    # A model rebuilt from the sandbox lost them; the sandbox listed them (grader.rebuild).
+    # A model rebuilt from the sandbox lost them; the sandbox listed them (grader.frameworks.keras.rebuild).
     names += [n for n in getattr(model, "_grader_disconnected", ()) if n not in names]
     return tuple(names)

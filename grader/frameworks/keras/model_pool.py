@@ -10,7 +10,7 @@ Safe because:
 - a model is lent to one submission at a time and comes back only when that submission
   is closed, so no two submissions (nor the visible and hidden sides of one) share it;
 - the key is the configuration text Keras rebuilt it from (already vetted by
-  `grader.rebuild`), the Keras version, the disconnected layers and every weight's shape
+  `grader.frameworks.keras.rebuild`), the Keras version, the disconnected layers and every weight's shape
   and dtype, so the same key means the same model up to its weights;
 - only models whose every variable is one of their weights are kept: a layer with state
   of its own (a Dropout's seed generator) would otherwise carry it into the next grade.
@@ -81,7 +81,7 @@ class ModelPool:
         if not models:
             del self._free[key]
         if any(np.asarray(w).dtype.kind not in "fiub" for w in payload.weights):
-            return None  # grader.rebuild refuses these: let it say why
+            return None  # grader.frameworks.keras.rebuild refuses these: let it say why
         try:
             model.set_weights(list(payload.weights))
         except Exception:  # noqa: BLE001 - fall back to a fresh rebuild, which explains any problem
