@@ -38,6 +38,12 @@ KERAS_EXTRAS = {"3": "keras", "2": "keras2"}
 # tensorflow-cpu is the same release as tensorflow, without GPU kernels and with the same
 # dependencies: a machine holding only `tensorflow` (the instructor's set-up) pins it from there.
 _SAME_RELEASE = {"tensorflow-cpu": "tensorflow"}
+# PyTorch's own index of CPU-only wheels. From the public index, Linux x86_64 torch is the
+# CUDA build, which pulls several GB of nvidia-* libraries a CPU-only grading machine never
+# uses; the CPU build of the same release has the same Python API and gives the same grades.
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+# Distributions only torch's CUDA build requires: left out of a bundle, which installs the CPU build.
+_CUDA_ONLY = re.compile(r"^(nvidia-.*|triton|cuda-.*)$")
 
 
 class BundleError(Exception):
@@ -105,13 +111,36 @@ def _installed_name(name: str, key: str) -> str:
         return _SAME_RELEASE.get(key, name)
 
 
-def requirements_text(keras: str = "3") -> str:
-    """One TensorFlow, chosen by the assignment's `keras` key: tensorflow-cpu for Keras 3,
-    tensorflow + tf-keras for Keras 2 (tf-keras requires the full package)."""
-    extras = frozenset({"report", KERAS_EXTRAS.get(str(keras), "keras")})
+def requirements_text(keras: str = "3", framework: str = "keras") -> str:
+    """The framework the assignment's students write in, and only that one.
+
+    Keras: one TensorFlow, chosen by the `keras` key (tensorflow-cpu for Keras 3, tensorflow
+    + tf-keras for Keras 2, since tf-keras requires the full package). PyTorch: torch's CPU
+    build from PyTorch's CPU index and no TensorFlow at all, so that a platform image neither
+    downloads CUDA libraries nor the 274 MB TensorFlow wheel that grading a torch assignment
+    never imports.
+    """
     head = (f"# Pinned from the environment that built this bundle (Python {python_version()}).\n"
             "# A rebuilt platform image then grades exactly as the instructor's machine did.\n")
-    return head + "\n".join(pinned_requirements(extras=extras)) + "\n"
+    if framework != "torch":
+        extras = frozenset({"report", KERAS_EXTRAS.get(str(keras), "keras")})
+        return head + "\n".join(pinned_requirements(extras=extras)) + "\n"
+    pins = [line for line in pinned_requirements(extras=frozenset({"report", "torch"}))
+            if not _CUDA_ONLY.match(line.split("==")[0].split()[0].lower())]
+    pins = [_cpu_torch(line) for line in pins]
+    head += ("# torch is PyTorch's CPU-only build, from PyTorch's CPU wheel index (the public index's\n"
+             "# Linux torch is the CUDA build, several GB of GPU libraries a grader never uses):\n"
+             f"--extra-index-url {TORCH_CPU_INDEX}\n")
+    return head + "\n".join(pins) + "\n"
+
+
+def _cpu_torch(line: str) -> str:
+    """`torch==2.13.0+cu126` or `torch==2.13.0` as `torch==2.13.0+cpu`: the same release, the
+    build that only the CPU index carries, whichever build the instructor has installed."""
+    name, sep, version = line.partition("==")
+    if name.strip().lower() != "torch" or not sep or "#" in version:
+        return line
+    return f"{name}=={version.split('+')[0]}+cpu"
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -236,13 +265,15 @@ def grade_one(path: Path, assignment, *, include_hidden: bool = True, isolation:
     """Grade one submission the way every platform entry point does; never raises.
 
     A notebook that cannot even be read is answered without starting a sandbox (a second,
-    not ten). The sandbox's TensorFlow import overlaps with the grading process's own. Any
+    not ten). The sandbox's TensorFlow import overlaps with the grading process's own (a torch
+    assignment's grading process imports torch when a test first rebuilds a module). Any
     failure of the grader itself still becomes a result that says it is not the student's
     fault, because a platform shows a bare "autograder failed" otherwise.
     """
-    from grader.frameworks.keras.tensorflow_import import import_quietly, quiet_env
-
-    quiet_env()
+    torch = getattr(assignment, "framework", "keras") == "torch"
+    if not torch:  # a torch bundle holds no TensorFlow: nothing of Keras is imported for it
+        from grader.frameworks.keras.tensorflow_import import import_quietly, quiet_env
+        quiet_env()
     from grader.grading import grade_submission
     from grader.notebook import LoadError, load_notebook
     from grader.sandbox.client import Worker
@@ -254,7 +285,8 @@ def grade_one(path: Path, assignment, *, include_hidden: bool = True, isolation:
     worker = None
     try:
         worker = Worker(keras=assignment.keras, isolation=isolation, framework=assignment.framework).launch()
-        import_quietly(assignment.keras)
+        if not torch:
+            import_quietly(assignment.keras)
         worker.wait_ready()
         return grade_submission(path, assignment, worker, include_hidden=include_hidden,
                                 only_exercises=only_exercises)

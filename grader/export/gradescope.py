@@ -22,8 +22,9 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from grader.export import (BundleError, as_submitted, build_from_args, copy_grading_files, error_result,
-                           find_submission, grade_one, prepare_entry_point, python_version, requirements_text)
+from grader.export import (TORCH_CPU_INDEX, BundleError, as_submitted, build_from_args, copy_grading_files,
+                           error_result, find_submission, grade_one, prepare_entry_point, python_version,
+                           requirements_text)
 from grader.sandbox.client import ISOLATION_CHOICES
 
 DEFAULT_ROOT = "/autograder"
@@ -59,8 +60,8 @@ fi
 # A virtual environment: newer Ubuntu images refuse `pip install` into the system Python.
 "$PY" -m venv "$ROOT/venv"
 "$ROOT/venv/bin/python" -m pip install --quiet --upgrade pip
-"$ROOT/venv/bin/python" -m pip install --quiet --no-cache-dir -r requirements.txt
-"$ROOT/venv/bin/python" -c "import tensorflow, nbformat, pytest; print('grader dependencies ready')"
+{index_note}"$ROOT/venv/bin/python" -m pip install --quiet --no-cache-dir -r requirements.txt
+"$ROOT/venv/bin/python" -c "import {framework_module}, nbformat, pytest; print('grader dependencies ready')"
 """
 
 # Gradescope copies this file to /autograder/run_autograder and runs it once per submission.
@@ -91,6 +92,17 @@ exit $status
 """
 
 
+def setup_sh(assignment) -> str:
+    """setup.sh for the assignment's framework: its last line imports what grading needs, so a
+    broken install fails the image build (where the instructor sees it), not every submission."""
+    torch = assignment.framework == "torch"
+    note = ("# requirements.txt names PyTorch's CPU wheel index (--extra-index-url " + TORCH_CPU_INDEX + "):\n"
+            "# torch comes from there as its CPU-only build, without CUDA libraries; no TensorFlow.\n"
+            ) if torch else ""
+    return SETUP_SH.format(python=python_version(), index_note=note,
+                           framework_module="torch" if torch else "tensorflow")
+
+
 def build_bundle(assignment, out: str | Path) -> Path:
     """Write the autograder zip for `assignment` to `out` and return its path.
 
@@ -104,9 +116,10 @@ def build_bundle(assignment, out: str | Path) -> Path:
     with tempfile.TemporaryDirectory(prefix="grader-gradescope-") as tmp:
         stage = Path(tmp) / "source"
         folder = copy_grading_files(assignment, stage)
-        (stage / "setup.sh").write_text(SETUP_SH.format(python=python_version()), encoding="utf-8")
+        (stage / "setup.sh").write_text(setup_sh(assignment), encoding="utf-8")
         (stage / "run_autograder").write_text(RUN_AUTOGRADER.format(folder=folder.name), encoding="utf-8")
-        (stage / "requirements.txt").write_text(requirements_text(assignment.keras), encoding="utf-8")
+        (stage / "requirements.txt").write_text(requirements_text(assignment.keras, assignment.framework),
+                                                encoding="utf-8")
         out.parent.mkdir(parents=True, exist_ok=True)
         partial = out.with_name(out.name + ".partial")
         with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as zf:
@@ -191,6 +204,8 @@ Build a Gradescope autograder zip for an assignment. It holds:
   run_autograder    grades the one .ipynb in /autograder/submission/ and
                     writes /autograder/results/results.json
   requirements.txt  every dependency, pinned to the versions installed here
+                    (a PyTorch assignment: torch's CPU build, from PyTorch's
+                    CPU wheel index, and no TensorFlow)
   grader/, assignments/NAME/, reference/
                     the grader's source; the spec, tests, support files
                     and reference
@@ -208,11 +223,12 @@ def run(args) -> int:
     built = build_from_args(args, build_bundle)
     if isinstance(built, int):
         return built
-    _, out = built
+    assignment, out = built
     with zipfile.ZipFile(out) as zf:
         count = len(zf.namelist())
+    heavy = "PyTorch, CPU build" if assignment.framework == "torch" else "TensorFlow"
     print(f"wrote {out} ({count} files, {out.stat().st_size // 1024} KiB): upload it as the autograder of "
-          f"a Gradescope programming assignment; the image's set-up takes several minutes (TensorFlow).")
+          f"a Gradescope programming assignment; the image's set-up takes several minutes ({heavy}).")
     return 0
 
 
