@@ -140,8 +140,12 @@ _EXTRAS = {"distributed": "cluster", "dask": "cluster", "matplotlib": "report", 
 
 
 def main(argv: list[str] | None = None) -> int:
+    from grader.frameworks.installed import FrameworkMissing
     try:
         return _main(argv)
+    except FrameworkMissing as exc:  # the assignment's TensorFlow or torch: which extra brings it
+        print(f"grader: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except ModuleNotFoundError as exc:
         extra = _EXTRAS.get((exc.name or "").split(".")[0])
         if extra is None:
@@ -173,6 +177,9 @@ def _main(argv: list[str] | None) -> int:
     except AssignmentError as exc:
         print(f"grader: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if not getattr(args, "cluster", None):  # on a cluster, its workers need the framework, not this machine
+        from grader.frameworks.installed import require_framework
+        require_framework(assignment, then="run the command again")  # before any grading process starts
     try:
         if args.command == "grade":
             return _grade(args, assignment)
@@ -492,6 +499,8 @@ def _check_command(args) -> int:
         else:
             print(f"grader: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    from grader.frameworks.installed import require_framework
+    require_framework(assignment, then="run the command again")  # said before anything starts, as above
     print(f"grader: checking {path.name} against {assignment.name} (about 5 s)...", file=sys.stderr, flush=True)
     try:
         return _check(args, assignment, started)

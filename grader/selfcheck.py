@@ -350,6 +350,10 @@ def _check(exercise: str | None, notebook: str | None, assignment: str | None, s
     spec = find_assignment(nb_path, exercise, assignment)
     if exercise is not None and exercise not in spec.exercises:
         raise unknown_exercise(exercise, spec.name, spec.exercises)
+    from grader.frameworks.installed import missing_framework
+    problem = missing_framework(spec, then="restart the kernel and check again")
+    if problem is not None:  # one line saying which extra to install, not a worker that "did not start"
+        raise SelfCheckError(problem)
     checked = [exercise] if exercise is not None else list(spec.exercises)
     with _LOCK:
         known = _WORKERS.get((spec.keras, sandbox, tuple(getattr(spec, "preload", ()))))

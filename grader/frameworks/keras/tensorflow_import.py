@@ -30,6 +30,11 @@ def quiet_env() -> None:
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 
 
+# A grader installed without the `keras` (or `keras2`) extra: said as the pip line to run,
+# not as a ModuleNotFoundError (see grader.frameworks.installed).
+_FRAMEWORK_MODULES = ("tensorflow", "keras", "tf_keras")
+
+
 def import_quietly(keras: str = "3", *, plotting: bool = True) -> None:
     """Import TensorFlow and the requested Keras ("3" or "2" = tf_keras) once, silently.
 
@@ -37,7 +42,10 @@ def import_quietly(keras: str = "3", *, plotting: bool = True) -> None:
     TensorFlow imports Keras 3, whose image-gallery helpers import matplotlib.pyplot, about
     0.4 s of CPU (0.7 s wall) that nothing uses. Keras guards that import (matplotlib is
     not one of its dependencies), so matplotlib is hidden for the length of the import,
-    as if it were not installed; importing it afterwards works as usual."""
+    as if it were not installed; importing it afterwards works as usual.
+
+    Without TensorFlow (or tf_keras for "2") it raises FrameworkMissing, whose message is
+    the pip line that installs it."""
     quiet_env()
     if "tensorflow" in sys.modules and (keras != "2" or "tf_keras" in sys.modules):
         return
@@ -51,6 +59,11 @@ def import_quietly(keras: str = "3", *, plotting: bool = True) -> None:
                 import tf_keras  # noqa: F401
             else:
                 import keras as _keras  # noqa: F401
+    except ModuleNotFoundError as exc:
+        if exc.name not in _FRAMEWORK_MODULES:
+            raise  # one of TensorFlow's own dependencies: a broken install, not a missing extra
+        from grader.frameworks.installed import FrameworkMissing, not_installed
+        raise FrameworkMissing(not_installed("keras", keras)) from exc
     finally:
         if hidden and "matplotlib" in sys.modules and sys.modules["matplotlib"] is None:
             del sys.modules["matplotlib"]
