@@ -1,6 +1,6 @@
 """What makes a conv_bn submission's steady state cheap must not change a single number.
 
-- a traced model call (grader.checks.forward) computes bit for bit what an eager call
+- a traced model call (grader.frameworks.keras.forward) computes bit for bit what an eager call
   computes, in every mode, even for a model whose graph grappler would fuse;
 - the output check that reads the reference's weights in place of the student's computes
   what copying them in computes, and writes nothing into either model;
@@ -18,8 +18,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 keras = pytest.importorskip("keras")
 
-from grader.checks import models  # noqa: E402
-from grader.checks.forward import MAX_TRACED, call_model, stateless  # noqa: E402
+from grader.frameworks.keras import models  # noqa: E402
+from grader.frameworks.keras.forward import MAX_TRACED, call_model, stateless  # noqa: E402
 
 L = keras.layers
 

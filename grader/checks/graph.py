@@ -1,28 +1,30 @@
 """A model as a canonical graph of layer specs: what the checks compare and explain.
 
-Built from the walk (`grader.frameworks.keras.walk`): each layer call becomes one or two
-`GraphNode`s (a Conv's own activation is split out), a linear Dense followed only by a
-plain activation layer is folded into one node ("Dense 1, sigmoid": the same
-computation, and the course writes it either way), and InputLayers are skipped
-(`keras.Input` and `input_shape=` are the same model).
+The graph is framework-neutral: each framework's adapter builds it from its own models
+(`grader.checks.adapters`; Keras' from its functional graph in
+`grader.frameworks.keras.graph`, PyTorch's from `torch.fx` in
+`grader.frameworks.torch.graph`). Each layer call becomes one or two `GraphNode`s (a
+convolution's own activation is split out), and a linear Dense followed only by a plain
+activation layer is folded into one node ("Dense 1, sigmoid": the same computation, and
+courses write it either way; `_fold_activations`, shared by the adapters).
 
 Everything a check asks repeatedly (the spec list, who reads a node) is computed once
 per graph: checks loop over nodes, and a ResNet50 has about 175 of them.
 
 Each node also carries where the student created its layer (cell, line, source line),
 when the sandbox recorded it (`grader.sandbox.provenance`), so feedback can point at
-the student's own code instead of Keras' internal layer names.
+the student's own code instead of a framework's internal layer names.
 """
 from __future__ import annotations
 
 import re
-import sys
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
-from grader.checks.specs import FOLDABLE, LayerSpec, canonical
-from grader.frameworks.keras.walk import MAX_CALLS, Call, GraphTooLarge, disconnected, walk
+from grader.checks.adapters import adapter_for, require
+from grader.checks.limits import MAX_CALLS, GraphTooLarge
+from grader.checks.specs import FOLDABLE, LayerSpec
 
 
 @dataclass(frozen=True)
@@ -48,9 +50,9 @@ class Location:
 
 @dataclass(frozen=True)
 class GraphNode:
-    """A spec with what the checks need besides it: the Keras layer holding its weights
+    """A spec with what the checks need besides it: the framework's layer holding its weights
     (None for an activation split out of a Conv), its input shape, how many model
-    inputs it reads directly, the layer's class as written, whether Keras chose its
+    inputs it reads directly, the layer's class as written, whether the framework chose its
     name (so the name means nothing to the student) and where it was created."""
 
     spec: LayerSpec
@@ -61,7 +63,7 @@ class GraphNode:
     auto_named: bool = True
     location: Location | None = None
     # Every input in the order the layer takes it: a node index, or -1 - k for the
-    # model's k-th input (`grader.frameworks.keras.walk.model_input_source`); and their shapes.
+    # model's k-th input; and their shapes.
     sources: tuple[int, ...] = ()
     input_shapes: tuple = ()
 
@@ -160,48 +162,22 @@ class LayerGraph:
 def layer_graph(model: Any, *, cap: int = MAX_CALLS) -> LayerGraph:
     """The model's canonical graph; GraphTooLarge (a CheckFailed) past `cap` calls.
 
-    Remembered on the model: one submission's checks ask for the same model's graph
-    about ten times, and walking it is most of the graph modules' cost. The key is what
-    the graph depends on: the model's layers (a Sequential can still grow), whether it
-    is built, the cap, and the recorded locations, compared by value because
-    `grader.frameworks.keras.model_pool` hands a rebuilt model to the next submission with that
-    submission's locations attached."""
-    torch = sys.modules.get("torch")
-    if torch is not None and isinstance(model, torch.nn.Module):  # a PyTorch model: its own adapter
-        from grader.frameworks.torch.graph import torch_layer_graph
-        return torch_layer_graph(model, cap=cap)
-    key = _memo_key(model, cap)
-    held = getattr(model, _MEMO, None)
-    if key is not None and isinstance(held, tuple) and len(held) == 2 and held[0] == key:
+    Built by the adapter of the framework that made the model (`grader.checks.adapters`),
+    which may remember it on the model. An object no adapter owns may carry its graph
+    itself, as `_grader_layer_graph = (key, graph)`: a student kit's recorded reference
+    model (`grader.kit.models`), which holds no framework's model at all."""
+    adapter = adapter_for(model)
+    if adapter is not None:
+        return adapter.layer_graph(model, cap)
+    held = getattr(model, MEMO, None)
+    if isinstance(held, tuple) and len(held) == 2 and isinstance(held[1], LayerGraph):
         return held[1]
-    graph = _build(model, cap)
-    if key is not None:
-        try:
-            object.__setattr__(model, _MEMO, (key, graph))
-        except (AttributeError, TypeError):  # a model that takes no attributes is walked each time
-            pass
-    return graph
+    return require(model, "layer_graph").layer_graph(model, cap)
 
 
-_MEMO = "_grader_layer_graph"
-
-
-def _memo_key(model: Any, cap: int) -> tuple | None:
-    """None when the model's layers cannot be listed (then nothing is remembered)."""
-    try:
-        layers = tuple(id(layer) for layer in model.layers)
-    except Exception:  # noqa: BLE001 - not a Keras model: walk it every time
-        return None
-    raw = getattr(model, "_grader_locations", None)
-    return (cap, layers, bool(getattr(model, "built", False)), dict(raw) if isinstance(raw, dict) else None)
-
-
-def _build(model: Any, cap: int) -> LayerGraph:
-    result = walk(model, cap=cap)
-    locations = _locations(model)
-    nodes, outputs = _expand(result.calls, result.outputs, locations)
-    nodes, outputs = _fold_activations(nodes, outputs)
-    return LayerGraph(tuple(nodes), outputs, disconnected(model, result.reached), locations)
+# The attribute a model's graph is remembered under, as (key, graph): adapters key it by
+# what the graph depends on; a recorded model's key matches any.
+MEMO = "_grader_layer_graph"
 
 
 def layer_specs(model: Any) -> list[LayerSpec]:
@@ -209,35 +185,6 @@ def layer_specs(model: Any) -> list[LayerSpec]:
     `inputs` hold list indices rather than layer names, so two models built separately
     compare structurally."""
     return layer_graph(model).specs
-
-
-def _locations(model: Any) -> dict[str, Location]:
-    """Locations the sandbox recorded, attached to the rebuilt model by `grader.frameworks.keras.rebuild`
-    as {layer name: (cell, line, source)}; anything malformed is ignored."""
-    raw = getattr(model, "_grader_locations", None)
-    out: dict[str, Location] = {}
-    if not isinstance(raw, dict):
-        return out
-    for name, value in raw.items():
-        if isinstance(value, Location):
-            out[str(name)] = value
-        elif isinstance(value, (tuple, list)) and len(value) == 3:
-            cell, line, source = value
-            if isinstance(cell, str) and isinstance(line, int) and isinstance(source, str):
-                out[str(name)] = Location(_cell_name(cell), line, source, _function_name(cell))
-    return out
-
-
-def _cell_name(label: str) -> str:
-    """"cell 7" from the sandbox's chunk label "cell 7 [happyModel]"."""
-    return label.split(" [", 1)[0]
-
-
-def _function_name(label: str) -> str:
-    """"happyModel" from the chunk label "cell 7 [happyModel]" (a chunk holding one
-    definition), else ""."""
-    match = re.fullmatch(r".* \[([A-Za-z_][A-Za-z0-9_]*)\]", label)
-    return match.group(1) if match else ""
 
 
 def _snake(name: str) -> str:
@@ -249,33 +196,6 @@ def is_auto_name(name: str, origin: str, kind: str) -> bool:
     name appears nowhere in the student's code, so it must never be shown to them."""
     base = re.sub(r"_\d+$", "", name.split("/", 1)[0]).replace("_", "")
     return base in {_snake(origin).replace("_", ""), kind.lower(), origin.lower()}
-
-
-def _expand(calls: tuple[Call, ...], outputs: tuple[int, ...],
-            locations: dict[str, Location]) -> tuple[list[GraphNode], tuple[int, ...]]:
-    nodes: list[GraphNode] = []
-    tail: dict[int, int] = {}  # call index -> node holding its output
-    seen: dict[tuple[int, int | None], list] = {}  # a layer called many times is read once
-    for i, call in enumerate(calls):
-        rank = len(call.input_shape) if call.input_shape is not None else None
-        inputs = tuple(tail[s] for s in call.inputs)
-        sources = tuple(tail[s] if s >= 0 else s for s in call.sources)
-        shapes = call.input_shapes
-        origin = type(call.layer).__name__
-        layer_name = str(getattr(call.layer, "name", origin))
-        key = (id(call.layer), rank)
-        if key not in seen:
-            seen[key] = call.specs or canonical(call.layer, rank)
-        for k, (kind, params, name) in enumerate(seen[key]):
-            spec = LayerSpec(kind, params, name, inputs)
-            nodes.append(GraphNode(spec, call.layer if k == 0 else None, call.input_shape,
-                                   call.reads_input if k == 0 else 0, origin,
-                                   is_auto_name(layer_name, origin, kind), locations.get(layer_name),
-                                   sources, shapes))
-            inputs = sources = (len(nodes) - 1,)
-            shapes = ()
-        tail[i] = len(nodes) - 1
-    return nodes, tuple(tail[o] for o in outputs)
 
 
 def _fold_activations(nodes: list[GraphNode], outputs: tuple) -> tuple[list[GraphNode], tuple[int, ...]]:
@@ -320,4 +240,4 @@ def _renumber(nodes: list[GraphNode], outputs: tuple, merged: dict[int, int]) ->
 
 
 __all__ = ["GraphNode", "GraphTooLarge", "LayerGraph", "Location", "MAX_CALLS", "layer_graph", "layer_specs",
-           "is_auto_name"]
+           "is_auto_name", "MEMO"]

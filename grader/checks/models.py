@@ -2,47 +2,34 @@
 
 Two independently built models start from different random weights, so their outputs
 can only be compared once the reference's weights are copied into the student's model.
-The copy follows the architecture alignment (`grader.checks.architecture`), not
-`model.layers` order, so it pairs the same layers the architecture feedback talks about.
+The copy follows the architecture alignment (`grader.checks.architecture`), not the
+framework's own layer order, so it pairs the same layers the architecture feedback talks
+about.
 
-State: `model(x, training=True)` moves BatchNormalization's moving mean and variance.
-`expect_same_outputs` therefore never leaves a trace in either model. A Keras 3 model
-runs without writing anything (`grader.checks.forward`): the reference's weights are read
-in place of the student's, and the statistics a training call would move are dropped.
-Other models (tf_keras) get the old way: both models' weights (moving statistics
-included) are snapshotted, the reference's are copied into the student's model, both
-run, and both snapshots are restored, whatever happens. The two ways compute the same
-numbers. Every call sees the same starting state and leaves both models as it found
-them, so the order of training and inference checks cannot change a verdict.
+How a model runs, and how weights get in, is the framework's: the checks here ask the
+student model's adapter (`grader.checks.adapters`; Keras in `grader.frameworks.keras.models`,
+PyTorch in `grader.frameworks.torch.outputs`). What is compared, and what the feedback
+says, is the same for every framework: `compare_outputs` and `_compare` below. Every
+adapter leaves both models as it found them (weights, BatchNormalization statistics,
+modes), so the order of training and inference checks cannot change a verdict.
 """
 from __future__ import annotations
 
-import sys
 from typing import Any, Sequence
 
 import numpy as np
 
 from grader.checks import CheckFailed
+from grader.checks.adapters import require
 from grader.checks.equivalence import align_graphs
 from grader.checks.explain import explain_difference
-from grader.checks.forward import call_model, stateless
 from grader.checks.graph import LayerGraph, layer_graph
 from grader.checks.matching import Alignment
-from grader.checks.merge_order import Permuted, check_merge_order, permutations
+from grader.checks.merge_order import check_merge_order, permutations
 from grader.checks.naming import ordinal
-from grader.checks.residual import describe
 from grader.checks.specs import CONV, POOL
 
 _BLOCKING = ("missing", "extra", "swapped", "moved", "replaced")
-
-
-def _shape_text(shape: Sequence[int]) -> str:
-    return "x".join(str(d) for d in shape)
-
-
-def _weight_name(variable: Any) -> str:
-    """'kernel' from Keras 3's 'kernel' and Keras 2's 'conv2d/kernel:0'."""
-    return str(getattr(variable, "name", "weight")).split("/")[-1].split(":")[0]
 
 
 def _layer_pairs(ref: LayerGraph, stu: LayerGraph, alignment: Alignment) -> list[tuple[int, int]]:
@@ -60,113 +47,12 @@ def _layer_pairs(ref: LayerGraph, stu: LayerGraph, alignment: Alignment) -> list
     return [(r.expected, r.found) for r in alignment.rows]
 
 
-def _check_shapes(ref_layer: Any, stu_layer: Any, who: str) -> None:
-    """`who` names the student's layer as they can find it (never Keras' own name)."""
-    who = who[:1].upper() + who[1:]
-    ref_vars, stu_vars = list(ref_layer.weights), list(stu_layer.weights)
-    names = lambda vs: ", ".join(_weight_name(v) for v in vs) or "none"  # noqa: E731
-    if len(ref_vars) != len(stu_vars):
-        raise CheckFailed(
-            f"{who} has weights ({names(stu_vars)}); the reference's has ({names(ref_vars)}), "
-            "so the reference weights cannot be copied.",
-            hint="create the layer with the specification's settings (for example use_bias).",
-            diagnosis="weight_shape_mismatch")
-    for r, s in zip(ref_vars, stu_vars):
-        if tuple(r.shape) != tuple(s.shape):
-            raise CheckFailed(
-                f"{who}'s {_weight_name(s)} has shape {_shape_text(s.shape)}; the reference's "
-                f"has shape {_shape_text(r.shape)}, so the reference weights cannot be copied. A weight's shape "
-                "follows from the layer's settings and from the shape of its input.",
-                hint="check this layer's settings and the model's input shape against the specification.",
-                diagnosis="weight_shape_mismatch")
-
-
-def _weighted_pairs(reference_model: Any, student_model: Any,
-                    merge_order: str = "fixed") -> list[tuple[Any, Any, str, Permuted | None]]:
-    """(reference layer, student layer, the student's name for it, the permutation its
-    weights take) per pair of layers with weights. With `merge_order="either"`, a
-    Concatenate written in another order has the layers after it take the reference's
-    weights permuted (`grader.checks.merge_order`), so the outputs agree with the graph
-    check's verdict."""
-    ref, stu = layer_graph(reference_model), layer_graph(student_model)
-    alignment = align_graphs(ref, stu)
-    pairs = _layer_pairs(ref, stu, alignment)
-    permuted = (permutations(ref, stu, alignment.pairs) or {}) if merge_order == "either" else {}
-    out, seen = [], set()
-    for e, f in pairs:
-        a, b = ref.nodes[e].layer, stu.nodes[f].layer
-        if a is None or b is None or id(b) in seen:
-            continue
-        seen.add(id(b))
-        out.append((a, b, describe(stu, f), permuted.get(f)))
-    return out
-
-
-def _reference_values(ref_layer: Any, permuted: Permuted | None) -> list:
-    values = ref_layer.get_weights()
-    return permuted.apply(values) if permuted is not None else values
-
-
-def copy_weights(reference_model: Any, student_model: Any, *, merge_order: str = "fixed") -> None:
-    """Copy every weight (BatchNormalization moving statistics included) from the
-    reference into the student's model, pairing layers by the architecture alignment.
-
-    Layers must pair one to one by kind; their settings may differ (a Dense with the
-    wrong activation still receives the reference weights, so its outputs show the
-    difference). All shapes are checked before anything is written, so a failure
-    leaves the student's model untouched. `merge_order="either"`: see `_weighted_pairs`.
-    """
-    pairs = _weighted_pairs(reference_model, student_model, check_merge_order(merge_order))
-    for ref_layer, stu_layer, who, _ in pairs:
-        _check_shapes(ref_layer, stu_layer, who)
-    for ref_layer, stu_layer, _, permuted in pairs:
-        stu_layer.set_weights(_reference_values(ref_layer, permuted))
-
-
-def _dtype(value: Any) -> str:
-    return str(getattr(value, "dtype", "")).replace("tf.", "").replace("<dtype: '", "").rstrip("'>")
-
-
-def _substitution(reference_model: Any, student_model: Any,
-                  merge_order: str = "fixed") -> list[tuple[Any, Any]] | None:
-    """What `copy_weights` would write, as (student variable, reference variable or its
-    permuted values) pairs to read in place instead (same checks, same CheckFailed);
-    None when the models cannot run that way (tf_keras, state outside the weights, a
-    weight of another dtype)."""
-    if not (stateless(reference_model) and stateless(student_model)):
-        return None
-    pairs = _weighted_pairs(reference_model, student_model, merge_order)
-    for ref_layer, stu_layer, who, _ in pairs:
-        _check_shapes(ref_layer, stu_layer, who)
-    substitute = []
-    for ref_layer, stu_layer, _, permuted in pairs:
-        refs = list(ref_layer.weights)
-        values = refs if permuted is None else [np.asarray(v).astype(_dtype(r), copy=False)
-                                                 for v, r in zip(permuted.apply([np.asarray(r) for r in refs]), refs)]
-        substitute += list(zip(stu_layer.weights, values))
-    if any(_dtype(s) != _dtype(r) for s, r in substitute):
-        return None
-    return substitute
-
-
 def _flat_outputs(result: Any) -> list[np.ndarray]:
     if isinstance(result, dict):
         return [np.asarray(result[k]) for k in sorted(result)]
     if isinstance(result, (list, tuple)):
         return [np.asarray(r) for r in result]
     return [np.asarray(result)]
-
-
-def _call(model: Any, inputs: np.ndarray, training: bool | None, who: str,
-          substitute: list[tuple[Any, Any]] | None = None) -> list[np.ndarray]:
-    try:
-        return _flat_outputs(call_model(model, inputs, training, substitute or ()))
-    except Exception as exc:  # noqa: BLE001 - any Keras error becomes feedback
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckFailed(
-            f"Calling {who} on a batch of shape {tuple(np.shape(inputs))} failed: {first_line}",
-            hint="check the model's input shape against the specification.",
-            diagnosis="model_call_failed") from None
 
 
 def _position(index: tuple[int, ...]) -> str:
@@ -262,34 +148,6 @@ def _graph_cause(reference_model: Any, student_model: Any, merge_order: str):
     return cause
 
 
-def _outputs_without_copy(reference_model: Any, student_model: Any, inputs: np.ndarray,
-                          training: bool | None, merge_order: str = "fixed") -> tuple[list | None, list | None]:
-    """Both models' outputs, the reference's weights read in place of the student's: nothing
-    is written to either model, so there is nothing to snapshot and restore (about 5 ms a
-    check). (None, None) when this cannot be done, or when a call fails: the copying path
-    then runs and explains the failure in its own words."""
-    substitute = _substitution(reference_model, student_model, merge_order)
-    if substitute is None:
-        return None, None
-    try:
-        return (_call(reference_model, inputs, training, "the reference model"),
-                _call(student_model, inputs, training, "your model", substitute))
-    except CheckFailed:
-        return None, None
-
-
-def _outputs_with_copy(reference_model: Any, student_model: Any, inputs: np.ndarray,
-                       training: bool | None, merge_order: str = "fixed") -> tuple[list, list]:
-    ref_state, stu_state = reference_model.get_weights(), student_model.get_weights()
-    try:
-        copy_weights(reference_model, student_model, merge_order=merge_order)
-        return (_call(reference_model, inputs, training, "the reference model"),
-                _call(student_model, inputs, training, "your model"))
-    finally:
-        reference_model.set_weights(ref_state)
-        student_model.set_weights(stu_state)
-
-
 def expect_same_outputs(reference_model: Any, student_model: Any, inputs: np.ndarray, *, training: bool | None,
                         rtol: float = 1e-5, atol: float = 1e-6, what: str = "output",
                         merge_order: str = "fixed") -> None:
@@ -301,18 +159,37 @@ def expect_same_outputs(reference_model: Any, student_model: Any, inputs: np.nda
     `training=` argument keeps it (a BatchNormalization hard-coded to training=True).
     `merge_order="either"` accepts a Concatenate's inputs in another order, as
     `expect_architecture` does (the reference's weights are copied in permuted alike).
+    The student model's framework runs both (`grader.checks.adapters`).
 
         expect_same_outputs(reference.happyModel(), submission.model("happyModel"), x, training=False)
     """
-    torch = sys.modules.get("torch")
-    if torch is not None and isinstance(student_model, torch.nn.Module):  # PyTorch: train() / eval()
-        from grader.frameworks.torch.outputs import expect_same_torch_outputs
-        return expect_same_torch_outputs(reference_model, student_model, inputs, training=training, rtol=rtol,
-                                         atol=atol, what=what)
     check_merge_order(merge_order)
-    expected, found = _outputs_without_copy(reference_model, student_model, inputs, training, merge_order)
-    if expected is None:
-        expected, found = _outputs_with_copy(reference_model, student_model, inputs, training, merge_order)
+    require(student_model, "expect_same_outputs").expect_same_outputs(
+        reference_model, student_model, inputs, training=training, rtol=rtol, atol=atol, what=what,
+        merge_order=merge_order)
+
+
+def copy_weights(reference_model: Any, student_model: Any, *, merge_order: str = "fixed") -> None:
+    """Copy every weight (BatchNormalization moving statistics included) from the
+    reference into the student's model, pairing layers by the architecture alignment.
+
+    Layers must pair one to one by kind; their settings may differ (a Dense with the
+    wrong activation still receives the reference weights, so its outputs show the
+    difference). All shapes are checked before anything is written, so a failure
+    leaves the student's model untouched. `merge_order="either"`: a Concatenate written
+    in another order has the layers after it take the reference's weights permuted.
+    """
+    check_merge_order(merge_order)
+    require(student_model, "copy_weights").copy_weights(reference_model, student_model, merge_order=merge_order)
+
+
+def compare_outputs(expected: list[np.ndarray], found: list[np.ndarray], reference_model: Any, student_model: Any, *,
+                    training: bool | None, rtol: float, atol: float, what: str, merge_order: str = "fixed",
+                    settings_hint: Any = None) -> None:
+    """The verdict on two models' outputs (as arrays, in the order the models return
+    them), the same for every framework: their number, then each output's shape and
+    values, a difference explained by the graph check when it can be. `settings_hint()`
+    says what to compare when the graphs match (default: this module's, by layer kind)."""
     if len(expected) != len(found):
         raise CheckFailed(f"Your model returns {len(found)} output{'s' if len(found) != 1 else ''}; the reference "
                           f"returns {len(expected)}.",
@@ -321,6 +198,7 @@ def expect_same_outputs(reference_model: Any, student_model: Any, inputs: np.nda
                           diagnosis="wrong_output_count")
     cause = _graph_cause(reference_model, student_model, merge_order)
     reordered = merge_order == "either" and _reordered(reference_model, student_model)
+    hint = settings_hint if callable(settings_hint) else (lambda: _settings_hint(student_model, training))
     for k, (e, f) in enumerate(zip(expected, found)):
         label = what if len(expected) == 1 else f"{what} {k + 1} (the {ordinal(k)} value returned)"
         # Channels in another order are summed in another order: float32 rounding then
@@ -328,8 +206,7 @@ def expect_same_outputs(reference_model: Any, student_model: Any, inputs: np.nda
         # 7e-7), so the absolute tolerance follows that scale, with a wide margin.
         floor = REORDERED_ATOL * float(np.max(np.abs(e))) if reordered and e.size else 0.0
         _compare(e, f, training=training, rtol=rtol, atol=max(atol, floor), what=label,
-                 shape_hint=_shape_hint(student_model), cause=cause,
-                 settings_hint=lambda: _settings_hint(student_model, training))
+                 shape_hint=_shape_hint(student_model), cause=cause, settings_hint=hint)
 
 
 # Absolute tolerance per unit of the output's largest value when a Concatenate's inputs
@@ -349,7 +226,7 @@ def _reordered(reference_model: Any, student_model: Any) -> bool:
 def expect_output_shape(model: Any, inputs: np.ndarray, expected_shape: Sequence[int | None]) -> None:
     """Fail unless calling `model` on `inputs` (inference mode, which changes no state)
     gives `expected_shape`; None in `expected_shape` matches any size."""
-    found = _call(model, inputs, False, "your model")
+    found = require(model, "outputs").outputs(model, inputs, False, "your model")
     if len(found) != 1:
         raise CheckFailed(f"Your model returns {len(found)} outputs; expected one of shape {tuple(expected_shape)}.",
                           hint="return a single output, as in the specification.", diagnosis="wrong_output_count")
@@ -365,10 +242,10 @@ def expect_output_shape(model: Any, inputs: np.ndarray, expected_shape: Sequence
 def expect_input_shape(model: Any, shape: Sequence[int], *, function: str, usual: Sequence[int] = ()) -> None:
     """Fail unless `model`'s input follows the shape it was built for: a function taking
     `input_shape` must not hard-code the shape of the images it was written with. Checked
-    before any output, because a hard-coded shape would otherwise surface as a Keras error
+    before any output, because a hard-coded shape would otherwise surface as the framework's error
     about weight or batch shapes. The message never reveals `shape` (it may be hidden);
     `usual` is the shape the student wrote for, named as "still" when the model kept it."""
-    found = tuple(model.inputs[0].shape)[1:]
+    found = tuple(require(model, "input_shape").input_shape(model))
     if found != tuple(shape):
         still = "still " if usual and found == tuple(usual) else ""
         raise CheckFailed(
@@ -379,4 +256,4 @@ def expect_input_shape(model: Any, shape: Sequence[int], *, function: str, usual
             diagnosis="input_shape_ignored")
 
 
-__all__ = ["copy_weights", "expect_same_outputs", "expect_output_shape", "expect_input_shape"]
+__all__ = ["compare_outputs", "copy_weights", "expect_same_outputs", "expect_output_shape", "expect_input_shape"]

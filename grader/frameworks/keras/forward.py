@@ -5,7 +5,7 @@ models); the same graph traced once into a TensorFlow function runs in about 2 m
 costs more than one eager call, so a model is traced only for a batch shape it has already
 been called with: reference models, and rebuilt models the pool lends to submission after
 submission (grader.frameworks.keras.model_pool), are called the same way by every submission, while a model
-called once pays nothing extra.
+called once pays nothing extra. It is the Keras adapter's own (`grader.frameworks.keras.models`).
 
 Why the numbers are exactly the eager ones: the traced function runs with TensorFlow's
 graph optimizer (grappler) switched off, so no operations are fused or rewritten and each

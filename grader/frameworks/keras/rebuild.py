@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from grader.frameworks.errors import ModelRejected
 from grader.sandbox.protocol import ModelPayload
 
 ALLOWED_LAYERS = frozenset({
@@ -54,10 +55,6 @@ MAX_PARAMS = 50_000_000
 MAX_OUTPUT_ELEMENTS = 4 * 1024 * 1024
 MAX_DIMENSION = 1 << 20  # any single declared size (tf_keras only, see the module docstring)
 KERAS_MODULES = ("keras", "tf_keras")
-
-
-class ModelRejected(Exception):
-    """The returned model cannot be checked; `str()` is the student-facing reason."""
 
 
 def _among(value: Any, allowed: frozenset) -> bool:

@@ -30,12 +30,8 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from grader.checks import CheckFailed
+from grader.checks.limits import MAX_CALLS, GraphTooLarge
 from grader.checks.specs import COMMUTATIVE, canonical
-
-# Distinct layer calls a walk may unroll. A real ResNet50 has about 175; the course's
-# largest model is far below this, and a walk this size takes well under a second.
-MAX_CALLS = 5000
 
 # ------------------------------------------------------------ Keras 2 / 3 adapters
 
@@ -106,10 +102,6 @@ def _shape(tensor: Any) -> tuple | None:
 
 
 # ------------------------------------------------------------------- walking
-
-class GraphTooLarge(CheckFailed):
-    """The model unrolls to more layer calls than the grader compares."""
-
 
 def _too_large(count: int, nested: bool) -> GraphTooLarge:
     why = (": it calls models nested inside other models several times each, so every extra level multiplies "

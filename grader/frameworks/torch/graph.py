@@ -27,8 +27,8 @@ import torch.nn as nn
 
 from grader.checks import CheckFailed
 from grader.checks.graph import GraphNode, LayerGraph, Location, _fold_activations, _foldable
+from grader.checks.limits import MAX_CALLS, GraphTooLarge
 from grader.checks.specs import FOLDABLE, LayerSpec
-from grader.frameworks.keras.walk import MAX_CALLS, GraphTooLarge
 from grader.frameworks.torch.describe import function_names
 from grader.frameworks.torch.rebuild import FUNCTIONS, RebuiltModule
 

@@ -27,7 +27,7 @@ import torch.fx
 import torch.nn as nn
 import torch.nn.functional as F
 
-from grader.frameworks.keras.rebuild import ModelRejected
+from grader.frameworks.errors import ModelRejected
 from grader.sandbox.protocol import TorchModulePayload
 
 MAX_MODULES = 2000
