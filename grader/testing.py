@@ -1,6 +1,6 @@
 """The authoring API for an assignment's tests: plain pytest markers with friendly names.
 
-    from grader.testing import points, exercise, hidden, depends, CheckFailed
+    from grader.testing import points, exercise, hidden, depends, note, CheckFailed
 
     pytestmark = exercise("happyModel")
 
@@ -12,7 +12,9 @@
     @depends("test_layer_order")
     def test_output_on_hidden_inputs(submission, reference, hidden_rng): ...
 
-A test's display name is its function name without `test_` ("layer order").
+A test's display name is its function name without `test_` ("layer order"). A passing
+test can still teach: `note("...")` (also left by checks such as `expect_architecture`)
+adds a note that every feedback format shows with the test.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from collections.abc import Iterable, Sequence
 import pytest
 
 from grader.checks import CheckFailed, partial
-from grader.results import Status, TestResult, Visibility
+from grader.results import Status, TestResult, Visibility, note
 
 
 def points(value: float):
@@ -89,4 +91,4 @@ def _same_test(nodeid: str, file: str, name: str) -> bool:
 
 
 __all__ = ["points", "exercise", "title", "visibility", "hidden", "after_due_date", "after_published", "depends",
-           "CheckFailed", "partial"]
+           "CheckFailed", "partial", "note"]

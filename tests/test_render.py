@@ -572,3 +572,78 @@ def test_json_line_contract():
     assert d["tests"][3]["output"] == "not run: fix the layer order first"
     assert SECRET in d["tests"][-1]["output"] and d["tests"][-1]["visibility"] == "hidden"
     assert d["tests"][-1]["diagnosis"] == "wrong_value"
+
+
+# --- a passing test's teaching notes, in every format ----------------------------------------------
+
+NOTE = ("nn.Conv2d(..., bias=True) before nn.BatchNorm2d: accepted; the batch norm subtracts the mean, so the "
+        "convolution's bias has no effect — `bias=False` saves parameters.")
+
+
+def noted(visibility=Visibility.VISIBLE) -> SubmissionResult:
+    return _result([_passed(), _passed("layer order", "happy_model", 4.0, notes=(NOTE,), visibility=visibility)])
+
+
+def _unescaped(text: str) -> str:
+    return text.replace("\\", "").replace("&#x27;", "'").replace("&#x60;", "`")
+
+
+NOTE_RENDERERS = {
+    **{k: v for k, v in STUDENT_RENDERERS.items() if k != "gradescope-top-level"},
+    **INSTRUCTOR_RENDERERS,
+}
+
+
+@pytest.mark.parametrize("renderer", NOTE_RENDERERS)
+def test_a_passing_tests_note_is_shown_in_every_format(renderer):
+    out = _unescaped(NOTE_RENDERERS[renderer](noted()))
+    assert "Note:" in out and " ".join(NOTE.split()) in " ".join(out.split()), out
+
+
+@pytest.mark.parametrize("renderer", [k for k in STUDENT_RENDERERS if k != "gradescope-top-level"])
+@pytest.mark.parametrize("visibility", HIDING)
+def test_a_hidden_tests_note_stays_hidden_from_students(renderer, visibility):
+    out = _unescaped(STUDENT_RENDERERS[renderer](noted(visibility)))
+    assert "bias=True" not in out and "Note:" not in out, out
+    assert "bias=True" in _unescaped(INSTRUCTOR_RENDERERS["text"](noted(visibility)))
+
+
+def test_text_shows_the_note_under_a_passed_test_and_still_says_all_passed():
+    lines = render_text(noted()).splitlines()
+    at = next(i for i, line in enumerate(lines) if "happy_model · layer order" in line)
+    assert lines[at].startswith("✔") and lines[at].endswith("4 / 4")
+    assert lines[at + 1].startswith("    Note: nn.Conv2d(..., bias=True) before nn.BatchNorm2d: accepted;")
+    assert all(len(line) <= 100 for line in lines)
+    assert lines[-1] == "All tests passed."
+
+
+def test_junit_puts_a_passed_tests_note_in_its_system_out():
+    root = ET.fromstring(to_junit([noted()]).split("\n", 1)[1])
+    case = next(c for c in root.iter("testcase") if c.get("name") == "layer order")
+    assert case.find("failure") is None
+    assert case.find("system-out").text == f"Note: {NOTE}"
+
+
+def test_gradescope_and_json_carry_the_note_with_the_test():
+    tests = to_gradescope(noted())["tests"]
+    assert NOTE.split(":")[0] in _unescaped(tests[1]["output"]) and tests[0]["output"] == ""
+    line = json.loads(to_json_line(noted()))
+    assert line["tests"][1]["output"] == f"Note: {NOTE}"
+
+
+def test_notes_survive_the_round_trip_through_a_dict():
+    from grader.results import submission_result_from_dict
+
+    back = submission_result_from_dict(json.loads(json.dumps(noted().to_dict())))
+    assert back.tests[1].notes == (NOTE,) and back.tests[0].notes == ()
+
+
+def test_note_is_collected_only_inside_a_collector():
+    from grader.results import collecting_notes, note
+
+    note("dropped: nobody is collecting")
+    with collecting_notes() as notes:
+        note(NOTE)
+        note(NOTE)  # the same note twice is one note
+        note("  ")
+    assert notes == [NOTE]

@@ -29,6 +29,7 @@ HIDDEN_RUN = ("Hidden tests also count toward your final grade; their results ar
 OUTPUT_LABEL = "Your code printed (your own output, not a grader message):"
 TRACEBACK_LABEL = "Your code raised:"
 FIRST_DIFFERENCE = "← first difference"
+NOTE_LABEL = "Note:"  # a check's teaching note (TestResult.notes), passed tests included
 NOT_GRADED = "could not be graded"
 ALL_PASSED = "All tests passed."
 ALL_VISIBLE_PASSED = "All visible tests passed."
@@ -66,9 +67,9 @@ NOT_A_TEST = ("late",)
 
 
 def has_details(test: TestResult) -> bool:
-    """Whether a test's message is worth showing: it failed or lost points, or a person
-    wrote something about it."""
-    return (test.status is not Status.PASSED or test.score < test.max_score
+    """Whether a test's message is worth showing: it failed or lost points, a check left
+    a teaching note on it, or a person wrote something about it."""
+    return (test.status is not Status.PASSED or test.score < test.max_score or bool(test.notes)
             or (test.diagnosis in PERSON_NOTED and bool(test.message.strip())))
 
 
@@ -222,7 +223,7 @@ def detail_lines(test: TestResult, *, indent: str = "", width: int | None = WRAP
     then the student's own traceback and output, quoted so they cannot pass for ours.
 
     `paint(kind, line)` may colour a line but must not change its text; kinds are
-    "message", "table", "marked", "hint", "label", "student".
+    "message", "table", "marked", "hint", "note", "label", "student".
     """
     out: list[str] = []
     if test.message and test.status is not Status.NOT_RUN:
@@ -233,6 +234,8 @@ def detail_lines(test: TestResult, *, indent: str = "", width: int | None = WRAP
     if test.hint:
         hint = wrap("Fix: " + test.hint, width, indent)
         out += [paint("hint", l) for l in hint]
+    for text in test.notes:
+        out += [paint("note", l) for l in wrap(f"{NOTE_LABEL} {text}", width, indent)]
     if test.student_traceback.strip():
         out.append(paint("label", indent + TRACEBACK_LABEL))
         out += [paint("student", f"{indent}│ {l}".rstrip())

@@ -35,6 +35,7 @@ _CSS = """
 .grader-feedback .details { margin: .25rem 0 .25rem 1.7em; }
 .grader-feedback .details p { margin: .25rem 0; white-space: pre-wrap; }
 .grader-feedback .hint strong { color: #1f2328; }
+.grader-feedback .note { border-left: 4px solid #54aeff; padding-left: .5rem; }
 .grader-feedback table.diff { border-collapse: collapse; font-family: ui-monospace, monospace;
   font-size: .9em; margin: .4rem 0; }
 .grader-feedback table.diff th, .grader-feedback table.diff td { padding: .1rem .6rem;
@@ -89,6 +90,7 @@ def _details(test: TestResult) -> str:
         parts.append(_table(test.table))
     if test.hint.strip():
         parts.append(f'<p class="hint"><strong>Fix:</strong> {_e(test.hint.strip())}</p>')
+    parts += [f'<p class="note"><strong>{_e(c.NOTE_LABEL)}</strong> {_e(n)}</p>' for n in test.notes]
     if test.student_traceback.strip():
         parts.append(_student_block(c.TRACEBACK_LABEL, test.student_traceback))
     if test.output.strip():

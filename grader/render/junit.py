@@ -57,9 +57,12 @@ def _suite(result: SubmissionResult) -> tuple[ET.Element, dict[str, int]]:
                                     type=_x(t.diagnosis or "CheckFailed"))
             failure.text = c.details_plain(t)
             counts["failures"] += 1
+        out = [] if t.status is Status.FAILED else [f"{c.NOTE_LABEL} {n}" for n in t.notes]
         if t.output.strip() and t.status is not Status.FAILED:
-            # A failure's body already quotes the output; elsewhere it has no other home.
-            ET.SubElement(case, "system-out").text = _x(t.output)
+            # A failure's body already quotes the output (and the notes); elsewhere no other home.
+            out.append(t.output)
+        if out:
+            ET.SubElement(case, "system-out").text = _x("\n".join(out))
     if result.errors:
         # One test case carries the fatal errors, so CI tools that only count test cases
         # still show the submission as broken rather than as an empty pass.

@@ -63,7 +63,8 @@ def table(t: Table) -> str:
 
 def details(test: TestResult) -> str:
     """Everything a test has to say (instructor level of detail): message, table, fix,
-    then the student's own traceback and output, labelled as theirs."""
+    the checks' teaching notes, then the student's own traceback and output, labelled as
+    theirs."""
     parts = []
     if test.status is Status.NOT_RUN:
         parts.append(f"_Not run: {escape(c.not_run_reason(test))}_")
@@ -73,6 +74,7 @@ def details(test: TestResult) -> str:
         parts.append(table(test.table))
     if test.hint.strip():
         parts.append("**Fix:** " + paragraphs(test.hint))
+    parts += [f"**{escape(c.NOTE_LABEL)}** " + paragraphs(n) for n in test.notes]
     if test.student_traceback.strip():
         parts.append(f"**{escape(c.TRACEBACK_LABEL)}**\n\n" + fenced(test.student_traceback))
     if test.output.strip():
