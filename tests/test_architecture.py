@@ -398,3 +398,35 @@ def test_json_round_trip_keeps_the_specs(build):
     """Graded models arrive rebuilt from JSON; the rebuild must read the same."""
     model = build()
     assert layer_specs(keras.models.model_from_json(model.to_json())) == layer_specs(model)
+
+
+# ------------------------------------------------------------------ a conv's bias before BatchNormalization
+
+def test_a_keras_conv_bias_before_batchnorm_like_the_reference_passes_without_a_note(happy_ref):
+    """The course's Conv2D keeps Keras' default use_bias=True: the student wrote what was asked."""
+    from grader.results import collecting_notes
+
+    with collecting_notes() as notes:
+        expect_architecture(happy_ref, happy(conv=L.Conv2D(32, 7, use_bias=True)), exercise="happyModel")
+    assert notes == []
+
+
+def test_a_keras_conv_bias_against_a_reference_without_one_is_a_difference_in_keras_words():
+    """Keras compares use_bias as a setting (its output check copies weights layer by layer, bias
+    included), so a bias the reference lacks is not accepted there, unlike PyTorch's graph."""
+    err = failure(happy(conv=L.Conv2D(32, 7, use_bias=False)), happy())
+    assert err.diagnosis == "wrong_params:Conv2D"
+    assert err.message.startswith("Conv2D has a bias; expected no bias."), err.message
+    assert "nn." not in err.message + err.hint
+
+
+def test_keras_sentences_keep_keras_names(happy_ref):
+    err = failure(happy_ref, happy(bn=None))
+    assert err.message.startswith("BatchNormalization is missing between Conv2D and ReLU"), err.message
+    assert err.hint == HINT_BN_KERAS
+    for torch_name in ("nn.", "torch.", "F.", "bias=False"):
+        assert torch_name not in err.message + err.hint, torch_name
+
+
+HINT_BN_KERAS = ("put BatchNormalization directly after each Conv2D and the activation after it: "
+                 "Conv2D -> BatchNormalization -> ReLU.")

@@ -1,7 +1,7 @@
 """The existing checks grade PyTorch modules: expect_architecture, expect_bn_after_conv and
 expect_same_outputs on a real reference module and a student's module rebuilt from its
 description (encoded and decoded by the wire format, vetted by the torch rebuild), with
-the same diagnoses as for Keras and labels in PyTorch's own words."""
+the same diagnoses as for Keras, and labels and sentences in PyTorch's own words."""
 from __future__ import annotations
 
 import copy
@@ -18,6 +18,7 @@ from grader.checks.graph import layer_graph
 from grader.checks.models import expect_same_outputs
 from grader.frameworks.torch.rebuild import MAX_PARAMS, rebuild_torch
 from grader.frameworks.keras.rebuild import ModelRejected
+from grader.results import collecting_notes
 from grader.sandbox import protocol
 
 
@@ -129,7 +130,7 @@ def test_relu_before_batchnorm_changes_the_outputs_and_says_why(reference):
     with pytest.raises(CheckFailed) as failed:
         expect_same_outputs(reference, crossed(happy(order="relu_first")), X, training=False)
     assert failed.value.diagnosis == "outputs_differ_inference"
-    assert "ReLU comes before BatchNormalization" in str(failed.value)
+    assert "nn.ReLU comes before nn.BatchNorm2d" in str(failed.value)
 
 
 def test_a_different_eps_shows_in_training_mode(reference):
@@ -226,3 +227,112 @@ def test_a_students_own_conv_subclass_reads_as_the_convolution_it_computes(refer
     assert conv.param("filters") == 8 and conv.param("kernel_size") == (7, 7) and conv.param("padding") == "valid"
     expect_architecture(reference, crossed(student), exercise="happy_model")
     expect_same_outputs(reference, crossed(student), X, training=False)
+
+
+# ---------------------------------------------------------------- PyTorch's words in sentences
+
+# Keras class names a PyTorch student never wrote: none may appear in what they read.
+KERAS_NAMES = ("BatchNormalization", "Conv2D", "MaxPooling2D", "ZeroPadding2D", "Dense", "Activation(", "Model()",
+               "use_bias")
+
+
+def student_text(failure: CheckFailed) -> str:
+    """What the student reads besides the table (whose labels are the displays)."""
+    return f"{failure.message}\n{failure.hint}"
+
+
+def assert_pytorch_words(failure: CheckFailed, *names: str) -> None:
+    text = student_text(failure)
+    for name in names:
+        assert name in text, (name, text)
+    for keras in KERAS_NAMES:
+        assert keras not in text, (keras, text)
+
+
+def without_bn() -> nn.Sequential:
+    return nn.Sequential(nn.ZeroPad2d(3), nn.Conv2d(3, 8, 7, bias=False), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                         nn.Linear(8 * 8 * 8, 1), nn.Sigmoid())
+
+
+def test_relu_before_batchnorm_is_said_with_pytorch_names(reference):
+    with pytest.raises(CheckFailed) as failed:
+        expect_architecture(reference, crossed(happy(order="relu_first")), exercise="happy_model")
+    assert failed.value.message.startswith("nn.ReLU comes before nn.BatchNorm2d; nn.BatchNorm2d must follow nn.Conv2d")
+    assert_pytorch_words(failed.value, "nn.Conv2d -> nn.BatchNorm2d -> nn.ReLU")
+
+
+def test_a_functional_relu_before_batchnorm_is_named_as_written(reference):
+    class ReluFirst(Functional):
+        def forward(self, x):
+            x = F.max_pool2d(self.bn(F.relu(self.conv(self.pad(x)))), 2)
+            return torch.sigmoid(self.fc(x.view(x.size(0), -1)))
+
+    with pytest.raises(CheckFailed) as failed:
+        expect_architecture(reference, crossed(ReluFirst()), exercise="happy_model")
+    assert failed.value.diagnosis == "relu_before_bn"
+    assert_pytorch_words(failed.value, "F.relu comes before nn.BatchNorm2d")
+
+
+def test_batchnorm_after_pooling_is_said_with_pytorch_names(reference):
+    student = crossed(happy(order="bn_after_pool"))
+    with pytest.raises(CheckFailed) as failed:
+        expect_bn_after_conv(student, every_conv=True)
+    assert_pytorch_words(failed.value, "is followed by nn.ReLU, not by nn.BatchNorm2d", "not from a nn.Conv2d")
+    with pytest.raises(CheckFailed) as failed:
+        expect_architecture(reference, student, exercise="happy_model")
+    assert_pytorch_words(failed.value, "nn.BatchNorm2d")
+
+
+def test_a_wrong_num_features_is_said_with_pytorch_names(reference):
+    with pytest.raises(CheckFailed) as failed:
+        expect_architecture(reference, crossed(happy(num_features=16)), exercise="happy_model")
+    assert failed.value.message.startswith("nn.BatchNorm2d has num_features=16; expected num_features=8."), \
+        failed.value.message
+    assert_pytorch_words(failed.value, "make that layer nn.BatchNorm2d(8)")
+
+
+def test_a_missing_batchnorm_is_said_with_pytorch_names(reference):
+    with pytest.raises(CheckFailed) as failed:
+        expect_architecture(reference, crossed(without_bn()), exercise="happy_model")
+    assert failed.value.diagnosis == "bn_missing"
+    assert_pytorch_words(failed.value, "nn.BatchNorm2d(8) is missing between nn.Conv2d and nn.ReLU",
+                         "put nn.BatchNorm2d directly after each nn.Conv2d")
+    with pytest.raises(CheckFailed) as failed:
+        expect_bn_after_conv(crossed(without_bn()))
+    assert_pytorch_words(failed.value, "The model has 0 nn.BatchNorm2d layers", "after each nn.Conv2d")
+
+
+def test_batchnorm_before_the_convolution_is_said_with_pytorch_names(reference):
+    student = nn.Sequential(nn.ZeroPad2d(3), nn.BatchNorm2d(3), nn.Conv2d(3, 8, 7, bias=False), nn.ReLU(),
+                            nn.MaxPool2d(2), nn.Flatten(), nn.Linear(8 * 8 * 8, 1), nn.Sigmoid())
+    with pytest.raises(CheckFailed) as failed:
+        expect_architecture(reference, crossed(student), exercise="happy_model")
+    assert failed.value.diagnosis == "bn_before_conv"
+    assert_pytorch_words(failed.value, "nn.BatchNorm2d comes before nn.Conv2d")
+
+
+def test_a_layer_never_called_in_forward_is_said_in_pytorch_terms(reference):
+    with pytest.raises(CheckFailed) as failed:
+        expect_architecture(reference, crossed(Functional(unused_bn=True)), exercise="happy_model")
+    assert failed.value.diagnosis == "disconnected_layers"
+    assert_pytorch_words(failed.value, "self.bn2", "never called", "forward")
+
+
+def test_train_and_eval_differences_are_said_with_pytorch_names(reference):
+    """The output check explains a different graph with the same sentences (here in eval())."""
+    with pytest.raises(CheckFailed) as failed:
+        expect_same_outputs(reference, crossed(without_bn()), X, training=False)
+    assert_pytorch_words(failed.value, "nn.BatchNorm2d(8) is missing")
+
+
+def test_a_conv_bias_before_batchnorm_passes_with_a_note(reference):
+    with collecting_notes() as notes:
+        expect_architecture(reference, crossed(happy(bias=True)), exercise="happy_model")
+    assert notes == ["nn.Conv2d(..., bias=True) before nn.BatchNorm2d: accepted; the batch norm subtracts the mean, "
+                     "so the convolution's bias has no effect — `bias=False` saves parameters."]
+    with collecting_notes() as notes:  # the specification's own bias=False: nothing to say
+        expect_architecture(reference, crossed(happy(bias=False)), exercise="happy_model")
+    assert notes == []
+    with collecting_notes() as notes:  # a bias the specification has too: nothing to say either
+        expect_architecture(happy(bias=True), crossed(happy(bias=True)), exercise="happy_model")
+    assert notes == []

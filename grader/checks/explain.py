@@ -4,7 +4,10 @@ difference, each saying what was expected, what was found, where, and why it mat
 Structural problems (disconnected layers, branching) lead because they explain the rows
 under them; otherwise the first aligned difference in model order leads and up to two
 others follow, so a student fixes the root cause first. Layers are named as the student
-can find them (`grader.checks.naming`), never by Keras' internal names.
+can find them (`grader.checks.naming`), never by Keras' internal names, and in the words of
+the framework the student wrote them in: a PyTorch student reads "nn.ReLU comes before
+nn.BatchNorm2d", a Keras student "ReLU comes before BatchNormalization" (`LayerSpec.noun`,
+`grader.checks.specs.kind_noun`).
 """
 from __future__ import annotations
 
@@ -16,23 +19,47 @@ from grader.checks.graph import LayerGraph
 from grader.checks.comparison import Context as _Context, Problem
 from grader.checks.matching import Row
 from grader.checks.merge_order import check_merge_order
-from grader.checks.naming import cap, join, unlisted, which, who
+from grader.checks.naming import cap, join, the, unlisted, who
 from grader.checks.residual import branch_name
-from grader.checks.specs import ACTIVATIONS, CONV, LayerSpec, dims, fmt, fmt_padding, stride_text
+from grader.checks.specs import (ACTIVATIONS, CONV, LayerSpec, dims, fmt, fmt_padding, framework_of, kind_noun,
+                                 setting_word, stride_text)
 from grader.checks.wiring import edge_problem, outputs_problem, settings_problems
 from grader.results import Table
 
 MISSING = "—"
 
 
-WHY_BN_FIRST = ("BatchNormalization must follow Conv2D directly: it normalizes the convolution's output "
-                 "before the nonlinearity cuts off its negative half.")
+def why_bn_first(framework: str = "") -> str:
+    bn, conv = kind_noun("BatchNormalization", framework), kind_noun("Conv2D", framework)
+    return (f"{bn} must follow {conv} directly: it normalizes the convolution's output "
+            "before the nonlinearity cuts off its negative half.")
+
+
+def hint_bn(framework: str = "") -> str:
+    bn, conv, relu = (kind_noun(k, framework) for k in ("BatchNormalization", "Conv2D", "ReLU"))
+    return f"put {bn} directly after each {conv} and the activation after it: {conv} -> {bn} -> {relu}."
+
+
+# Keras' words, for callers that name no framework.
+WHY_BN_FIRST = why_bn_first()
+HINT_BN = hint_bn()
 _WHY_ORDER = "The order of layers decides what each layer receives, so the model computes something else."
-HINT_BN = "put BatchNormalization directly after each Conv2D and the activation after it: Conv2D -> BatchNormalization -> ReLU."
+
+
+def _fw(ctx: _Context) -> str:
+    """The student's framework ("" for Keras): every sentence uses its names."""
+    return framework_of(ctx.fnd.specs) or framework_of(ctx.exp.specs)
+
+
+def _kind(ctx: _Context, kind: str) -> str:
+    return kind_noun(kind, _fw(ctx))
 
 
 def _short_label(spec: LayerSpec) -> str:
-    return spec.kind if spec.kind == "BatchNormalization" and spec.param("axis") == "channels" else spec.label()
+    """Keras' BatchNormalization over the channels needs no settings to be found; a display
+    (`nn.BatchNorm2d(16)`) is already short."""
+    plain = spec.kind == "BatchNormalization" and spec.param("axis") == "channels" and not spec.display
+    return spec.kind if plain else spec.label()
 
 
 def _neighbours(ctx: _Context, start: int, stop: int) -> tuple[int | None, int | None]:
@@ -47,7 +74,7 @@ def _neighbours(ctx: _Context, start: int, stop: int) -> tuple[int | None, int |
 def _created(ctx: _Context, f: int | None) -> str:
     """", right after the Conv2D created in cell 3, line 12 (`...`)" when known."""
     where = ctx.fnd.nodes[f].location if f is not None else None
-    return f", right after the {ctx.f[f].kind} created {where.text()}" if where else ""
+    return f", right after {the(ctx.f[f].noun())} created {where.text()}" if where else ""
 
 
 def _purpose(spec: LayerSpec) -> str:
@@ -67,9 +94,9 @@ def _missing_name(ctx: _Context, e: int) -> str:
         # A Conv's own activation: "the ReLU of the 12th Conv2D", whichever way it was written.
         return f"the {spec.kind} of {ctx.expected(spec.inputs[0])} (activation='{spec.kind.lower()}')"
     label, nth = _short_label(spec), ctx.expected(e)
-    if nth == spec.kind:
+    if nth == spec.noun():
         return label
-    return nth if label == spec.kind else f"{nth} ({label})"
+    return nth if label == spec.noun() else f"{nth} ({label})"
 
 
 def _missing_problem(ctx: _Context, start: int, stop: int) -> Problem:
@@ -84,18 +111,18 @@ def _missing_problem(ctx: _Context, start: int, stop: int) -> Problem:
     diagnosis = "bn_missing" if any(s.kind == "BatchNormalization" for s in specs) else "missing_layer"
     if after is None and before is not None:
         last = ctx.e[ctx.exp.outputs[0]] if ctx.exp.outputs else specs[-1]
-        text = (f"{names} {verb} missing at the end, after {before.kind}{_created(ctx, before_at)}. "
+        text = (f"{names} {verb} missing at the end, after {before.noun()}{_created(ctx, before_at)}. "
                 f"The model must end with {last.label()}{_purpose(last)}.")
         return Problem(start, diagnosis, text, f"{raw} {verb} missing at the end", f"add {raw} at the end.")
-    where = (f"between {before.kind} and {after.kind}" if before and after
-             else f"at the start, before {after.kind}" if after else "")
+    where = (f"between {before.noun()} and {after.noun()}" if before and after
+             else f"at the start, before {after.noun()}" if after else "")
     why = (" Without it the convolution's outputs are not normalized, so training is slower and less "
            "stable and the outputs differ from the specification." if diagnosis == "bn_missing"
            else " Every layer of the specification changes what the model computes.")
     place = f" {where}" if where else ""
     return Problem(start, diagnosis, f"{names} {verb} missing{place}{_created(ctx, before_at)}.{why}",
                    f"{raw} {verb} missing{place}",
-                   HINT_BN if diagnosis == "bn_missing" else f"add {raw} {where}.".replace(" .", "."))
+                   hint_bn(_fw(ctx)) if diagnosis == "bn_missing" else f"add {raw} {where}.".replace(" .", "."))
 
 
 def _extra_problem(ctx: _Context, start: int, stop: int) -> Problem:
@@ -103,8 +130,8 @@ def _extra_problem(ctx: _Context, start: int, stop: int) -> Problem:
     specs = [ctx.f[f] for f in found]
     names = join([s.label() for s in specs])
     before_at, after_at = _neighbours(ctx, start, stop)
-    where = (f"after {ctx.f[before_at].kind}" if before_at is not None
-             else f"at the start, before {ctx.f[after_at].kind}" if after_at is not None else "")
+    where = (f"after {ctx.f[before_at].noun()}" if before_at is not None
+             else f"at the start, before {ctx.f[after_at].noun()}" if after_at is not None else "")
     located = ctx.fnd.nodes[found[0]].location
     where += f" ({located.aside()})" if located else ""
     head = f"There is an extra layer {names}" if len(specs) == 1 else f"There are extra layers {names}"
@@ -143,10 +170,11 @@ def _setting(spec: LayerSpec, key: str) -> object:
     return spec.param(key, _DEFAULTS.get(key))
 
 
-def _phrase(kind: str, key: str, value: object) -> tuple[str, str]:
-    """(full phrase, short value) for one setting: ("16 filters", "16")."""
+def _phrase(kind: str, key: str, value: object, framework: str = "") -> tuple[str, str]:
+    """(full phrase, short value) for one setting: ("16 filters", "16"); the argument's name,
+    where one is quoted, as the student's framework spells it (`bias=False` in PyTorch)."""
     if key == "use_bias":
-        return ("a bias", "a bias") if value else ("no bias (use_bias=False)", "no bias")
+        return ("a bias", "a bias") if value else (f"no bias ({setting_word(key, framework)}=False)", "no bias")
     if value is None:
         return f"no {key}", f"no {key}"
     if key == "filters":
@@ -167,7 +195,8 @@ def _phrase(kind: str, key: str, value: object) -> tuple[str, str]:
         return ("no activation (linear)" if value == "linear" else f"activation {value}"), str(value)
     if key == "rate":
         return f"rate {fmt(value)}", fmt(value)
-    return f"{key}={fmt(value)}", f"{key}={fmt(value)}"
+    word = setting_word(key, framework)
+    return f"{word}={fmt(value)}", f"{word}={fmt(value)}"
 
 
 def _bn_axis_problem(ctx: _Context, k: int) -> Problem:
@@ -194,11 +223,12 @@ def _changed_problem(ctx: _Context, k: int) -> Problem:
     keys = [key for key, _ in e.params + tuple(p for p in f.params if p[0] not in dict(e.params))]
     diffs = [key for key in dict.fromkeys(keys) if _setting(e, key) != _setting(f, key)]
     who = cap(ctx.found_which(row.found))
-    found_phrases = [_phrase(f.kind, key, _setting(f, key))[0] for key in diffs]
+    fw = _fw(ctx)
+    found_phrases = [_phrase(f.kind, key, _setting(f, key), fw)[0] for key in diffs]
     if len(diffs) == 1:
-        wanted = _phrase(e.kind, diffs[0], _setting(e, diffs[0]))[1]
+        wanted = _phrase(e.kind, diffs[0], _setting(e, diffs[0]), fw)[1]
     else:
-        wanted = join([_phrase(e.kind, key, _setting(e, key))[0] for key in diffs])
+        wanted = join([_phrase(e.kind, key, _setting(e, key), fw)[0] for key in diffs])
     text = f"{who} has {join(found_phrases)}; expected {wanted}."
     why = _PARAM_WHY.get(diffs[0], "Each layer setting changes what the model computes.")
     if f.kind.startswith("ZeroPadding"):
@@ -222,25 +252,34 @@ def _order_diagnosis(ctx: _Context, e: int) -> str:
 
 def _activation_before(ctx: _Context, e: int) -> str:
     """The activation the student put before BatchNormalization `e`, saying so when it is
-    a Conv's own `activation=` argument (no separate layer to look for)."""
+    a Conv's own `activation=` argument (no separate layer to look for), and naming it as
+    the student wrote it (`nn.ReLU`, `F.relu`)."""
     c = next(c for c in ctx.exp.consumers(e) if ctx.e[c].kind in ACTIVATIONS)
     at = ctx.alignment.pairs.get(c)
     if at is not None and ctx.f[at].name.endswith("/activation"):
         return f"{ctx.f[at].kind} ({who(ctx.fnd, at)})"
-    return ctx.e[c].kind
+    return ctx.f[at].noun() if at is not None else _kind(ctx, ctx.e[c].kind)
+
+
+def _found_noun(ctx: _Context, e: int) -> str:
+    """The student's own name for the layer matched to expected layer `e`."""
+    at = ctx.alignment.pairs.get(e)
+    return ctx.f[at].noun() if at is not None else _kind(ctx, ctx.e[e].kind)
 
 
 def _order_problem(ctx: _Context, k: int, e: int) -> Problem:
     diagnosis = _order_diagnosis(ctx, e)
-    spec = ctx.e[e]
+    spec, fw = ctx.e[e], _fw(ctx)
+    bn = _found_noun(ctx, e)
     if diagnosis == "bn_before_conv":
-        text = (f"BatchNormalization comes before {ctx.e[spec.inputs[0]].kind}. BatchNormalization must follow "
-                "Conv2D directly: it normalizes the feature maps the convolution produces, not its input.")
-        return Problem(k, diagnosis, text, f"BatchNormalization comes before {ctx.e[spec.inputs[0]].kind}", HINT_BN)
+        conv = _found_noun(ctx, spec.inputs[0])
+        text = (f"{bn} comes before {conv}. {bn} must follow {_kind(ctx, 'Conv2D')} directly: it normalizes the "
+                "feature maps the convolution produces, not its input.")
+        return Problem(k, diagnosis, text, f"{bn} comes before {conv}", hint_bn(fw))
     if diagnosis == "relu_before_bn":
         act = _activation_before(ctx, e)
-        return Problem(k, diagnosis, f"{act} comes before BatchNormalization; {WHY_BN_FIRST}",
-                       f"{act} comes before BatchNormalization", HINT_BN)
+        return Problem(k, diagnosis, f"{act} comes before {bn}; {why_bn_first(fw)}",
+                       f"{act} comes before {bn}", hint_bn(fw))
     return _misplaced_problem(ctx, k, e)
 
 
@@ -252,19 +291,22 @@ def _misplaced_problem(ctx: _Context, k: int, e: int) -> Problem:
     merge = spec.inputs[0] if spec.inputs and ctx.e[spec.inputs[0]].kind == "Add" else None
     merged_at = ctx.alignment.pairs.get(merge) if merge is not None else None
     if merged_at is not None and found_at is not None and found_at in ctx.fnd.ancestors(merged_at):
-        kind = ctx.e[merge].kind
-        text = (f"{cap(subject)} comes before the {kind}; expected right after it. The shortcut is added to the "
+        kind, merged = ctx.e[merge].kind, the(_found_noun(ctx, merge))
+        text = (f"{cap(subject)} comes before {merged}; expected right after it. The shortcut is added to the "
                 "main path first, and the activation applies to the sum: activating the main path alone before "
                 "adding changes what the block computes.")
-        return Problem(k, "merge_after_activation", text, f"{subject} comes before the {kind}",
-                       f"apply the activation to the result of the {kind}: X = Activation('relu')({kind}()([X, X_shortcut])).")
+        code = ("x = torch.relu(x + shortcut)" if _fw(ctx) == "torch"
+                else f"X = Activation('relu')({kind}()([X, X_shortcut]))")
+        return Problem(k, "merge_after_activation", text, f"{subject} comes before {merged}",
+                       f"apply the activation to the result of {merged}: {code}.")
     feeds = ctx.f[found_at].inputs if found_at is not None else ()
     reads_input = found_at is not None and ctx.fnd.nodes[found_at].reads_input > 0
-    where = (f"comes right after {ctx.f[feeds[0]].kind}" if feeds
+    where = (f"comes right after {ctx.f[feeds[0]].noun()}" if feeds
              else "reads the model's input" if reads_input else "is not connected where expected")
-    wanted = f"right after {ctx.e[spec.inputs[0]].kind}" if spec.inputs else "reading the model's input"
-    if where.endswith(wanted):  # same kind of neighbour, another instance of it
-        where = f"comes after another {ctx.f[feeds[0]].kind}" if feeds else "reads another tensor"
+    wanted = f"right after {_found_noun(ctx, spec.inputs[0])}" if spec.inputs else "reading the model's input"
+    same_kind = bool(feeds) and bool(spec.inputs) and ctx.f[feeds[0]].kind == ctx.e[spec.inputs[0]].kind
+    if same_kind:  # the same kind of neighbour, another instance of it
+        where = f"comes after another {ctx.f[feeds[0]].noun()}"
     text = f"{cap(subject)} {where}; expected {wanted}."
     return Problem(k, "wrong_order", f"{text} {_WHY_ORDER}", text[:-1], "reorder the layers as in the expected column.")
 
@@ -314,6 +356,8 @@ def _disconnected_problem(ctx: _Context, exercise: str) -> Problem | None:
     names = ctx.fnd.disconnected
     if not names:
         return None
+    if _fw(ctx) == "torch":
+        return _uncalled_problem(ctx, exercise)
     located = ctx.fnd.located
     shown = [unlisted(n) + (f" ({located[n].aside()})" if n in located else "") for n in names[:6]]
     shown += [f"{len(names) - 6} more"] if len(names) > 6 else []
@@ -331,6 +375,22 @@ def _disconnected_problem(ctx: _Context, exercise: str) -> Problem | None:
     return Problem(row, "disconnected_layers", text, f"{len(names)} layers are never connected to the output",
                    "use each layer's result: pass it to the layer that should read it (or return it, if it is "
                    "what your function returns); a result that nothing reads is not part of the model.")
+
+
+def _uncalled_problem(ctx: _Context, exercise: str) -> Problem:
+    """A PyTorch module's layer made in `__init__` that `forward` never calls (the torch
+    adapter lists them as the graph's disconnected layers, by attribute path)."""
+    names = ctx.fnd.disconnected
+    shown = [f"self.{n}" for n in names[:6]] + ([f"{len(names) - 6} more"] if len(names) > 6 else [])
+    model = f"{exercise}'s forward" if exercise else "forward"
+    one = len(names) == 1
+    text = (f"{'Layer' if one else 'Layers'} {join(shown)} {'is' if one else 'are'} created but never called: "
+            f"{model} does not use {'it' if one else 'them'}, so {'it is' if one else 'they are'} not part of "
+            "what the model computes.")
+    row = next((k for k, r in enumerate(ctx.alignment.rows) if r.op != "equal"), 0)
+    return Problem(row, "disconnected_layers", text, f"{len(names)} layers are never called in forward",
+                   "call each layer in forward on the tensor it should read (x = self.layer(x)), or remove "
+                   "the ones the model does not need.")
 
 
 def _fork_description(g: LayerGraph, name=who) -> tuple[int | None, str]:
@@ -355,14 +415,15 @@ def _fork_description(g: LayerGraph, name=who) -> tuple[int | None, str]:
 def _branching_problem(ctx: _Context) -> Problem | None:
     if ctx.exp.is_chain() == ctx.fnd.is_chain():
         return None
-    hint = "build a single chain: pass each layer's output only to the next layer, x = Layer(...)(x)."
+    call = "x = self.layer(x)" if _fw(ctx) == "torch" else "x = Layer(...)(x)"
+    hint = f"build a single chain: pass each layer's output only to the next layer, {call}."
     why = " A branch changes which tensor each layer receives, so the model computes something else."
     if ctx.exp.is_chain():
         node, what = _fork_description(ctx.fnd)
         row = ctx.alignment.row_of_found(node) if node is not None else 0
         text = f"{cap(what)}, but in the expected model each layer feeds only the next one."
         return Problem(row, "wrong_branching", text + why, text[:-1], hint)
-    node, what = _fork_description(ctx.exp, name=lambda g, i: g.specs[i].kind)
+    node, what = _fork_description(ctx.exp, name=lambda g, i: _kind(ctx, g.specs[i].kind))
     row = ctx.alignment.row_of_expected(node) if node is not None else 0
     text = f"Your model is a single chain, but in the expected model {what}."
     return Problem(row, "wrong_branching", text + why, text[:-1], "connect the layers as in the specification.")
@@ -443,4 +504,5 @@ def explain_difference(exp: LayerGraph, fnd: LayerGraph, *, exercise: str, merge
     return CheckFailed(_message(problems), hint=lead.hint, table=_table(ctx, lead.row), diagnosis=lead.diagnosis)
 
 
-__all__ = ["MISSING", "HINT_BN", "MAX_TABLE_ROWS", "WHY_BN_FIRST", "Problem", "explain_difference", "short_table"]
+__all__ = ["MISSING", "HINT_BN", "MAX_TABLE_ROWS", "WHY_BN_FIRST", "Problem", "explain_difference", "hint_bn",
+           "short_table", "why_bn_first"]

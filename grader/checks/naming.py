@@ -14,12 +14,17 @@ import re
 from typing import Sequence
 
 from grader.checks.graph import LayerGraph, is_auto_name
+from grader.checks.specs import framework_of, kind_noun
 
 ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth")
 _ACT_SUFFIX = "/activation"
 
 
 def cap(text: str) -> str:
+    """A sentence's first letter, unless the sentence starts with code (`nn.ReLU`,
+    `torch.cat`, `x.relu()`), which keeps its spelling."""
+    if "." in text.split(" ", 1)[0]:
+        return text
     return text[:1].upper() + text[1:]
 
 
@@ -39,13 +44,29 @@ def ordinal(n: int) -> str:
     return f"{k}{suffix}"
 
 
+def the(noun: str) -> str:
+    """"the nn.ReLU", but "the addition (+)" stays as it is."""
+    return noun if noun.startswith("the ") else f"the {noun}"
+
+
+def nth(n: int, noun: str) -> str:
+    """"the second Conv2D", "the second addition (+)"."""
+    return f"the {ordinal(n)} {noun.removeprefix('the ')}"
+
+
+def noun_in(g: LayerGraph, kind: str) -> str:
+    """A kind of layer in the words of the framework graph `g` was written in: "Conv2D" for
+    Keras, "nn.Conv2d" for PyTorch; for sentences about layers that are not one node."""
+    return kind_noun(kind, framework_of(g.specs))
+
+
 def which(g: LayerGraph, i: int) -> str:
-    """"Conv2D", or "the second Conv2D" when the model has several."""
-    kind = g.specs[i].kind
+    """"Conv2D", or "the second Conv2D" when the model has several (PyTorch: "nn.Conv2d")."""
+    noun = g.specs[i].noun()
     n, count = g.kind_rank(i)
     if count == 1:
-        return kind
-    return f"the {ordinal(n)} {kind}"
+        return noun
+    return nth(n, noun)
 
 
 def which_at(g: LayerGraph, i: int) -> str:
@@ -66,10 +87,11 @@ def who(g: LayerGraph, i: int) -> str:
         if count > 1:  # one line made several layers (a function called several times, a loop)
             fn = node.location.function
             made = f"that `{fn}` creates" if fn else "created"
-            return f"the {ordinal(rank)} of the {count} {spec.kind} layers {made} {node.location.text()}"
-        return f"the {spec.kind} created {node.location.text()}"
+            return f"the {ordinal(rank)} of the {count} {spec.noun().removeprefix('the ')} layers {made} " \
+                   f"{node.location.text()}"
+        return f"{the(spec.noun())} created {node.location.text()}"
     if not node.auto_named:
-        return f"{spec.kind} {spec.name!r}"
+        return f"self.{spec.name} ({spec.noun()})" if spec.framework == "torch" else f"{spec.kind} {spec.name!r}"
     return which(g, i)
 
 
@@ -99,4 +121,4 @@ def unlisted(name: str) -> str:
     return repr(name)
 
 
-__all__ = ["cap", "join", "ordinal", "which", "which_at", "who", "unlisted", "ORDINALS"]
+__all__ = ["cap", "join", "ordinal", "nth", "noun_in", "the", "which", "which_at", "who", "unlisted", "ORDINALS"]

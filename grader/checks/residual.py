@@ -1,6 +1,7 @@
 """Residual blocks in a graph: which layers form the main path and which the shortcut
 of each merge, so checks can say "the shortcut branch's Conv2D" or "the main path's
-second Conv2D" instead of a position in a list the student never sees.
+second Conv2D" (in the student's framework's names: "nn.Conv2d") instead of a position
+in a list the student never sees.
 
 A block is a merge (Add, or Concatenate, ...) of two or more sources; only an Add's
 block is residual, and only residual blocks name their layers by branch. Its fork is the
@@ -78,10 +79,11 @@ def _branch_names(g: LayerGraph) -> dict[int, str]:
             ranks: dict[str, list[int]] = {}
             for j in members:
                 ranks.setdefault(g.specs[j].kind, []).append(j)
-            for kind, same in ranks.items():
+            for same in ranks.values():
                 for k, j in enumerate(same):
                     rank = "" if len(same) == 1 else f"{ordinal(k)} "
-                    names.setdefault(j, f"the {label}'s {rank}{kind}{where}")
+                    noun = g.specs[j].noun().removeprefix("the ")  # "nn.Conv2d" for a PyTorch model
+                    names.setdefault(j, f"the {label}'s {rank}{noun}{where}")
     g.memo["branch_names"] = names
     return names
 

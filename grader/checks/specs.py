@@ -66,9 +66,21 @@ class LayerSpec:
     # How the student's framework writes this layer (`nn.BatchNorm2d(32)`), when that is not
     # Keras: set by that framework's adapter (grader.frameworks.torch.graph), shown as the label.
     display: str = field(default="", compare=False)
+    # Whose names the feedback uses for this layer: "" for Keras, "torch" for PyTorch (set by
+    # that framework's adapter), so a sentence says `nn.BatchNorm2d` to a PyTorch student.
+    framework: str = field(default="", compare=False)
+    # Settings the adapter read but left out of `params` because they change nothing here
+    # (a convolution's bias right before BatchNorm): kept so a passing check can still
+    # mention them (`grader.checks.architecture`'s teaching notes).
+    set_aside: tuple[tuple[str, object], ...] = field(default=(), compare=False)
 
     def param(self, key: str, default: object = None) -> object:
         return dict(self.params).get(key, default)
+
+    def noun(self) -> str:
+        """The layer's class or function as the student wrote it, for sentences: "Conv2D",
+        "nn.BatchNorm2d", "F.relu", "torch.cat"."""
+        return written_noun(self.display, self.kind, self.framework)
 
     def same_layer(self, other: "LayerSpec") -> bool:
         """Same computation regardless of where in the graph it sits."""
@@ -80,6 +92,56 @@ class LayerSpec:
         text, used = _describe(self)
         rest = [f"{k}={fmt(v)}" for k, v in self.params if k not in used]
         return f"{text} ({', '.join(rest)})" if rest else text
+
+
+# ------------------------------------------------------------------ names per framework
+
+# The canonical kinds are Keras' class names; PyTorch writes the same layers as these.
+_TORCH_NOUNS = {
+    "Conv1D": "nn.Conv1d", "Conv2D": "nn.Conv2d", "Conv3D": "nn.Conv3d", "Conv2DTranspose": "nn.ConvTranspose2d",
+    "BatchNormalization": "nn.BatchNorm2d", "ReLU": "nn.ReLU", "LeakyReLU": "nn.LeakyReLU", "ELU": "nn.ELU",
+    "PReLU": "nn.PReLU", "Sigmoid": "nn.Sigmoid", "Tanh": "nn.Tanh", "Softmax": "nn.Softmax",
+    "LogSoftmax": "nn.LogSoftmax", "MaxPooling2D": "nn.MaxPool2d", "AveragePooling2D": "nn.AvgPool2d",
+    "GlobalAveragePooling2D": "nn.AdaptiveAvgPool2d", "ZeroPadding2D": "nn.ZeroPad2d", "Flatten": "nn.Flatten",
+    "Dense": "nn.Linear", "Dropout": "nn.Dropout", "SpatialDropout2D": "nn.Dropout2d", "Concatenate": "torch.cat",
+    "Add": "the addition (+)", "Subtract": "the subtraction (-)", "Multiply": "the multiplication (*)",
+    "Activation": "activation", "Reshape": ".view", "Slice": "indexing ([...])",
+}
+# Settings as PyTorch's constructors call them, where Keras' word differs.
+_TORCH_SETTINGS = {"filters": "out_channels", "strides": "stride", "pool_size": "kernel_size",
+                   "units": "out_features", "rate": "p", "axis": "dim", "use_bias": "bias"}
+
+
+def kind_noun(kind: str, framework: str = "") -> str:
+    """How a framework names a kind of layer in a sentence: `kind_noun("BatchNormalization",
+    "torch")` is "nn.BatchNorm2d"; Keras' names are the canonical kinds themselves."""
+    if framework == "torch":
+        return _TORCH_NOUNS.get(kind, kind)
+    return kind
+
+
+def setting_word(key: str, framework: str = "") -> str:
+    """A setting's argument name in the student's framework ("stride" in PyTorch)."""
+    return _TORCH_SETTINGS.get(key, key) if framework == "torch" else key
+
+
+def written_noun(display: str, kind: str, framework: str) -> str:
+    """The class or function a display shows ("nn.BatchNorm2d(32)" -> "nn.BatchNorm2d",
+    "F.relu()" -> "F.relu", ".relu()" -> "x.relu()"); the framework's name for the kind when
+    the display names none (an operator, a folded pair)."""
+    head = display.split(" + ", 1)[0].split("(", 1)[0].strip() if display else ""
+    if head.startswith("."):
+        return f"x{head}()"
+    if re.fullmatch(r"[A-Za-z_][\w.]*", head) and "." in head:
+        return head
+    return kind_noun(kind, framework)
+
+
+def framework_of(specs) -> str:
+    """The framework a graph's layers were written in ("" for Keras): its first layer's."""
+    for spec in specs:
+        return spec.framework
+    return ""
 
 
 def _describe(spec: LayerSpec) -> tuple[str, set[str]]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from grader.checks.comparison import Context as _Context, Problem
 from grader.checks.merge_order import UNPAIRED, order_accepted, wanted_and_got
-from grader.checks.naming import cap, join, ordinal
+from grader.checks.naming import cap, join, noun_in, ordinal
 from grader.checks.specs import COMMUTATIVE, setting, setting_text
 
 
@@ -21,18 +21,18 @@ def _source_name(ctx: _Context, i: int) -> str:
 
 
 def _order_problem_of_merge(ctx: _Context, e: int, f: int, wanted: list[int], got: list[int]) -> Problem:
-    kind = ctx.e[e].kind
+    kind, noun = ctx.e[e].kind, ctx.f[f].noun()  # the merge as the student wrote it ("torch.cat")
     name = lambda i: _source_name(ctx, i)  # noqa: E731
     text = (f"{cap(ctx.found(f))} takes its inputs in another order: {', then '.join(name(i) for i in got)}; "
             f"expected {', then '.join(name(i) for i in wanted)}.")
     changes = ("its channels come in another order" if kind == "Concatenate" else "it computes something else")
-    why = (f" {kind} keeps the order of its inputs: in another order {changes}, so every later layer reads "
+    why = (f" {cap(noun)} keeps the order of its inputs: in another order {changes}, so every later layer reads "
            "something else; the specification's order is part of the architecture.")
     if ctx.merge_order == "either" and kind == "Concatenate":
-        why += (" Another order is accepted here only where a layer that mixes channels (such as Conv2D) reads the "
-                "result, which is not the case for this one.")
+        why += (f" Another order is accepted here only where a layer that mixes channels (such as "
+                f"{noun_in(ctx.fnd, 'Conv2D')}) reads the result, which is not the case for this one.")
     return Problem(ctx.alignment.row_of_found(f), "wrong_input_order", text + why, text[:-1],
-                   f"pass the inputs to {kind} in the order of the specification: "
+                   f"pass the inputs to {noun.removeprefix('the ')} in the order of the specification: "
                    f"{', then '.join(name(i) for i in wanted)}.")
 
 
