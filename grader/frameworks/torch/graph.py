@@ -356,7 +356,8 @@ def _build(graph: torch.fx.Graph, root: nn.Module, locations: dict, cap: int) ->
         at = locations.get(node.name) or (module_locations.get(path) if path else None)
         location = Location(at[0].split(" [", 1)[0], at[1], at[2], _function_of(at[0])) if at else None
         nodes.append(GraphNode(
-            LayerSpec(kind, params, path or node.name, tuple(s for s in sources if s >= 0), display=shown),
+            LayerSpec(kind, params, path or node.name, tuple(s for s in sources if s >= 0), display=shown,
+                      framework="torch"),
             layer, None, sum(1 for s in sources if s < 0), origin,
             auto_named=not path or path.replace(".", "").isdigit(), location=location,
             sources=tuple(sources)))
@@ -378,7 +379,8 @@ def _bias_before_batchnorm(nodes: list[GraphNode]) -> list[GraphNode]:
     for i, node in enumerate(nodes):
         if node.spec.kind == "Conv2D":
             params = tuple(p for p in node.spec.params if p[0] != "use_bias")
-            out[i] = replace(node, spec=replace(node.spec, params=params))
+            held = (("use_bias", node.layer.bias is not None),) if isinstance(node.layer, nn.Conv2d) else ()
+            out[i] = replace(node, spec=replace(node.spec, params=params, set_aside=held))
     return out
 
 

@@ -100,7 +100,7 @@ def chain_graph(layers: Sequence[nn.Module | None], names: Sequence[str]) -> Lay
             continue
         kind, params, shown = spec
         previous = (len(nodes) - 1,) if nodes else ()
-        nodes.append(GraphNode(LayerSpec(kind, params, path, previous, display=shown), layer, None,
+        nodes.append(GraphNode(LayerSpec(kind, params, path, previous, display=shown, framework="torch"), layer, None,
                                0 if nodes else 1, type(layer).__name__, auto_named=path.replace(".", "").isdigit(),
                                sources=previous or (-1,)))
     folded, outputs = _fold_activations(_bias_before_batchnorm(nodes), (len(nodes) - 1,) if nodes else ())
