@@ -2,8 +2,8 @@
 
 The graph is framework-neutral: each framework's adapter builds it from its own models
 (`grader.checks.adapters`; Keras' from its functional graph in
-`grader.frameworks.keras.graph`, PyTorch's from `torch.fx` in
-`grader.frameworks.torch.graph`). Each layer call becomes one or two `GraphNode`s (a
+`grader.frameworks.keras.graph`, the other frameworks' likewise under
+`grader.frameworks`). Each layer call becomes one or two `GraphNode`s (a
 convolution's own activation is split out), and a linear Dense followed only by a plain
 activation layer is folded into one node ("Dense 1, sigmoid": the same computation, and
 courses write it either way; `_fold_activations`, shared by the adapters).

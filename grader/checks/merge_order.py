@@ -3,7 +3,7 @@ makes another order compute the same.
 
 Policy (documented in docs/authoring.md, "Merge order"):
 - Commutative merges (Add, Multiply, Average, Maximum, Minimum) match in any order: the
-  walk lists their inputs canonically (`grader.frameworks.keras.walk`).
+  adapters list their inputs canonically (Keras': `grader.frameworks.keras.walk`).
 - Everything else keeps the order the student wrote, and by default that order is part of
   the architecture (`merge_order="fixed"`): `concatenate([contractive_input, up])` where
   the specification says `concatenate([up, contractive_input])` fails, naming the merge
@@ -15,7 +15,8 @@ Policy (documented in docs/authoring.md, "Merge order"):
   weights permuted alike, and channel-wise layers on the way (BatchNormalization,
   activations, pooling, dropout, padding) carry along with their per-channel weights
   permuted. The output checks copy the reference's weights in permuted that way, so the
-  graph check and the output checks agree. A swap that reaches the model's output, or a
+  graph check and the output checks agree (the permutation is neutral; which weight axis
+  it runs along is the framework adapter's: `Permuted.role`). A swap that reaches the model's output, or a
   layer that cannot absorb it, still fails.
 """
 from __future__ import annotations
@@ -43,25 +44,33 @@ def check_merge_order(value: str) -> str:
     return value
 
 
+# What a permuted layer's weights run over the channels with (`Permuted.role`): a layer
+# mixing channels has one axis of its kernel over its input channels, where that axis
+# lies is the framework's layout; a channel-wise layer has per-channel vectors.
+MIXES, MIXES_TRANSPOSED, PER_CHANNEL = "mixes", "mixes_transposed", "per_channel"
+
+
 @dataclass(frozen=True)
 class Permuted:
     """A student's layer whose weights take the reference's permuted: `perm[i]` is the
-    reference's channel that the student's channel i holds; `axis` the weight axis that
-    runs over those channels (None: every weight, per-channel vectors)."""
+    reference's channel that the student's channel i holds; `role` which weights run
+    over those channels (see above). The framework's adapter says which axis that is."""
 
     node: int
     perm: tuple[int, ...]
-    axis: int | None
+    role: str
 
-    def apply(self, weights: list) -> list[np.ndarray]:
+    def apply(self, weights: list, axis: int | None) -> list[np.ndarray]:
+        """The weights permuted: the first one (the kernel) along `axis`, or with
+        `axis=None` every per-channel vector."""
         index = np.asarray(self.perm)
         out = []
         for k, w in enumerate(weights):
             w = np.asarray(w)
-            if self.axis is None:
+            if axis is None:
                 out.append(np.take(w, index, axis=0) if w.ndim == 1 and w.shape[0] == len(index) else w)
             elif k == 0:
-                out.append(np.take(w, index, axis=self.axis))
+                out.append(np.take(w, index, axis=axis))
             else:
                 out.append(w)
         return out
@@ -132,9 +141,9 @@ def absorbers(fnd: LayerGraph, f: int, perm: tuple[int, ...]) -> list[Permuted] 
             if _MIXES.match(kind) or _TRANSPOSED.match(kind):
                 if node.layer is None:
                     return None
-                found.append(Permuted(c, perm, -1 if _TRANSPOSED.match(kind) else -2))
+                found.append(Permuted(c, perm, MIXES_TRANSPOSED if _TRANSPOSED.match(kind) else MIXES))
             elif kind == "BatchNormalization" and node.spec.param("axis") == "channels":
-                found.append(Permuted(c, perm, None))
+                found.append(Permuted(c, perm, PER_CHANNEL))
                 stack.append(c)
             elif kind in ACTIVATIONS and kind != "Softmax" or POOL.match(kind) or _PASS_THROUGH.match(kind):
                 stack.append(c)
@@ -166,7 +175,7 @@ def permutations(exp: LayerGraph, fnd: LayerGraph, pairs: dict) -> dict[int, Per
 
 
 def layer_permutations(fnd: LayerGraph, by_node: dict[int, Permuted]) -> dict[int, Permuted]:
-    """The same, by the id of the student's Keras layer (the weight transplant's key)."""
+    """The same, by the id of the student's layer object (the weight transplant's key)."""
     return {id(fnd.nodes[n].layer): p for n, p in by_node.items() if fnd.nodes[n].layer is not None}
 
 
@@ -179,5 +188,5 @@ def order_accepted(exp: LayerGraph, e: int, fnd: LayerGraph, f: int, pairs: dict
     return perm is not None and absorbers(fnd, f, perm) is not None
 
 
-__all__ = ["MERGE_ORDERS", "UNPAIRED", "Permuted", "absorbers", "channel_concat", "channel_permutation", "check_merge_order",
+__all__ = ["MERGE_ORDERS", "MIXES", "MIXES_TRANSPOSED", "PER_CHANNEL", "UNPAIRED", "Permuted", "absorbers", "channel_concat", "channel_permutation", "check_merge_order",
            "layer_permutations", "order_accepted", "permutations", "wanted_and_got"]

@@ -7,9 +7,9 @@ framework's own layer order, so it pairs the same layers the architecture feedba
 about.
 
 How a model runs, and how weights get in, is the framework's: the checks here ask the
-student model's adapter (`grader.checks.adapters`; Keras in `grader.frameworks.keras.models`,
-PyTorch in `grader.frameworks.torch.outputs`). What is compared, and what the feedback
-says, is the same for every framework: `compare_outputs` and `_compare` below. Every
+student model's adapter (`grader.checks.adapters`, each framework's own code under
+`grader.frameworks`). What is compared, and what the feedback says, is the same for
+every framework: `compare_outputs` and `_compare` below. Every
 adapter leaves both models as it found them (weights, BatchNormalization statistics,
 modes), so the order of training and inference checks cannot change a verdict.
 """

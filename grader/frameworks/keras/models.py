@@ -19,10 +19,20 @@ import numpy as np
 from grader.checks import CheckFailed
 from grader.checks.equivalence import align_graphs
 from grader.checks.graph import layer_graph
-from grader.checks.merge_order import Permuted, check_merge_order, permutations
+from grader.checks.merge_order import MIXES, MIXES_TRANSPOSED, PER_CHANNEL, Permuted, check_merge_order, permutations
 from grader.checks.models import _flat_outputs, _layer_pairs, compare_outputs
 from grader.checks.residual import describe
 from grader.frameworks.keras.forward import call_model, stateless
+
+
+# Where a permuted layer's channels run in Keras' weights: a kernel's input channels are
+# its second-to-last axis (Conv (h, w, in, out), Dense (in, out)), a transposed
+# convolution's its last (h, w, out, in); BatchNormalization's vectors are per channel.
+_CHANNEL_AXIS = {MIXES: -2, MIXES_TRANSPOSED: -1, PER_CHANNEL: None}
+
+
+def _permute(permuted: Permuted, values: list) -> list:
+    return permuted.apply(values, _CHANNEL_AXIS[permuted.role])
 
 
 def _shape_text(shape: Sequence[int]) -> str:
@@ -79,7 +89,7 @@ def _weighted_pairs(reference_model: Any, student_model: Any,
 
 def _reference_values(ref_layer: Any, permuted: Permuted | None) -> list:
     values = ref_layer.get_weights()
-    return permuted.apply(values) if permuted is not None else values
+    return _permute(permuted, values) if permuted is not None else values
 
 
 def copy_weights(reference_model: Any, student_model: Any, *, merge_order: str = "fixed") -> None:
@@ -117,7 +127,7 @@ def _substitution(reference_model: Any, student_model: Any,
     for ref_layer, stu_layer, _, permuted in pairs:
         refs = list(ref_layer.weights)
         values = refs if permuted is None else [np.asarray(v).astype(_dtype(r), copy=False)
-                                                 for v, r in zip(permuted.apply([np.asarray(r) for r in refs]), refs)]
+                                                 for v, r in zip(_permute(permuted, [np.asarray(r) for r in refs]), refs)]
         substitute += list(zip(stu_layer.weights, values))
     if any(_dtype(s) != _dtype(r) for s, r in substitute):
         return None
