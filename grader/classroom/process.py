@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from grader.frameworks.keras.tensorflow_import import import_quietly, quiet_env
+from grader.frameworks.preload import preload, quiet_env
 from grader.classroom.submissions import file_sha256, refusal
 from grader.results import SubmissionResult, submission_result_from_dict
 
@@ -158,7 +158,8 @@ class GradingProcess:
         if self._ready or self.error:
             return
         try:
-            import_quietly(self.assignment.keras)  # the grading process rebuilds models too
+            # The grading process rebuilds models too; a torch assignment never imports TensorFlow.
+            preload(getattr(self.assignment, "framework", "keras"), self.assignment.keras)
             self.worker = self.worker.wait_ready()
             self._ready = True
         except Exception as exc:  # noqa: BLE001
