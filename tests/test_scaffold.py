@@ -75,3 +75,40 @@ def test_new_assignment_passes_validate_assignment_as_created(tmp_path):
     assert "✔ the points add up to total_points = 8: 8 over 4 tests, 2 hidden" in out
     assert "✔ the samples score what they declare: 2 of 2" in out
     assert out.rstrip().endswith("checks passed: intro_cnn is ready to release.")
+
+
+def test_framework_torch_creates_a_pytorch_assignment(tmp_path):
+    from grader.cli import main
+    assert main(["new", "week1_torch", "--framework", "torch", "--dir", str(tmp_path)]) == 0
+    root = tmp_path / "week1_torch"
+    a = load_assignment(root)
+    assert (a.framework, a.exercises, a.total_points) == ("torch", ("normalize_rows", "SmallModel"), 8)
+    assert (root / "tests" / "test_week1_torch_smallmodel.py").is_file()
+    reference = (root / "reference.py").read_text()
+    assert "class SmallModel(nn.Module)" in reference and "tensorflow" not in reference
+    tests = (root / "tests" / "test_week1_torch_smallmodel.py").read_text()
+    assert 'submission.model("SmallModel", expected="a torch nn.Module")' in tests
+    release = (root / "release" / "week1_torch.ipynb").read_text()
+    assert "class SmallModel(nn.Module)" in release and "raise NotImplementedError()" in release
+    assert "nn.BatchNorm2d(4)\\n" not in release  # the solution stays in the master
+    assert "tensorflow" not in release
+    with pytest.raises(scaffold.ScaffoldError, match="--framework must be one of keras, torch, not 'jax'"):
+        scaffold.create("week2", tmp_path, framework="jax")
+    assert not (tmp_path / "week2").exists()
+
+
+@pytest.mark.slow
+def test_new_torch_assignment_passes_validate_assignment_as_created(tmp_path):
+    """The PyTorch scaffold graded for real: a torch sandbox worker, the student's nn.Module
+    rebuilt and compared, the sample without BatchNorm2d losing exactly the model's points."""
+    done = grader("new", "intro_torch", "--framework", "torch", "--dir", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    root = tmp_path / "intro_torch"
+    done = grader("validate-assignment", str(root))
+    out = done.stdout
+    assert done.returncode == 0, out + done.stderr
+    assert "✘" not in out and "–" not in out, out
+    assert "✔ the reference solution (source/intro_torch.py) scores full marks: 8 / 8" in out
+    assert "✔ the untouched template (release/intro_torch.ipynb) scores zero: 0 / 8" in out
+    assert "✔ the samples score what they declare: 2 of 2" in out
+    assert out.rstrip().endswith("checks passed: intro_torch is ready to release.")

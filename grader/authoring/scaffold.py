@@ -3,7 +3,7 @@
 Starting from a folder that already passes `grader validate-assignment` means every later
 step is a small edit to something that works, and each file shows by example what goes
 where: the spec, a reference solution, one test file per exercise (a NumPy function and
-a Keras model, graded the two common ways), helpers shared between test files through
+a Keras model, or with `--framework torch` an nn.Module class, graded the two common ways), helpers shared between test files through
 `tests/conftest.py`, a master notebook whose solutions become the student template, the
 template itself, and a sample submission declaring the score it must get.
 """
@@ -228,8 +228,169 @@ After editing:
     grader grade SUBMISSIONS/ --assignment @DIR@
 '''
 
-# A sample that forgets BatchNormalization: loses small_model's 3 + 2 points.
-SAMPLES = (("solved", None, 8), ("no_batchnorm", ('    x = tfl.BatchNormalization(axis=3)(x)\n', ''), 3))
+
+
+# ---------------------------------------------------------------- the PyTorch variant
+# `grader new NAME --framework torch`: the same two exercises, the model as an nn.Module
+# class in PyTorch's layout (N, C, H, W). The spec's `framework = "torch"` makes the sandbox
+# worker preload torch (never TensorFlow), and submission.model returns the student's module
+# rebuilt in the grading process, compared by the same checks as a Keras model.
+
+SPEC_TORCH = '''\
+# The assignment's spec: every key is described in docs/authoring.md.
+name = "@NAME@"
+title = "@NAME@: row normalization and a small convolutional model (PyTorch)"
+version = "1"                    # bump it to regrade every submission
+framework = "torch"              # students write PyTorch; the sandbox worker preloads torch, not TensorFlow
+reference = "reference.py"       # the solution the tests compare with; never released
+exercises = ["normalize_rows", "SmallModel"]   # a class is an exercise too: the tests instantiate it
+call_timeout = 30                # seconds per call into the student's code
+total_points = 8                 # validate-assignment checks that the tests add up to this
+# Seeds the hidden inputs (the `hidden_rng` fixture). Students never receive this file.
+secret = "@SECRET@"
+'''
+
+REFERENCE_TORCH = '''\
+"""Reference solutions for @NAME@. The tests call these in the grading process (never in
+the student's sandbox) and compare the student's answers with them."""
+import numpy as np
+from torch import nn
+
+
+def normalize_rows(x):
+    """Each row of x divided by its Euclidean length."""
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+class SmallModel(nn.Module):
+    """Conv2d -> BatchNorm2d -> ReLU -> global average pooling -> Linear (logits)."""
+
+    def __init__(self, in_channels=3, num_classes=3):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, 4, kernel_size=3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(4)
+        self.relu = nn.ReLU()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.flatten = nn.Flatten()
+        self.fc = nn.Linear(4, num_classes)
+
+    def forward(self, x):
+        return self.fc(self.flatten(self.pool(self.relu(self.bn(self.conv(x))))))
+'''
+
+TEST_MODEL_TORCH = '''\
+"""SmallModel: an nn.Module class. submission.model instantiates it in the sandbox and
+returns it rebuilt here (layers, forward graph, weights and BatchNorm statistics as data);
+it is compared layer by layer, then output by output with the reference's weights copied
+in, after model.eval() and in train() mode."""
+import numpy as np
+
+from grader.checks.architecture import expect_architecture, expect_bn_after_conv
+from grader.checks.models import expect_same_outputs
+from grader.testing import depends, exercise, hidden, points
+
+pytestmark = exercise("SmallModel")
+OTHER = (1, 5)  # in_channels, num_classes: the class takes both, so the hidden test varies them
+
+
+@points(3)
+def test_layer_graph(submission, reference):
+    found = submission.model("SmallModel", expected="a torch nn.Module")
+    expect_architecture(reference.SmallModel(), found, exercise="SmallModel")
+    expect_bn_after_conv(found)
+
+
+@points(2)
+@hidden
+@depends("test_layer_graph")
+def test_outputs_for_other_channels_and_classes(submission, reference, hidden_rng):
+    # (N, C, H, W): PyTorch puts the channels first
+    x = hidden_rng.normal(0.0, 1.0, size=(4, OTHER[0], 12, 20)).astype(np.float32)
+    found = submission.model("SmallModel", *OTHER)
+    expected = reference.SmallModel(*OTHER)
+    expect_same_outputs(expected, found, x, training=False, what="output after model.eval()")
+    expect_same_outputs(expected, found, x, training=True, what="output in train() mode")
+'''
+
+MASTER_TORCH = '''\
+# ---
+# jupyter:
+#   grader:
+#     assignment: @NAME@
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # @NAME@
+#
+# Replace `# YOUR CODE HERE` and `raise NotImplementedError()` with your code. The
+# `check(...)` cell after each exercise grades your saved notebook and tells you what to fix.
+
+# %%
+import numpy as np
+import torch
+from torch import nn
+
+# %% [markdown]
+# ## Exercise 1: `normalize_rows(x)`
+#
+# Divide each row of the 2-D array `x` by its Euclidean length, so every row has length 1.
+
+# %% tags=["normalize_rows"]
+def normalize_rows(x):
+    """x: array of shape (n, d). Returns an array of the same shape whose rows have length 1."""
+    ### BEGIN SOLUTION
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+    ### END SOLUTION
+
+
+# %%
+from grader import check
+check("normalize_rows")
+
+# %% [markdown]
+# ## Exercise 2: `SmallModel(in_channels, num_classes)`
+#
+# An `nn.Module` whose `forward` takes images of shape `(N, C, H, W)`: `nn.Conv2d(in_channels,
+# 4, kernel_size=3, padding=1, bias=False)`, `nn.BatchNorm2d(4)`, `nn.ReLU()`,
+# `nn.AdaptiveAvgPool2d(1)`, `nn.Flatten()`, `nn.Linear(4, num_classes)`. Make the layers in
+# `__init__` and call them in `forward`; return the logits (no softmax).
+
+# %% tags=["SmallModel"]
+class SmallModel(nn.Module):
+    def __init__(self, in_channels=3, num_classes=3):
+        super().__init__()
+        ### BEGIN SOLUTION
+        self.conv = nn.Conv2d(in_channels, 4, kernel_size=3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(4)
+        self.relu = nn.ReLU()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.flatten = nn.Flatten()
+        self.fc = nn.Linear(4, num_classes)
+        ### END SOLUTION
+
+    def forward(self, x):
+        ### BEGIN SOLUTION
+        return self.fc(self.flatten(self.pool(self.relu(self.bn(self.conv(x))))))
+        ### END SOLUTION
+
+
+# %%
+check("SmallModel")
+'''
+
+# What differs by framework: the templates, the model exercise's name, and the sample that
+# forgets batch normalization (it loses the model's 3 + 2 points: 8 - 5 = 3).
+FRAMEWORKS = {
+    "keras": dict(spec=SPEC, reference=REFERENCE, test_model=TEST_MODEL, master=MASTER, model="small_model",
+                  forget_bn=('    x = tfl.BatchNormalization(axis=3)(x)\n', '')),
+    "torch": dict(spec=SPEC_TORCH, reference=REFERENCE_TORCH, test_model=TEST_MODEL_TORCH, master=MASTER_TORCH,
+                  model="SmallModel", forget_bn=("self.relu(self.bn(self.conv(x)))", "self.relu(self.conv(x))")),
+}
+SAMPLE_SCORES = {"solved": 8, "no_batchnorm": 3}
 
 
 class ScaffoldError(ValueError):
@@ -242,24 +403,27 @@ def _fill(text: str, **values: str) -> str:
     return text
 
 
-def _samples(master_path: Path, name: str) -> dict[str, nbformat.NotebookNode]:
+def _samples(master_path: Path, name: str, framework: str = "keras") -> dict[str, nbformat.NotebookNode]:
     from grader.authoring.assign import annotate, read_master
 
+    layout = FRAMEWORKS[framework]
     solved = annotate(read_master(master_path))
     out = {}
-    for sample, edit, score in SAMPLES:
+    for sample, score in SAMPLE_SCORES.items():
         nb = copy.deepcopy(solved)
-        if edit is not None:
-            cell = next(c for c in nb.cells if "small_model" in c.metadata.get("tags", []))
-            assert edit[0] in cell.source, "the sample's edit no longer applies to the master"
-            cell.source = cell.source.replace(edit[0], edit[1])
+        if sample == "no_batchnorm":
+            old, new = layout["forget_bn"]
+            cell = next(c for c in nb.cells if layout["model"] in c.metadata.get("tags", []))
+            assert old in cell.source, "the sample's edit no longer applies to the master"
+            cell.source = cell.source.replace(old, new)
         nb.metadata.setdefault("grader", {"assignment": name})["expected_score"] = score
         out[sample] = nb
     return out
 
 
-def create(name: str, parent: str | Path) -> Path:
-    """Write the assignment folder `parent/name` and return it."""
+def create(name: str, parent: str | Path, framework: str = "keras") -> Path:
+    """Write the assignment folder `parent/name` for students who write `framework` ("keras"
+    or "torch") and return it."""
     from grader.authoring.assign import assign
 
     if not _NAME.match(name):
@@ -268,11 +432,15 @@ def create(name: str, parent: str | Path) -> Path:
     root = Path(parent) / name
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise ScaffoldError(f"{root} already exists and is not empty: choose another name or --dir")
+    if framework not in FRAMEWORKS:
+        raise ScaffoldError(f"--framework must be one of {', '.join(FRAMEWORKS)}, not {framework!r}")
+    layout = FRAMEWORKS[framework]
     values = {"NAME": name, "SECRET": f"{name}-{secrets.token_hex(8)}", "DIR": str(root)}
     files = {
-        "assignment.toml": SPEC, "reference.py": REFERENCE, "README.md": README,
+        "assignment.toml": layout["spec"], "reference.py": layout["reference"], "README.md": README,
         "tests/conftest.py": CONFTEST, f"tests/test_{name}_normalize_rows.py": TEST_NORMALIZE,
-        f"tests/test_{name}_small_model.py": TEST_MODEL, f"source/{name}.py": MASTER,
+        f"tests/test_{name}_{layout['model'].lower()}.py": layout["test_model"],
+        f"source/{name}.py": layout["master"],
     }
     for relative, text in files.items():
         path = root / relative
@@ -281,7 +449,7 @@ def create(name: str, parent: str | Path) -> Path:
     master = root / "source" / f"{name}.py"
     assign(master, root / "release")
     (root / "samples").mkdir()
-    for sample, nb in _samples(master, name).items():
+    for sample, nb in _samples(master, name, framework).items():
         nbformat.write(nb, root / "samples" / f"{sample}.ipynb")
     return root
 
@@ -308,10 +476,14 @@ Create DIR/NAME with a working example of every part of an assignment:
   samples/            sample submissions declaring the score they must get
 
 Edit it into your assignment, then run `grader validate-assignment DIR/NAME`.""",
-        epilog="example:\n  grader new week3_resnets --dir assignments")
+        epilog="examples:\n  grader new week3_resnets --dir assignments\n"
+               "  grader new week3_torch --framework torch")
     p.add_argument("name", metavar="NAME", help="the assignment's name (letters, digits, underscores)")
     p.add_argument("--dir", default=None, metavar="DIR",
                    help="folder to create NAME in (default: ./assignments if it exists, else .)")
+    p.add_argument("--framework", choices=tuple(FRAMEWORKS), default="keras",
+                   help="what students write their models in: keras (tf.keras, the default) or torch "
+                        "(an nn.Module class; the spec gets framework = \"torch\")")
     p.set_defaults(handler=run)
     return p
 
@@ -320,10 +492,11 @@ def run(args) -> int:
     """0 when created, 2 when the name or place is unusable."""
     parent = Path(args.dir) if args.dir else _default_parent()
     try:
-        root = create(args.name, parent)
+        root = create(args.name, parent, getattr(args, "framework", "keras"))
     except ScaffoldError as exc:
         print(f"grader: {exc}", file=sys.stderr)
         return 2
-    print(f"created {root}: spec, reference, 2 exercises with a test file each, master, template, 2 samples\n"
+    words = " (PyTorch)" if getattr(args, "framework", "keras") == "torch" else ""
+    print(f"created {root}{words}: spec, reference, 2 exercises with a test file each, master, template, 2 samples\n"
           f"next: edit it, then `grader validate-assignment {root}`")
     return 0
