@@ -535,8 +535,6 @@ def _check(args, assignment, started: float | None = None) -> int:
             notice.cancel()
             if started is not None:  # the header's time is what the student waited
                 graded.result.execution_time = time.perf_counter() - started
-            from grader.selfcheck_cells import name_cells_as_jupyter, saved_cells
-            name_cells_as_jupyter(graded.result, saved_cells(Path(args.notebook)), {})
             code = _show_check(args, graded.result)
             if args.format == "text" and not graded.result.errors:
                 for line in written_answer_lines(assignment.questions, graded.answers):

@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grader.results import SubmissionResult
-from grader.selfcheck_cells import name_cells_as_jupyter, saved_cells
 from grader.selfcheck_find import SelfCheckError, find_assignment, find_notebook, unknown_exercise
 
 __all__ = ["SelfCheckError", "check", "warm_up"]
@@ -390,18 +389,14 @@ def _grade(spec, nb_path: Path | None, inputs, checked: list[str], exercise: str
             else:
                 run = notebook_as_run(saved, spec.exercises, inputs)
             import nbformat
+            for index, count in _execution_counts(run.notebook.cells, spec.exercises).items():
+                run.notebook.cells[index].execution_count = count  # named "cell In [n]" where it is read
             target = Path(tmp) / (nb_path.name if nb_path is not None else "kernel.ipynb")
             nbformat.write(run.notebook, target)
         said = what_was_checked(checked, nb_name, run, in_kernel=inputs is not None)
         only = frozenset({exercise}) if exercise is not None else None
         with _plugins_not_autoloaded():
             result = grade_submission(target, spec, _ready(worker), include_hidden=False, only_exercises=only)
-        if run is not None and nb_path is not None:
-            cells = run.notebook.cells
-        else:
-            cells = saved_cells(nb_path)
-        counts = _execution_counts(cells, spec.exercises) if run is not None and nb_path is not None else {}
-    name_cells_as_jupyter(result, cells, counts)
     result.submission = str(nb_path) if nb_path is not None else "(kernel history)"
     result.graded_code = said
     return result

@@ -36,7 +36,7 @@ def recorder():
     """The recorder as the child installs it, on this process's Keras, undone after."""
     layer_cls = keras.layers.Layer
     original = layer_cls.__dict__["__init__"]
-    provenance.install({"cell 4 [build]"})
+    provenance.install({"cell In [4] [build]"})
     yield
     layer_cls.__init__ = original
     provenance._RECORDED.clear()
@@ -52,15 +52,15 @@ def build_in_cell(label: str):
 
 
 def test_layers_created_in_a_student_cell_are_located(recorder):
-    model = build_in_cell("cell 4 [build]")
+    model = build_in_cell("cell In [4] [build]")
     entries = {name: (cell, line, src) for name, cell, line, src in provenance.locations_for(model)}
     conv = model.layers[1].name
-    assert entries[conv] == ("cell 4 [build]", 4, 'x = L.Conv2D(4, 3, padding="same")(x_in)')
+    assert entries[conv] == ("cell In [4] [build]", 4, 'x = L.Conv2D(4, 3, padding="same")(x_in)')
     object.__setattr__(model, "_grader_locations", entries)
     with pytest.raises(CheckFailed) as info:
         expect_bn_after_conv(model, every_conv=True)
     message = info.value.message
-    assert message.startswith('The Conv2D created in cell 4, line 4 (`x = L.Conv2D(4, 3, padding="same")(x_in)`) '
+    assert message.startswith('The Conv2D created in cell In [4], line 4 (`x = L.Conv2D(4, 3, padding="same")(x_in)`) '
                               "is followed by ReLU, not by BatchNormalization")
     assert conv not in message and "re_lu" not in message
 
@@ -94,22 +94,29 @@ def test_trim_keeps_one_printable_line():
     assert len(provenance.trim("x" * 1000)) == provenance.MAX_SOURCE
 
 
-def test_a_graded_notebook_names_the_students_cell_and_line(tmp_path, worker, conv_bn):
-    """Through the real sandbox: happyModel without its BatchNormalization."""
+@pytest.mark.parametrize(("count", "cell_name"), [
+    (None, "the cell starting `def happyModel():`"),  # never run: its first line
+    (12, "cell In [12]"),  # run and saved: the number Jupyter shows beside it
+])
+def test_a_graded_notebook_names_the_students_cell_and_line(tmp_path, worker, conv_bn, count, cell_name):
+    """Through the real sandbox: happyModel without its BatchNormalization, its cell named as
+    the student finds it in Jupyter (never "cell 16", which counts markdown cells too)."""
     from grader.grading import grade_submission
     nb = json.loads((SAMPLES / "correct.ipynb").read_text())
     cell = next(c for c in nb["cells"] if c["cell_type"] == "code" and "def happyModel" in "".join(c["source"]))
     source = "".join(cell["source"])
     assert "tfl.BatchNormalization(axis=3),\n" in source
     cell["source"] = source.replace("        tfl.BatchNormalization(axis=3),\n", "")
+    cell["execution_count"] = count
+    line = cell["source"].split("\n").index("        tfl.Conv2D(32, 7, strides=1),") + 1
     path = tmp_path / "happy_without_bn.ipynb"
     path.write_text(json.dumps(nb))
     result = grade_submission(path, conv_bn, worker, only_exercises=frozenset({"happyModel"}))
     failed = [t for t in result.tests if t.exercise == "happyModel" and t.diagnosis == "bn_missing"]
     assert failed, [(t.name, t.diagnosis, t.message) for t in result.tests]
     message = failed[0].message
-    assert re.search(r"right after the Conv2D created in cell \d+, line \d+ \(`tfl\.Conv2D\(32, 7, strides=1\),`\)",
-                     message), message
+    assert f"right after the Conv2D created in {cell_name}, line {line} (`tfl.Conv2D(32, 7, strides=1),`)" in message, \
+        message
     assert not re.search(r"conv2d|batch_normalization|re_lu", message), message
 
 
@@ -125,7 +132,7 @@ TF_KERAS_SCRIPT = textwrap.dedent("""\
         y = K.Conv2D(4, 3, padding="same")(x)
         return tf_keras.Model(x, K.Activation("relu")(y))
     '''
-    label = "cell 5 [build]"
+    label = "the cell starting `from tf_keras import layers as K` [build]"
     print(json.dumps(provenance.install({label})))
     linecache.cache[label] = (len(SOURCE), None, SOURCE.splitlines(True), label)
     ns = {"tf_keras": tf_keras}
@@ -160,8 +167,8 @@ def test_tf_keras_layers_are_located_and_blocks_match_either_way():
     assert done.returncode == 0, done.stderr[-2000:]
     patched, message = [json.loads(line) for line in done.stdout.strip().splitlines()[-2:]]
     assert "tf_keras" in patched
-    assert message.startswith('The Conv2D created in cell 5, line 4 (`y = K.Conv2D(4, 3, padding="same")(x)`) '
-                              "is followed by ReLU"), message
+    assert message.startswith("The Conv2D created in the cell starting `from tf_keras import layers as K`, line 4 "
+                              '(`y = K.Conv2D(4, 3, padding="same")(x)`) is followed by ReLU'), message
 
 
 DECODER = textwrap.dedent("""\
@@ -182,7 +189,7 @@ def test_a_line_that_built_several_layers_is_named_by_its_rank_and_function():
     """A decoder block called twice: the merge of the second call is the one named, by the
     function that built it, and with no residual words (a Concatenate is no residual block)."""
     from grader.checks.architecture import expect_architecture
-    label = "cell 6 [block]"
+    label = "cell In [6] [block]"
     layer_cls = keras.layers.Layer
     original = layer_cls.__dict__["__init__"]
     provenance.install({label})
@@ -204,7 +211,7 @@ def test_a_line_that_built_several_layers_is_named_by_its_rank_and_function():
         expect_architecture(namespace["build"](False), found, exercise="decoder")
     message = info.value.message
     assert info.value.diagnosis == "wrong_input_order"
-    assert message.startswith("The second of the 2 Concatenate layers that `block` creates in cell 6, line 4 "
+    assert message.startswith("The second of the 2 Concatenate layers that `block` creates in cell In [6], line 4 "
                               "(`merge = L.Concatenate()([skip, up] if swap else [up, skip])`) takes its inputs in "
                               "another order"), message
     assert "the model's input" in message and "residual" not in message and "shortcut" not in message

@@ -194,24 +194,3 @@ def test_a_check_that_runs_long_says_so_and_why(capsys):
             _time.sleep(0.05)
     assert said == ("[grader] still checking after 0 s: your code is still running (each call into it is "
                     "stopped after 30 s); the result follows\n")
-
-
-def test_cells_are_named_as_jupyter_shows_them_not_counted_with_markdown():
-    from grader.results import Status, SubmissionResult, Table, TestResult
-    from grader.selfcheck_cells import name_cells_as_jupyter
-    cells = [nbformat.v4.new_markdown_cell("# Exercise"), nbformat.v4.new_code_cell("\nimport numpy as np"),
-             nbformat.v4.new_code_cell(HAPPY_MODEL), nbformat.v4.new_code_cell("x = 1")]
-    result = SubmissionResult("nb.ipynb", "conv_bn", tests=[TestResult(
-        "layer order", "happyModel", 0.0, 4.0, Status.FAILED, message="the ReLU created in cell 3, line 6",
-        table=Table(("#", "found"), (("1", "ReLU (cell 3, line 6)"),)), output="my own print: cell 3")],
-        warnings=["cell 2 skipped: it does not parse", "cell 1 is markdown"])
-    name_cells_as_jupyter(result, cells, {2: 12})  # happyModel's cell ran as In [12]
-    test = result.tests[0]
-    assert test.message == "the ReLU created in cell In [12], line 6"
-    assert test.table.rows[0][1] == "ReLU (cell In [12], line 6)"
-    assert test.output == "my own print: cell 3"  # what the student's code printed is theirs, untouched
-    assert result.warnings == ["the cell starting `import numpy as np` skipped: it does not parse",
-                               "cell 1 is markdown"]
-    saved = SubmissionResult("nb.ipynb", "conv_bn", warnings=["cell 3 (line 1) defines it"])
-    name_cells_as_jupyter(saved, cells, {})  # the saved file: found by its first line
-    assert saved.warnings == ["the cell starting `def happyModel():` (line 1) defines it"]

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from grader.notebook.cellnames import ordinal
 from grader.notebook.ipython import _neutralize_ipython
 
 
@@ -19,11 +20,12 @@ class _Cell:
     problem: str = ""  # why it does not parse
     magic: str = ""  # the cell magic that makes the whole cell IPython's, e.g. "%%time"
     unread: str = ""  # why the grader did not parse it at all (a cap in grader.notebook.limits)
+    label: str = ""  # how the student finds it (grader.notebook.cellnames), given by the notebook's reader
     _source: _Source | None = None
 
     @property
     def name(self) -> str:
-        return f"cell {self.index + 1}"
+        return self.label or f"the {ordinal(self.index + 1)} cell"
 
     def segment(self, node: ast.stmt) -> str:
         if self._source is None:
@@ -31,8 +33,8 @@ class _Cell:
         return self._source.segment(node)
 
 
-def _parse_cell(index: int, source: str, *, max_chars: int | None = None) -> _Cell:
-    cell = _Cell(index, source, source)
+def _parse_cell(index: int, source: str, *, max_chars: int | None = None, name: str = "") -> _Cell:
+    cell = _Cell(index, source, source, label=name)
     if max_chars is not None and len(source) > max_chars:
         cell.unread = (
             f"it holds {_size(len(source))} of code, more than the {_size(max_chars)} the grader reads "

@@ -45,7 +45,7 @@ class _Candidate:
 
     @property
     def where(self) -> str:
-        return f"cell {self.cell.index + 1} (line {self.line})"
+        return f"{self.cell.name} (line {self.line})"
 
 
 def _candidates(name: str, cells: list[_Cell], tagged: set[int]) -> list[_Candidate]:
@@ -127,7 +127,8 @@ def _near_misses(cells: list[_Cell]) -> dict[str, list[str]]:
     return hints
 
 
-def _why_not_found(name: str, near_misses: dict[str, list[str]], nb_cells: list[Any], defined: list[str]) -> list[str]:
+def _why_not_found(name: str, near_misses: dict[str, list[str]], nb_cells: list[Any], defined: list[str],
+                   names: list[str]) -> list[str]:
     """Hints for a missing exercise: the near misses a student actually makes."""
     hints: list[str] = list(near_misses.get(name, []))
     pattern = _def_pattern(name)
@@ -135,7 +136,7 @@ def _why_not_found(name: str, near_misses: dict[str, list[str]], nb_cells: list[
         kind = nb_cell.get("cell_type")
         if kind in ("markdown", "raw") and pattern.search(_text(nb_cell.get("source", ""))):
             hints.append(
-                f"cell {index + 1} contains `def {name}` but is a {kind} cell; change its type to Code"
+                f"{names[index]} contains `def {name}` but is a {kind} cell; change its type to Code"
             )
     if not hints:
         others = [d for d in defined if d != name]
@@ -155,7 +156,7 @@ class _Selection:
     reported_cells: set[int]  # cells whose syntax error or magic already appears in `missing`
 
 
-def _select(exercises: Sequence[str], cells: list[_Cell], nb_cells: list[Any]) -> _Selection:
+def _select(exercises: Sequence[str], cells: list[_Cell], nb_cells: list[Any], names: list[str]) -> _Selection:
     tags = {index: _tags_of(cell) for index, cell in enumerate(nb_cells)}
     notebook_uses_tags = any(names & set(exercises) for names in tags.values())
     defined = sorted({node.name for c in cells if c.tree for node in c.tree.body if _is_def(node)})
@@ -167,8 +168,7 @@ def _select(exercises: Sequence[str], cells: list[_Cell], nb_cells: list[Any]) -
         pool = [c for c in found if c.tagged] or found
         if not pool:
             if tagged:
-                first = min(tagged) + 1
-                base = f"cell {first} is tagged '{name}' but no code cell has a top-level `def {name}`"
+                base = f"{names[min(tagged)]} is tagged '{name}' but no code cell has a top-level `def {name}`"
             else:
                 base = (
                     f"no cell defines `{name}` (no cell tagged '{name}' and no top-level "
@@ -176,7 +176,7 @@ def _select(exercises: Sequence[str], cells: list[_Cell], nb_cells: list[Any]) -
                 )
             if near_misses is None:
                 near_misses = _near_misses(cells)
-            result.missing[name] = "; ".join([base] + _why_not_found(name, near_misses, nb_cells, defined))
+            result.missing[name] = "; ".join([base] + _why_not_found(name, near_misses, nb_cells, defined, names))
             continue
         chosen = pool[-1]
         cell = chosen.cell
@@ -199,7 +199,7 @@ def _select(exercises: Sequence[str], cells: list[_Cell], nb_cells: list[Any]) -
         result.chosen.add(id(chosen.node))
         if how == "def" and tagged:
             result.warnings.append(
-                f"cell {min(tagged) + 1} is tagged '{name}' but does not define it; grading `def {name}` "
+                f"{names[min(tagged)]} is tagged '{name}' but does not define it; grading `def {name}` "
                 f"found by name in {cell.name}"
             )
         elif how == "def" and notebook_uses_tags:

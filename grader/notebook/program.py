@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from grader.notebook.cellnames import cell_names
 from grader.notebook.cells import _Cell, _cells, _def_pattern, _parse_cell, _shorten, _size, _start_line, code_cells
 from grader.notebook.limits import MAX_CELL_CODE_CHARS, MAX_CELLS, MAX_CODE_CHARS, MAX_STATEMENTS
 from grader.notebook.locate import _select
@@ -37,8 +38,9 @@ def extract_program(nb: Any, exercises: Sequence[str]) -> Program:
         exercises = [exercises]
     exercises = list(dict.fromkeys(exercises))
     nb_cells = _cells(nb)
-    cells, cut = _parse_cells(nb_cells)
-    selection = _select(exercises, cells, nb_cells)
+    shown_as = cell_names(nb_cells)
+    cells, cut = _parse_cells(nb_cells, shown_as)
+    selection = _select(exercises, cells, nb_cells, shown_as)
     if cut:
         for name in selection.missing:
             selection.missing[name] += f"; {cut}"
@@ -111,13 +113,16 @@ def extract_program(nb: Any, exercises: Sequence[str]) -> Program:
     )
 
 
-def _parse_cells(nb_cells: list[Any]) -> tuple[list[_Cell], str]:
+def _parse_cells(nb_cells: list[Any], names: list[str] | None = None) -> tuple[list[_Cell], str]:
     """The non-empty code cells, parsed in order until a cap in `limits` is reached, and
-    a one-line note naming the cells left unread and why ("" when all were read).
+    a one-line note naming the cells left unread and why ("" when all were read). Each
+    cell carries its name (`names`, from `cellnames.cell_names`, computed when not given).
 
     Stopping at a cap (rather than rejecting the notebook) still grades what comes
     before it: the definitions an assignment needs are usually near the top."""
     code = code_cells({"cells": nb_cells})
+    if names is None:
+        names = cell_names(nb_cells)
     cells: list[_Cell] = []
     chars = statements = 0
     for index, source in code:
@@ -128,7 +133,7 @@ def _parse_cells(nb_cells: list[Any]) -> tuple[list[_Cell], str]:
         elif chars + len(source) > MAX_CODE_CHARS:
             reason = f"its code cells hold more than the {_size(MAX_CODE_CHARS)} of code the grader reads"
         else:
-            cell = _parse_cell(index, source, max_chars=MAX_CELL_CODE_CHARS)
+            cell = _parse_cell(index, source, max_chars=MAX_CELL_CODE_CHARS, name=names[index])
             count = len(cell.tree.body) if cell.tree is not None else 0
             if statements + count <= MAX_STATEMENTS:
                 chars += len(source)
@@ -137,6 +142,6 @@ def _parse_cells(nb_cells: list[Any]) -> tuple[list[_Cell], str]:
                 continue
             reason = f"the notebook has more than the {MAX_STATEMENTS:,} top-level statements the grader reads"
         last = code[-1][0]
-        where = f"cell {index + 1} was" if last == index else f"cells {index + 1} to {last + 1} were"
+        where = f"{names[index]} was" if last == index else f"{names[index]} and the cells below it were"
         return cells, f"{where} not read: {reason}; nothing defined there is graded"
     return cells, ""

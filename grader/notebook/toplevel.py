@@ -72,10 +72,11 @@ class ValueSlice:
     # The statements this name itself needs (`chunks` may hold more: every value its cell
     # builds). Only their failures are this value's.
     own: tuple[Chunk, ...] = field(default=())
+    cell_name: str = ""  # `cell` as the student finds it (grader.notebook.cellnames)
 
     @property
     def where(self) -> str:
-        return f"cell {self.cell + 1}, line {self.line}" if self.cell >= 0 else ""
+        return f"{self.cell_name}, line {self.line}" if self.cell >= 0 else ""
 
 
 @dataclass
@@ -119,7 +120,7 @@ def select_value(nb: Any, name: str, *, exercise: str | None = None, marker: str
     if whole.problem:
         return chosen
     return dataclasses.replace(whole, cell=chosen.cell, line=chosen.line, source=chosen.source,
-                               notes=chosen.notes, own=chosen.chunks)
+                               notes=chosen.notes, own=chosen.chunks, cell_name=chosen.cell_name)
 
 
 def _provided(s: _Stmt) -> bool:
@@ -213,7 +214,8 @@ def _walk(stmts: list[_Stmt], names: set[str], end: int, graded: frozenset[str],
     last = stmts[end]
     binding = next((stmts[i] for i in reversed(picked) if name in stmts[i].binds), last)
     return ValueSlice(name, chunks, binding.cell.index, _start_line(binding.node),
-                      binding.cell.segment(binding.node), notes=tuple(notes), own=chunks)
+                      binding.cell.segment(binding.node), notes=tuple(notes), own=chunks,
+                      cell_name=binding.cell.name)
 
 
 def _describe(cell: _Cell, node: ast.stmt) -> _Stmt:

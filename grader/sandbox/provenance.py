@@ -1,7 +1,7 @@
 """Where the student's code created each Keras layer, recorded in the sandbox child.
 
-Feedback should point at the student's own code ("the Conv2D created in cell 7, line
-14 (`X = Conv2D(F2, ...)`)"), not at names Keras made up (`conv2d_6`). Only the child
+Feedback should point at the student's own code ("the Conv2D created in cell In [12],
+line 14 (`X = Conv2D(F2, ...)`)"), not at names Keras made up (`conv2d_6`). Only the child
 knows where a layer was created, so before any student code runs it wraps the base
 `Layer.__init__` of the Keras packages already imported (Keras 3, and tf_keras when
 the worker preloaded it for a keras = "2" assignment): each new layer's name is mapped
@@ -25,7 +25,7 @@ from typing import Any
 
 MAX_LOCATIONS = 5000  # entries kept (the most recent) and sent per model
 MAX_NAME = 200
-MAX_LABEL = 100
+MAX_LABEL = 200  # a cell's name (grader.notebook.cellnames) and " [function]"
 MAX_SOURCE = 120
 MAX_LINE = 10_000_000
 _MAX_FRAMES = 200  # stack frames searched per layer

@@ -19,6 +19,7 @@ from grader.checks.graph import MEMO, GraphNode, LayerGraph, Location, _fold_act
 from grader.checks.limits import MAX_CALLS
 from grader.checks.specs import LayerSpec, canonical
 from grader.frameworks.keras.walk import Call, disconnected, walk
+from grader.notebook.cellnames import split_label
 
 
 def keras_layer_graph(model: Any, cap: int = MAX_CALLS) -> LayerGraph:
@@ -79,8 +80,8 @@ def _locations(model: Any) -> dict[str, Location]:
 
 
 def _cell_name(label: str) -> str:
-    """"cell 7" from the sandbox's chunk label "cell 7 [happyModel]"."""
-    return label.split(" [", 1)[0]
+    """"cell In [12]" from the sandbox's chunk label "cell In [12] [happyModel]"."""
+    return split_label(label)[0]
 
 
 def _function_name(label: str) -> str:

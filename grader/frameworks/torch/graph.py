@@ -31,6 +31,7 @@ from grader.checks.limits import MAX_CALLS, GraphTooLarge
 from grader.checks.specs import FOLDABLE, LayerSpec
 from grader.frameworks.torch.describe import function_names
 from grader.frameworks.torch.rebuild import FUNCTIONS, RebuiltModule
+from grader.notebook.cellnames import split_label
 
 _PASS_METHODS = frozenset({"contiguous", "clone", "detach", "float"})
 _SHAPE_METHODS = frozenset({"size", "dim"})
@@ -354,7 +355,7 @@ def _build(graph: torch.fx.Graph, root: nn.Module, locations: dict, cap: int) ->
             raise GraphTooLarge(f"The model has more than {cap} layers; the grader stops reading it there.",
                                 diagnosis="graph_too_large")
         at = locations.get(node.name) or (module_locations.get(path) if path else None)
-        location = Location(at[0].split(" [", 1)[0], at[1], at[2], _function_of(at[0])) if at else None
+        location = Location(split_label(at[0])[0], at[1], at[2], split_label(at[0])[1]) if at else None
         nodes.append(GraphNode(
             LayerSpec(kind, params, path or node.name, tuple(s for s in sources if s >= 0), display=shown,
                       framework="torch"),
@@ -382,11 +383,6 @@ def _bias_before_batchnorm(nodes: list[GraphNode]) -> list[GraphNode]:
             held = (("use_bias", node.layer.bias is not None),) if isinstance(node.layer, nn.Conv2d) else ()
             out[i] = replace(node, spec=replace(node.spec, params=params, set_aside=held))
     return out
-
-
-def _function_of(label: str) -> str:
-    inside = label.rsplit(" [", 1)
-    return inside[1].rstrip("]") if len(inside) == 2 else ""
 
 
 def _flat(value: Any) -> list:
