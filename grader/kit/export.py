@@ -228,6 +228,9 @@ def _spec_text(assignment, support: list[str]) -> str:
         f"title = {q(assignment.title)}",
         f"version = {q(assignment.version)}",
         f"keras = {q(assignment.keras)}",
+        # The kit's worker preloads the same framework (torch, never TensorFlow, for a torch
+        # assignment), and its children get the built-in torch probe.
+        f"framework = {q(getattr(assignment, 'framework', 'keras'))}",
         f"reference = {q('answers/' + ANSWERS)}",
         'tests = "tests"',
         f"exercises = [{', '.join(q(e) for e in assignment.exercises)}]",

@@ -5,9 +5,14 @@ forms a text search for the reference's code never finds:
 
 * a saved Keras model or a model config that rebuilds the reference (`model_from_json`
   of a pasted config scored marks with no layer written);
+* a saved PyTorch module or state file (`torch.load` restores pickled code), or a module
+  description as the sandbox sends one (`grader.frameworks.torch.describe`: module tree,
+  fx graph and state), which `rebuild_torch` turns back into a working module;
 * a function that returns what the reference returns: the grader package once held
   `reference_standardize` and `reference_batchnorm`, each a working answer a notebook
-  could call.
+  could call. For a reference that returns a PyTorch module, a function returning a module
+  whose layer graph matches the reference's is that answer (random weights make outputs
+  differ, the architecture is what the exercise asks for).
 
 `rebuildable_models` reads every file of the kit; `answering_functions` calls the public
 functions of the package's checks and of the kit's own modules with the arguments the
@@ -27,7 +32,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 MODEL_CLASSES = frozenset({"Sequential", "Functional", "Model"})
-SAVED_MODEL_SUFFIXES = (".keras", ".h5", ".hdf5", ".pb")
+SAVED_MODEL_SUFFIXES = (".keras", ".h5", ".hdf5", ".pb", ".pt", ".pth", ".ckpt", ".safetensors")
 # Functions that run TensorFlow are not called: the export process must not start TF work
 # it does not need, and what they compute is Keras' own layer, not the package's.
 _SKIPPED_SOURCE = ("keras", "tensorflow")
@@ -48,8 +53,25 @@ def _model_configs(tree: Any, depth: int = 0) -> Iterator[str]:
             yield from _model_configs(value, depth + 1)
 
 
+def _module_descriptions(tree: Any, depth: int = 0) -> Iterator[str]:
+    """A PyTorch module described as the sandbox sends one: its module tree and fx graph."""
+    if depth > 60:
+        return
+    if isinstance(tree, dict):
+        graph = tree.get("graph")
+        if isinstance(tree.get("modules"), list) and isinstance(graph, dict) and "nodes" in graph:
+            yield str(tree.get("class_name", "a module"))
+            return
+        for value in tree.values():
+            yield from _module_descriptions(value, depth + 1)
+    elif isinstance(tree, list):
+        for value in tree:
+            yield from _module_descriptions(value, depth + 1)
+
+
 def rebuildable_models(folder: Path) -> list[str]:
-    """Every file of `folder` that holds a saved Keras model or a model config."""
+    """Every file of `folder` that holds a saved Keras model or a model config, a saved
+    PyTorch module, or a PyTorch module description."""
     found = []
     for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
         where = path.relative_to(folder)
@@ -61,6 +83,15 @@ def rebuildable_models(folder: Path) -> list[str]:
         text = path.read_bytes().decode("utf-8", "replace")
         if '"class_name"' not in text and "'class_name'" not in text:
             continue
+        if '"modules"' in text:
+            try:
+                described = sorted(set(_module_descriptions(json.loads(text))))
+            except ValueError:
+                described = []
+            if described:
+                found.append(f"{where} holds a PyTorch module description ({', '.join(described)}), which "
+                             f"rebuilds the module")
+                continue
         try:
             kinds = sorted(set(_model_configs(json.loads(text))))
         except ValueError:
@@ -145,12 +176,48 @@ def kit_modules(folder: Path) -> list[Any]:
     return modules
 
 
+def _torch_reference(value: Any) -> Any:
+    """The real PyTorch module behind an answer (the export's recording view of it), or None."""
+    from grader.kit.torch_models import TorchLiveModel, is_torch_module
+
+    if isinstance(value, TorchLiveModel):
+        return value._model
+    return value if is_torch_module(value) else None
+
+
+def _same_module(found: Any, expected: Any) -> bool:
+    """`found` is a module whose layer graph matches the reference's, layer for layer."""
+    from grader.kit.torch_models import is_torch_module
+
+    if not is_torch_module(found):
+        return False
+    from grader.checks.explain import explain_difference
+    from grader.checks.graph import layer_graph
+    try:
+        return explain_difference(layer_graph(expected), layer_graph(found), exercise="the reference") is None
+    except Exception:  # noqa: BLE001 - a module the checks cannot read is no working answer
+        return False
+
+
 def answering_functions(calls: list[tuple[str, tuple, dict, Any]], modules: list[Any]) -> list[str]:
     """Each public function that, given the arguments a visible test gave the reference,
     returns the reference's answer: a working solution a notebook could call."""
     found: dict[str, str] = {}
     candidates = [c for module in modules for c in _public_functions(module)]
     for reference_name, args, kwargs, expected in calls:
+        module = _torch_reference(expected)
+        if module is not None:
+            for name, function in candidates:
+                if name in found:
+                    continue
+                try:
+                    result = function(*_copy(args), **_copy(kwargs))
+                except Exception:  # noqa: BLE001 - a function these arguments do not fit answers nothing
+                    continue
+                if _same_module(result, module):
+                    found[name] = (f"`{name}` returns a module with the layers of reference.{reference_name}'s "
+                                   f"on a visible test's arguments: a working solution students could call")
+            continue
         if not isinstance(expected, (np.ndarray, tuple, list)):
             continue
         for name, function in candidates:

@@ -180,29 +180,51 @@ def _weight_name(variable: Any) -> str:
     return str(getattr(variable, "name", "weight")).split("/")[-1].split(":")[0]
 
 
-def write(live: LiveModel, folder: Path, name: str) -> dict:
+def write(live: Any, folder: Path, name: str) -> dict:
     """Write one reference model's recording; returns the answers.json entry that finds it."""
+    from grader.kit.torch_models import TorchLiveModel, layer_arrays, layer_record
+
+    torch_model = isinstance(live, TorchLiveModel)
     layers: dict[int, int] = {}
     graph = _plain(live.graph, layers)
     by_id = {id(node.layer): node.layer for node in live.graph.nodes if node.layer is not None}
+    orders = []
+    if torch_model:  # the layers forward hooks saw, which a folded graph may not hold
+        for layer in live.order_layers:
+            by_id.setdefault(id(layer), layer)
+            layers.setdefault(id(layer), len(layers))
+        for key, (order, values) in sorted(live.orders.items()):
+            orders.append({"key": key, "order": [[path, layers[id(live.order_layers[i])]] for path, i in order],
+                           "count": len(values)})
+    # A torch transplant reads every state entry; a Keras test that never copied weights gets none.
+    with_weights = (bool(live.outputs or live.orders)) if torch_model else live.weights_used
     described, arrays = [], {}
     for layer_id, index in sorted(layers.items(), key=lambda item: item[1]):
         layer = by_id[layer_id]
-        variables = list(layer.weights)
-        described.append({"class_name": type(layer).__name__,
-                          "weights": [{"name": _weight_name(v), "shape": [int(d) for d in v.shape],
-                                       "dtype": str(np.dtype(str(getattr(v, "dtype", "float32")).replace("tf.", "")))}
-                                      for v in variables]})
-        if live.weights_used:
-            for k, value in enumerate(layer.get_weights()):
-                arrays[f"l{index:04d}_w{k:02d}"] = np.asarray(value)
+        if torch_model:
+            described.append(layer_record(layer))
+            values = layer_arrays(layer) if with_weights else []
+        else:
+            variables = list(layer.weights)
+            described.append({"class_name": type(layer).__name__,
+                              "weights": [{"name": _weight_name(v), "shape": [int(d) for d in v.shape],
+                                           "dtype": str(np.dtype(str(getattr(v, "dtype", "float32")).replace("tf.", "")))}
+                                          for v in variables]})
+            values = layer.get_weights() if with_weights else []
+        for k, value in enumerate(values):
+            arrays[f"l{index:04d}_w{k:02d}"] = np.asarray(value)
     outputs, index_of = {}, []
     for n, (key, (values, several)) in enumerate(sorted(live.outputs.items())):
         index_of.append({"key": key, "count": len(values), "several": several})
         for k, value in enumerate(values):
             outputs[f"o{n:04d}_{k:02d}"] = value
-    (folder / f"{name}.graph.json").write_text(json.dumps({"graph": graph, "layers": described,
-                                                          "outputs": index_of}), encoding="utf-8")
+    for n, (key, (_, values)) in enumerate(sorted(live.orders.items()) if torch_model else []):
+        for k, value in enumerate(values):
+            outputs[f"h{n:04d}_{k:02d}"] = value
+    data = {"graph": graph, "layers": described, "outputs": index_of}
+    if torch_model:
+        data.update(framework="torch", orders=orders, training=bool(live.training))
+    (folder / f"{name}.graph.json").write_text(json.dumps(data), encoding="utf-8")
     if arrays:
         np.savez(folder / f"{name}.weights.npz", **arrays)
     if outputs:
@@ -264,31 +286,49 @@ class RecordedModel:
         pass
 
 
-def read(entry: dict, folder: Path, inside) -> RecordedModel:
-    """The RecordedModel an answers.json entry names; `inside` keeps file names in the folder."""
+def read(entry: dict, folder: Path, inside) -> Any:
+    """The recorded model an answers.json entry names; `inside` keeps file names in the folder."""
     name = str(entry["$graph_model"])
     data = json.loads(inside(folder, f"{name}.graph.json").read_text(encoding="utf-8"))
+    torch_model = data.get("framework") == "torch"
     weights_file = inside(folder, f"{name}.weights.npz")
     stored = {}
     if entry.get("weights") and weights_file.is_file():
         with np.load(weights_file, allow_pickle=False) as npz:
             stored = {k: npz[k] for k in npz.files}
-    layers = []
+    layers: list = []
     for index, described in enumerate(data["layers"]):
         weights = [RecordedWeight(str(w["name"]), tuple(int(d) for d in w["shape"]), str(w["dtype"]))
                    for w in described["weights"]]
         values = None
         if stored:
             values = [stored[f"l{index:04d}_w{k:02d}"] for k in range(len(weights))]
-        layers.append(RecordedLayer(str(described["class_name"]), weights, values))
+        if torch_model:
+            from grader.kit.torch_models import TorchRecordedLayer
+            spec = described.get("spec")
+            if spec is not None:
+                spec = (str(spec[0]), _unplain(spec[1], []), str(spec[2]))
+            layers.append(TorchRecordedLayer(str(described["class_name"]), [w.name for w in weights], values, spec))
+        else:
+            layers.append(RecordedLayer(str(described["class_name"]), weights, values))
     outputs: dict[str, tuple[list, bool]] = {}
+    orders: dict[str, tuple[list, list]] = {}
     outputs_file = inside(folder, f"{name}.outputs.npz")
-    if data["outputs"] and outputs_file.is_file():
+    if (data["outputs"] or data.get("orders")) and outputs_file.is_file():
         with np.load(outputs_file, allow_pickle=False) as npz:
             for n, item in enumerate(data["outputs"]):
                 outputs[str(item["key"])] = ([npz[f"o{n:04d}_{k:02d}"] for k in range(int(item["count"]))],
                                              bool(item["several"]))
+            for n, item in enumerate(data.get("orders", []) if torch_model else []):
+                order = [(str(path), int(i)) for path, i in item["order"]]
+                if any(not 0 <= i < len(layers) for _, i in order):
+                    raise ValueError("the recorded call order names a layer the recording does not hold")
+                orders[str(item["key"])] = (order, [npz[f"h{n:04d}_{k:02d}"] for k in range(int(item["count"]))])
     graph = _unplain(data["graph"], layers)
+    if torch_model:
+        from grader.kit.torch_models import TorchRecordedModel
+        return TorchRecordedModel(graph, [x for x in layers], outputs, orders, layers,
+                                  training=bool(data.get("training", True)))
     return RecordedModel(graph, layers, outputs)
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from grader.kit.replay import current_test
+from grader.kit.torch_models import is_torch_module_class
 from grader.kit.values import NotRecordable, Store, call_key, describe_call
 
 
@@ -26,6 +27,7 @@ class Recording:
     problems: dict[str, list[str]] = field(default_factory=dict)  # test -> why it is not kit-safe
     live: dict[int, Any] = field(default_factory=dict)  # id(reference model) -> its LiveModel, for every run
     answers: list = field(default_factory=list)  # (function, args, kwargs, value) of each recorded call
+    models: dict[str, Any] = field(default_factory=dict)  # call key -> the model view that call returned
 
     def problem(self, test: str, why: str) -> None:
         self.problems.setdefault(test, [])
@@ -57,13 +59,12 @@ class Recorder:
     def _seen(self, value: Any) -> Any:
         """A reference model is handed to tests as a LiveModel: the tests read it as they
         would the model, and the kit learns which outputs and weights they read."""
-        from grader.kit.models import LiveModel
-        from grader.kit.values import _is_model
+        from grader.kit.values import _is_model, live_model
 
-        if not _is_model(value) or isinstance(value, LiveModel):
+        if not _is_model(value):
             return value
         if id(value) not in self._rec.live:
-            self._rec.live[id(value)] = LiveModel(value)
+            self._rec.live[id(value)] = live_model(value)
         return self._rec.live[id(value)]
 
     def __getattr__(self, name: str):
@@ -72,7 +73,7 @@ class Recorder:
         if name.startswith("_"):
             self._rec.problem(test, f"it reads reference.{name}, a private name")
             return attr
-        if isinstance(attr, type) or not callable(attr):
+        if (isinstance(attr, type) and not is_torch_module_class(attr)) or not callable(attr):
             try:
                 if name not in self._rec.attributes:
                     self._rec.attributes[name] = self._rec.store.encode(attr)
@@ -81,13 +82,19 @@ class Recorder:
             return attr
 
         def call(*args, **kwargs):
-            value = self._seen(attr(*args, **kwargs))
             test_now = current_test()
             try:
                 key = call_key(name, args, kwargs)
             except NotRecordable as exc:
                 self._rec.problem(test_now, f"it calls reference.{name} with {exc}")
-                return value
+                return attr(*args, **kwargs)
+            model = self._rec.models.get(key)
+            # A model is built once per call and kept, as the full grader keeps Keras ones:
+            # a PyTorch reference built again would have other random weights, and the
+            # kit holds one model per call.
+            value = model if model is not None else self._seen(attr(*args, **kwargs))
+            if _is_model_view(value):
+                self._rec.models[key] = value
             self._rec.functions.add(name)
             self._rec.keys_by_test.setdefault(test_now, set()).add(key)
             entry = self._rec.calls.get(key)
@@ -106,6 +113,12 @@ class Recorder:
             return value
 
         return call
+
+
+def _is_model_view(value: Any) -> bool:
+    from grader.kit.models import LiveModel
+    from grader.kit.torch_models import TorchLiveModel
+    return isinstance(value, (LiveModel, TorchLiveModel))
 
 
 def reference_for(ctx: Any) -> Any | None:

@@ -24,7 +24,20 @@ class NotRecordable(Exception):
 
 
 def _is_model(value: Any) -> bool:
-    return hasattr(value, "to_json") and hasattr(value, "get_weights") and hasattr(value, "layers")
+    from grader.kit.torch_models import is_torch_module
+    return (hasattr(value, "to_json") and hasattr(value, "get_weights") and hasattr(value, "layers")) \
+        or is_torch_module(value)
+
+
+def live_model(value: Any) -> Any:
+    """The export-time view of a reference model (Keras or PyTorch) that records what the
+    checks read of it; a view already is one."""
+    from grader.kit.models import LiveModel
+    from grader.kit.torch_models import TorchLiveModel, is_torch_module
+
+    if isinstance(value, (LiveModel, TorchLiveModel)):
+        return value
+    return TorchLiveModel(value) if is_torch_module(value) else LiveModel(value)
 
 
 # ---------------------------------------------------------------- keys
@@ -117,10 +130,11 @@ class Store:
         if isinstance(value, dict) and all(isinstance(k, str) for k in value):
             return {"$dict": [[k, self.encode(v, depth + 1)] for k, v in value.items()]}
         from grader.kit.models import LiveModel
+        from grader.kit.torch_models import TorchLiveModel
 
-        if _is_model(value) and not isinstance(value, LiveModel):
-            value = LiveModel(value)
-        if isinstance(value, LiveModel):
+        if _is_model(value):
+            value = live_model(value)
+        if isinstance(value, (LiveModel, TorchLiveModel)):
             return self._model(value)
         raise NotRecordable(f"a value of type {type(value).__name__}")
 

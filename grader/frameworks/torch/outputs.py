@@ -40,7 +40,8 @@ def transplant(reference: nn.Module, student: nn.Module) -> list[str]:
     with torch.no_grad():
         for e, f in align_graphs(ref, stu).pairs.items():
             source, target = ref.nodes[e].layer, stu.nodes[f].layer
-            if not isinstance(source, nn.Module) or not isinstance(target, nn.Module):
+            # A student kit's reference layer is its recorded state dict, not a module.
+            if not hasattr(source, "state_dict") or not isinstance(target, nn.Module):
                 continue
             theirs = source.state_dict()
             if isinstance(target, nn.Conv2d) and target.bias is None and theirs.get("bias") is not None:

@@ -71,7 +71,10 @@ def hooked_run(submission: Any, name: str, inputs: np.ndarray, *, args: Sequence
 
 def local_order(module: nn.Module, inputs: np.ndarray, training: bool | None = None) -> tuple[list, list]:
     """The reference's (path, layer) call order and outputs, run here (instructor code);
-    its weights and mode are put back afterwards."""
+    its weights and mode are put back afterwards. A student kit's recorded reference
+    answers from the order and outputs recorded at export (`grader.kit.torch_models`)."""
+    if not isinstance(module, nn.Module) and hasattr(module, "hooked_order"):
+        return module.hooked_order(inputs, training)
     paths = {id(m): p for p, m in module.named_modules()}
     order: list[tuple[str, nn.Module]] = []
     handles = [m.register_forward_hook(lambda sub, i, o: order.append((paths[id(sub)], sub)))
@@ -95,16 +98,25 @@ def chain_graph(layers: Sequence[nn.Module | None], names: Sequence[str]) -> Lay
     """Layers called one after another, as a chain graph of canonical specs."""
     nodes: list[GraphNode] = []
     for layer, path in zip(layers, names):
-        spec = _module_spec(layer) if layer is not None else ("Unknown", (), path)
+        spec = _spec_of(layer) if layer is not None else ("Unknown", (), path)
         if spec is None:
             continue
         kind, params, shown = spec
         previous = (len(nodes) - 1,) if nodes else ()
         nodes.append(GraphNode(LayerSpec(kind, params, path, previous, display=shown, framework="torch"), layer, None,
-                               0 if nodes else 1, type(layer).__name__, auto_named=path.replace(".", "").isdigit(),
+                               0 if nodes else 1, _class_name(layer), auto_named=path.replace(".", "").isdigit(),
                                sources=previous or (-1,)))
     folded, outputs = _fold_activations(_bias_before_batchnorm(nodes), (len(nodes) - 1,) if nodes else ())
     return LayerGraph(tuple(folded), outputs, ())
+
+
+def _class_name(layer: Any) -> str:
+    """A module's class, or a kit's recorded layer's (`grader.kit.torch_models`)."""
+    return type(layer).__name__ if isinstance(layer, nn.Module) else str(getattr(layer, "class_name", type(layer).__name__))
+
+
+def _spec_of(layer: Any) -> Any:
+    return _module_spec(layer) if isinstance(layer, nn.Module) else getattr(layer, "spec", None)
 
 
 def _student_layers(student: RebuiltModule, run: HookedRun) -> list[nn.Module | None]:
@@ -119,8 +131,8 @@ _NEVER = frozenset({"Flatten", "Identity"})
 
 
 def _visible(pairs: list[tuple[str, nn.Module | None]], kinds: set[str]) -> list[tuple[str, nn.Module | None]]:
-    return [(p, m) for p, m in pairs if type(m).__name__ not in _NEVER
-            and (type(m).__name__ in _ALWAYS or type(m).__name__ in kinds)]
+    return [(p, m) for p, m in pairs if _class_name(m) not in _NEVER
+            and (_class_name(m) in _ALWAYS or _class_name(m) in kinds)]
 
 
 def expect_layer_order_by_hooks(reference: nn.Module, student: RebuiltModule, run: HookedRun,
@@ -140,19 +152,20 @@ def expect_layer_order_by_hooks(reference: nn.Module, student: RebuiltModule, ru
 
 
 _STATEFUL = (nn.Conv2d, nn.BatchNorm2d, nn.BatchNorm1d, nn.Linear)
+_STATEFUL_NAMES = frozenset(c.__name__ for c in _STATEFUL)
 
 
 def transplanted_state(reference_order: list, student: RebuiltModule, run: HookedRun) -> dict[str, np.ndarray]:
     """The reference's tensors keyed by the student's paths: stateful layers paired in
     call order, class by class; a layer whose shapes differ keeps the student's own."""
-    theirs = [m for _, m in reference_order if isinstance(m, _STATEFUL)]
+    theirs = [m for _, m in reference_order if _class_name(m) in _STATEFUL_NAMES]
     modules = dict(student.named_modules())
     ours = [(p, modules[p]) for p, _ in run.order if isinstance(modules.get(p), _STATEFUL)]
     state: dict[str, np.ndarray] = {}
     seen: set[int] = set()
     pending: torch.Tensor | None = None  # a reference bias the student's last conv lacks
     for source, (path, target) in zip(theirs, ours):
-        if type(source) is not type(target) or id(target) in seen:
+        if _class_name(source) != type(target).__name__ or id(target) in seen:
             continue
         seen.add(id(target))
         given = dict(source.state_dict())
