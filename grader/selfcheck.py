@@ -8,10 +8,12 @@ it something a student can trust while they work:
   graded function, taken from the kernel's input history, in place of that cell of the
   saved notebook (whose other cells are kept). A cell edited and run but not saved is what
   gets checked; outside a kernel the saved file is. The feedback says which.
-* One sandbox worker per kernel and Keras flavour stays warm between checks. The first
-  check launches it before doing its own preparation, so TensorFlow's import in the worker
-  overlaps ours; later checks reuse it. It is stopped at exit, and dies with the kernel
-  even on SIGKILL (the worker exits when its control socket closes).
+* One sandbox worker per kernel and framework (Keras flavour, or torch) stays warm between
+  checks. The first check launches it before doing its own preparation, so the framework's
+  import in the worker overlaps ours; later checks reuse it. A PyTorch assignment's worker
+  preloads torch and never TensorFlow, and this process warms torch, not TensorFlow. It is
+  stopped at exit, and dies with the kernel even on SIGKILL (the worker exits when its
+  control socket closes).
 
 The assignment is found next to the notebook (a student kit's `selfcheck/` folder), then
 through GRADER_ASSIGNMENTS, then in the repository (see `grader.assignment.search_folders`).
@@ -38,24 +40,24 @@ __all__ = ["SelfCheckError", "check", "warm_up"]
 
 # ---------------------------------------------------------------- the warm worker
 
-_WORKERS: dict[tuple[str, str, tuple[str, ...]], object] = {}
+_WORKERS: dict[tuple[str, str, tuple[str, ...], str], object] = {}
 _LOCK = threading.Lock()
 STATS = {"workers_started": 0, "checks": 0}
 
 
-def _launch(keras: str, isolation: str, preload: tuple[str, ...] = ()):
-    """This kernel's worker for (keras, isolation, preload): reused when alive, else launched
-    now without waiting for it (`_ready` waits, after the caller's own preparation)."""
+def _launch(keras: str, isolation: str, preload: tuple[str, ...] = (), framework: str = "keras"):
+    """This kernel's worker for (keras, isolation, preload, framework): reused when alive, else
+    launched now without waiting for it (`_ready` waits, after the caller's own preparation)."""
     from grader.sandbox.client import Worker
 
-    key = (keras, isolation, tuple(preload))
+    key = (keras, isolation, tuple(preload), framework)
     with _LOCK:
         worker = _WORKERS.get(key)
         if worker is not None and worker.alive():
             return worker
         if worker is not None:
             worker.stop(grace=0.5)
-        worker = Worker(keras=keras, isolation=isolation, preload=preload).launch()
+        worker = Worker(keras=keras, isolation=isolation, preload=preload, framework=framework).launch()
         STATS["workers_started"] += 1
         _WORKERS[key] = worker
         return worker
@@ -77,18 +79,19 @@ def _ready(worker):
 def warm_up(assignment: str | None = None, *, keras: str = "3", sandbox: str = "auto") -> bool:
     """Start this kernel's sandbox worker in the background, so that even the first check()
     finds it ready (a template's first cell calls it). With `assignment`, its spec says
-    which Keras and preloads the worker needs. Never raises and never waits: a notebook's
-    first cell must run whatever the machine; the first check() says what is wrong, if
+    which framework, Keras and preloads the worker needs. Never raises and never waits: a
+    notebook's first cell must run whatever the machine; the first check() says what is wrong, if
     anything. Returns whether a worker is starting or running."""
     if os.environ.get("GRADER_SELF_CHECK", "").lower() in ("off", "0", "false", "no"):
         return False
     try:
         preload: tuple[str, ...] = ()
+        framework = "keras"
         if assignment is not None:
             from grader.assignment import load_assignment
             spec = load_assignment(assignment, near=Path.cwd())
-            keras, preload = spec.keras, tuple(getattr(spec, "preload", ()))
-        _launch(keras, sandbox, preload)
+            keras, preload, framework = spec.keras, tuple(getattr(spec, "preload", ())), _framework(spec)
+        _launch(keras, sandbox, preload, framework)
         return True
     except Exception:  # noqa: BLE001 - a warm-up is an optimisation, never an error in a student's first cell
         return False
@@ -199,12 +202,16 @@ def _history_notebook(inputs: list[str]):
 
 # ---------------------------------------------------------------- check
 
-def _prepare_grading(keras: str, worker) -> None:
-    """What grading imports and warms anyway (TensorFlow, pytest, the checks), done while the
-    worker imports TensorFlow on the other core: on a first check the two waits overlap.
-    matplotlib stays importable as usual: this is the student's kernel."""
+def _framework(spec) -> str:
+    return str(getattr(spec, "framework", "keras") or "keras")
+
+
+def _prepare_grading(keras: str, worker, framework: str = "keras") -> None:
+    """What grading imports and warms anyway (TensorFlow or torch, pytest, the checks), done
+    while the worker imports the same on the other core: on a first check the two waits
+    overlap. matplotlib stays importable as usual: this is the student's kernel."""
     from grader.warm import prepare
-    prepare(keras, plotting=True, enough=worker.answered)
+    prepare(keras, plotting=True, enough=worker.answered, framework=framework)
 
 
 _AUTOLOAD = "PYTEST_DISABLE_PLUGIN_AUTOLOAD"
@@ -355,16 +362,18 @@ def _check(exercise: str | None, notebook: str | None, assignment: str | None, s
         raise SelfCheckError(problem)
     checked = [exercise] if exercise is not None else list(spec.exercises)
     with _LOCK:
-        known = _WORKERS.get((spec.keras, sandbox, tuple(getattr(spec, "preload", ()))))
+        known = _WORKERS.get((spec.keras, sandbox, tuple(getattr(spec, "preload", ())), _framework(spec)))
         warm = known is not None and bool(known.info) and known.alive()
     if show and not warm:
         _say(f"starting the grader, about {FIRST_CHECK_SECONDS} s the first time (longer on a busy machine); "
              f"later checks take well under a second")
-    why = ("the first check imports TensorFlow, which is slow on a busy machine" if not warm else
+    library = "torch" if _framework(spec) == "torch" else "TensorFlow"
+    why = (f"the first check imports {library}, which is slow on a busy machine" if not warm else
            f"your code is still running (each call into it is stopped after {spec.call_timeout:g} s)")
     with _notice_if_long(why) if show else _nothing():
-        worker = _launch(spec.keras, sandbox, tuple(getattr(spec, "preload", ())))  # overlaps the preparation
-        _prepare_grading(spec.keras, worker)
+        worker = _launch(spec.keras, sandbox, tuple(getattr(spec, "preload", ())),
+                         _framework(spec))  # overlaps the preparation
+        _prepare_grading(spec.keras, worker, _framework(spec))
         return _grade(spec, nb_path, inputs, checked, exercise, worker)
 
 

@@ -1,4 +1,4 @@
-"""What a cold grading process does while its sandbox worker imports TensorFlow.
+"""What a cold grading process does while its sandbox worker imports TensorFlow (or torch).
 
 The first submission a process grades pays for things that have nothing to do with it:
 importing TensorFlow, pytest and the checks, compiling nbformat's schema validators, and
@@ -10,6 +10,10 @@ student's `grader check` waits for the worker and then only for their own submis
 Nothing here may change a grade: the warm-up model is built and dropped the way a graded
 submission's models are (Keras' global state reset as after any submission), so the first
 submission is graded in the state every later submission of a batch finds.
+
+A PyTorch assignment (`framework = "torch"`) never needs TensorFlow: its grading imports
+torch and the torch adapter, and its first model check traces and rebuilds a module, so
+that is what is warmed instead (TensorFlow's import alone would cost a torch check ~4 s).
 """
 from __future__ import annotations
 
@@ -30,7 +34,8 @@ class Prepared:
     skipped: list[str] = field(default_factory=list)
 
 
-def prepare(keras: str = "3", *, plotting: bool = True, enough: Callable[[], bool] | None = None) -> Prepared:
+def prepare(keras: str = "3", *, plotting: bool = True, enough: Callable[[], bool] | None = None,
+            framework: str = "keras") -> Prepared:
     """Import and warm what grading a submission uses. `plotting=False` in a process that
     draws nothing (TensorFlow's import then skips matplotlib; see grader.frameworks.keras.tensorflow_import).
 
@@ -40,10 +45,16 @@ def prepare(keras: str = "3", *, plotting: bool = True, enough: Callable[[], boo
     import time
 
     done = Prepared()
-    steps = (("tensorflow", lambda: import_quietly(keras, plotting=plotting), True),
-             ("grading modules", _import_grading, True),
-             ("notebook reader", _warm_notebook_reader, False),
-             ("keras", lambda: _warm_keras(keras), False))
+    if framework == "torch":
+        steps = (("torch", _import_torch, True),
+                 ("grading modules", _import_grading, True),
+                 ("notebook reader", _warm_notebook_reader, False),
+                 ("torch model", _warm_torch, False))
+    else:
+        steps = (("tensorflow", lambda: import_quietly(keras, plotting=plotting), True),
+                 ("grading modules", _import_grading, True),
+                 ("notebook reader", _warm_notebook_reader, False),
+                 ("keras", lambda: _warm_keras(keras), False))
     for name, step, needed in steps:
         if not needed and enough is not None and enough():
             done.skipped.append(f"{name}: not needed (the sandbox worker was ready)")
@@ -125,3 +136,48 @@ def _warm_keras(keras: str) -> None:
     del model
     from grader.grading import release_models
     release_models()
+
+
+def _import_torch() -> None:
+    """torch, torch.fx and the adapter that reads, rebuilds and compares modules."""
+    import torch  # noqa: F401
+    import torch.fx  # noqa: F401
+
+    import grader.frameworks.torch.graph  # noqa: F401
+    import grader.frameworks.torch.outputs  # noqa: F401
+    import grader.frameworks.torch.rebuild  # noqa: F401
+    import grader.frameworks.torch.untraced  # noqa: F401
+    import grader.kit.torch_models  # noqa: F401
+
+
+def _warm_torch() -> None:
+    """Trace, describe as data, rebuild and call (both modes) a small module the way a
+    submission's is, so the first check does not pay for torch.fx's and the rebuild's
+    first use. Nothing is kept."""
+    import numpy as np
+    import torch
+    from torch import nn
+
+    from grader.frameworks.torch.describe import describe
+    from grader.frameworks.torch.graph import torch_layer_graph
+    from grader.frameworks.torch.rebuild import rebuild_torch
+    from grader.sandbox.protocol import TorchModulePayload
+
+    module = nn.Sequential(nn.ZeroPad2d(1), nn.Conv2d(3, 2, 3, bias=False), nn.BatchNorm2d(2), nn.ReLU(),
+                           nn.MaxPool2d(2), nn.Flatten(), nn.Linear(2 * 4 * 4, 1), nn.Sigmoid())
+    arrays: list[np.ndarray] = []
+
+    def add(array: np.ndarray) -> int:
+        arrays.append(array)
+        return len(arrays) - 1
+
+    described = describe(module, add)
+    payload = TorchModulePayload(described, tuple((k, arrays[i]) for k, i in described["state"]),
+                                 described["class_name"])
+    rebuilt = rebuild_torch(payload)
+    torch_layer_graph(rebuilt)
+    batch = torch.zeros((2, 3, 8, 8))
+    with torch.no_grad():
+        for mode in (False, True):
+            rebuilt.train(mode)
+            rebuilt(batch)
