@@ -336,6 +336,7 @@ class Gradebook(DecisionStore):
                            ("exercises", json.dumps(list(assignment.exercises))),
                            ("total_points", "" if assignment.total_points is None else str(assignment.total_points)),
                            ("fingerprint", assignment.fingerprint),
+                           ("framework", getattr(assignment, "framework", "keras")),  # the report's words
                            ("written", json.dumps([q.to_dict() for q in getattr(assignment, "questions", ())])),
                            ("late", json.dumps(assignment.late.to_dict() if getattr(assignment, "late", None)
                                                else None))):

@@ -210,12 +210,20 @@ PHRASES = {
 NOT_ATTEMPTED = ("not_implemented", "missing")
 
 
-def phrase(diagnosis: str) -> str:
+def phrase(diagnosis: str, framework: str = "keras") -> str:
+    """The mistake in the words of the students' framework: a PyTorch class reads
+    "nn.ReLU before nn.BatchNorm2d", the names its notebooks and feedback use."""
     if diagnosis in PHRASES:
-        return PHRASES[diagnosis]
-    if diagnosis.startswith("wrong_params:"):
-        return f"wrong settings of a {diagnosis.split(':', 1)[1]} layer"
-    return diagnosis.replace("_", " ")
+        text = PHRASES[diagnosis]
+    elif diagnosis.startswith("wrong_params:"):
+        text = f"wrong settings of a {diagnosis.split(':', 1)[1]} layer"
+    else:
+        text = diagnosis.replace("_", " ")
+    if framework == "torch":
+        from grader.checks.specs import kind_noun
+        text = re.sub(r"\b(BatchNormalization|Conv2D|ReLU)\b", lambda m: kind_noun(m.group(1), "torch"), text)
+        text = text.replace("a Keras model", "a torch nn.Module")
+    return text
 
 
 # ---------------------------------------------------------------- the numbers
@@ -257,6 +265,7 @@ class ClassReport:
     slowest: list[tuple[str, Row]]
     clusters: dict[str, list[Cluster]]
     threshold: float
+    framework: str = "keras"
 
     @property
     def graded(self) -> list[StudentGrade]:
@@ -273,6 +282,7 @@ def build_report(book: Gradebook, *, threshold: float = DEFAULT_THRESHOLD, top: 
     chosen = {s.row.submission: s.student_id for s in students if s.row is not None and s.row.graded}
     exercises = book.exercises
     maxima = book.exercise_max()
+    framework = book.meta("framework") or "keras"  # a gradebook from before the key: Keras
 
     rates: dict[tuple[str, str], TestRate] = {}
     mistakes: dict[str, dict[str, set[str]]] = {}
@@ -292,7 +302,7 @@ def build_report(book: Gradebook, *, threshold: float = DEFAULT_THRESHOLD, top: 
     order = {e: i for i, e in enumerate(exercises)}
     ordered_rates = sorted(rates.values(), key=lambda r: (order.get(r.exercise, len(order)), r.exercise))
     mistake_lists = {  # most students first; not attempting an exercise is not a mistake in it: last
-        ex: sorted((Mistake(d, phrase(d), sorted(s)) for d, s in per.items()),
+        ex: sorted((Mistake(d, phrase(d, framework), sorted(s)) for d, s in per.items()),
                    key=lambda m: (m.diagnosis in NOT_ATTEMPTED, -len(m.students), m.diagnosis))
         for ex, per in sorted(mistakes.items(), key=lambda kv: order.get(kv[0], len(order)))}
 
@@ -316,7 +326,7 @@ def build_report(book: Gradebook, *, threshold: float = DEFAULT_THRESHOLD, top: 
             clusters[exercise] = found
     max_total = round(sum(maxima.get(e, 0.0) for e in exercises), 6)
     return ClassReport(book.assignment, book.meta("title") or book.assignment, time.strftime("%Y-%m-%d %H:%M"),
-                       students, max_total, ordered_rates, mistake_lists, slow, clusters, threshold)
+                       students, max_total, ordered_rates, mistake_lists, slow, clusters, threshold, framework)
 
 
 # ---------------------------------------------------------------- plots
@@ -470,7 +480,8 @@ def render_report(report: ClassReport) -> str:
         parts.append("</table>")
         if warm:
             parts.append("<p class=sub>† the first submission its grading process graded: its time includes "
-                         "TensorFlow's one-off warm-up, not only this student's code.</p>")
+                         f"{'torch' if report.framework == 'torch' else 'TensorFlow'}'s one-off warm-up, not only "
+                         "this student's code.</p>")
 
     parts.append("<h2 id=similar>Identical or near-identical code</h2>")
     parts.append(f"<p class=sub>Each exercise's graded function, compared after removing comments, docstrings "
