@@ -262,5 +262,5 @@ def expect_skip_connection(model: Any, *, projection: bool | None = None, exerci
 
 
 __all__ = ["LayerSpec", "LayerGraph", "GraphNode", "GraphTooLarge", "Location", "MAX_CALLS", "Row", "Alignment",
-           "layer_specs", "layer_graph", "align_specs", "bias_notes", "expect_architecture", "expect_bn_after_conv",
+           "layer_specs", "layer_graph", "align_specs", "expect_architecture", "expect_bn_after_conv",
            "expect_skip_connection"]
