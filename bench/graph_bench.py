@@ -66,7 +66,7 @@ def growth(calls: int, depth: int, repeat: int) -> dict:
 
 def bomb(depth: int, calls: int) -> dict:
     from grader.checks.architecture import GraphTooLarge, layer_graph
-    from grader.frameworks.keras.walk import MAX_CALLS
+    from grader.checks.limits import MAX_CALLS
     model = nested(depth, calls)
     started = time.perf_counter()
     try:

@@ -17,7 +17,7 @@ from grader.checks.architecture import expect_architecture, expect_bn_after_conv
 from grader.checks.graph import layer_graph
 from grader.checks.models import expect_same_outputs
 from grader.frameworks.torch.rebuild import MAX_PARAMS, rebuild_torch
-from grader.frameworks.keras.rebuild import ModelRejected
+from grader.frameworks.errors import ModelRejected
 from grader.results import collecting_notes
 from grader.sandbox import protocol
 

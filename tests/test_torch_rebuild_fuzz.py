@@ -15,7 +15,7 @@ from torch import nn
 from grader.checks import CheckFailed
 from grader.checks.graph import layer_graph
 from grader.frameworks.torch.rebuild import RebuiltModule, rebuild_torch
-from grader.frameworks.keras.rebuild import ModelRejected
+from grader.frameworks.errors import ModelRejected
 from grader.sandbox import protocol
 
 

@@ -13,7 +13,7 @@ import torch
 from grader.checks import CheckFailed
 from grader.checks.graph import layer_graph
 from grader.frameworks.torch.rebuild import RebuiltModule, rebuild_torch
-from grader.frameworks.keras.rebuild import ModelRejected
+from grader.frameworks.errors import ModelRejected
 from grader.sandbox import protocol
 from grader.sandbox.protocol import TorchModulePayload
 
@@ -84,7 +84,7 @@ def double(t):
 
 @pytest.fixture(scope="module")
 def session(torch_worker):
-    s = torch_worker.session([{"source": STUDENT, "line": 1, "label": "cell 4 [models]", "kind": "def"}])
+    s = torch_worker.session([{"source": STUDENT, "line": 1, "label": "cell In [4] [models]", "kind": "def"}])
     yield s
     s.close()
 
@@ -124,7 +124,7 @@ def test_the_graph_keeps_where_the_student_wrote_each_operation(session):
     kinds = [n.spec.kind for n in graph.nodes]
     assert kinds == ["Conv2D", "BatchNormalization", "ReLU", "MaxPooling2D", "Flatten", "Dense"], kinds
     relu = graph.nodes[2]
-    assert relu.location is not None and relu.location.cell == "cell 4" and relu.location.function == "models"
+    assert relu.location is not None and relu.location.cell == "cell In [4]" and relu.location.function == "models"
     assert "F.relu(self.bn1(self.conv1(x)))" in relu.location.source
     assert graph.nodes[1].spec.label() == "nn.BatchNorm2d(4)"
 
@@ -158,7 +158,7 @@ def test_layers_of_a_sequential_point_at_the_line_that_created_them(session):
     graph = layer_graph(rebuild_torch(session.call("happy_model").value))
     by_kind = {n.spec.kind: n for n in graph.nodes}
     conv, dense = by_kind["Conv2D"].location, by_kind["Dense"].location
-    assert conv is not None and conv.cell == "cell 4" and "nn.Conv2d(3, 8, 7)" in conv.source
+    assert conv is not None and conv.cell == "cell In [4]" and "nn.Conv2d(3, 8, 7)" in conv.source
     lines = STUDENT.splitlines()
     assert "nn.Conv2d(3, 8, 7)" in lines[conv.line - 1]
     assert dense is not None and "nn.Linear(8 * 8 * 8, 1)" in lines[dense.line - 1]

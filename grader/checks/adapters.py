@@ -76,6 +76,11 @@ def register(adapter: Adapter) -> None:
     _REGISTERED[:] = [a for a in _REGISTERED if a.name != adapter.name] + [adapter]
 
 
+def unregister(name: str) -> None:
+    """Forget a registered adapter (a test's, or a plugin's being unloaded)."""
+    _REGISTERED[:] = [a for a in _REGISTERED if a.name != name]
+
+
 def _load(row: _Row) -> Adapter:
     adapter = _LOADED.get(row.name)
     if adapter is None:
@@ -134,4 +139,4 @@ def require(model: Any, operation: str) -> Adapter:
     return adapter
 
 
-__all__ = ["Adapter", "adapter_for", "candidates", "known", "named", "register", "require"]
+__all__ = ["Adapter", "adapter_for", "candidates", "known", "named", "register", "require", "unregister"]
