@@ -1,2 +1,7 @@
-"""Keras-specific adapters: `keras2` gives Keras 2 era notebooks Keras 2 semantics inside the
-sandbox child."""
+"""What is specific to Keras (Keras 3 and tf_keras). The checks reach it only through
+`adapter.ADAPTER` (found by `grader.checks.adapters`): `walk` and `graph` (a model as the
+neutral `LayerGraph`), `models` and `forward` (outputs with the reference's weights),
+`equivalence` (the numerical test of two layers). Besides: `rebuild` and `model_pool` (a
+returned model's config back into a model), `keras2` (Keras 2 semantics inside the
+sandbox child), `tensorflow_import`, `optimizer`. Importing this package imports no
+Keras: each module imports TensorFlow only when it runs a model."""
