@@ -22,6 +22,7 @@ from grader.calltrace import Trace, parse_trace
 from grader.checks import CheckFailed
 from grader.frameworks.keras.model_pool import POOL, pool_key
 from grader.notebook import LoadError, Program, extract_program, load_notebook
+from grader.notebook.cellnames import split_label
 from grader.frameworks.keras.rebuild import ModelRejected, rebuild
 from grader.sandbox import client
 from grader.sandbox.channel import Channel, LoadState, Recipe
@@ -129,7 +130,8 @@ class Submission:
     def _describe_load_error(err: dict) -> str:
         what = "an import" if err.get("kind") == "import" else "a definition"
         first = str(err.get("traceback", "")).strip().splitlines()[-1:] or [f"{err.get('type')}: {err.get('message')}"]
-        return f"{err.get('label')}, line {err.get('line')}: {what} failed and was skipped ({first[0]})"
+        cell = split_label(str(err.get("label", "")))[0]  # what failed is said next
+        return f"{cell}, line {err.get('line')}: {what} failed and was skipped ({first[0]})"
 
     def close(self) -> None:
         for channel in self._channels.values():
@@ -271,7 +273,7 @@ class Submission:
         if probe:
             return  # a probe reports a student name it cannot find itself (MissingFunction)
         if name not in self.session.defined:
-            failed = [e for e in self.session.load_errors if name in str(e.get("label", ""))]
+            failed = [e for e in self.session.load_errors if split_label(str(e.get("label", "")))[1] == name]
             if failed:
                 raise client.MissingFunction(f"`{name}` could not be defined: {self._describe_load_error(failed[0])}")
             raise client.MissingFunction(f"`{name}` is not defined in your notebook")

@@ -64,9 +64,11 @@ def test_the_error_classes_and_their_fields_are_documented():
     for cls in (CheckFailed, errors.SandboxError, errors.StudentCodeError, errors.MissingFunction,
                 errors.SandboxTimeout, errors.SandboxCrashed, errors.ReplyRejected, errors.ProbeError, ModelRejected):
         assert f"`{cls.__name__}" in section, cls
-    student = errors.StudentCodeError("unet_model", {"type": "ValueError", "message": "m", "where": "cell 3",
-                                                     "line": 4})
-    for field in ("name", "type", "detail", "traceback", "where", "line", "not_implemented", "via_probe", "output"):
+    student = errors.StudentCodeError("unet_model", {"type": "ValueError", "message": "m",
+                                                     "where": "cell In [3] [unet_model]", "line": 4})
+    assert (student.where, student.function) == ("cell In [3]", "unet_model")
+    for field in ("name", "type", "detail", "traceback", "where", "line", "function", "not_implemented", "via_probe",
+                  "output"):
         assert f"`{field}`" in section and hasattr(student, field), field
     failed = CheckFailed("m", hint="h", diagnosis="d", fraction=0.5)
     for field in ("message", "hint", "table", "diagnosis", "fraction"):

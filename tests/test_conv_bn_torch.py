@@ -138,7 +138,8 @@ def test_template_scores_zero_saying_not_implemented(graded, conv_bn_torch):
 
 def test_bn_after_pool_points_at_the_students_line(graded):
     t = _by_name(_result(graded, "bn_after_pool"))[("ConvolutionalModel", "layer graph")]
-    assert "self.bn1(self.pool1(" in t.message and "cell" in t.message
+    assert "self.bn1(self.pool1(" in t.message, t.message
+    assert "the cell starting `class ConvolutionalModel(nn.Module):`, line " in t.message, t.message
 
 
 def test_conv_bias_before_batchnorm_is_the_same_network(graded):

@@ -33,16 +33,17 @@ def test_the_same_model_is_walked_once():
 def test_a_reused_model_shows_the_new_submissions_locations():
     model = conv_relu()
     conv = model.layers[1].name
-    object.__setattr__(model, "_grader_locations", {conv: ("cell 3 [m]", 7, "x = Conv2D(4, 3)(x_in)")})
+    object.__setattr__(model, "_grader_locations", {conv: ("cell In [3] [m]", 7, "x = Conv2D(4, 3)(x_in)")})
     with pytest.raises(CheckFailed) as first:
         expect_bn_after_conv(model, every_conv=True)
-    assert "cell 3, line 7" in first.value.message
+    assert "created in cell In [3], line 7" in first.value.message
     # What grader.frameworks.keras.model_pool does before handing the model to the next submission.
-    object.__setattr__(model, "_grader_locations", {conv: ("cell 5 [m]", 2, "y = Conv2D(4, 3)(inp)")})
+    object.__setattr__(model, "_grader_locations", {conv: ("the cell starting `def m():` [m]", 2, "y = Conv2D(4, 3)(inp)")})
     with pytest.raises(CheckFailed) as second:
         expect_bn_after_conv(model, every_conv=True)
-    assert "cell 5, line 2" in second.value.message and "cell 3" not in second.value.message
-    assert layer_graph(model).nodes[0].location.cell == "cell 5"
+    assert "created in the cell starting `def m():`, line 2" in second.value.message
+    assert "In [3]" not in second.value.message
+    assert layer_graph(model).nodes[0].location.cell == "the cell starting `def m():`"
 
 
 def test_a_growing_sequential_is_walked_again():

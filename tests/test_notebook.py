@@ -365,7 +365,8 @@ def test_lambda_is_not_accepted_and_says_why():
 @pytest.mark.parametrize(
     ("cells", "words"),
     [
-        (["if True:\n    def happyModel():\n        pass\n"], ["the cell starting `if True:` (line 2)", "indented", "`if` block"]),
+        (["if True:\n    def happyModel():\n        pass\n"],
+         ["the cell starting `if True:` (line 2)", "indented", "`if` block"]),
         (["from my_solution import happyModel\n"], ["imports"]),
         ([new_markdown_cell("def happyModel():\n    pass")], ["markdown", "Code"]),
         (["def happymodel():\n    pass\n"], ["rename", "happymodel"]),

@@ -205,8 +205,9 @@ def test_student_error_inside_probe_names_their_function_cell_and_line(tmp_path,
     test = next(t for t in result.tests if t.name == "probe model is rebuilt")
     assert test.status is not Status.PASSED and test.diagnosis == "raised"
     assert test.message.startswith("Your `block` raised ValueError: filters do not match: 4"), test.message
-    assert "cell 2 [block], line 8" in test.message, test.message
-    assert 'File "cell 2 [block]", line 8, in block' in test.student_traceback
+    # The notebook's second cell, named by its first line: the compile label carries the function too.
+    assert "(the cell starting `import tensorflow as tf`, line 8)" in test.message, test.message
+    assert 'File "the cell starting `import tensorflow as tf` [block]", line 8, in block' in test.student_traceback
     shown = " ".join([test.message, test.hint, test.student_traceback, test.output])
     for probe_text in ("block_model", "probes", "inspect.signature", "keras.Model(X, Y)"):
         assert probe_text not in shown, (probe_text, shown)

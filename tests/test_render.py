@@ -288,9 +288,9 @@ def test_text_fatal_errors_are_prominent():
 
 def test_text_warnings_section():
     r = all_pass()
-    r.warnings += ["cell 4 skipped: it does not parse", ""]
+    r.warnings += ["the cell starting `print 'x'` skipped: it does not parse", ""]
     text = render_text(r)
-    assert "Warnings:\n  ! cell 4 skipped: it does not parse\n" in text
+    assert "Warnings:\n  ! the cell starting `print 'x'` skipped: it does not parse\n" in text
 
 
 # --- markdown -----------------------------------------------------------------------------------

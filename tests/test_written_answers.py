@@ -109,6 +109,8 @@ def test_a_deleted_tag_is_found_below_the_question_with_a_warning(conv_bn, relea
     answer = extract_answers(nb, conv_bn.questions, guide=guide)[WHY]
     assert (answer.text, answer.how, answer.cell) == (ANSWER, HEADING, _answer_index(release, WHY) + 1)
     assert "written:why_bn_after_conv" in answer.warning and "put the tag back" in answer.warning
+    # The answer cell named by its first line, as the student finds it (not the 29th cell counted).
+    assert "taken from the cell starting `BN keeps the next layer's input distr...` onwards" in answer.warning
 
 
 def test_an_answer_merged_into_the_question_cell_is_told_from_the_question(conv_bn, release, guide):

@@ -28,6 +28,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from grader.notebook.cellnames import cell_names
 from grader.written import ANSWER_TAG_PREFIX, Question
 
 # What the gradebook keeps of one answer (grader.classroom.gradebook.MAX_ANSWER_CHARS);
@@ -293,7 +294,8 @@ def _by_heading(cells: list[Any], heads: list[int], mark: Landmark, guide: Answe
             break
     if chosen is None or not chosen.text:
         return None  # the question is there, nothing below it: no answer cell found
-    warning = (f"Written answer '{mark.question.title}': taken from cell {chosen.cell} onwards, below its "
+    where = cell_names(cells)[chosen.cell - 1] if 0 < chosen.cell <= len(cells) else f"cell {chosen.cell}"
+    warning = (f"Written answer '{mark.question.title}': taken from {where} onwards, below its "
                f"question, because no cell is tagged `{mark.question.tag}` (the tag was deleted, or the cells "
                f"were merged, split or copied into a new notebook). Check that it is your whole answer, and "
                f"put the tag back on the answer cell (in Jupyter: View > Cell Toolbar > Tags).")

@@ -35,8 +35,13 @@ def first_line(source: Any) -> str:
         text = "".join(s if isinstance(s, str) else str(s) for s in source)
     else:
         text = source if isinstance(source, str) else str(source or "")
-    line = next((l.strip() for l in text.splitlines() if l.strip()), "")
-    cut = next((i for i, c in enumerate(line) if c in '"`' or not c.isprintable()), len(line))
+    line, at = "", 0
+    while not line and at < len(text):  # line by line: a cell of pasted data is never split whole
+        end = text.find("\n", at)
+        end = len(text) if end < 0 else end
+        line, at = text[at:end].strip(), end + 1
+    head = line[: FIRST_LINE_CHARS + 1]
+    cut = next((i for i, c in enumerate(head) if c in '"`' or not c.isprintable()), len(head))
     if cut < len(line) or len(line) > FIRST_LINE_CHARS:
         line = line[: min(cut, FIRST_LINE_CHARS - 3)].rstrip() + "..."
     return line if line.strip(".") else ""

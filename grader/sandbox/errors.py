@@ -18,8 +18,11 @@ class StudentCodeError(SandboxError):
         self.traceback = str(error.get("traceback", ""))
         self.not_implemented = bool(error.get("not_implemented"))
         self.output = output
-        # The innermost of the student's own frames: "cell 7 [identity_block]", line 14.
-        self.where = str(error.get("where") or "")[:200]
+        # The innermost of the student's own frames: its cell as the student finds it ("cell
+        # In [7]", grader.notebook.cellnames), line 14, and the definition that cell's code was
+        # compiled for ("identity_block"; "" for a statement outside any def).
+        from grader.notebook.cellnames import split_label
+        self.where, self.function = split_label(str(error.get("where") or "")[:200])
         self.line = error.get("line") if type(error.get("line")) is int else None
         self.via_probe = False  # raised while an instructor's probe was calling the student's code
         if self.not_implemented:

@@ -235,7 +235,8 @@ def _blocked_message(error: dict, changed) -> str:
     failed = f"{str(error.get('type', 'Exception'))[:100]}: {str(error.get('message', ''))[:300]}".rstrip(": ")
     head = "the grader's checks for this exercise could not be loaded beside your code"
     if error.get("function"):
-        where = str(error.get("where") or "")[:200]
+        from grader.notebook.cellnames import split_label
+        where = split_label(str(error.get("where") or "")[:200])[0]  # the function is named already
         line = error.get("line") if type(error.get("line")) is int else None
         at = f" ({where}, line {line})" if where and line else f" ({where})" if where else ""
         return f"{head}: your `{str(error['function'])[:200]}`{at} raised {failed} while they loaded"

@@ -53,7 +53,7 @@ _NAMES_LOCAL = {id(fn): name for fn, name in function_names().items()}
 
 def untraceable_message(module: RebuiltModule) -> str:
     where = module.untraceable_where
-    at = f" ({where[0].split(' [', 1)[0]}, line {where[1]}: `{where[2]}`)" if where else ""
+    at = f" ({split_label(where[0])[0]}, line {where[1]}: `{where[2]}`)" if where else ""
     return (f"`{module.class_name}.forward` cannot be followed operation by operation{at}: "
             f"{module.untraceable}. The grader reads your model by tracing forward with a placeholder "
             "input, so forward must not branch on the values of tensors.")
