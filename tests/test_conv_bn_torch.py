@@ -89,9 +89,10 @@ FAILS = {
     "correct": {},
     "conv_bias_true": {},
     "broken_tags": {},
-    "relu_before_bn": {("happy_model", "layer order"): ("relu_before_bn", "ReLU")},
+    "relu_before_bn": {("happy_model", "layer order"): ("relu_before_bn", "nn.ReLU comes before nn.BatchNorm2d")},
     "bn_after_pool": {("ConvolutionalModel", "layer graph"): ("bn_after_pool", "normalizes the output of nn.MaxPool2d(4)")},
-    "wrong_num_features": {("ConvolutionalModel", "layer graph"): ("wrong_params", "num_features=8")},
+    "wrong_num_features": {("ConvolutionalModel", "layer graph"): (
+        "wrong_params", "The second nn.BatchNorm2d (created in the cell starting `class ConvolutionalModel(nn.Module):`, line")},
     "batch_stats_at_eval": {("happy_model", OUTPUTS): ("eval_uses_batch_stats", "track_running_stats=False")},
     "test_stats_leak": {("standardize", "values on new data"): ("test_stats_leak", "the test set's own statistics")},
     "channels_last_axes": {("standardize", "values on new data"): ("channels_last_axes", "axis=(0, 1, 2)")},
@@ -144,11 +145,35 @@ def test_bn_after_pool_points_at_the_students_line(graded):
 
 def test_conv_bias_before_batchnorm_is_the_same_network(graded):
     """bias=True on each Conv2d before its BatchNorm2d: BatchNorm subtracts the channel mean, so
-    the bias cancels; the graph and both modes' outputs match the reference (bias=False)."""
+    the bias cancels; the graph and both modes' outputs match the reference (bias=False). The
+    graph tests pass with a note saying the bias is wasted, naming the student's lines."""
     result = _result(graded, "conv_bias_true")
     assert result.score == result.max_score
     outputs = [t for t in result.tests if "output" in t.name or "another" in t.name]
     assert len(outputs) == 3 and all(t.status is Status.PASSED for t in outputs)
+    tests = _by_name(result)
+    cells = {"happy_model": "the cell starting `def happy_model():`",
+             "ConvolutionalModel": "the cell starting `class ConvolutionalModel(nn.Module):`"}
+    for key in (("happy_model", "layer order"), ("ConvolutionalModel", "layer graph")):
+        notes = tests[key].notes
+        assert len(notes) == 1 and notes[0].startswith("nn.Conv2d(..., bias=True) before nn.BatchNorm2d: accepted ("), \
+            (key, notes)
+        assert f"created in {cells[key[0]]}, line " in notes[0], notes
+        assert "`bias=False` saves parameters" in notes[0], notes
+    assert not any(t.notes for t in result.tests if t.name not in ("layer order", "layer graph",
+                                                                    "another image size and number of classes"))
+    assert not any(t.notes for t in _result(graded, "correct").tests)  # bias=False as specified: nothing to say
+
+
+# Keras class names a PyTorch student never wrote: no sentence they read may use them.
+KERAS_NAMES = ("BatchNormalization", "Conv2D", "MaxPooling2D", "ZeroPadding2D", "Dense", "Activation(", "use_bias")
+
+
+@pytest.mark.parametrize("sample", sorted(FAILS))
+def test_every_message_of_every_sample_speaks_pytorch(sample, graded):
+    for t in _result(graded, sample).tests:
+        text = " ".join([t.message, t.hint, *t.notes])
+        assert not [name for name in KERAS_NAMES if name in text], (t.title, text)
 
 
 def test_training_cells_are_not_run(graded):
