@@ -525,8 +525,9 @@ def _check(args, assignment, started: float | None = None) -> int:
     env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
     import threading
     import time
-    notice = threading.Timer(10.0, lambda: print("grader: still checking after 10 s (the first check imports "
-                                                  "TensorFlow, slow on a busy machine)...", file=sys.stderr,
+    library = "torch" if getattr(assignment, "framework", "keras") == "torch" else "TensorFlow"
+    notice = threading.Timer(10.0, lambda: print(f"grader: still checking after 10 s (the first check imports "
+                                                  f"{library}, slow on a busy machine)...", file=sys.stderr,
                                                   flush=True))
     notice.daemon = True
     notice.start()
