@@ -84,6 +84,8 @@ def test_kit_records_modules_as_data_that_computes_nothing(kit):
     shipped = {p.suffix for p in kit.root.rglob("*") if p.is_file()}
     assert not shipped & {".pt", ".pth", ".pkl", ".pickle", ".ckpt"}
     assert rebuildable_models(kit.root) == []
+    readme = (kit.root / "README.md").read_text(encoding="utf-8")
+    assert '[torch,student]"' in readme and "TensorFlow" not in readme  # what a torch kit installs
     assert leaks(kit.root, load_assignment("conv_bn_torch"), []) == []
 
     replay = Replay.open(kit.spec_dir / "answers" / "answers.json")
@@ -199,7 +201,7 @@ def test_grader_check_on_a_saved_torch_notebook(kit, tmp_path):
     done = subprocess.run([GRADER, "check", "mine.ipynb"], cwd=folder, env=env, capture_output=True,
                           text=True, timeout=900)
     out = " ".join((done.stdout + done.stderr).split())  # the renderer wraps long lines
-    assert "imported TensorFlow" not in out, out
+    assert "imported TensorFlow" not in out and "imports TensorFlow" not in out, out
     assert "visible tests: 14 / 21 points" in out, out
     assert "nn.ReLU comes before nn.BatchNorm2d" in out, out
     assert "nn.Conv2d -> nn.BatchNorm2d -> nn.ReLU" in out, out

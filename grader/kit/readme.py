@@ -18,10 +18,12 @@ def wheel_name(version: str = grader.__version__) -> str:
     return f"grader-{version}-py3-none-any.whl"
 
 
-def install_line(keras: str = "3", version: str = grader.__version__) -> str:
-    """The one pip command a student runs: the grader wheel with the assignment's TensorFlow,
-    what the notebook imports (matplotlib) and a Jupyter kernel."""
-    return f'pip install "{wheel_name(version)}[{KERAS_EXTRA.get(str(keras), "keras")},student]"'
+def install_line(keras: str = "3", version: str = grader.__version__, framework: str = "keras") -> str:
+    """The one pip command a student runs: the grader wheel with the assignment's framework
+    (its TensorFlow, or torch for a PyTorch assignment: a torch kit never imports
+    TensorFlow), what the notebook imports (matplotlib) and a Jupyter kernel."""
+    extra = "torch" if framework == "torch" else KERAS_EXTRA.get(str(keras), "keras")
+    return f'pip install "{wheel_name(version)}[{extra},student]"'
 
 
 def kernel_line(name: str) -> str:
@@ -33,6 +35,7 @@ def readme_text(assignment, notebook: str, warms_up: bool = False) -> str:
     first = assignment.exercises[0] if assignment.exercises else "EXERCISE"
     exercises = ", ".join(f"`{e}`" for e in assignment.exercises)
     title = getattr(assignment, "title", "") or name
+    library = "PyTorch" if getattr(assignment, "framework", "keras") == "torch" else "TensorFlow"
     early = (" The notebook's\nfirst code cell starts the grader early, so the first check is usually quicker."
              if warms_up else "")
     return f"""# {title}: your notebook and its self-check
@@ -41,7 +44,7 @@ This folder holds `{notebook}` (the assignment), the files it imports, and `self
 the visible tests the instructor wrote, so that you can check your work as you go. Keep
 the notebook **in this folder**: `check()` looks for `selfcheck/` next to it.
 
-## Set up once (about 5 minutes; TensorFlow is a few hundred MB to download)
+## Set up once (about 5 minutes; {library} is a few hundred MB to download)
 
 You need Python 3.10 or newer, and the file `{wheel_name()}` from your instructor,
 saved in this folder. In a terminal, in this folder:
@@ -49,12 +52,12 @@ saved in this folder. In a terminal, in this folder:
 ```sh
 python3 -m venv .venv
 . .venv/bin/activate          # Windows: .venv\\Scripts\\activate
-{install_line(assignment.keras)}
+{install_line(assignment.keras, framework=getattr(assignment, "framework", "keras"))}
 {kernel_line(name)}
 ```
 
 The first three lines make a private Python environment and install the grader with
-TensorFlow, matplotlib and a Jupyter kernel; the last one lets Jupyter use that
+{library}, matplotlib and a Jupyter kernel; the last one lets Jupyter use that
 environment under the name "{name} (grader)".
 
 ## Open the notebook
