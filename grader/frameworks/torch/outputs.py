@@ -75,8 +75,13 @@ def _fold_bias(graph: Any, conv: int, bias: torch.Tensor) -> None:
 
 
 def _run(module: nn.Module, x: torch.Tensor, training: bool | None, who: str) -> list[np.ndarray]:
+    """One forward pass on one intra-op thread: grading runs a process per core, and on a busy
+    2-core machine two threads waiting on each other made conv_bn_torch's passes 10-15x slower
+    in wall time and CPU than one (bench/torch_bench.py)."""
     if training is not None:
         module.train(training)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     try:
         with torch.no_grad():
             out = module(x)
@@ -88,6 +93,8 @@ def _run(module: nn.Module, x: torch.Tensor, training: bool | None, who: str) ->
                           hint="check each layer's in_channels / in_features against the previous layer's output, "
                                "and the input shape (N, C, H, W) of the specification.",
                           diagnosis="model_call_failed") from None
+    finally:
+        torch.set_num_threads(threads)
     flat = list(out) if isinstance(out, (tuple, list)) else [out]
     return [o.detach().cpu().numpy() if isinstance(o, torch.Tensor) else np.asarray(o) for o in flat]
 
