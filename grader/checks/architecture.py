@@ -174,7 +174,8 @@ class _Words:
         self.activate = "x = torch.relu(x)" if torch else "X = Activation('relu')(X)"
 
     def hint(self) -> str:
-        return f"keep the block's input as {self.keep} before the main path, then after it: {self.sum}; {self.activate}."
+        return (f"keep the block's input as {self.keep} before the main path, then after it: "
+                f"{self.sum}; {self.activate}.")
 
 
 def _final_merge(g: LayerGraph) -> Block | None:
