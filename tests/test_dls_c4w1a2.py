@@ -303,7 +303,7 @@ def test_course_notebook_gets_full_marks_without_import_warnings(tmp_path, assig
     absent = [m for m in ("test_utils", "scipy", "pandas") if importlib.util.find_spec(m) is None]
     assert len(result.notes) == 1 and "cnn_utils" not in notes, notes  # one note, for the instructor
     for module in absent:
-        assert f"`{module}` (cell " in notes and "declares missing" in notes, notes
+        assert f"`{module}` (the cell starting `" in notes and "declares missing" in notes, notes
     assert not any("happyModel" in w or "convolutional_model" in w for w in result.warnings), warnings
 
 

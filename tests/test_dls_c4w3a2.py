@@ -271,7 +271,7 @@ def test_final_layer_kernel_size(graded):
     result = graded("dropout_hard_coded", conv=nbs.DROPOUT_HARD_CODED, unet=nbs.FINAL_KERNEL_3)
     test = failed(result, "unet_model", "test_unet_model_layer_graph", "final_kernel_size")
     assert "3x3 kernel" in test.message and "1x1" in test.message, test.message
-    assert "[unet_model]" in test.message or "cell" in test.message, test.message  # where they wrote it
+    assert "the cell starting `# UNQ_C3`, line " in test.message, test.message  # unet_model's cell: where they wrote it
 
 
 def test_final_layer_activation(graded):

@@ -32,6 +32,7 @@ def happyModel():
 RIGHT = HAPPY_MODEL.format(second="BatchNormalization", third="ReLU").replace("BatchNormalization()",
                                                                               "BatchNormalization(axis=3)")
 EDITED = HAPPY_MODEL.format(second="ReLU", third="BatchNormalization")
+WITHOUT_BN = HAPPY_MODEL.format(second="ReLU", third="ReLU").replace("        tfl.ReLU(),\n", "", 1)
 
 
 def process_tree(root: int) -> list[int]:
@@ -110,6 +111,9 @@ def test_check_grades_the_code_the_kernel_ran_and_reuses_its_worker(tmp_path):
         nbformat.v4.new_code_cell(EDITED, metadata={"tags": ["happyModel"]}),
         nbformat.v4.new_code_cell(check),
         nbformat.v4.new_code_cell(_report_cell()),
+        # Edited and run once more (the kernel's 8th input), BatchNormalization left out:
+        nbformat.v4.new_code_cell(WITHOUT_BN, metadata={"tags": ["happyModel"]}),
+        nbformat.v4.new_code_cell(check),
     ]
     NotebookClient(run, kernel_name="python3", timeout=600,
                    resources={"metadata": {"path": str(tmp_path)}}).execute(env=_env())
@@ -122,6 +126,10 @@ def test_check_grades_the_code_the_kernel_ran_and_reuses_its_worker(tmp_path):
             "the notebook before you submit") in second
     assert HIDDEN_NOT_RUN in second
     assert "isolation: " in second  # the level that graded it is named
+
+    # The cell is named by the number Jupyter shows beside it, In [8], never by counting cells.
+    third = _html(run.cells[8])
+    assert "right after the Conv2D created in cell In [8], line 5 (`tfl.Conv2D(32, 7, strides=1),`)" in third, third
 
     before, after = _report(run.cells[3]), _report(run.cells[6])
     assert before["pids"] and before["pids"] == after["pids"]  # the same worker, still alive
