@@ -53,7 +53,8 @@ def test_a_first_line_is_cut_before_what_a_name_cannot_hold():
     assert first_line("  \n\n  # GRADED FUNCTION: happyModel  \nmore") == "# GRADED FUNCTION: happyModel"
     assert first_line("X_train, y_train, X_test, y_test = load_dataset()") == "X_train, y_train, X_test, y_test = lo..."
     assert first_line(["s = '\ud800'\n", None]) == "s = '..."
-    assert first_line('"""docstring"""') == ""
+    assert first_line('"""Exercise 1: happyModel"""') == "'''Exercise 1: happyModel'''"  # quoted otherwise
+    assert first_line("\x1b[31m") == ""
 
 
 def test_a_label_is_split_into_the_cells_name_and_the_function_it_defines():

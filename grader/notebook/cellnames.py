@@ -30,7 +30,8 @@ def ordinal(n: int) -> str:
 
 def first_line(source: Any) -> str:
     """The cell's first non-blank line as it reads on screen, cut before anything a name cannot
-    hold (a double quote, a backtick, a control character) or at FIRST_LINE_CHARS, with an ellipsis."""
+    hold (a double quote, a backtick, a control character) or at FIRST_LINE_CHARS, with an
+    ellipsis: what is left is still a prefix the student can search for."""
     if isinstance(source, list):  # lines, as a damaged or hand-built notebook may hold them
         text = "".join(s if isinstance(s, str) else str(s) for s in source)
     else:
@@ -40,6 +41,8 @@ def first_line(source: Any) -> str:
         end = text.find("\n", at)
         end = len(text) if end < 0 else end
         line, at = text[at:end].strip(), end + 1
+    if line[:1] in ('"', "`"):  # a docstring opens the cell: quoted the other way, not dropped
+        line = line.replace('"', "'").replace("`", "'")
     head = line[: FIRST_LINE_CHARS + 1]
     cut = next((i for i, c in enumerate(head) if c in '"`' or not c.isprintable()), len(head))
     if cut < len(line) or len(line) > FIRST_LINE_CHARS:

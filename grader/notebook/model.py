@@ -15,10 +15,10 @@ class Chunk:
     """
 
     source: str
-    cell: int  # index in nb.cells (markdown cells count), shown to students as "cell {cell+1}"
+    cell: int  # index in nb.cells (markdown cells count); students read the cell's name, never this
     line: int
     kind: str  # "import" | "def" | "class" | "assign"
-    label: str  # compile() filename: "cell 7 [happyModel]" or "cell 3"
+    label: str  # compile() filename: the cell's name (cellnames) and its definition, "cell In [7] [happyModel]"
 
 
 @dataclass(frozen=True)
