@@ -112,7 +112,9 @@ def chain_graph(layers: Sequence[nn.Module | None], names: Sequence[str]) -> Lay
 
 def _class_name(layer: Any) -> str:
     """A module's class, or a kit's recorded layer's (`grader.kit.torch_models`)."""
-    return type(layer).__name__ if isinstance(layer, nn.Module) else str(getattr(layer, "class_name", type(layer).__name__))
+    if isinstance(layer, nn.Module):
+        return type(layer).__name__
+    return str(getattr(layer, "class_name", type(layer).__name__))
 
 
 def _spec_of(layer: Any) -> Any:
@@ -158,14 +160,19 @@ _STATEFUL_NAMES = frozenset(c.__name__ for c in _STATEFUL)
 def transplanted_state(reference_order: list, student: RebuiltModule, run: HookedRun) -> dict[str, np.ndarray]:
     """The reference's tensors keyed by the student's paths: stateful layers paired in
     call order, class by class; a layer whose shapes differ keeps the student's own."""
-    theirs = [m for _, m in reference_order if _class_name(m) in _STATEFUL_NAMES]
+    theirs = [m for _, m in reference_order
+              if isinstance(m, _STATEFUL) or (not isinstance(m, nn.Module) and _class_name(m) in _STATEFUL_NAMES)]
     modules = dict(student.named_modules())
     ours = [(p, modules[p]) for p, _ in run.order if isinstance(modules.get(p), _STATEFUL)]
     state: dict[str, np.ndarray] = {}
     seen: set[int] = set()
     pending: torch.Tensor | None = None  # a reference bias the student's last conv lacks
     for source, (path, target) in zip(theirs, ours):
-        if _class_name(source) != type(target).__name__ or id(target) in seen:
+        if isinstance(source, nn.Module):
+            same = type(source) is type(target)
+        else:  # a kit's recorded layer: by class name
+            same = _class_name(source) == type(target).__name__
+        if not same or id(target) in seen:
             continue
         seen.add(id(target))
         given = dict(source.state_dict())
