@@ -165,3 +165,63 @@ def test_unusable_submissions_and_unknown_parts_get_zero_and_an_explanation(cont
         data = feedback(tmp_path / name, procs[name])
         assert data["fractionalScore"] == 0.0, name
         assert says in data["feedback"], (name, data["feedback"])
+
+
+# ---------------------------------------------------------------- a PyTorch assignment
+
+TORCH_SAMPLES = REPO / "assignments" / "conv_bn_torch" / "samples"
+
+
+@pytest.fixture(scope="module")
+def torch_context(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("coursera-torch") / "grader_context"
+    assert export("coursera", "conv_bn_torch", "--out", str(out)) == 0
+    return out
+
+
+def test_a_torch_context_installs_torch_s_cpu_build_and_no_tensorflow(torch_context):
+    requirements = (torch_context / "requirements.txt").read_text()
+    pins = {name.lower().replace("_", "-"): version for name, version in (
+        l.split("==") for l in requirements.splitlines() if l and not l.startswith(("#", "-")))}
+    assert pins["torch"] == metadata.version("torch").split("+")[0] + "+cpu"
+    assert "--extra-index-url https://download.pytorch.org/whl/cpu" in requirements.splitlines()
+    assert not set(pins) & {"tensorflow", "tensorflow-cpu", "tf-keras", "keras"}, sorted(pins)
+    dockerfile = (torch_context / "Dockerfile").read_text()
+    assert "https://download.pytorch.org/whl/cpu" in dockerfile  # why pip reads a second index
+    assert "pip install --no-cache-dir -r /grader/requirements.txt" in dockerfile
+    assert '"/grader/assignments/conv_bn_torch"]' in dockerfile
+    for path in ("assignments/conv_bn_torch/tests/test_torch_happy_model.py", "reference/conv_bn_torch.py",
+                 "assignments/conv_bn/faces.py"):
+        assert (torch_context / path).is_file(), path
+    assert "No [coursera] parts table: each part id must be an exercise's name." in \
+        (torch_context / "README.md").read_text()
+
+
+@pytest.mark.slow
+def test_a_torch_part_is_graded_without_importing_tensorflow(torch_context, tmp_path):
+    """The image's entry point on conv_bn_torch, part by exercise name (no parts table). The
+    image holds no TensorFlow; here a `tensorflow` that fails on import stands first on the
+    path (the grading process's, and so the sandbox worker's, which inherits it), so any
+    import of it on the way would turn into a grader failure instead of a grade."""
+    blocked = tmp_path / "no_tensorflow"
+    for name in ("tensorflow", "tf_keras", "keras"):
+        (blocked / name).mkdir(parents=True)
+        (blocked / name / "__init__.py").write_text(f"raise ImportError('{name} is not in a torch image')\n")
+    runs = {"happy_model": ("relu_before_bn", tmp_path / "a"), "standardize": ("channels_last_axes", tmp_path / "b")}
+    procs = {}
+    for part, (sample, shared) in runs.items():
+        (shared / "submission").mkdir(parents=True)
+        (shared / "submission" / "submitted.ipynb").write_bytes((TORCH_SAMPLES / f"{sample}.ipynb").read_bytes())
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(blocked), str(torch_context)]),
+                   GRADER_SHARED_DIR=str(shared), partId=part)
+        procs[part] = subprocess.Popen([sys.executable, "-m", "grader.export.coursera", "--assignment",
+                                        str(torch_context / "assignments" / "conv_bn_torch")], cwd=torch_context,
+                                       env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    happy = feedback(tmp_path / "a", procs["happy_model"])
+    standardize = feedback(tmp_path / "b", procs["standardize"])
+    assert happy["fractionalScore"] == 0.0, happy["feedback"]  # layer order 0 / 4, outputs not run 0 / 3
+    assert "BatchNorm2d" in happy["feedback"] and "BatchNormalization" not in happy["feedback"]
+    assert "not a problem with your notebook" not in happy["feedback"]  # graded, not a grader failure
+    assert "standardize" not in happy["feedback"]  # another part's exercise
+    assert standardize["fractionalScore"] < 1.0 and "happy_model" not in standardize["feedback"]
+    assert "axis" in standardize["feedback"], standardize["feedback"]

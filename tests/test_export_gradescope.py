@@ -109,19 +109,21 @@ def tensorflow_version() -> str:
 
 
 def pins_of(text: str) -> dict[str, str]:
-    lines = [l for l in text.splitlines() if l and not l.startswith("#")]
+    lines = [l for l in text.splitlines() if l and not l.startswith(("#", "-"))]  # comments, pip options
     return {name.lower().replace("_", "-"): version for name, version in (line.split("==") for line in lines)}
 
 
 def test_requirements_are_pinned_to_the_versions_installed_here(bundle):
     with zipfile.ZipFile(bundle) as zf:
-        pins = pins_of(zf.read("requirements.txt").decode())
+        text = zf.read("requirements.txt").decode()
+    pins = pins_of(text)
     assert pins["tensorflow-cpu"] == tensorflow_version()
     for dist in ("numpy", "nbformat", "pytest", "keras", "protobuf", "pyseccomp"):
         assert pins[dist] == metadata.version(dist), dist
     assert not [n for n in pins if n in ("nbclient", "ipykernel", "grader")]  # dev extras, ourselves
     # One TensorFlow: a Keras 3 assignment needs neither the full package nor tf-keras.
     assert "tensorflow" not in pins and "tf-keras" not in pins, sorted(pins)
+    assert "torch" not in pins and "--extra-index-url" not in text  # torch is the torch extra's alone
 
 
 def test_a_keras_2_bundle_pins_the_full_tensorflow_and_tf_keras_only(tmp_path):
@@ -146,20 +148,20 @@ def test_the_scripts_install_bubblewrap_and_the_pins_and_parse(bundle, tmp_path)
         subprocess.run(["bash", "-n", str(tmp_path / script)], check=True)
 
 
-@pytest.mark.slow
-def test_setup_sh_installs_an_environment_that_grades(bundle, tmp_path):
-    """setup.sh, run for real in a Gradescope-like tree: its venv is created and pip installs
-    the pinned requirements; then run_autograder grades with that venv. apt-get is the one
-    stand-in: it would change this machine's own packages, so a recorder takes its place and
-    the test checks what was asked.
+def run_setup_sh(root: Path, tmp_path: Path) -> tuple[dict, Path]:
+    """setup.sh run for real in the Gradescope-like tree `root`; returns the environment that
+    run_autograder then runs in, and the wheel folder (both tests remove it afterwards).
 
-    No network: the package index setup.sh's pip sees is a folder of wheels repacked from
-    this environment's own installed distributions (tests/wheelhouse.py), which the pins
-    were taken from, with PIP_NO_INDEX so that pip finds those files and only those.
-    PIP_NO_COMPILE spares byte-compiling TensorFlow's thousands of modules, which the
-    grading does not need."""
-    root = unpack(bundle, tmp_path / "ag", {"conv_bn.ipynb": (SAMPLES / "correct.ipynb").read_bytes()})
-    wheels = wheelhouse((root / "source" / "requirements.txt").read_text().splitlines(), tmp_path / "wheels")
+    apt-get is the one stand-in: it would change this machine's own packages, so a recorder
+    takes its place and the caller checks what was asked (tmp_path/apt.log). No network: the
+    package index setup.sh's pip sees is a folder of wheels repacked from this environment's
+    own installed distributions (tests/wheelhouse.py), which the pins were taken from, with
+    PIP_NO_INDEX so that pip finds those files and only those (an index the requirements
+    name, PyTorch's CPU index for a torch bundle, is ignored under it). PIP_NO_COMPILE spares
+    byte-compiling TensorFlow's or torch's thousands of modules, which grading does not need."""
+    pins = [line for line in (root / "source" / "requirements.txt").read_text().splitlines()
+            if not line.startswith("-")]  # pip options (an index) are not pins to repack
+    wheels = wheelhouse(pins, tmp_path / "wheels")
     stubs = tmp_path / "stubs"
     stubs.mkdir()
     (stubs / "apt-get").write_text(f'#!/bin/sh\necho "$@" >> {tmp_path / "apt.log"}\n')
@@ -170,24 +172,38 @@ def test_setup_sh_installs_an_environment_that_grades(bundle, tmp_path):
                PIP_FIND_LINKS=str(wheels), PIP_NO_INDEX="1", PIP_NO_COMPILE="1")
     for key in ("PYTHONPATH", "VIRTUAL_ENV"):
         env.pop(key, None)
+    done = subprocess.run(["bash", str(root / "source" / "setup.sh")], cwd="/", env=env, capture_output=True,
+                          text=True, timeout=1800)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    assert "grader dependencies ready" in done.stdout
+    asked = (tmp_path / "apt.log").read_text()
+    assert "install" in asked and "bubblewrap" in asked and "libseccomp2" in asked, asked
+    assert (root / "venv" / "bin" / "python").exists()
+    return env, wheels
+
+
+def installed_names(venv_python: Path, env: dict) -> set[str]:
+    listed = subprocess.run([str(venv_python), "-m", "pip", "list", "--format", "json"], capture_output=True,
+                            text=True, env=env, check=True).stdout
+    return {d["name"].lower().replace("_", "-") for d in json.loads(listed)}
+
+
+@pytest.mark.slow
+def test_setup_sh_installs_an_environment_that_grades(bundle, tmp_path):
+    """setup.sh, run for real in a Gradescope-like tree: its venv is created and pip installs
+    the pinned requirements; then run_autograder grades with that venv."""
+    root = unpack(bundle, tmp_path / "ag", {"conv_bn.ipynb": (SAMPLES / "correct.ipynb").read_bytes()})
+    wheels = tmp_path / "wheels"
     try:
-        done = subprocess.run(["bash", str(root / "source" / "setup.sh")], cwd="/", env=env, capture_output=True,
-                              text=True, timeout=1800)
-        assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
-        assert "grader dependencies ready" in done.stdout
-        asked = (tmp_path / "apt.log").read_text()
-        assert "install" in asked and "bubblewrap" in asked and "libseccomp2" in asked, asked
+        env, wheels = run_setup_sh(root, tmp_path)
         venv_python = root / "venv" / "bin" / "python"
-        assert venv_python.exists()
         # The pins, and nothing of this checkout: the bundle's grader is the one that grades.
         versions = subprocess.run([str(venv_python), "-c", "import importlib.metadata as m, json; print(json.dumps("
                                    "{d: m.version(d) for d in ('tensorflow-cpu', 'numpy', 'keras', 'nbformat')}))"],
                                   capture_output=True, text=True, env=env, check=True).stdout
         assert json.loads(versions) == {"tensorflow-cpu": tensorflow_version(),
                                         **{d: metadata.version(d) for d in ("numpy", "keras", "nbformat")}}
-        listed = subprocess.run([str(venv_python), "-m", "pip", "list", "--format", "json"], capture_output=True,
-                                text=True, env=env, check=True).stdout
-        names = {d["name"].lower().replace("_", "-") for d in json.loads(listed)}
+        names = installed_names(venv_python, env)
         assert "tensorflow-cpu" in names and not names & {"tensorflow", "tf-keras"}, sorted(names)  # one TensorFlow
         proc = subprocess.Popen([str(root / "run_autograder")], cwd="/", env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True)
@@ -276,3 +292,78 @@ def test_unusable_submissions_score_zero_with_one_clear_failed_test(bundle, tmp_
         assert test["name"] == "could not be graded" and test["visibility"] == "visible"
         assert says in test["output"].replace("\\", ""), (name, test["output"])
         assert str(tmp_path) not in json.dumps(results)  # files named as the student knows them
+
+
+# ---------------------------------------------------------------- a PyTorch assignment
+
+TORCH_SAMPLES = REPO / "assignments" / "conv_bn_torch" / "samples"
+TENSORFLOW_DISTS = {"tensorflow", "tensorflow-cpu", "tf-keras", "keras", "tensorboard"}
+
+
+@pytest.fixture(scope="module")
+def torch_bundle(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("gradescope-torch") / "autograder.zip"
+    assert export("gradescope", "conv_bn_torch", "--out", str(out)) == 0
+    return out
+
+
+def test_a_torch_bundle_pins_torch_s_cpu_build_from_its_cpu_index_and_no_tensorflow(torch_bundle, tmp_path):
+    with zipfile.ZipFile(torch_bundle) as zf:
+        requirements = zf.read("requirements.txt").decode()
+        setup = zf.read("setup.sh").decode()
+        names = set(zf.namelist())
+    pins = pins_of(requirements)
+    release = metadata.version("torch").split("+")[0]
+    assert pins["torch"] == f"{release}+cpu"  # the CPU build: no CUDA libraries on the platform
+    assert "--extra-index-url https://download.pytorch.org/whl/cpu" in requirements.splitlines()
+    for dist in ("numpy", "nbformat", "pytest", "sympy", "networkx", "pyseccomp"):
+        assert pins[dist] == metadata.version(dist), dist
+    assert not set(pins) & TENSORFLOW_DISTS, sorted(pins)  # grading torch never imports TensorFlow
+    assert not [n for n in pins if n.startswith("nvidia-") or n == "triton"], sorted(pins)
+    # The set-up's last check imports what this bundle grades with, and says where torch comes from.
+    assert "import torch, nbformat, pytest" in setup and "import tensorflow" not in setup
+    assert "https://download.pytorch.org/whl/cpu" in setup
+    assert {"assignments/conv_bn_torch/assignment.toml", "assignments/conv_bn_torch/tests/test_torch_happy_model.py",
+            "reference/conv_bn_torch.py", "assignments/conv_bn/faces.py"} <= names
+    assert not [n for n in names if n.startswith(("assignments/conv_bn_torch/samples",
+                                                  "assignments/conv_bn_torch/source"))]
+    with zipfile.ZipFile(torch_bundle) as zf:
+        zf.extractall(tmp_path)
+    subprocess.run(["bash", "-n", str(tmp_path / "setup.sh")], check=True)
+
+
+@pytest.mark.slow
+def test_a_torch_bundle_s_setup_sh_installs_torch_without_tensorflow_and_grades(torch_bundle, tmp_path):
+    """The torch bundle's setup.sh, run for real (see run_setup_sh): the venv it makes holds
+    torch's CPU build and no TensorFlow at all, and run_autograder grades conv_bn_torch's
+    samples in it with PyTorch's names in the feedback. The venv has no TensorFlow to fall
+    back on, so this also proves that no part of grading a torch assignment imports it."""
+    roots = {name: unpack(torch_bundle, tmp_path / name, {f"{name}.ipynb": (TORCH_SAMPLES / f"{name}.ipynb").read_bytes()})
+             for name in ("correct", "relu_before_bn")}
+    wheels = tmp_path / "wheels"
+    venv = roots["correct"] / "venv"
+    try:
+        env, wheels = run_setup_sh(roots["correct"], tmp_path)
+        names = installed_names(venv / "bin" / "python", env)
+        assert "torch" in names and not names & TENSORFLOW_DISTS, sorted(names)
+        version = subprocess.run([str(venv / "bin" / "python"), "-c", "import torch; print(torch.__version__)"],
+                                 capture_output=True, text=True, env=env, check=True).stdout.strip()
+        assert version == metadata.version("torch") and version.endswith("+cpu")
+        (roots["relu_before_bn"] / "venv").symlink_to(venv)  # one image, two submissions
+        procs = {name: subprocess.Popen([str(root / "run_autograder")], cwd="/",
+                                        env=dict(env, GRADER_AUTOGRADER_ROOT=str(root)), stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, text=True)
+                 for name, root in roots.items()}
+        (correct, out), (wrong, wrong_out) = (finish(roots[n], procs[n]) for n in ("correct", "relu_before_bn"))
+        for results in (correct, wrong):
+            well_formed(results)
+            assert results["extra_data"]["hidden_tests_run"] is True
+        assert correct["score"] == 23.0 and all(t["status"] == "passed" for t in correct["tests"]), out[-2000:]
+        assert wrong["score"] == 16.0, wrong_out[-2000:]
+        failed = {t["name"]: t for t in wrong["tests"] if t["status"] == "failed"}
+        assert "happy_model · layer order" in failed, sorted(failed)
+        assert "BatchNorm2d" in failed["happy_model · layer order"]["output"]
+        assert "BatchNormalization" not in json.dumps(wrong)  # PyTorch's names, not Keras'
+    finally:
+        shutil.rmtree(venv, ignore_errors=True)
+        shutil.rmtree(wheels, ignore_errors=True)

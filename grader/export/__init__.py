@@ -265,15 +265,13 @@ def grade_one(path: Path, assignment, *, include_hidden: bool = True, isolation:
     """Grade one submission the way every platform entry point does; never raises.
 
     A notebook that cannot even be read is answered without starting a sandbox (a second,
-    not ten). The sandbox's TensorFlow import overlaps with the grading process's own (a torch
-    assignment's grading process imports torch when a test first rebuilds a module). Any
+    not ten). The sandbox's framework import overlaps with the grading process's own. Any
     failure of the grader itself still becomes a result that says it is not the student's
     fault, because a platform shows a bare "autograder failed" otherwise.
     """
-    torch = getattr(assignment, "framework", "keras") == "torch"
-    if not torch:  # a torch bundle holds no TensorFlow: nothing of Keras is imported for it
-        from grader.frameworks.keras.tensorflow_import import import_quietly, quiet_env
-        quiet_env()
+    from grader.frameworks.preload import preload, quiet_env
+
+    quiet_env()
     from grader.grading import grade_submission
     from grader.notebook import LoadError, load_notebook
     from grader.sandbox.client import Worker
@@ -285,8 +283,8 @@ def grade_one(path: Path, assignment, *, include_hidden: bool = True, isolation:
     worker = None
     try:
         worker = Worker(keras=assignment.keras, isolation=isolation, framework=assignment.framework).launch()
-        if not torch:
-            import_quietly(assignment.keras)
+        # torch for a torch assignment, and then never TensorFlow: its bundle holds none
+        preload(getattr(assignment, "framework", "keras"), assignment.keras)
         worker.wait_ready()
         return grade_submission(path, assignment, worker, include_hidden=include_hidden,
                                 only_exercises=only_exercises)
