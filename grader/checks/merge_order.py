@@ -188,5 +188,6 @@ def order_accepted(exp: LayerGraph, e: int, fnd: LayerGraph, f: int, pairs: dict
     return perm is not None and absorbers(fnd, f, perm) is not None
 
 
-__all__ = ["MERGE_ORDERS", "MIXES", "MIXES_TRANSPOSED", "PER_CHANNEL", "UNPAIRED", "Permuted", "absorbers", "channel_concat", "channel_permutation", "check_merge_order",
-           "layer_permutations", "order_accepted", "permutations", "wanted_and_got"]
+__all__ = ["MERGE_ORDERS", "MIXES", "MIXES_TRANSPOSED", "PER_CHANNEL", "UNPAIRED", "Permuted", "absorbers",
+           "channel_concat", "channel_permutation", "check_merge_order", "layer_permutations", "order_accepted",
+           "permutations", "wanted_and_got"]
