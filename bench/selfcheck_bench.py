@@ -44,7 +44,7 @@ imported = time.perf_counter() - t0
 walls = []
 for _ in range(int(sys.argv[2])):
     t = time.perf_counter()
-    result = sc.check("happyModel", notebook=sys.argv[1], assignment="conv_bn", show=False)
+    result = sc.check(sys.argv[4], notebook=sys.argv[1], assignment=sys.argv[3], show=False)
     walls.append(time.perf_counter() - t)
 print(json.dumps({"import": imported, "walls": walls, "score": result.score, "max": result.max_score,
                   "isolation": result.isolation, "workers_started": sc.STATS["workers_started"]}))
@@ -135,10 +135,16 @@ def time_cli(n: int, baseline: Path | None = None, prime: int = 1) -> dict:
     return report
 
 
-def time_session(warm: int) -> dict:
-    out = subprocess.run([sys.executable, "-c", _SESSION, str(SAMPLE), str(1 + warm)], cwd=REPO, env=_env(),
-                         check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+def time_session(warm: int, *, python: str = sys.executable, notebook: Path = SAMPLE, assignment: str = "conv_bn",
+                 exercise: str = "happyModel", cwd: Path = REPO, env: dict[str, str] | None = None) -> dict:
+    """One fresh process holding the grader as a kernel does: the first check() and `warm`
+    more. `python`, `cwd` and `env` let another install be timed (a student's venv, with
+    the kit's notebook: bench/student_install_bench.py)."""
+    done = subprocess.run([python, "-c", _SESSION, str(notebook), str(1 + warm), assignment, exercise], cwd=cwd,
+                          env=_env() if env is None else env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"check() session failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def _extract(ref: str, into: Path) -> None:
