@@ -17,6 +17,7 @@ import pytest
 import dls_c4w2a1_notebooks as nbs
 from grader.assignment import load_assignment
 from grader.grading import grade_submission
+from grader.notebook.cellnames import cell_names
 from grader.results import Status
 from grader.submission import Submission
 
@@ -126,8 +127,13 @@ def test_course_notebook_gets_full_marks_without_import_warnings(graded, assignm
     absent = [m for m in DECLARED_MISSING[variant] if importlib.util.find_spec(m) is None]
     # One note for the instructor, naming each absent module the notebook imports and where.
     assert len(result.notes) == (1 if absent else 0), notes
+    # Each place is one of the notebook's cells as the student finds it (no execution counts
+    # saved: by its first line), never a number counting markdown cells.
+    names = cell_names(nbs.course_notebook(variant).cells)
     for module in absent:
-        assert f"`{module}` (cell " in notes and "declares missing" in notes, notes
+        assert f"`{module}` (" in notes and "declares missing" in notes, notes
+        places = notes.split(f"`{module}` (", 1)[1]
+        assert any(places.startswith(f"{name}, line ") for name in names if name.startswith("the ")), notes
     assert "resnets_utils" not in notes, notes
 
 
@@ -229,6 +235,7 @@ def test_stride_2_in_stage_2_is_named_as_such(graded):
     assert graph.diagnosis == "resnet_stage_stride", explain(result)
     assert graph.message.startswith("Stage 2 of your ResNet50 shrinks the feature map"), graph.message
     assert "s=2" in graph.message and "does not even build" in graph.message, graph.message
-    assert "[ResNet50]" in graph.message, graph.message  # where the build failed: their cell and line
+    # Where the build failed: ResNet50's cell, named by the first line the student sees on it.
+    assert "(the cell starting `# UNQ_C3`, line " in graph.message, graph.message
     assert "s=1" in graph.hint, graph.hint
     assert tests["test_output_on_hidden_inputs"].status is Status.NOT_RUN
