@@ -91,6 +91,9 @@ def warm_up(assignment: str | None = None, *, keras: str = "3", sandbox: str = "
             from grader.assignment import load_assignment
             spec = load_assignment(assignment, near=Path.cwd())
             keras, preload, framework = spec.keras, tuple(getattr(spec, "preload", ())), _framework(spec)
+        from grader.frameworks.installed import absent_modules
+        if absent_modules(framework, keras):  # no worker could start; the first check() says what to install
+            return False
         _launch(keras, sandbox, preload, framework)
         return True
     except Exception:  # noqa: BLE001 - a warm-up is an optimisation, never an error in a student's first cell

@@ -133,6 +133,8 @@ def test_a_student_kit_without_tensorflow_is_told_its_readme_line(bare, tmp_path
     with client.setup_kernel(env=env):
         for index, cell in enumerate(nb.cells):
             client.execute_cell(cell, index)
+    warm = [o.text for o in nb.cells[0].outputs if o.output_type == "stream"]
+    assert warm == ["False\n"], nb.cells[0].outputs  # no worker started that could not start, and silently
     said = []
     for cell in nb.cells[1:]:
         assert not [o for o in cell.outputs if o.output_type == "error"], cell.outputs
