@@ -78,10 +78,10 @@ def _model_tree(locations):
 
 
 def test_locations_are_validated_as_bounded_data():
-    good = ["conv2d", "cell 3 [happyModel]", 12, "tfl.Conv2D(32, 7),"]
+    good = ["conv2d", "cell In [3] [happyModel]", 12, "tfl.Conv2D(32, 7),"]
     payload = protocol.decode_value(_model_tree([good, ["x", "cell 1", -4, ""], ["y", "cell\x1b[2J", 1, ""],
                                                  ["z", "cell 1", 1, "a" * 500], "junk"]), b"")
-    assert payload.locations == (("conv2d", "cell 3 [happyModel]", 12, "tfl.Conv2D(32, 7),"),)
+    assert payload.locations == (("conv2d", "cell In [3] [happyModel]", 12, "tfl.Conv2D(32, 7),"),)
     with pytest.raises(protocol.ProtocolError):
         protocol.decode_value(_model_tree([good] * (provenance.MAX_LOCATIONS + 1)), b"")
     with pytest.raises(protocol.ProtocolError):
