@@ -141,6 +141,8 @@ def test_a_forward_that_branches_on_values_is_a_clear_failure_naming_its_line(se
     with pytest.raises(CheckFailed) as failed:
         layer_graph(model)
     assert "`Branchy.forward`" in str(failed.value) and "if x.sum() > 0:" in str(failed.value)
+    line = STUDENT.splitlines().index("        if x.sum() > 0:") + 1
+    assert f"(cell In [4], line {line}: `if x.sum() > 0:`)" in str(failed.value), str(failed.value)
     assert failed.value.diagnosis == "untraceable_forward"
 
 
