@@ -2,7 +2,8 @@
 
 - a rebuilt model reused for another submission (grader.frameworks.keras.model_pool) computes exactly what
   a fresh rebuild of that submission's payload computes, is lent to one submission at a
-  time, and is never kept when some of its state is outside its weights;
+  time, and is never kept when some of its state is outside its weights (but for a seed
+  generator's, put back before each loan);
 - the full garbage collection runs every N submissions or on growth, not on each;
 - a tf_keras child no longer imports Keras 3 just to seed it.
 """
@@ -72,17 +73,49 @@ def test_a_model_is_lent_to_one_submission_at_a_time():
     assert pool.take(key, payload) is None  # not given back yet: the next one rebuilds
 
 
-def test_models_with_state_outside_their_weights_are_never_kept():
+def test_a_seed_state_is_put_back_before_a_model_is_lent_again():
+    """A Dropout's seed generator is the one state outside the weights a rebuilt model may
+    have: a reused model draws the dropout masks its fresh rebuild drew, whatever the
+    previous submission's training calls drew."""
     pool = ModelPool()
     payload = _payload(_model(1, dropout=True))
     model = rebuild(payload)
-    assert not reusable(model)  # the Dropout's seed generator is a variable, not a weight
+    assert reusable(model)  # the Dropout's seed generator is a variable, not a weight, and recorded
+    x = np.random.default_rng(0).normal(size=(4, 6, 6, 2)).astype(np.float32)
+    first_mask = _outputs(model, x, True)
+    assert not np.array_equal(_outputs(model, x, True), first_mask)  # the seed moved on
+    pool.give_back(pool_key(payload), model)
+    reused = pool.take(pool_key(payload), payload)
+    assert reused is model
+    np.testing.assert_array_equal(_outputs(reused, x, True), first_mask)
+
+
+def test_models_with_unrecorded_state_outside_their_weights_are_never_kept():
+    """A model whose extra state the rebuild did not record (here: built directly) is never
+    reused: setting its weights would not reset it."""
+    pool = ModelPool()
+    model = _model(1, dropout=True)
+    assert not reusable(model)
+    payload = _payload(model)
     pool.give_back(pool_key(payload), model)
     assert pool.take(pool_key(payload), payload) is None
 
 
-def test_weightless_payloads_are_always_rebuilt():
-    assert pool_key(_payload(_model(1), weightless=True)) is None
+def test_a_weightless_model_is_reused_with_the_fresh_weights_it_was_rebuilt_with():
+    """Sent without weights (`weights=False`), a model gets fresh ones from its initializers,
+    which the output checks never read; reused, it keeps its first rebuild's. Its key is
+    not a weighted payload's of the same architecture (that one must get its weights set)."""
+    pool = ModelPool()
+    weightless, weighted = _payload(_model(1), weightless=True), _payload(_model(1))
+    assert pool_key(weightless) != pool_key(weighted)
+    model = rebuild(weightless)
+    fresh = [w.copy() for w in model.get_weights()]
+    pool.give_back(pool_key(weightless), model)
+    assert pool.take(pool_key(weighted), weighted) is None
+    reused = pool.take(pool_key(weightless), weightless)
+    assert reused is model
+    for a, b in zip(reused.get_weights(), fresh):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_another_architecture_gets_another_key():

@@ -271,7 +271,22 @@ def rebuild(payload: ModelPayload):
         object.__setattr__(model, "_grader_disconnected", tuple(name for name, _ in payload.disconnected))
     # Where the student created each layer (grader.sandbox.provenance), for the feedback.
     object.__setattr__(model, "_grader_locations", {n: (cell, line, src) for n, cell, line, src in payload.locations})
+    if payload.keras != "2":
+        _record_seed_states(model)
     return model
+
+
+def _record_seed_states(model) -> None:
+    """The seed generators' states as rebuilt (a Dropout's), so the model pool can put them
+    back before lending the model again. Recorded only when every variable outside the
+    weights is such a state: a model with other state is never reused."""
+    try:
+        weights = {id(w) for w in model.weights}
+        extra = [v for v in model.variables if id(v) not in weights]
+        if extra and all(str(getattr(v, "name", "")) == "seed_generator_state" for v in extra):
+            object.__setattr__(model, "_grader_seed_states", [(v, np.array(v.numpy(), copy=True)) for v in extra])
+    except Exception:  # noqa: BLE001 - nothing recorded: the model is rebuilt next time
+        pass
 
 
 def _rebuild_vetted(config: Any, payload: ModelPayload):
