@@ -74,12 +74,28 @@ def test_traced_functions_per_model_are_bounded():
     assert len(model._grader_calls.traced) == MAX_TRACED
 
 
-def test_models_with_state_outside_their_weights_keep_the_plain_call():
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((3,)), L.Dropout(0.5), L.Dense(2)])
-    assert not stateless(model)
-    with pytest.raises(ValueError):
-        call_model(model, np.ones((2, 3), np.float32), True, [(model.weights[0], model.weights[0])])
+def test_a_dropout_model_reads_substituted_weights_and_moves_its_seed_as_a_plain_call_does():
+    """A Dropout's seed generator is the only state outside the weights a Keras 3 model
+    holds: such a model runs the substituting way (a U-Net's checks no longer copy weights
+    in and out), and each call, eager then traced, draws the mask a plain call on a model
+    holding those weights draws, leaving the seed where the plain call leaves it."""
+    def build():
+        keras.utils.set_random_seed(0)
+        return keras.Sequential([keras.Input((3,)), L.Dense(4), L.Dropout(0.5), L.Dense(2)])
+    model, plain, other = build(), build(), build()
+    assert stateless(model)
+    other.set_weights([w * 2.0 for w in model.get_weights()])
+    plain.set_weights(other.get_weights())
+    seed, plain_seed = ([v for v in m.variables if v.name == "seed_generator_state"][0] for m in (model, plain))
+    plain_seed.assign(seed.numpy())
+    x = np.random.default_rng(1).normal(size=(8, 3)).astype(np.float32)
+    substitute = list(zip(model.weights, other.weights))
+    for _ in range(3):  # eager, then traced
+        read = np.asarray(call_model(model, x, True, substitute))
+        np.testing.assert_array_equal(read, np.asarray(plain(x, training=True)))
+        np.testing.assert_array_equal(seed.numpy(), plain_seed.numpy())
+    assert model._grader_calls.traced
+    assert _same(model.get_weights(), build().get_weights())  # its own weights untouched
 
 
 @pytest.mark.parametrize("training", [False, True, None])

@@ -10,9 +10,14 @@ called once pays nothing extra. It is the Keras adapter's own (`grader.framework
 Why the numbers are exactly the eager ones: the traced function runs with TensorFlow's
 graph optimizer (grappler) switched off, so no operations are fused or rewritten and each
 one runs the kernel an eager call runs. Anything unusual goes the eager way: a model with
-state outside its weights (a Dropout's seed generator), a Keras 2 model, more than a few
+state outside its weights other than a seed generator's, a Keras 2 model, more than a few
 shapes per model, or a traced call that fails (then the eager call gives its own error,
 word for word as before).
+
+A seed generator's state (a Dropout's) is the one thing a call writes that is kept: its new
+value is read out of the call, traced or eager, and written back, so the next call draws
+the next dropout mask exactly as a plain `model(x)` would. Without this a U-Net (Dropout in
+its bottleneck) ran every check the slow way: weights snapshot, copied in, restored.
 """
 from __future__ import annotations
 
@@ -30,6 +35,7 @@ class _Calls:
     """What one model has been called with, kept on the model itself."""
 
     index: dict[int, int]  # id(variable) -> its place in model.variables
+    seeds: tuple[int, ...] = ()  # the places of the seed generators' states
     seen: set[tuple] = field(default_factory=set)
     traced: dict[tuple, Any] = field(default_factory=dict)
     eager_only: set[tuple] = field(default_factory=set)
@@ -68,30 +74,58 @@ def call_model(model: Any, inputs: np.ndarray, training: bool | None,
             return _eager(model, inputs, training, substitute)
         calls.traced[key] = function
     try:
-        return _run_plain(function, inputs, [value for _, value in substitute])
+        outputs, seeds = _run_plain(function, inputs, [value for _, value in substitute])
     except Exception:  # noqa: BLE001 - the eager call says what went wrong, as it always did
         calls.eager_only.add(key)
         calls.traced.pop(key, None)
         return _eager(model, inputs, training, substitute)
+    _write_seeds(model, calls, seeds)
+    return outputs
 
 
 def stateless(model: Any) -> bool:
-    """Keras 3 models whose every variable is a weight: their calls can run without writing
-    anything (a Dropout's seed generator, or a tf_keras model, keep the plain call)."""
+    """Keras 3 models whose every variable is a weight or a seed generator's state: their
+    calls can run without writing anything but the seed states (a tf_keras model, or one
+    with other state, keeps the plain call)."""
     if isinstance(getattr(model, "_grader_calls", None), _Calls):
         return True
     if not type(model).__module__.startswith("keras."):
         return False
+    return seeds_only_extra(model)
+
+
+def seeds_only_extra(model: Any) -> bool:
+    """Whether every variable outside the model's weights is a seed generator's state."""
     try:
-        return len(model.variables) == len(model.weights)
+        weights = {id(w) for w in model.weights}
+        return all(id(v) in weights or _is_seed_state(v) for v in model.variables)
     except Exception:  # noqa: BLE001 - a model we cannot inspect keeps the plain call
         return False
 
 
+def _is_seed_state(variable: Any) -> bool:
+    return str(getattr(variable, "name", "")) == "seed_generator_state" and not getattr(variable, "trainable", True)
+
+
 def _eager(model: Any, inputs: np.ndarray, training: bool | None, substitute) -> Any:
     from keras import StatelessScope
-    with StatelessScope(state_mapping=list(substitute)):
-        return model(inputs, training=training)
+    with StatelessScope(state_mapping=list(substitute)) as scope:
+        outputs = model(inputs, training=training)
+    calls = _calls_of(model)
+    if calls.seeds:
+        variables = model.variables
+        _write_seeds(model, calls, [scope.get_current_value(variables[i]) for i in calls.seeds])
+    return outputs
+
+
+def _write_seeds(model: Any, calls: _Calls, values: Sequence[Any]) -> None:
+    """The seed states a call moved, written back as a plain call would have left them."""
+    if not calls.seeds:
+        return
+    variables = model.variables
+    for i, value in zip(calls.seeds, values):
+        if value is not None:
+            variables[i].assign(value)
 
 
 def _key(inputs: Any, training: bool | None, slots: tuple[int, ...] | None) -> tuple | None:
@@ -103,7 +137,9 @@ def _key(inputs: Any, training: bool | None, slots: tuple[int, ...] | None) -> t
 def _calls_of(model: Any) -> _Calls:
     calls = getattr(model, "_grader_calls", None)
     if not isinstance(calls, _Calls):
-        calls = _Calls({id(v): i for i, v in enumerate(model.variables)})
+        variables = model.variables
+        calls = _Calls({id(v): i for i, v in enumerate(variables)},
+                       tuple(i for i, v in enumerate(variables) if _is_seed_state(v)))
         object.__setattr__(model, "_grader_calls", calls)  # outside Keras' attribute tracking
     return calls
 
@@ -116,8 +152,12 @@ def _trace(model: Any, inputs: np.ndarray, training: bool | None, slots: tuple[i
 
         def forward(x, values):
             variables = owner().variables
-            with StatelessScope(state_mapping=[(variables[i], v) for i, v in zip(slots, values)]):
-                return owner()(x, training=training)
+            with StatelessScope(state_mapping=[(variables[i], v) for i, v in zip(slots, values)]) as scope:
+                outputs = owner()(x, training=training)
+            moved = [scope.get_current_value(variables[i]) for i in seeds]
+            return outputs, [variables[i].value if m is None else m for i, m in zip(seeds, moved)]
+
+        seeds = _calls_of(model).seeds
 
         variables = model.variables
         specs = [tf.TensorSpec(tuple(variables[i].shape), variables[i].dtype) for i in slots]
