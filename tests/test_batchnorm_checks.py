@@ -117,7 +117,7 @@ def verdict(fn, seed=0, *, reveal=False) -> CheckFailed | None:
     x, gamma, beta = make_hidden_batchnorm_inputs(seed)
     found = fn(x.copy(), gamma.copy(), beta.copy(), EPS)
     try:
-        expect_batchnorm(x, gamma, beta, EPS, found, reveal=reveal)
+        expect_batchnorm(x, gamma, beta, EPS, found, expected=reference_batchnorm(x, gamma, beta, EPS), reveal=reveal)
     except CheckFailed as failure:
         return failure
     return None
@@ -181,9 +181,11 @@ def test_eps_message_explains_the_bound_on_the_divisor():
 def test_diagnosis_follows_the_eps_that_was_passed():
     x, gamma, beta = make_hidden_batchnorm_inputs(0)
     with pytest.raises(CheckFailed) as failure:
-        expect_batchnorm(x, gamma, beta, 1e-2, eps_outside_sqrt(x, gamma, beta, 1e-2), reveal=False)
+        expect_batchnorm(x, gamma, beta, 1e-2, eps_outside_sqrt(x, gamma, beta, 1e-2),
+                         expected=reference_batchnorm(x, gamma, beta, 1e-2), reveal=False)
     assert failure.value.diagnosis == "eps_outside_sqrt"
-    expect_batchnorm(x, gamma, beta, 1e-2, correct(x, gamma, beta, 1e-2), reveal=False)
+    expect_batchnorm(x, gamma, beta, 1e-2, correct(x, gamma, beta, 1e-2),
+                     expected=reference_batchnorm(x, gamma, beta, 1e-2), reveal=False)
 
 
 # ---------------------------------------------------------------- hidden values stay hidden

@@ -137,7 +137,8 @@ def verdict(fn, seed=0, *, reveal=False) -> CheckFailed | None:
     X_train, X_test = make_hidden_standardize_inputs(seed)
     found, train_after, test_after = run_student(fn, X_train, X_test)
     try:
-        expect_standardized(X_train, X_test, found, train_after, test_after, reveal=reveal)
+        expect_standardized(X_train, X_test, found, train_after, test_after,
+                            expected=reference_standardize(X_train, X_test), reveal=reveal)
     except CheckFailed as failure:
         return failure
     return None
@@ -154,7 +155,8 @@ def test_correct_implementation_passes(fn, seed):
 def test_correct_passes_on_uint8_inputs():
     X_train, X_test = (a.astype(np.uint8) for a in make_hidden_standardize_inputs(3))
     found, train_after, test_after = run_student(correct, X_train, X_test)
-    expect_standardized(X_train, X_test, found, train_after, test_after, reveal=False)
+    expect_standardized(X_train, X_test, found, train_after, test_after,
+                        expected=reference_standardize(X_train, X_test), reveal=False)
 
 
 def test_reference_standardizes_train_to_mean_0_std_1_in_float32():

@@ -43,49 +43,72 @@ def _channel_axes(x: np.ndarray) -> tuple[int, ...]:
     return tuple(range(np.ndim(x) - 1))
 
 
-def _normalize(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float, *,
-               axes: tuple[int, ...] | None = None, ddof: int = 0,
-               divisor: Callable[[np.ndarray, float], np.ndarray] | None = None) -> np.ndarray:
-    """The batch-norm formula with each part that students get wrong as a parameter."""
+def _misnormalize(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float, *,
+                  axes: tuple[int, ...], ddof: int, divisor: str) -> np.ndarray:
+    """The batch-norm formula with the parts students get wrong as required parameters.
+
+    It computes mistakes only: every part must be named, and the combination that is the
+    exercise's answer (every axis but the last, ddof=0, eps inside the root) is refused,
+    so that nothing in the installed package is a working `batchnorm_forward`. The right
+    answer always comes from the assignment's reference."""
     x = _f64(x)
-    axes = _channel_axes(x) if axes is None else axes
+    axes = tuple(sorted(int(a) % x.ndim for a in axes))
+    if ddof not in (0, 1) or divisor not in _DIVISORS:
+        raise ValueError(f"not a recipe: ddof={ddof!r}, divisor={divisor!r}")
+    pooled = {a for a in axes if x.shape[a] != 1}  # an axis of length 1 pools nothing
+    if pooled == {a for a in _channel_axes(x) if x.shape[a] != 1} and ddof == 0 and divisor == "eps_inside":
+        raise ValueError("that is the right formula, not a mistake; the reference computes it")
     mean = x.mean(axis=axes, keepdims=True)
     var = x.var(axis=axes, ddof=ddof, keepdims=True)
-    return _f64(gamma) * (x - mean) / (divisor or _eps_inside)(var, eps) + _f64(beta)
+    return _f64(gamma) * (x - mean) / _DIVISORS[divisor](var, eps) + _f64(beta)
 
 
-def _eps_inside(var: np.ndarray, eps: float) -> np.ndarray:
-    return np.sqrt(var + eps)
+_DIVISORS: dict[str, Callable[[np.ndarray, float], np.ndarray]] = {
+    "eps_inside": lambda var, eps: np.sqrt(var + eps),
+    "eps_outside": lambda var, eps: np.sqrt(var) + eps,
+    "no_eps": lambda var, eps: np.sqrt(var),
+    "no_sqrt": lambda var, eps: var + eps,
+}
 
 
-def _eps_outside(var: np.ndarray, eps: float) -> np.ndarray:
-    return np.sqrt(var) + eps
+def _x_hat(expected: np.ndarray, gamma: np.ndarray, beta: np.ndarray) -> np.ndarray:
+    """The normalized x, read back from the reference's output: the mistakes that keep the
+    right normalization (gamma and beta swapped or left out) start from it, so no code
+    here normalizes x the right way."""
+    with np.errstate(all="ignore"):
+        return (_f64(expected) - _f64(beta)) / _f64(gamma)
 
 
-def _no_eps(var: np.ndarray, eps: float) -> np.ndarray:
-    return np.sqrt(var)
+def _swapped(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float,
+             expected: np.ndarray) -> np.ndarray:
+    return _f64(beta) * _x_hat(expected, gamma, beta) + _f64(gamma)
 
 
-def _no_sqrt(var: np.ndarray, eps: float) -> np.ndarray:
-    return var + eps
-
-
-def _swapped(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float) -> np.ndarray:
-    return _normalize(x, beta, gamma, eps)
-
-
-def _inference(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float) -> np.ndarray:
+def _inference(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float,
+               expected: np.ndarray) -> np.ndarray:
     """Keras' moving statistics start at mean 0, variance 1: what training=False uses
     before any training step."""
     return _f64(gamma) * _f64(x) / np.sqrt(1.0 + eps) + _f64(beta)
 
 
-def _inference_no_eps(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float) -> np.ndarray:
+def _inference_no_eps(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float,
+                      expected: np.ndarray) -> np.ndarray:
     return _f64(gamma) * _f64(x) + _f64(beta)
 
 
-def _plain(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float) -> np.ndarray:
-    return _normalize(x, np.ones_like(_f64(gamma)), np.zeros_like(_f64(beta)), eps)
+def _plain(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float,
+           expected: np.ndarray) -> np.ndarray:
+    return _x_hat(expected, gamma, beta)
+
+
+def _recipe(**wrong: Any) -> Callable[..., np.ndarray]:
+    """A mistake made with the formula's parts: those not named are the right ones."""
+    parts = {"ddof": 0, "divisor": "eps_inside", **wrong}
+
+    def compute(x, gamma, beta, eps, expected):
+        axes = parts.get("axes", _channel_axes(_f64(x)))
+        return _misnormalize(x, gamma, beta, eps, axes=axes, ddof=parts["ddof"], divisor=parts["divisor"])
+    return compute
 
 
 # ---------------------------------------------------------------- the catalogue of mistakes
@@ -96,7 +119,7 @@ class Mistake:
     and `hint` are str.format templates over `_facts`."""
 
     diagnosis: str
-    compute: Callable[[np.ndarray, np.ndarray, np.ndarray, float], np.ndarray]
+    compute: Callable[..., np.ndarray]  # (x, gamma, beta, eps, reference's output) -> output
     message: str
     hint: str
 
@@ -173,7 +196,7 @@ def _axis_mistake(axes: tuple[int, ...], meaning: str) -> Mistake:
     """Quote the axes the way the student wrote them: axis=None for all, axis=0 for one."""
     found_axes = "None" if meaning == "all" else str(axes if len(axes) > 1 else axes[0])
     message = _WRONG_AXIS.replace("{found_axes}", found_axes).replace("{meaning}", _AXIS_MEANINGS[meaning])
-    return Mistake("wrong_axis", lambda x, g, b, e: _normalize(x, g, b, e, axes=axes), message,
+    return Mistake("wrong_axis", _recipe(axes=axes), message,
                    "Compute mean and var with axis={axes}, every axis except the last, so that "
                    "they have one value per channel.")
 
@@ -183,14 +206,14 @@ def batchnorm_mistakes(ndim: int) -> tuple[Mistake, ...]:
     t = Mistake
     return (
         t("gamma_beta_swapped", _swapped, _SWAPPED, f"Compute {_FORMULA}."),
-        t("eps_outside_sqrt", lambda x, g, b, e: _normalize(x, g, b, e, divisor=_eps_outside),
+        t("eps_outside_sqrt", _recipe(divisor="eps_outside"),
           _EPS_OUTSIDE, "Put eps inside the square root: divide by np.sqrt(var + eps)."),
-        t("no_eps", lambda x, g, b, e: _normalize(x, g, b, e, divisor=_no_eps), _NO_EPS,
+        t("no_eps", _recipe(divisor="no_eps"), _NO_EPS,
           "Divide by np.sqrt(var + eps), using the eps argument."),
-        t("sample_var", lambda x, g, b, e: _normalize(x, g, b, e, ddof=1), _SAMPLE_VAR,
+        t("sample_var", _recipe(ddof=1), _SAMPLE_VAR,
           "Use the population variance, x.var(axis={axes}) without ddof=1 (torch.var and "
           "pandas default to ddof=1)."),
-        t("no_sqrt", lambda x, g, b, e: _normalize(x, g, b, e, divisor=_no_sqrt), _NO_SQRT,
+        t("no_sqrt", _recipe(divisor="no_sqrt"), _NO_SQRT,
           "Divide by np.sqrt(var + eps), not by var + eps."),
         t("no_gamma_beta", _plain, _NO_AFFINE, "Return gamma * x_hat + beta."),
         t("inference_stats", _inference, _INFERENCE,
@@ -204,19 +227,19 @@ def batchnorm_mistakes(ndim: int) -> tuple[Mistake, ...]:
 
 
 def _compute(mistake: Mistake, x: np.ndarray, gamma: np.ndarray, beta: np.ndarray,
-             eps: float) -> np.ndarray | None:
+             eps: float, expected: np.ndarray) -> np.ndarray | None:
     """A formula that cannot be applied to these shapes cannot be what was done."""
     try:
         with np.errstate(all="ignore"):
-            return mistake.compute(x, gamma, beta, eps)
+            return mistake.compute(x, gamma, beta, eps, expected)
     except (ValueError, IndexError):
         return None
 
 
 def _matching_mistake(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float,
-                      found: np.ndarray) -> Mistake | None:
+                      found: np.ndarray, expected: np.ndarray) -> Mistake | None:
     for mistake in batchnorm_mistakes(np.ndim(x)):
-        candidate = _compute(mistake, x, gamma, beta, eps)
+        candidate = _compute(mistake, x, gamma, beta, eps, expected)
         if candidate is not None and within_tolerance(found, candidate, rtol=RTOL, atol=ATOL):
             return mistake
     return None
@@ -257,18 +280,19 @@ def _unknown_failure(found: np.ndarray, expected: np.ndarray, facts: dict[str, s
 # ---------------------------------------------------------------- the check
 
 def expect_batchnorm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float,
-                     found: Any, *, reveal: bool) -> None:
-    """Type, shape and a floating dtype, then values against the reference within 1e-4,
+                     found: Any, *, expected: Any, reveal: bool) -> None:
+    """Type, shape and a floating dtype, then values against `expected` (the assignment's
+    reference on the same inputs: the package holds no working batch norm) within 1e-4,
     with a mismatch diagnosed. Any float dtype of float32 or wider passes: the exercise
     fixes the values, and NumPy code naturally returns float64 where Keras gives float32."""
     name = "the output of batchnorm_forward"
     array = expect_array(found, name=name, shape=np.shape(x), same_as="x")
     expect_floating(array, name=name, atol=ATOL)
-    expected = _normalize(x, gamma, beta, eps)
+    expected = _f64(expected)
     if within_tolerance(array, expected, rtol=RTOL, atol=ATOL):
         return
     facts = _facts(x, eps)
-    mistake = _matching_mistake(x, gamma, beta, eps, array)
+    mistake = _matching_mistake(x, gamma, beta, eps, array, expected)
     if mistake is not None:
         raise CheckFailed(mistake.message.format(**facts), hint=mistake.hint.format(**facts),
                           diagnosis=mistake.diagnosis)

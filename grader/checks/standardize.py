@@ -55,6 +55,14 @@ def _channel_axes(X: np.ndarray) -> tuple[int, ...]:
     return tuple(range(np.ndim(X) - 1))
 
 
+def _pooled(X: np.ndarray, axes: tuple[int, ...] | None) -> set[int]:
+    """The axes a reduction really pools over (an axis of length 1 pools nothing): two
+    choices with the same set compute the same statistics."""
+    shape = np.shape(X)
+    chosen = range(len(shape)) if axes is None else axes
+    return {a for a in chosen if shape[a] != 1}
+
+
 def _moments(X: np.ndarray, axis: Any, ddof: int = 0) -> Pair:
     X = _f64(X)
     return X.mean(axis=axis, keepdims=True), X.std(axis=axis, ddof=ddof, keepdims=True)
@@ -64,18 +72,23 @@ def _zscore(X: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
     return (_f64(X) - mean) / std
 
 
-def _train_stats(X_train: np.ndarray, X_test: np.ndarray, axis: Any, ddof: int = 0) -> Pair:
-    mean, std = _moments(X_train, axis, ddof)
+def _train_stats(X_train: np.ndarray, X_test: np.ndarray, *, axis: Any, ddof: int) -> Pair:
+    """X_train's statistics applied to both, with the axes and ddof a mistake chose: both
+    required, and the exercise's own choice (every axis but the last, ddof=0) refused, so
+    that nothing in the installed package is a working `standardize`. The right answer
+    always comes from the assignment's reference."""
+    axes = None if axis is None else tuple(sorted(int(a) % np.ndim(X_train) for a in np.atleast_1d(axis)))
+    if ddof not in (0, 1):
+        raise ValueError(f"not a recipe: ddof={ddof!r}")
+    if ddof == 0 and _pooled(X_train, axes) == _pooled(X_train, _channel_axes(X_train)):
+        raise ValueError("that is the right recipe, not a mistake; the reference computes it")
+    mean, std = _moments(X_train, axes, ddof)
     return _zscore(X_train, mean, std), _zscore(X_test, mean, std)
 
 
 def _own_stats(X_train: np.ndarray, X_test: np.ndarray, axis: Any, ddof: int = 0) -> Pair:
     train = _zscore(X_train, *_moments(X_train, axis, ddof))
     return train, _zscore(X_test, *_moments(X_test, axis, ddof))
-
-
-def _standardize64(X_train: np.ndarray, X_test: np.ndarray) -> Pair:
-    return _train_stats(X_train, X_test, _channel_axes(X_train))
 
 
 def _combined_stats(X_train: np.ndarray, X_test: np.ndarray) -> Pair:
@@ -112,7 +125,7 @@ class Mistake:
     student produced and sizes of the inputs, never expected values unless revealed)."""
 
     diagnosis: str
-    compute: Callable[[np.ndarray, np.ndarray], Pair]
+    compute: Callable[..., Pair]  # (X_train, X_test, the reference's pair) -> pair
     message: str
     hint: str
 
@@ -182,44 +195,44 @@ def standardize_mistakes(X_train: np.ndarray) -> tuple[Mistake, ...]:
     image_axes = [a for a in [tuple(range(1, nd - 1)), tuple(range(1, nd))] if a]
     t = Mistake
     return (
-        t("swapped_outputs", lambda a, b: _standardize64(a, b)[::-1], _SWAPPED,
+        t("swapped_outputs", lambda a, b, right: tuple(right)[::-1], _SWAPPED,
           "Return them in the order the function promises: `return X_train_std, X_test_std`."),
-        t("test_stats_leak", lambda a, b: _own_stats(a, b, axes), _LEAK, _USE_TRAIN_STATS),
-        t("test_stats_leak", _combined_stats, _COMBINED, _USE_TRAIN_STATS),
-        t("sample_std", lambda a, b: _train_stats(a, b, axes, ddof=1), _SAMPLE_STD,
+        t("test_stats_leak", lambda a, b, _: _own_stats(a, b, axes), _LEAK, _USE_TRAIN_STATS),
+        t("test_stats_leak", lambda a, b, _: _combined_stats(a, b), _COMBINED, _USE_TRAIN_STATS),
+        t("sample_std", lambda a, b, _: _train_stats(a, b, axis=axes, ddof=1), _SAMPLE_STD,
           "Use the population standard deviation: np.std(..., axis={axes}) without ddof=1 "
           "(pandas' .std() and torch.std default to ddof=1)."),
-        t("no_std_division", lambda a, b: _centered_only(a, b), _NO_STD,
+        t("no_std_division", lambda a, b, _: _centered_only(a, b), _NO_STD,
           "After subtracting X_train's per-channel mean, divide by X_train's per-channel std."),
-        t("no_std_division", lambda a, b: _centered_only(a, b, 255.0), _NO_STD,
+        t("no_std_division", lambda a, b, _: _centered_only(a, b, 255.0), _NO_STD,
           "After subtracting X_train's per-channel mean, divide by X_train's per-channel std "
           "(not by 255)."),
-        t("scalar_stats", lambda a, b: _train_stats(a, b, None), _SCALAR,
+        t("scalar_stats", lambda a, b, _: _train_stats(a, b, axis=None, ddof=0), _SCALAR,
           "Reduce over every axis but the last (axis={axes}), giving one mean and one std per "
           "channel, arrays of shape ({channels},)."),
-        *(t("per_image_stats", lambda a, b, ax=ax: _own_stats(a, b, ax), _PER_IMAGE,
+        *(t("per_image_stats", lambda a, b, _, ax=ax: _own_stats(a, b, ax), _PER_IMAGE,
             "Include the image axis in the reduction: axis={axes}, over X_train, not axis="
             f"{_axis_text(ax)}.") for ax in image_axes),
-        *(t("wrong_axis_stats", lambda a, b, ax=ax: _train_stats(a, b, ax), _WRONG_AXIS,
+        *(t("wrong_axis_stats", lambda a, b, _, ax=ax: _train_stats(a, b, axis=ax, ddof=0), _WRONG_AXIS,
             f"Reduce over axis={{axes}} (every axis but the last), not axis={_axis_text(ax)}.")
           for ax in wrong_axes),
-        t("wrong_axis_stats", lambda a, b: _own_stats(a, b, -1), _WRONG_AXIS,
+        t("wrong_axis_stats", lambda a, b, _: _own_stats(a, b, -1), _WRONG_AXIS,
           "Reduce over axis={axes} (every axis but the last), not over the channel axis."),
-        t("min_max", lambda a, b: _min_max_train(a, b, axes), _MIN_MAX, _USE_TRAIN_STATS),
-        t("min_max", lambda a, b: _min_max_train(a, b, None), _MIN_MAX, _USE_TRAIN_STATS),
-        t("min_max", lambda a, b: _min_max_own(a, b, axes), _MIN_MAX, _USE_TRAIN_STATS),
-        t("min_max", lambda a, b: _min_max_own(a, b, None), _MIN_MAX, _USE_TRAIN_STATS),
-        t("divide_255_only", lambda a, b: (_f64(a) / 255.0, _f64(b) / 255.0), _DIVIDE_255,
+        t("min_max", lambda a, b, _: _min_max_train(a, b, axes), _MIN_MAX, _USE_TRAIN_STATS),
+        t("min_max", lambda a, b, _: _min_max_train(a, b, None), _MIN_MAX, _USE_TRAIN_STATS),
+        t("min_max", lambda a, b, _: _min_max_own(a, b, axes), _MIN_MAX, _USE_TRAIN_STATS),
+        t("min_max", lambda a, b, _: _min_max_own(a, b, None), _MIN_MAX, _USE_TRAIN_STATS),
+        t("divide_255_only", lambda a, b, _: (_f64(a) / 255.0, _f64(b) / 255.0), _DIVIDE_255,
           "Dividing by 255 is harmless but not enough: subtract X_train's per-channel mean and "
           "divide by X_train's per-channel std (axis={axes}), for both arrays."),
     )
 
 
-def _compute(mistake: Mistake, X_train: np.ndarray, X_test: np.ndarray) -> Pair | None:
+def _compute(mistake: Mistake, X_train: np.ndarray, X_test: np.ndarray, expected: Pair) -> Pair | None:
     """A recipe that cannot even be applied to these shapes cannot be what was done."""
     try:
         with np.errstate(all="ignore"):
-            return mistake.compute(X_train, X_test)
+            return mistake.compute(X_train, X_test, expected)
     except (ValueError, IndexError):
         return None
 
@@ -229,9 +242,9 @@ def _pair_close(found: Pair, candidate: Pair | None) -> bool:
         within_tolerance(f, c, rtol=RTOL, atol=ATOL) for f, c in zip(found, candidate))
 
 
-def _matching_mistake(X_train: np.ndarray, X_test: np.ndarray, found: Pair) -> Mistake | None:
+def _matching_mistake(X_train: np.ndarray, X_test: np.ndarray, found: Pair, expected: Pair) -> Mistake | None:
     for mistake in standardize_mistakes(X_train):
-        if _pair_close(found, _compute(mistake, X_train, X_test)):
+        if _pair_close(found, _compute(mistake, X_train, X_test, expected)):
             return mistake
     return None
 
@@ -255,16 +268,17 @@ def _channel_stats_text(X: np.ndarray) -> tuple[str, str]:
         return _channel_text(X.mean(axis=axes)), _channel_text(X.std(axis=axes))
 
 
-def _facts(X_train: np.ndarray, X_test: np.ndarray, found: Pair, reveal: bool) -> dict[str, str]:
+def _facts(X_train: np.ndarray, X_test: np.ndarray, found: Pair, expected: Pair,
+           reveal: bool) -> dict[str, str]:
     """Everything a message may quote. Expected values appear only when `reveal`."""
     n = int(np.size(X_train) // max(np.shape(X_train)[-1], 1))
     train_mean, train_std = _channel_stats_text(found[0])
     test_mean, test_std = _channel_stats_text(found[1])
-    expected = ""
+    expected_text = ""
     if reveal:
-        mean, std = _channel_stats_text(_standardize64(X_train, X_test)[1])
-        expected = (f" Scaled with X_train's statistics, X_test_std has per-channel mean {mean} "
-                    f"and std {std}.")
+        mean, std = _channel_stats_text(expected[1])
+        expected_text = (f" Scaled with X_train's statistics, X_test_std has per-channel mean {mean} "
+                         f"and std {std}.")
     return {
         "n": str(n),
         "ddof_pct": f"{(np.sqrt(n / (n - 1)) - 1) * 100:.2g}%" if n > 1 else "nothing",
@@ -272,7 +286,7 @@ def _facts(X_train: np.ndarray, X_test: np.ndarray, found: Pair, reveal: bool) -
         "channels": str(np.shape(X_train)[-1]),
         "train_mean": train_mean, "train_std": train_std,
         "test_mean": test_mean, "test_std": test_std,
-        "expected_test_stats": expected,
+        "expected_test_stats": expected_text,
     }
 
 
@@ -292,10 +306,8 @@ def _leak_failure(facts: dict[str, str]) -> CheckFailed:
                        diagnosis="test_stats_leak")
 
 
-def _unknown_failure(X_train: np.ndarray, X_test: np.ndarray, found: Pair,
-                     facts: dict[str, str], reveal: bool) -> CheckFailed:
+def _unknown_failure(found: Pair, expected: Pair, facts: dict[str, str], reveal: bool) -> CheckFailed:
     """Say which of the two arrays is off (often only X_test is), and by how much."""
-    expected = _standardize64(X_train, X_test)
     names = ("X_train_std", "X_test_std")
     off = [i for i in range(2)
            if not within_tolerance(found[i], expected[i], rtol=RTOL, atol=ATOL)]
@@ -360,23 +372,30 @@ def expect_inputs_unchanged(X_train: np.ndarray, X_test: np.ndarray, X_train_aft
                      hint=hint.replace("X_train", "X_test"))
 
 
+def _expected_pair(expected: Any) -> Pair:
+    train, test = expected
+    return _f64(train), _f64(test)
+
+
 def expect_standardized_values(X_train: np.ndarray, X_test: np.ndarray, found: Pair, *,
-                               reveal: bool) -> None:
+                               expected: Any, reveal: bool) -> None:
     """"Values differ" teaches nothing; matching the output against each known wrong recipe
-    names the mistake. The raw difference is shown only when no recipe explains it."""
+    names the mistake. The raw difference is shown only when no recipe explains it.
+    `expected` is the reference's pair on the same inputs: the package computes no right
+    answer of its own, so that none can be imported from it."""
     found = expect_standardize_returns(found, X_train, X_test)
     found = (expect_numbers(found[0], name="X_train_std"), expect_numbers(found[1], name="X_test_std"))
-    expected = _standardize64(X_train, X_test)
+    expected = _expected_pair(expected)
     if _pair_close(found, expected):
         return
-    facts = _facts(X_train, X_test, found, reveal)
-    mistake = _matching_mistake(X_train, X_test, found)
+    facts = _facts(X_train, X_test, found, expected, reveal)
+    mistake = _matching_mistake(X_train, X_test, found, expected)
     if mistake is not None:
         raise CheckFailed(mistake.message.format(**facts), hint=mistake.hint.format(**facts),
                           diagnosis=mistake.diagnosis)
     if _looks_self_standardized(found[1]) and not _looks_self_standardized(expected[1]):
         raise _leak_failure(facts)
-    raise _unknown_failure(X_train, X_test, found, facts, reveal)
+    raise _unknown_failure(found, expected, facts, reveal)
 
 
 def _times(n: int) -> str:
@@ -397,14 +416,14 @@ def expect_float32(found: Pair) -> None:
 
 
 def expect_standardized(X_train: np.ndarray, X_test: np.ndarray, found: Any,
-                        X_train_after: Any, X_test_after: Any, *, reveal: bool) -> None:
+                        X_train_after: Any, X_test_after: Any, *, expected: Any, reveal: bool) -> None:
     """The whole verdict, first failure wins: return type, shapes, in-place modification,
     dtype able to hold the values, values (diagnosed), float32."""
     pair = expect_standardize_returns(found, X_train, X_test)
     expect_inputs_unchanged(X_train, X_test, X_train_after, X_test_after, reveal=reveal)
     for name, array in zip(("X_train_std", "X_test_std"), pair):
         expect_floating(array, name=name, atol=ATOL)
-    expect_standardized_values(X_train, X_test, pair, reveal=reveal)
+    expect_standardized_values(X_train, X_test, pair, expected=expected, reveal=reveal)
     expect_float32(pair)
 
 

@@ -13,7 +13,8 @@ pytestmark = exercise("batchnorm_forward")
 def test_matches_keras_batchnorm_training(submission, reference, hidden_rng):
     x, gamma, beta = make_hidden_batchnorm_inputs(int(hidden_rng.integers(0, 2**31)))
     found = submission.call("batchnorm_forward", x, gamma, beta)
-    expect_batchnorm(x, gamma, beta, 1e-3, found, reveal=False)
+    expect_batchnorm(x, gamma, beta, 1e-3, found, expected=reference.batchnorm_forward(x, gamma, beta, 1e-3),
+                     reveal=False)
     # The NumPy reference stands in for Keras; confirm the two agree on these very inputs.
     expect_close(np.asarray(found), reference.batchnorm_forward_keras(x, gamma, beta, 1e-3), name="your output vs Keras",
                  rtol=0.0, atol=1e-4, reveal=False)
@@ -21,7 +22,7 @@ def test_matches_keras_batchnorm_training(submission, reference, hidden_rng):
 
 @points(1)
 @hidden
-def test_other_ranks_and_eps(submission, hidden_rng):
+def test_other_ranks_and_eps(submission, reference, hidden_rng):
     """Dense activations (N, C) and sequences (N, T, C) normalize the same way, with any eps."""
     for shape in ((16, 5), (3, 7, 4)):
         x = (hidden_rng.normal(size=shape) * hidden_rng.uniform(0.5, 3.0, shape[-1])
@@ -29,4 +30,5 @@ def test_other_ranks_and_eps(submission, hidden_rng):
         gamma = hidden_rng.uniform(0.5, 2.0, shape[-1]).astype(np.float32)
         beta = hidden_rng.uniform(-1.0, 1.0, shape[-1]).astype(np.float32)
         found = submission.call("batchnorm_forward", x, gamma, beta, eps=1e-5)
-        expect_batchnorm(x, gamma, beta, 1e-5, found, reveal=False)
+        expect_batchnorm(x, gamma, beta, 1e-5, found, expected=reference.batchnorm_forward(x, gamma, beta, 1e-5),
+                         reveal=False)

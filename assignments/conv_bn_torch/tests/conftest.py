@@ -51,8 +51,10 @@ def _moments(X: np.ndarray, axes: Any, ddof: int = 0) -> Pair:
 
 @dataclass(frozen=True)
 class Mistake:
-    """A wrong recipe, and what to tell a student whose output it reproduces. `message` and
-    `hint` are str.format templates over the inputs' sizes, never over expected values."""
+    """A wrong recipe, and what to tell a student whose output it reproduces. `compute` takes
+    the exercise's inputs and then the reference's answer to them (a recipe that keeps part
+    of the right computation starts from that answer). `message` and `hint` are str.format
+    templates over the inputs' sizes, never over expected values."""
 
     diagnosis: str
     compute: Callable[..., Any]
@@ -61,6 +63,7 @@ class Mistake:
 
 
 def _first_match(mistakes, args: tuple, found: Any, close: Callable[[Any, Any], bool]) -> Mistake | None:
+    """`args` are the exercise's inputs followed by the reference's answer to them."""
     for mistake in mistakes:
         try:
             with np.errstate(all="ignore"):
@@ -78,7 +81,20 @@ def _close(found: Any, candidate: Any) -> bool:
 
 # ================================================================ standardize
 
-def _train_stats(a, b, axes, ddof=0):
+def _pools(X, axes) -> set[int]:
+    """The axes a reduction really pools over: an axis of length 1 pools nothing."""
+    shape = np.shape(X)
+    return {a % len(shape) for a in (range(len(shape)) if axes is None else axes) if shape[a] != 1}
+
+
+def _train_stats(a, b, *, axes, ddof):
+    """X_train's statistics applied to both, with the axes and ddof a mistake chose: both
+    required, and the exercise's own choice refused, so that no helper a kit ships is a
+    working `standardize` (the right answer is the reference's, recorded into the kit)."""
+    if ddof not in (0, 1):
+        raise ValueError(f"not a recipe: ddof={ddof!r}")
+    if ddof == 0 and _pools(a, axes) == _pools(a, pooled_axes(np.ndim(a))):
+        raise ValueError("that is the right recipe, not a mistake; the reference computes it")
     mean, std = _moments(a, axes, ddof)
     return (_f64(a) - mean) / std, (_f64(b) - mean) / std
 
@@ -99,10 +115,6 @@ def _flat_stats_on_last_axis(a, b):
     axes = pooled_axes(np.ndim(a))
     mean, std = _f64(a).mean(axis=axes), _f64(a).std(axis=axes)
     return (_f64(a) - mean) / std, (_f64(b) - mean) / std
-
-
-def standard(X_train, X_test) -> Pair:
-    return _train_stats(X_train, X_test, pooled_axes(np.ndim(X_train)))
 
 
 _USE_TRAIN_STATS = ("Compute one mean and one standard deviation per channel from X_train only, over "
@@ -142,26 +154,26 @@ def standardize_mistakes(ndim: int) -> tuple[Mistake, ...]:
     t = Mistake
     wrong = [a for a in [(0,), (0, 2), (0, 3)] if max(a) < ndim and a != right]
     return (
-        t("swapped_outputs", lambda a, b: standard(a, b)[::-1], _SWAPPED, "`return X_train_std, X_test_std`."),
-        t("test_stats_leak", lambda a, b: _own_stats(a, b, right), _LEAK, _USE_TRAIN_STATS),
-        t("test_stats_leak", _combined_stats, _COMBINED, _USE_TRAIN_STATS),
-        t("sample_std", lambda a, b: _train_stats(a, b, right, ddof=1), _SAMPLE_STD,
+        t("swapped_outputs", lambda a, b, ok: tuple(ok)[::-1], _SWAPPED, "`return X_train_std, X_test_std`."),
+        t("test_stats_leak", lambda a, b, _: _own_stats(a, b, right), _LEAK, _USE_TRAIN_STATS),
+        t("test_stats_leak", lambda a, b, _: _combined_stats(a, b), _COMBINED, _USE_TRAIN_STATS),
+        t("sample_std", lambda a, b, _: _train_stats(a, b, axes=right, ddof=1), _SAMPLE_STD,
           "Use np.std(..., axis={axes}) without ddof (or torch.std(..., correction=0))."),
-        t("no_std_division", lambda a, b: tuple(_f64(x) - _moments(a, right)[0] for x in (a, b)), _NO_STD,
+        t("no_std_division", lambda a, b, _: tuple(_f64(x) - _moments(a, right)[0] for x in (a, b)), _NO_STD,
           "After subtracting X_train's per-channel mean, divide by X_train's per-channel std."),
-        t("channels_last_axes", lambda a, b: _train_stats(a, b, (0, 1, 2)), _CHANNELS_LAST,
+        t("channels_last_axes", lambda a, b, _: _train_stats(a, b, axes=(0, 1, 2), ddof=0), _CHANNELS_LAST,
           "Reduce over axis={axes}, not over (0, 1, 2)."),
-        t("channels_on_last_axis", _flat_stats_on_last_axis, _LAST_AXIS,
+        t("channels_on_last_axis", lambda a, b, _: _flat_stats_on_last_axis(a, b), _LAST_AXIS,
           "`mean = X_train.mean(axis={axes}, keepdims=True)`, and the same for std."),
-        t("scalar_stats", lambda a, b: _train_stats(a, b, None), _SCALAR,
+        t("scalar_stats", lambda a, b, _: _train_stats(a, b, axes=None, ddof=0), _SCALAR,
           "Reduce over axis={axes}, giving one mean and one std per channel."),
-        t("per_image_stats", lambda a, b: _own_stats(a, b, (2, 3)),
+        t("per_image_stats", lambda a, b, _: _own_stats(a, b, (2, 3)),
           _PER_IMAGE.replace("{found_axes}", "(2, 3)"), "Include the image axis: axis={axes}."),
-        t("per_image_stats", lambda a, b: _own_stats(a, b, (1, 2, 3)),
+        t("per_image_stats", lambda a, b, _: _own_stats(a, b, (1, 2, 3)),
           _PER_IMAGE.replace("{found_axes}", "(1, 2, 3)"), "Include the image axis: axis={axes}."),
-        *(t("wrong_axis_stats", lambda a, b, ax=ax: _train_stats(a, b, ax),
+        *(t("wrong_axis_stats", lambda a, b, _, ax=ax: _train_stats(a, b, axes=ax, ddof=0),
             _WRONG_AXIS.replace("{found_axes}", _axes_text(ax)), "Reduce over axis={axes}.") for ax in wrong),
-        t("wrong_axis_stats", lambda a, b: _own_stats(a, b, (1,)), _WRONG_AXIS.replace("{found_axes}", "1"),
+        t("wrong_axis_stats", lambda a, b, _: _own_stats(a, b, (1,)), _WRONG_AXIS.replace("{found_axes}", "1"),
           "Reduce over axis={axes}, not over the channel axis."),
     )
 
@@ -176,17 +188,18 @@ def expect_standardize_pair(found: Any, X_train, X_test) -> Pair:
     return train, test
 
 
-def expect_standardized_nchw(X_train, X_test, found: Any, *, reveal: bool) -> None:
+def expect_standardized_nchw(X_train, X_test, found: Any, *, expected: Any, reveal: bool) -> None:
+    """`expected` is reference.standardize on the same inputs (recorded into a kit)."""
     train, test = expect_standardize_pair(found, X_train, X_test)
     pair = (expect_numbers(train, name="X_train_std"), expect_numbers(test, name="X_test_std"))
     for name, array in zip(("X_train_std", "X_test_std"), pair):
         expect_floating(array, name=name, atol=ATOL)
-    expected = standard(X_train, X_test)
+    expected = (_f64(expected[0]), _f64(expected[1]))
     close = lambda f, c: all(_close(x, y) for x, y in zip(f, c))  # noqa: E731
     if close(pair, expected):
         return
     facts = {"axes": _axes_text(pooled_axes(np.ndim(X_train)))}
-    mistake = _first_match(standardize_mistakes(np.ndim(X_train)), (X_train, X_test), pair, close)
+    mistake = _first_match(standardize_mistakes(np.ndim(X_train)), (X_train, X_test, expected), pair, close)
     if mistake is not None:
         raise CheckFailed(mistake.message.format(**facts), hint=mistake.hint.format(**facts),
                           diagnosis=mistake.diagnosis)
@@ -238,19 +251,36 @@ def _per_channel(v, ndim):
     return _f64(v).reshape((1, -1) + (1,) * (ndim - 2))
 
 
-def _bn(x, g, b, eps, *, axes=None, ddof=0, divisor=None, affine_on_last=False):
+_DIVISORS = {"eps_inside": lambda v, e: np.sqrt(v + e), "eps_outside": lambda v, e: np.sqrt(v) + e,
+             "no_eps": lambda v, e: np.sqrt(v), "no_sqrt": lambda v, e: v + e}
+
+
+def _bn(x, g, b, eps, *, axes, ddof, divisor):
+    """Batch norm with the parts students get wrong as required parameters. It computes
+    mistakes only: the right combination is refused, so that no helper a kit ships is a
+    working `batchnorm_forward` (the right answer is the reference's, recorded into the kit)."""
     x = _f64(x)
-    axes = pooled_axes(x.ndim) if axes is None else axes
+    if ddof not in (0, 1) or divisor not in _DIVISORS:
+        raise ValueError(f"not a recipe: ddof={ddof!r}, divisor={divisor!r}")
+    if ddof == 0 and divisor == "eps_inside" and _pools(x, axes) == _pools(x, pooled_axes(x.ndim)):
+        raise ValueError("that is the right formula, not a mistake; the reference computes it")
     mean = x.mean(axis=axes, keepdims=True)
     var = x.var(axis=axes, ddof=ddof, keepdims=True)
-    x_hat = (x - mean) / (np.sqrt(var + eps) if divisor is None else divisor(var, eps))
-    if affine_on_last:
-        return _f64(g) * x_hat + _f64(b)
-    return _per_channel(g, x.ndim) * x_hat + _per_channel(b, x.ndim)
+    return _per_channel(g, x.ndim) * (x - mean) / _DIVISORS[divisor](var, eps) + _per_channel(b, x.ndim)
 
 
-def batchnorm(x, gamma, beta, eps) -> np.ndarray:
-    return _bn(x, gamma, beta, eps)
+def _wrong(**parts):
+    """A mistake made with the formula's parts: those not named are the right ones."""
+    chosen = {"ddof": 0, "divisor": "eps_inside", **parts}
+    return lambda x, g, b, e, _: _bn(x, g, b, e, axes=chosen.get("axes", pooled_axes(np.ndim(x))),
+                                     ddof=chosen["ddof"], divisor=chosen["divisor"])
+
+
+def _x_hat(expected, g, b):
+    """The normalized x read back from the reference's answer: mistakes that keep the right
+    normalization (gamma and beta swapped, left out, or on the wrong axis) start from it."""
+    with np.errstate(all="ignore"):
+        return (_f64(expected) - _per_channel(b, np.ndim(expected))) / _per_channel(g, np.ndim(expected))
 
 
 _FORMULA = "gamma * (x - mean) / sqrt(var + eps) + beta"
@@ -293,25 +323,26 @@ def batchnorm_mistakes(ndim: int) -> tuple[Mistake, ...]:
     wrong = [a for a in [(0,), tuple(range(1, ndim)), tuple(range(2, ndim)), tuple(range(ndim))]
              if a and a != right and max(a) < ndim]
     return (
-        t("gamma_beta_swapped", lambda x, g, b, e: _bn(x, b, g, e), _SWAPPED_AFFINE, f"Compute {_FORMULA}."),
-        t("eps_outside_sqrt", lambda x, g, b, e: _bn(x, g, b, e, divisor=lambda v, e: np.sqrt(v) + e), _EPS_OUTSIDE,
+        t("gamma_beta_swapped", lambda x, g, b, e, ok: _per_channel(b, np.ndim(x)) * _x_hat(ok, g, b)
+          + _per_channel(g, np.ndim(x)), _SWAPPED_AFFINE, f"Compute {_FORMULA}."),
+        t("eps_outside_sqrt", _wrong(divisor="eps_outside"), _EPS_OUTSIDE,
           "Put eps inside the square root: divide by np.sqrt(var + eps)."),
-        t("no_eps", lambda x, g, b, e: _bn(x, g, b, e, divisor=lambda v, e: np.sqrt(v)), _NO_EPS,
+        t("no_eps", _wrong(divisor="no_eps"), _NO_EPS,
           "Divide by np.sqrt(var + eps), using the eps argument."),
-        t("unbiased_variance", lambda x, g, b, e: _bn(x, g, b, e, ddof=1), _UNBIASED,
+        t("unbiased_variance", _wrong(ddof=1), _UNBIASED,
           "Use the biased variance: x.var(axis={axes}, keepdims=True) in NumPy (ddof=0), or "
           "torch.var(..., correction=0)."),
-        t("no_sqrt", lambda x, g, b, e: _bn(x, g, b, e, divisor=lambda v, e: v + e), _NO_SQRT,
+        t("no_sqrt", _wrong(divisor="no_sqrt"), _NO_SQRT,
           "Divide by np.sqrt(var + eps), not by var + eps."),
-        t("no_gamma_beta", lambda x, g, b, e: _bn(x, np.ones_like(g), np.zeros_like(b), e), _NO_AFFINE,
+        t("no_gamma_beta", lambda x, g, b, e, ok: _x_hat(ok, g, b), _NO_AFFINE,
           f"Return {_FORMULA}, with gamma and beta reshaped to (1, C, 1, 1)."),
-        t("inference_stats", lambda x, g, b, e: _per_channel(g, np.ndim(x)) * _f64(x) / np.sqrt(1 + e)
+        t("inference_stats", lambda x, g, b, e, _: _per_channel(g, np.ndim(x)) * _f64(x) / np.sqrt(1 + e)
           + _per_channel(b, np.ndim(x)), _INFERENCE, "Compute mean and var from the batch x, over axis={axes}."),
-        *(t("affine_on_last_axis", lambda x, g, b, e: _bn(x, g, b, e, affine_on_last=True), _AFFINE_ON_LAST,
+        *(t("affine_on_last_axis", lambda x, g, b, e, ok: _f64(g) * _x_hat(ok, g, b) + _f64(b), _AFFINE_ON_LAST,
             "`gamma.reshape(1, -1, 1, 1) * x_hat + beta.reshape(1, -1, 1, 1)`.") for _ in [0] if ndim > 2),
-        *(t("channels_last_axes", lambda x, g, b, e: _bn(x, g, b, e, axes=(0, 1, 2)), _BN_CHANNELS_LAST,
+        *(t("channels_last_axes", _wrong(axes=(0, 1, 2)), _BN_CHANNELS_LAST,
             "Compute mean and var over axis={axes}, with keepdims=True.") for _ in [0] if ndim == 4),
-        *(t("wrong_axis", lambda x, g, b, e, ax=ax: _bn(x, g, b, e, axes=ax),
+        *(t("wrong_axis", _wrong(axes=ax),
             _BN_WRONG_AXIS.replace("{found_axes}", _axes_text(ax)),
             "Compute mean and var over axis={axes}, with keepdims=True.") for ax in wrong),
     )
@@ -326,16 +357,17 @@ def _bn_facts(x, eps) -> dict[str, str]:
             "ratio": f"{np.sqrt(eps) / eps:.0f}" if eps > 0 else "infinitely many"}
 
 
-def expect_batchnorm_nchw(x, gamma, beta, eps, found: Any, *, reveal: bool) -> None:
-    """Any float dtype of float32 or wider passes: the exercise fixes the values."""
+def expect_batchnorm_nchw(x, gamma, beta, eps, found: Any, *, expected: Any, reveal: bool) -> None:
+    """`expected` is reference.batchnorm_forward on the same inputs (recorded into a kit).
+    Any float dtype of float32 or wider passes: the exercise fixes the values."""
     name = "the output of batchnorm_forward"
     array = expect_array(found, name=name, shape=np.shape(x), same_as="x")
     expect_floating(array, name=name, atol=ATOL)
-    expected = batchnorm(x, gamma, beta, eps)
+    expected = _f64(expected)
     if _close(array, expected):
         return
     facts = _bn_facts(x, eps)
-    mistake = _first_match(batchnorm_mistakes(np.ndim(x)), (x, gamma, beta, eps), array, _close)
+    mistake = _first_match(batchnorm_mistakes(np.ndim(x)), (x, gamma, beta, eps, expected), array, _close)
     if mistake is not None:
         raise CheckFailed(mistake.message.format(**facts), hint=mistake.hint.format(**facts),
                           diagnosis=mistake.diagnosis)
@@ -441,5 +473,5 @@ def nchw():
         standardize_inputs=make_standardize_inputs, standardize_pair=expect_standardize_pair,
         expect_standardized=expect_standardized_nchw, expect_float32=expect_float32_pair,
         batchnorm_inputs=make_batchnorm_inputs, expect_batchnorm=expect_batchnorm_nchw,
-        explain_broadcast=explain_broadcast, batchnorm=batchnorm, standard=standard,
+        explain_broadcast=explain_broadcast,
         expect_bn_reads_conv=expect_bn_reads_conv, expect_outputs_in_both_modes=expect_outputs_in_both_modes)
