@@ -40,8 +40,13 @@ system:
 demo: setup
 	$(VENV)/bin/grader grade assignments/conv_bn/samples --assignment conv_bn --audience student
 
+# The suite runs on TEST_JOBS pytest-xdist workers, a whole test file per worker at a time
+# (module fixtures are built once, as in a serial run), expensive files handed out first
+# (tests/conftest.py). 2 matches CI's two cores; TEST_JOBS=0 runs it serially in one process.
+TEST_JOBS ?= 2
+
 test: setup
-	$(VENV)/bin/pytest --durations=25
+	$(VENV)/bin/pytest -n $(TEST_JOBS) --dist loadfile --no-loadscope-reorder --durations=25
 
 test-fast: setup
 	$(VENV)/bin/pytest -m "not slow"

@@ -60,6 +60,19 @@ def require_system_tool(problem: str | None) -> None:
     pytest.skip(message)
 
 
+def pytest_collection_modifyitems(session, config, items):
+    """Under pytest-xdist (`make test` runs `-n 2 --dist loadfile`), files holding a `slow`
+    test are handed out first, in their usual order, and the quick files after them: the
+    scheduler gives a worker its next file when it finishes one, so when the expensive files
+    start early the quick ones fill in behind them and both workers end at about the same
+    time, instead of one worker starting a 2-minute file while the other sits idle. A
+    serial run keeps pytest's order. Every test still runs; only the order changes."""
+    if not hasattr(config, "workerinput"):  # set on an xdist worker, the one that collects
+        return
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)  # stable: file order kept within each group
+
+
 def pytest_sessionstart(session):
     if IN_CI:
         problems = missing_system_tools()
