@@ -14,9 +14,12 @@ forms a text search for the reference's code never finds:
   whose layer graph matches the reference's is that answer (random weights make outputs
   differ, the architecture is what the exercise asks for).
 
-`rebuildable_models` reads every file of the kit; `answering_functions` calls the public
-functions of the package's checks and of the kit's own modules with the arguments the
-visible tests gave the reference, and names each one whose result equals the reference's.
+`rebuildable_models` reads every file of the kit; `answering_functions` calls the functions
+(public and private) of the package's checks and of the kit's own modules, its test helper
+files (`conftest.py`) included, and those a conftest's fixtures hand the tests as a
+namespace (`nchw.standard`), with the arguments the visible tests gave the reference, and
+names each one whose result equals the reference's: `from conftest import _helper` is as
+easy as a public name, and a kit's tests folder sits next to the notebook.
 """
 from __future__ import annotations
 
@@ -119,6 +122,12 @@ def _same(found: Any, expected: Any, depth: int = 0) -> bool:
     return False
 
 
+def answers_alike(found: Any, expected: Any) -> bool:
+    """`found` equals the reference's `expected` within the checks' tolerances (1e-4): the
+    rule by which a function is a working answer."""
+    return _same(found, expected)
+
+
 def _copy(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return value.copy()
@@ -129,17 +138,66 @@ def _copy(value: Any) -> Any:
     return value
 
 
-def _public_functions(module: Any) -> Iterator[tuple[str, Callable]]:
-    for name, value in sorted(vars(module).items()):
-        if name.startswith("_") or not inspect.isfunction(value) or value.__module__ != module.__name__:
-            continue
+def _callable_here(value: Any) -> bool:
+    try:
+        source = inspect.getsource(value)
+    except (OSError, TypeError):
+        source = ""
+    return not any(word in source for word in _SKIPPED_SOURCE)
+
+
+def _fixture_function(value: Any) -> Callable | None:
+    """The function behind a pytest fixture (pytest wraps it so that a direct call fails)."""
+    unwrap = getattr(value, "_get_wrapped_function", None)
+    if callable(unwrap) and hasattr(value, "_fixture_function_marker"):
         try:
-            source = inspect.getsource(value)
-        except (OSError, TypeError):
-            source = ""
-        if any(word in source for word in _SKIPPED_SOURCE):
+            return unwrap()
+        except Exception:  # noqa: BLE001 - another pytest's wrapper: not a fixture we can open
+            return None
+    return None
+
+
+def _fixture_namespace(fixture: Callable) -> dict[str, Any]:
+    """What a fixture that takes no other fixture hands the tests, when it is a namespace of
+    helpers (`nchw.standard(...)`): a test file reaches them by attribute, and so can a
+    notebook that imports the conftest and calls the fixture's function."""
+    try:
+        if inspect.signature(fixture).parameters or inspect.isgeneratorfunction(fixture):
+            return {}
+        value = fixture()
+    except Exception:  # noqa: BLE001 - a fixture that needs pytest to run hands a notebook nothing
+        return {}
+    if isinstance(value, (type, type(inspect))) or not hasattr(value, "__dict__"):
+        return {}
+    return {k: v for k, v in vars(value).items() if inspect.isfunction(v)}
+
+
+def _functions(module: Any) -> Iterator[tuple[str, Callable]]:
+    """Every function the module defines, private ones included (an underscore stops no
+    import), and the helpers its fixtures hand out as a namespace."""
+    for name, value in sorted(vars(module).items()):
+        if name.startswith("__"):
             continue
-        yield f"{module.__name__}.{name}", value
+        fixture = _fixture_function(value)
+        if fixture is not None:
+            for attr, helper in sorted(_fixture_namespace(fixture).items()):
+                if _callable_here(helper):
+                    yield f"{module.__name__}.{name}().{attr}", helper
+            continue
+        if not inspect.isfunction(value) or value.__module__ != module.__name__:
+            continue
+        if _callable_here(value):
+            yield f"{module.__name__}.{name}", value
+
+
+def _accepts(function: Callable, args: tuple, kwargs: dict) -> bool:
+    """Only functions these arguments fit are called: nothing else could answer, and a
+    private helper is not run on arguments it was never meant for."""
+    try:
+        inspect.signature(function).bind(*args, **kwargs)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def package_modules() -> list[Any]:
@@ -156,11 +214,19 @@ def package_modules() -> list[Any]:
     return modules
 
 
+def _scan_name(folder: Path, path: Path) -> str:
+    parts = path.relative_to(folder).with_suffix("").parts
+    return "_grader_kit_scan_" + "_".join("".join(c if c.isalnum() else "_" for c in p) for p in parts)
+
+
 def kit_modules(folder: Path) -> list[Any]:
-    """The kit's own Python files a notebook can import (support files next to it)."""
+    """The kit's own Python files a notebook can import: support files next to it, and the
+    tests' helper files (`conftest.py`, at any depth), which a student can import as well."""
+    folder = Path(folder)
     modules = []
-    for path in sorted(Path(folder).glob("*.py")):
-        name = f"_grader_kit_scan_{path.stem}"
+    paths = sorted(folder.glob("*.py")) + sorted(p for p in folder.rglob("conftest.py") if p.parent != folder)
+    for path in paths:
+        name = _scan_name(folder, path)
         spec = importlib.util.spec_from_file_location(name, path)
         if spec is None or spec.loader is None:
             continue
@@ -203,12 +269,12 @@ def answering_functions(calls: list[tuple[str, tuple, dict, Any]], modules: list
     """Each public function that, given the arguments a visible test gave the reference,
     returns the reference's answer: a working solution a notebook could call."""
     found: dict[str, str] = {}
-    candidates = [c for module in modules for c in _public_functions(module)]
+    candidates = [c for module in modules for c in _functions(module)]
     for reference_name, args, kwargs, expected in calls:
         module = _torch_reference(expected)
         if module is not None:
             for name, function in candidates:
-                if name in found:
+                if name in found or not _accepts(function, args, kwargs):
                     continue
                 try:
                     result = function(*_copy(args), **_copy(kwargs))
@@ -221,7 +287,7 @@ def answering_functions(calls: list[tuple[str, tuple, dict, Any]], modules: list
         if not isinstance(expected, (np.ndarray, tuple, list)):
             continue
         for name, function in candidates:
-            if name in found:
+            if name in found or not _accepts(function, args, kwargs):
                 continue
             try:
                 with np.errstate(all="ignore"):
@@ -234,4 +300,4 @@ def answering_functions(calls: list[tuple[str, tuple, dict, Any]], modules: list
     return [found[k] for k in sorted(found)]
 
 
-__all__ = ["answering_functions", "kit_modules", "package_modules", "rebuildable_models"]
+__all__ = ["answering_functions", "answers_alike", "kit_modules", "package_modules", "rebuildable_models"]
