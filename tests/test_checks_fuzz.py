@@ -114,8 +114,9 @@ def test_inputs_unchanged(train_after, test_after):
 @given(wire_values)
 def test_standardized_values_on_a_second_call(value):
     """A later call may return something else than the one the shape test accepted."""
-    _answers_with_check_failed(lambda v: expect_standardized_values(X_TRAIN, X_TEST, v, expected=STD_EXPECTED, reveal=False),
-                               _through_the_wire(value))
+    _answers_with_check_failed(
+        lambda v: expect_standardized_values(X_TRAIN, X_TEST, v, expected=STD_EXPECTED, reveal=False),
+        _through_the_wire(value))
 
 
 @FAST
@@ -127,8 +128,9 @@ def test_float32(value):
 @FAST
 @given(wire_values)
 def test_batchnorm(value):
-    _answers_with_check_failed(lambda v: expect_batchnorm(BN_X, BN_GAMMA, BN_BETA, 1e-3, v, expected=BN_EXPECTED, reveal=False),
-                               _through_the_wire(value))
+    _answers_with_check_failed(
+        lambda v: expect_batchnorm(BN_X, BN_GAMMA, BN_BETA, 1e-3, v, expected=BN_EXPECTED, reveal=False),
+        _through_the_wire(value))
 
 
 @FAST
