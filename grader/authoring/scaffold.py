@@ -140,7 +140,9 @@ def test_outputs_on_another_input_shape(submission, reference, hidden_rng):
     expect_same_outputs(expected, found, x, training=True, what="training output")
 '''
 
-MASTER = '''\
+# The master notebook's opening, the same for every framework but its imports: the
+# assignment's header and the NumPy exercise an instructor replaces first.
+_MASTER_HEAD = '''\
 # ---
 # jupyter:
 #   grader:
@@ -159,9 +161,7 @@ MASTER = '''\
 
 # %%
 import numpy as np
-import tensorflow as tf
-from tensorflow.keras import layers as tfl
-
+@IMPORTS@
 # %% [markdown]
 # ## Exercise 1: `normalize_rows(x)`
 #
@@ -179,6 +179,10 @@ def normalize_rows(x):
 from grader import check
 check("normalize_rows")
 
+'''
+
+MASTER = _MASTER_HEAD.replace("@IMPORTS@",
+                              'import tensorflow as tf\nfrom tensorflow.keras import layers as tfl\n') + '''\
 # %% [markdown]
 # ## Exercise 2: `small_model(input_shape)`
 #
@@ -312,45 +316,7 @@ def test_outputs_for_other_channels_and_classes(submission, reference, hidden_rn
     expect_same_outputs(expected, found, x, training=True, what="output in train() mode")
 '''
 
-MASTER_TORCH = '''\
-# ---
-# jupyter:
-#   grader:
-#     assignment: @NAME@
-#   kernelspec:
-#     display_name: Python 3 (ipykernel)
-#     language: python
-#     name: python3
-# ---
-
-# %% [markdown]
-# # @NAME@
-#
-# Replace `# YOUR CODE HERE` and `raise NotImplementedError()` with your code. The
-# `check(...)` cell after each exercise grades your saved notebook and tells you what to fix.
-
-# %%
-import numpy as np
-import torch
-from torch import nn
-
-# %% [markdown]
-# ## Exercise 1: `normalize_rows(x)`
-#
-# Divide each row of the 2-D array `x` by its Euclidean length, so every row has length 1.
-
-# %% tags=["normalize_rows"]
-def normalize_rows(x):
-    """x: array of shape (n, d). Returns an array of the same shape whose rows have length 1."""
-    ### BEGIN SOLUTION
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
-    ### END SOLUTION
-
-
-# %%
-from grader import check
-check("normalize_rows")
-
+MASTER_TORCH = _MASTER_HEAD.replace("@IMPORTS@", 'import torch\nfrom torch import nn\n') + '''\
 # %% [markdown]
 # ## Exercise 2: `SmallModel(in_channels, num_classes)`
 #

@@ -176,20 +176,12 @@ def _outputs_with_copy(reference_model: Any, student_model: Any, inputs: np.ndar
         student_model.set_weights(stu_state)
 
 
-
 def expect_same_outputs(reference_model: Any, student_model: Any, inputs: np.ndarray, *, training: bool | None,
                         rtol: float = 1e-5, atol: float = 1e-6, what: str = "output",
                         merge_order: str = "fixed") -> None:
-    """Fail unless the student's model, given the reference's weights, computes the
-    reference's outputs on `inputs` in the given mode, output by output (a model
-    returning several tensors is compared in the order it returns them). Inputs are never
-    shown in the feedback (they may be hidden test data). Both models are left unchanged.
-    `training=None` calls both models without a mode, so a layer called with its own
-    `training=` argument keeps it (a BatchNormalization hard-coded to training=True).
-    `merge_order="either"` accepts a Concatenate's inputs in another order, as
-    `expect_architecture` does (the reference's weights are copied in permuted alike).
-
-    The Keras adapter's half of `grader.checks.models.expect_same_outputs`.
+    """The Keras adapter's half of `grader.checks.models.expect_same_outputs`, whose docstring
+    says what is compared. Both models are left unchanged: the reference's weights are read in
+    place of the student's where that can be done, else copied in and restored afterwards.
     """
     check_merge_order(merge_order)
     expected, found = _outputs_without_copy(reference_model, student_model, inputs, training, merge_order)
