@@ -31,23 +31,8 @@ if __package__ in (None, "") and str(HERE.parents[1]) not in sys.path:
 import nbformat  # noqa: E402
 
 from grader.authoring.assign import MARKDOWN_STUB, annotate, answer_question, make_template, read_master  # noqa: E402
-
-
-def _cell_of(nb, exercise: str):
-    for cell in nb.cells:
-        if cell.metadata.get("grader", {}).get("exercise") == exercise:
-            return cell
-    raise LookupError(f"no graded cell for {exercise!r}")
-
-
-def _edit(nb, exercise: str, old: str, new: str, count: int = 1):
-    cell = _cell_of(nb, exercise)
-    found = cell.source.count(old)
-    if found != count:
-        raise RuntimeError(f"sample edit for {exercise!r} expected {count} match(es) of {old!r}, "
-                           f"found {found}: update build.py to the new master")
-    cell.source = cell.source.replace(old, new)
-    return nb
+from grader.authoring.samples import answer_cell as _answer, edit_cell as _edit  # noqa: E402
+from grader.authoring.samples import write_notebook as _write  # noqa: E402
 
 
 def _relu_before_bn(nb):
@@ -156,15 +141,6 @@ TEST_STATISTICS_ANSWER = ("Yes, both sets should be standardized, each with its 
                           "that the test images are centred at 0 too.")
 
 
-def _answer(nb, question: str, text: str):
-    cells = [c for c in nb.cells if answer_question(c) == question]
-    if len(cells) != 1:
-        raise RuntimeError(f"sample answer for {question!r}: expected one cell tagged written:{question}, "
-                           f"found {len(cells)}: update build.py to the new master")
-    cells[0].source = text
-    return nb
-
-
 @dataclass(frozen=True)
 class Sample:
     name: str
@@ -221,12 +197,6 @@ def _readme() -> str:
     lines += [f"- `{s.name}.ipynb`: {s.contents}. Should fail: {s.should_fail}. Scores {s.expected_score:g} / {TOTAL}."
               for s in SAMPLES]
     return "\n".join(lines) + "\n"
-
-
-def _write(nb, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, path)
-    return path
 
 
 def build(root: Path = HERE) -> list[Path]:

@@ -23,27 +23,13 @@ TOTAL = 20
 if __package__ in (None, "") and str(HERE.parents[1]) not in sys.path:
     sys.path.insert(0, str(HERE.parents[1]))  # run as a script from a checkout
 
-import nbformat  # noqa: E402
-
 from grader.authoring.assign import annotate, make_template, read_master  # noqa: E402
-
-
-def _cell_of(nb, exercise: str):
-    for cell in nb.cells:
-        if cell.metadata.get("grader", {}).get("exercise") == exercise:
-            return cell
-    raise LookupError(f"no graded cell for {exercise!r}")
+from grader.authoring.samples import edit_cell, write_notebook as _write  # noqa: E402
 
 
 def _edit(exercise: str, old: str, new: str, count: int = 1) -> Callable:
-    def apply(nb):
-        cell = _cell_of(nb, exercise)
-        if cell.source.count(old) != count:
-            raise RuntimeError(f"sample edit for {exercise!r} expected {count} match(es) of {old!r}, found "
-                               f"{cell.source.count(old)}: update build.py to the new master")
-        cell.source = cell.source.replace(old, new)
-        return nb
-    return apply
+    """The sample edit as a step of `_both`."""
+    return lambda nb: edit_cell(nb, exercise, old, new, count)
 
 
 def _both(*edits: Callable) -> Callable:
@@ -121,12 +107,6 @@ def solved():
 def sample_notebook(sample: Sample):
     master, nb = solved()
     return make_template(master) if sample.make is None else sample.make(copy.deepcopy(nb))
-
-
-def _write(nb, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, path)
-    return path
 
 
 def build(root: Path = HERE) -> list[Path]:
