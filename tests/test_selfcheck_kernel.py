@@ -13,6 +13,7 @@ import time
 
 import nbformat
 import pytest
+from kernel_cells import cell_html, cell_report
 
 from grader.render._common import HIDDEN_NOT_RUN
 
@@ -78,20 +79,6 @@ def _report_cell() -> str:
             "'stats': sc.STATS}))")
 
 
-def _report(cell) -> dict:
-    text = "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
-    line = next(line for line in text.splitlines() if line.startswith("REPORT "))
-    return json.loads(line[len("REPORT "):])
-
-
-def _html(cell) -> str:
-    errors = [o for o in cell.outputs if o.output_type == "error"]
-    assert not errors, errors
-    html = [o.data["text/html"] for o in cell.outputs if o.output_type == "display_data" and "text/html" in o.data]
-    assert len(html) == 1, cell.outputs
-    return html[0]
-
-
 @pytest.mark.slow
 def test_check_grades_the_code_the_kernel_ran_and_reuses_its_worker(tmp_path):
     from nbclient import NotebookClient
@@ -118,7 +105,7 @@ def test_check_grades_the_code_the_kernel_ran_and_reuses_its_worker(tmp_path):
     NotebookClient(run, kernel_name="python3", timeout=600,
                    resources={"metadata": {"path": str(tmp_path)}}).execute(env=_env())
 
-    first, second = _html(run.cells[2]), _html(run.cells[5])
+    first, second = cell_html(run.cells[2]), cell_html(run.cells[5])
     assert "visible tests: 7 / 7 points" in first
     assert "checked the code you ran in this kernel (the same as the saved student.ipynb)" in first
     assert "ReLU comes before BatchNormalization" in second and "visible tests: 0 / 7 points" in second
@@ -128,10 +115,10 @@ def test_check_grades_the_code_the_kernel_ran_and_reuses_its_worker(tmp_path):
     assert "isolation: " in second  # the level that graded it is named
 
     # The cell is named by the number Jupyter shows beside it, In [8], never by counting cells.
-    third = _html(run.cells[8])
+    third = cell_html(run.cells[8])
     assert "right after the Conv2D created in cell In [8], line 5 (`tfl.Conv2D(32, 7, strides=1),`)" in third, third
 
-    before, after = _report(run.cells[3]), _report(run.cells[6])
+    before, after = cell_report(run.cells[3]), cell_report(run.cells[6])
     assert before["pids"] and before["pids"] == after["pids"]  # the same worker, still alive
     assert after["stats"] == {"workers_started": 1, "checks": 2}
     worker_tree = [p for tree in after["pids"].values() for p in tree]

@@ -16,6 +16,7 @@ from pathlib import Path
 import nbformat
 import numpy as np
 import pytest
+from kernel_cells import cell_html, cell_report
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -216,23 +217,9 @@ def test_grader_check_on_a_saved_torch_notebook(kit, tmp_path):
 
 # ---------------------------------------------------------------- check() in a real Jupyter kernel
 
-def _html(cell) -> str:
-    errors = [o for o in cell.outputs if o.output_type == "error"]
-    assert not errors, errors
-    html = [o.data["text/html"] for o in cell.outputs if o.output_type == "display_data" and "text/html" in o.data]
-    assert len(html) == 1, cell.outputs
-    return html[0]
-
-
 REPORT = ("import sys, json, grader.selfcheck as sc\n"
           "print('REPORT', json.dumps({'workers': [list(k) for k in sc.worker_pids()], 'stats': sc.STATS, "
           "'tensorflow': 'tensorflow' in sys.modules}))")
-
-
-def _report(cell) -> dict:
-    text = "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
-    line = next(line for line in text.splitlines() if line.startswith("REPORT "))
-    return json.loads(line[len("REPORT "):])
 
 
 @pytest.mark.slow
@@ -258,13 +245,13 @@ def test_check_in_a_kernel_teaches_then_passes_the_fix_run_without_saving(kit, t
     NotebookClient(run, kernel_name="python3", timeout=900,
                    resources={"metadata": {"path": str(folder)}}).execute(env=env)
 
-    first, second = _html(run.cells[2]), _html(run.cells[5])
+    first, second = cell_html(run.cells[2]), cell_html(run.cells[5])
     assert "nn.ReLU comes before nn.BatchNorm2d" in first and "nn.BatchNorm2d(32)" in first, first
     assert "visible tests: 0 / 7 points" in first, first
     assert "visible tests: 7 / 7 points" in second, second
     assert (f"checked the code you ran in this kernel; `happy_model` differs from the saved {kit.notebook.name}: "
             "save the notebook before you submit") in second, second
-    before, after = _report(run.cells[3]), _report(run.cells[6])
+    before, after = cell_report(run.cells[3]), cell_report(run.cells[6])
     assert before["workers"] and all(key[-1] == "torch" for key in before["workers"]), before
     assert before["workers"] == after["workers"] and after["stats"]["workers_started"] == 1, after
     assert before["tensorflow"] is False and after["tensorflow"] is False
