@@ -41,35 +41,37 @@ SAVED_MODEL_SUFFIXES = (".keras", ".h5", ".hdf5", ".pb", ".pt", ".pth", ".ckpt",
 _SKIPPED_SOURCE = ("keras", "tensorflow")
 
 
-def _model_configs(tree: Any, depth: int = 0) -> Iterator[str]:
+def _found(tree: Any, rebuilds: Callable[[dict], str | None], depth: int = 0) -> Iterator[str]:
+    """The name of every object in a JSON tree that `rebuilds` recognizes as a model; a
+    recognized object is not searched further. Deeper than 60 levels is not searched."""
     if depth > 60:
         return
     if isinstance(tree, dict):
-        config = tree.get("config")
-        if tree.get("class_name") in MODEL_CLASSES and isinstance(config, dict) and "layers" in config:
-            yield str(tree["class_name"])
+        name = rebuilds(tree)
+        if name is not None:
+            yield name
             return
         for value in tree.values():
-            yield from _model_configs(value, depth + 1)
+            yield from _found(value, rebuilds, depth + 1)
     elif isinstance(tree, list):
         for value in tree:
-            yield from _model_configs(value, depth + 1)
+            yield from _found(value, rebuilds, depth + 1)
 
 
-def _module_descriptions(tree: Any, depth: int = 0) -> Iterator[str]:
+def _keras_model_config(node: dict) -> str | None:
+    """A Keras model config, which `model_from_json` rebuilds."""
+    config = node.get("config")
+    if node.get("class_name") in MODEL_CLASSES and isinstance(config, dict) and "layers" in config:
+        return str(node["class_name"])
+    return None
+
+
+def _module_description(node: dict) -> str | None:
     """A PyTorch module described as the sandbox sends one: its module tree and fx graph."""
-    if depth > 60:
-        return
-    if isinstance(tree, dict):
-        graph = tree.get("graph")
-        if isinstance(tree.get("modules"), list) and isinstance(graph, dict) and "nodes" in graph:
-            yield str(tree.get("class_name", "a module"))
-            return
-        for value in tree.values():
-            yield from _module_descriptions(value, depth + 1)
-    elif isinstance(tree, list):
-        for value in tree:
-            yield from _module_descriptions(value, depth + 1)
+    graph = node.get("graph")
+    if isinstance(node.get("modules"), list) and isinstance(graph, dict) and "nodes" in graph:
+        return str(node.get("class_name", "a module"))
+    return None
 
 
 def rebuildable_models(folder: Path) -> list[str]:
@@ -88,7 +90,7 @@ def rebuildable_models(folder: Path) -> list[str]:
             continue
         if '"modules"' in text:
             try:
-                described = sorted(set(_module_descriptions(json.loads(text))))
+                described = sorted(set(_found(json.loads(text), _module_description)))
             except ValueError:
                 described = []
             if described:
@@ -96,7 +98,7 @@ def rebuildable_models(folder: Path) -> list[str]:
                              f"rebuilds the module")
                 continue
         try:
-            kinds = sorted(set(_model_configs(json.loads(text))))
+            kinds = sorted(set(_found(json.loads(text), _keras_model_config)))
         except ValueError:
             kinds = ["a model"] if '"layers"' in text and any(f'"{k}"' in text for k in MODEL_CLASSES) else []
         if kinds:
