@@ -81,8 +81,8 @@ def measure(arm: str, k: int, isolation: str, warmup: int = 1) -> dict:
     notebook = _notebooks(builder).course_notebook("course" if arm == "unet" else "current")
     import nbformat
     from grader.frameworks.keras.tensorflow_import import import_quietly
-    from grader.assignment import load_assignment
-    from grader.grading import grade_submission
+    from grader.spec.assignment import load_assignment
+    from grader.run.grading import grade_submission
     from grader.sandbox.client import Worker
     assignment = load_assignment(name)
     import_quietly(assignment.keras)

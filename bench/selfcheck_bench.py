@@ -39,7 +39,7 @@ TARGET_COLD = 4.0
 _SESSION = """
 import json, sys, time
 t0 = time.perf_counter()
-import grader.selfcheck as sc
+import grader.kit.selfcheck as sc
 imported = time.perf_counter() - t0
 walls = []
 for _ in range(int(sys.argv[2])):

@@ -56,7 +56,7 @@ class Arm:
     """One assignment's worker and submission, graded one round at a time."""
 
     def __init__(self, name: str, isolation: str, all_exercises: bool):
-        from grader.assignment import load_assignment
+        from grader.spec.assignment import load_assignment
         from grader.sandbox.client import Worker
         spec_name, exercises = ARMS[name]
         self.name = name
@@ -71,7 +71,7 @@ class Arm:
         self.runs: list[dict] = []
 
     def grade_once(self, *, warmup: bool, profiler: cProfile.Profile | None = None) -> dict:
-        from grader.grading import grade_submission
+        from grader.run.grading import grade_submission
         sb = _sandbox_bench()
         cpu0, box0 = sb._own_cpu(), sb._cpu_ticks(self.sandbox) if self.sandbox else 0
         t0 = time.perf_counter()

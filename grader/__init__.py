@@ -6,8 +6,8 @@ __version__ = "0.1.0"
 
 
 def check(exercise: str | None = None, **kwargs):
-    """Self-check one exercise (every one when None) from inside the notebook (see grader.selfcheck)."""
-    from grader.selfcheck import check as _check
+    """Self-check one exercise (every one when None) from inside the notebook (see grader.kit.selfcheck)."""
+    from grader.kit.selfcheck import check as _check
     return _check(exercise, **kwargs)
 
 

@@ -44,7 +44,7 @@ def started_at():
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    from grader.assignment import load_assignment
+    from grader.spec.assignment import load_assignment
     return load_assignment(attacks.write_assignment(tmp_path_factory.mktemp("tiny"), timeout=3))
 
 
@@ -83,7 +83,7 @@ def fs_before():
 
 
 def _grade(path, assignment, worker):
-    from grader.grading import grade_submission
+    from grader.run.grading import grade_submission
     return grade_submission(path, assignment, worker)
 
 

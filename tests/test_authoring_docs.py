@@ -10,9 +10,9 @@ import pytest
 
 from grader import testing
 from grader.checks import CheckFailed
-from grader.assignment import SPEC_KEYS
+from grader.spec.assignment import SPEC_KEYS
 from grader.checks import architecture, arrays, batchnorm, models, standardize
-from grader.submission import Submission
+from grader.run.submission import Submission
 
 GUIDE = (Path(__file__).resolve().parent.parent / "docs" / "authoring.md").read_text(encoding="utf-8")
 
@@ -80,7 +80,7 @@ def test_the_error_classes_and_their_fields_are_documented():
 def test_the_trace_fields_are_documented():
     import dataclasses
 
-    from grader import calltrace
+    from grader.run import calltrace
 
     section = _section("### Explaining a composite function that does not build")
     for cls in (calltrace.Trace, calltrace.TracedCall, calltrace.TracedArg):

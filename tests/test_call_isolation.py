@@ -14,11 +14,11 @@ import pytest
 
 from conftest import notebook
 from student_views import student_views
-from grader.assignment import load_assignment
-from grader.grading import grade_submission
+from grader.spec.assignment import load_assignment
+from grader.run.grading import grade_submission
 from grader.results import Status
 from grader.sandbox import client
-from grader.submission import Submission
+from grader.run.submission import Submission
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "adversarial"))
 

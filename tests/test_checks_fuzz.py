@@ -27,7 +27,7 @@ from grader.checks.batchnorm import expect_batchnorm, make_hidden_batchnorm_inpu
 from grader.checks.standardize import (expect_float32, expect_inputs_unchanged, expect_standardize_returns,
                                        expect_standardized_values, make_hidden_standardize_inputs)
 from grader.sandbox import protocol
-from grader.submission import Submission
+from grader.run.submission import Submission
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's reference/
 from reference.conv_bn import batchnorm_forward as reference_batchnorm  # noqa: E402
 from reference.conv_bn import standardize as reference_standardize  # noqa: E402

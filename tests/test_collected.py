@@ -1,4 +1,4 @@
-"""Tests collected once per grading process (grader.collected) grade exactly as a fresh
+"""Tests collected once per grading process (grader.run.collected) grade exactly as a fresh
 `pytest.main` per submission does: same results, same numbering, the same selection of
 tests per grade, nothing carried from one submission to the next."""
 from __future__ import annotations
@@ -11,8 +11,8 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from grader import collected, grading  # noqa: E402
-from grader.assignment import load_assignment  # noqa: E402
+from grader.run import collected, grading  # noqa: E402
+from grader.spec.assignment import load_assignment  # noqa: E402
 
 SAMPLES = Path(__file__).resolve().parent.parent / "assignments" / "conv_bn" / "samples"
 NUMPY_ONLY = frozenset({"standardize", "batchnorm_forward"})  # quick: no model is built

@@ -29,14 +29,14 @@ OUTPUTS = "output on random inputs, in eval() and train() modes"
 
 @pytest.fixture(scope="module")
 def conv_bn_torch():
-    from grader.assignment import load_assignment
+    from grader.spec.assignment import load_assignment
     return load_assignment("conv_bn_torch")
 
 
 @pytest.fixture(scope="module")
 def graded(conv_bn_torch, torch_worker):
     """grade(path) -> the notebook's result, graded at most once in this module."""
-    from grader.grading import grade_submission
+    from grader.run.grading import grade_submission
 
     done: dict[Path, object] = {}
 
@@ -51,15 +51,15 @@ def graded(conv_bn_torch, torch_worker):
 @pytest.fixture(scope="module")
 def validation(conv_bn_torch, torch_worker, graded):
     """What `grader validate-assignment conv_bn_torch` reports, its grades kept for the tests below."""
-    import grader.grading
+    import grader.run.grading
     from grader.authoring.validate import validate
 
-    real = grader.grading.grade_submission
-    grader.grading.grade_submission = lambda path, a, worker, **kw: graded(path, a, worker)
+    real = grader.run.grading.grade_submission
+    grader.run.grading.grade_submission = lambda path, a, worker, **kw: graded(path, a, worker)
     try:
         return validate(conv_bn_torch.root, worker=torch_worker)
     finally:
-        grader.grading.grade_submission = real
+        grader.run.grading.grade_submission = real
 
 
 def test_validate_assignment_passes(validation):

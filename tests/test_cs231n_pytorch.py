@@ -12,8 +12,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader.assignment import load_assignment
-from grader.grading import grade_submission
+from grader.spec.assignment import load_assignment
+from grader.run.grading import grade_submission
 
 ROOT = Path(__file__).resolve().parents[1] / "assignments" / "cs231n_pytorch"
 

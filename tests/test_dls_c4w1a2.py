@@ -20,10 +20,10 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from grader.assignment import load_assignment
-from grader.grading import grade_submission
+from grader.spec.assignment import load_assignment
+from grader.run.grading import grade_submission
 from grader.results import Status
-from grader.submission import Submission
+from grader.run.submission import Submission
 
 REPO = Path(__file__).resolve().parent.parent
 ASSIGNMENT = "dls_c4w1a2"

@@ -15,11 +15,11 @@ import json
 import pytest
 
 import dls_c4w2a1_notebooks as nbs
-from grader.assignment import load_assignment
-from grader.grading import grade_submission
+from grader.spec.assignment import load_assignment
+from grader.run.grading import grade_submission
 from grader.notebook.cellnames import cell_names
 from grader.results import Status
-from grader.submission import Submission
+from grader.run.submission import Submission
 
 pytestmark = pytest.mark.slow
 ASSIGNMENT = "dls_c4w2a1"

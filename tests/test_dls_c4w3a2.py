@@ -14,10 +14,10 @@ import json
 import pytest
 
 import dls_c4w3a2_notebooks as nbs
-from grader.assignment import load_assignment
-from grader.grading import grade_submission
+from grader.spec.assignment import load_assignment
+from grader.run.grading import grade_submission
 from grader.results import Status
-from grader.submission import Submission
+from grader.run.submission import Submission
 
 pytestmark = pytest.mark.slow
 ASSIGNMENT = "dls_c4w3a2"

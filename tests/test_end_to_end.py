@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, SAMPLES, notebook
-from grader.grading import grade_submission
+from grader.run.grading import grade_submission
 from grader.results import Status
 
 HEADER = "import numpy as np\nimport tensorflow as tf\nfrom tensorflow.keras import layers as tfl"
@@ -296,7 +296,7 @@ def test_reference_models_are_built_once_and_left_as_they_were(worker, conv_bn):
     change them (the output checks copy weights into the student's model, never back)."""
     import numpy as np
 
-    from grader.plugin import GradingContext
+    from grader.run.plugin import GradingContext
 
     grade_submission(SAMPLES / "correct.ipynb", conv_bn, worker)
     reference = GradingContext(conv_bn, None).reference_module()

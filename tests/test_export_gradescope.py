@@ -88,7 +88,7 @@ def test_the_zip_holds_the_grader_the_assignment_and_its_reference_only(bundle):
     with zipfile.ZipFile(bundle) as zf:
         names = set(zf.namelist())
         modes = {i.filename: (i.external_attr >> 16) & 0o777 for i in zf.infolist()}
-    assert {"setup.sh", "run_autograder", "requirements.txt", "grader/__init__.py", "grader/plugin.py",
+    assert {"setup.sh", "run_autograder", "requirements.txt", "grader/__init__.py", "grader/run/plugin.py",
             "grader/sandbox/worker.py", "grader/export/gradescope.py", "assignments/conv_bn/assignment.toml",
             "assignments/conv_bn/faces.py", "assignments/conv_bn/tests/test_happy_model.py",
             "reference/conv_bn.py"} <= names

@@ -18,7 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 keras = pytest.importorskip("keras")
 
-from grader.grading import _Memory  # noqa: E402
+from grader.run.grading import _Memory  # noqa: E402
 from grader.frameworks.keras.model_pool import ModelPool, pool_key, reusable  # noqa: E402
 from grader.frameworks.keras.rebuild import rebuild  # noqa: E402
 from grader.sandbox.protocol import ModelPayload  # noqa: E402
@@ -196,7 +196,7 @@ def test_a_preload_that_starts_a_thread_is_refused_by_name(tmp_path):
 
 
 def test_preload_is_a_spec_key_checked_for_module_names():
-    from grader.assignment import spec_problems
+    from grader.spec.assignment import spec_problems
     base = {"exercises": ["f"], "reference": "r.py"}
     assert spec_problems({**base, "preload": ["matplotlib.pyplot", "h5py"]}) == []
     assert "import name" in " ".join(spec_problems({**base, "preload": ["import h5py"]}))

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from conftest import notebook
-from grader.assignment import load_assignment
-from grader.submission import Submission
+from grader.spec.assignment import load_assignment
+from grader.run.submission import Submission
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "adversarial"))
 

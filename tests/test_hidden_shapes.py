@@ -10,8 +10,8 @@ import nbformat
 import pytest
 
 from conftest import SAMPLES
-from grader.assignment import load_assignment
-from grader.grading import grade_submission
+from grader.spec.assignment import load_assignment
+from grader.run.grading import grade_submission
 from grader.results import Status
 
 # conv_bn varies the shape in a hidden test of its own (the shape stays out of its student kit).

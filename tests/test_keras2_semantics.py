@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from conftest import notebook
-from grader.assignment import load_assignment
+from grader.spec.assignment import load_assignment
 from grader.frameworks.keras.keras2 import DIFFERENCES, legacy_targets
-from grader.submission import Submission
+from grader.run.submission import Submission
 
 REPO = Path(__file__).resolve().parent.parent
 

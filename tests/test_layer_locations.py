@@ -101,7 +101,7 @@ def test_trim_keeps_one_printable_line():
 def test_a_graded_notebook_names_the_students_cell_and_line(tmp_path, worker, conv_bn, count, cell_name):
     """Through the real sandbox: happyModel without its BatchNormalization, its cell named as
     the student finds it in Jupyter (never "cell 16", which counts markdown cells too)."""
-    from grader.grading import grade_submission
+    from grader.run.grading import grade_submission
     nb = json.loads((SAMPLES / "correct.ipynb").read_text())
     cell = next(c for c in nb["cells"] if c["cell_type"] == "code" and "def happyModel" in "".join(c["source"]))
     source = "".join(cell["source"])

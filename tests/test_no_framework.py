@@ -105,7 +105,7 @@ def test_a_student_kit_without_tensorflow_is_told_its_readme_line(bare, tmp_path
     check() in a real kernel of the venv."""
     from nbclient import NotebookClient
 
-    from grader.assignment import load_assignment
+    from grader.spec.assignment import load_assignment
     from grader.kit.export import build_kit
 
     python, env, tmp = bare
@@ -123,7 +123,7 @@ def test_a_student_kit_without_tensorflow_is_told_its_readme_line(bare, tmp_path
                    capture_output=True)
     monkeypatch.setenv("JUPYTER_DATA_DIR", env["JUPYTER_DATA_DIR"])  # where that line put the kernel
     nb = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_code_cell("import grader.selfcheck\nprint(grader.selfcheck.warm_up('conv_bn'))"),
+        nbformat.v4.new_code_cell("import grader.kit.selfcheck\nprint(grader.kit.selfcheck.warm_up('conv_bn'))"),
         nbformat.v4.new_code_cell('from grader import check\ncheck("happyModel")'),
         nbformat.v4.new_code_cell(f'check("happy_model", notebook={str(TORCH_SAMPLE)!r}, '
                                   f'assignment={str(ASSIGNMENTS / "conv_bn_torch")!r})'),

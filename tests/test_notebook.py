@@ -595,7 +595,7 @@ def test_chunks_are_frozen_values():
 def test_the_graders_own_self_check_import_is_not_run(tmp_path):
     """`from grader import check` belongs to the student's kernel; in the sandbox it would only fail."""
     nb = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_code_cell("import numpy as np\nfrom grader import check\nimport grader.selfcheck"),
+        nbformat.v4.new_code_cell("import numpy as np\nfrom grader import check\nimport grader.kit.selfcheck"),
         nbformat.v4.new_code_cell("def standardize(a, b):\n    return a, b", metadata={"tags": ["standardize"]}),
         nbformat.v4.new_code_cell("check('standardize')"),
     ])

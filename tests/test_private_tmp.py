@@ -19,8 +19,8 @@ import pytest
 
 from conftest import REPO, notebook
 from student_views import student_views
-from grader.assignment import load_assignment
-from grader.grading import grade_submission
+from grader.spec.assignment import load_assignment
+from grader.run.grading import grade_submission
 from grader.results import Status
 from grader.sandbox.cleanup import remove_tree
 from grader.sandbox.client import Worker

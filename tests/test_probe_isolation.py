@@ -15,10 +15,10 @@ import re
 import pytest
 
 from conftest import notebook
-from grader.assignment import load_assignment
-from grader.grading import grade_submission
+from grader.spec.assignment import load_assignment
+from grader.run.grading import grade_submission
 from grader.sandbox.errors import ProbeBlocked, ProbeError
-from grader.submission import Submission
+from grader.run.submission import Submission
 
 MARKER = "probe-source-marker-7f3a"
 

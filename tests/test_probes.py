@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from conftest import notebook
-from grader.assignment import load_assignment
-from grader.grading import grade_submission
+from grader.spec.assignment import load_assignment
+from grader.run.grading import grade_submission
 from grader.results import Status
 
 SPEC = """\
@@ -239,7 +239,7 @@ def test_weightless_payload_carries_no_weights(worker):
 def test_probe_source_is_not_in_the_child_before_a_probe_runs(tmp_path, demo, worker):
     """Student code that looks for the probes at load time, or in a call made before any
     probe, finds nothing: the probe source is sent only when the first probe is called."""
-    from grader.submission import Submission
+    from grader.run.submission import Submission
     snoop = ('import gc\n\ndef block(X, f, filters):\n    return X\n\n'
              'def snoop(again=False):\n'
              '    return sorted(o.__name__ for o in gc.get_objects() if callable(o) and\n'
@@ -274,7 +274,7 @@ def test_broken_probes_are_the_instructors_error_not_the_students(tmp_path, work
 
 
 def test_missing_probe_file_is_refused_when_the_spec_is_read(tmp_path):
-    from grader.assignment import AssignmentError
+    from grader.spec.assignment import AssignmentError
     (tmp_path / "assignment.toml").write_text(SPEC)
     (tmp_path / "reference.py").write_text(REFERENCE)
     with pytest.raises(AssignmentError, match="probes"):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from grader.plugin import _ReferenceModels
+from grader.run.plugin import _ReferenceModels
 
 REFERENCE = Path(__file__).resolve().parent.parent / "reference" / "conv_bn.py"
 

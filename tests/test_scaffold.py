@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from grader.authoring import scaffold
-from grader.assignment import load_assignment
+from grader.spec.assignment import load_assignment
 
 REPO = Path(__file__).resolve().parent.parent
 

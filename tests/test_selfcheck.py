@@ -12,7 +12,7 @@ import nbformat
 import pytest
 
 from grader.render._common import HIDDEN_NOT_RUN
-from grader.selfcheck import SelfCheckError, check
+from grader.kit.selfcheck import SelfCheckError, check
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "assignments" / "conv_bn" / "samples"
@@ -67,7 +67,7 @@ def test_check_in_jupyter_shows_html_feedback_and_the_hidden_tests_sentence(tmp_
 
 @pytest.mark.slow
 def test_check_outside_jupyter_prints_text(capsys):
-    from grader.selfcheck import stop_workers
+    from grader.kit.selfcheck import stop_workers
     stop_workers()  # this process's first check: it must say at once that the grader is starting
     assert check("happyModel", notebook=str(SAMPLES / "relu_before_bn.ipynb"), assignment="conv_bn") is None
     out = capsys.readouterr().out
@@ -115,7 +115,7 @@ def test_a_notebook_away_from_its_kit_is_told_to_move_back_or_name_it(tmp_path, 
 
 
 def test_which_code_was_checked_is_said_truly_and_only_for_the_exercise_checked():
-    from grader.selfcheck import AsRun, what_was_checked
+    from grader.kit.selfcheck import AsRun, what_was_checked
     run = AsRun(None, from_kernel=["happyModel", "standardize"], unchanged=["batchnorm_forward"])
     said = what_was_checked(["happyModel"], "nb.ipynb", run, in_kernel=True)
     assert said == ("checked the code you ran in this kernel; `happyModel` differs from the saved nb.ipynb: "
@@ -150,7 +150,7 @@ def test_grader_check_names_a_notebook_away_from_its_kit(tmp_path, capsys):
 
 def test_written_answers_say_empty_when_the_cell_is_there_and_not_found_when_it_is_not():
     from grader.cli import written_answer_lines
-    from grader.written import Question
+    from grader.spec.written import Question
     questions = [Question(id="why", title="Why?", points=3, prompt="", rubric=()),
                  Question(id="how", title="How?", points=2, prompt="", rubric=()),
                  Question(id="what", title="What?", points=1, prompt="", rubric=())]
@@ -184,7 +184,7 @@ def test_grader_check_exits_non_zero_below_the_minimum_score():
 def test_a_check_that_runs_long_says_so_and_why(capsys):
     import time as _time
 
-    from grader.selfcheck import _notice_if_long
+    from grader.kit.selfcheck import _notice_if_long
     said = ""
     with _notice_if_long("your code is still running (each call into it is stopped after 30 s)", after=0.0):
         for _ in range(200):  # wait for the notice's thread, however slow the machine

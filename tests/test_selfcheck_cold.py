@@ -56,7 +56,7 @@ def test_grader_check_over_budget_is_stopped_named_and_leaves_nothing_running(tm
 def test_preparing_a_grading_process_changes_nothing_a_grade_could_see():
     script = """
 import json, sys
-from grader.warm import prepare
+from grader.run.warm import prepare
 done = prepare("3", plotting=False)
 hidden_during = "matplotlib" not in sys.modules
 import keras

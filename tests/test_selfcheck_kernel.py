@@ -74,7 +74,7 @@ def _env() -> dict[str, str]:
 
 
 def _report_cell() -> str:
-    return ("import os\n" + inspect.getsource(process_tree) + "\nimport json, grader.selfcheck as sc\n"
+    return ("import os\n" + inspect.getsource(process_tree) + "\nimport json, grader.kit.selfcheck as sc\n"
             "print('REPORT', json.dumps({'pids': {k[0]: process_tree(p) for k, p in sc.worker_pids().items()}, "
             "'stats': sc.STATS}))")
 
@@ -129,7 +129,7 @@ def test_check_grades_the_code_the_kernel_ran_and_reuses_its_worker(tmp_path):
 @pytest.mark.slow
 def test_the_warm_worker_dies_with_a_killed_kernel():
     """SIGKILL leaves no atexit to run: the worker must notice its control socket close."""
-    code = ("import grader.selfcheck as sc, sys, time\n"
+    code = ("import grader.kit.selfcheck as sc, sys, time\n"
             "w = sc._ready(sc._launch('3', 'auto'))\n"
             "print(w.proc.pid, w.level, flush=True)\n"
             "time.sleep(600)\n")

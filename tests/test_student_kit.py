@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from grader.assignment import AssignmentError, load_assignment, resolve
+from grader.spec.assignment import AssignmentError, load_assignment, resolve
 from grader.kit import safety
 from grader.kit.export import KitError, build_kit, leaks
 from grader.kit.replay import NotRecorded, Replay
@@ -197,7 +197,7 @@ def test_former_reference_functions_and_a_pasted_kit_model_earn_nothing(kit, tmp
     happyModel (14/23 in full grading with no layer written)."""
     import nbformat
 
-    from grader.grading import grade_submission
+    from grader.run.grading import grade_submission
 
     path = borrowing_notebook(kit, tmp_path / "borrowed.ipynb")
     for assignment, hidden in ((load_assignment(kit.spec_dir), False), (load_assignment("conv_bn"), True)):
@@ -495,7 +495,7 @@ def test_a_wheel_install_with_the_kit_grades_like_the_full_grader(kit, tmp_path)
     for name in ("correct", "relu_before_bn"):
         shutil.copyfile(CONV_BN / "samples" / f"{name}.ipynb", student / f"{name}.ipynb")
     probe = subprocess.run(
-        [str(python), "-c", "import grader, importlib.util as u, grader.assignment as a; print(grader.__file__); "
+        [str(python), "-c", "import grader, importlib.util as u, grader.spec.assignment as a; print(grader.__file__); "
                             "print(u.find_spec('reference')); print(a.ASSIGNMENTS_DIR.exists())"],
         cwd=student, env=_env(), capture_output=True, text=True, check=True)
     where, reference_spec, repo_assignments = probe.stdout.split()

@@ -12,12 +12,12 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader.assignment import load_assignment
+from grader.spec.assignment import load_assignment
 from grader.checks import CheckFailed
 from grader.checks.optimizer import OptimizerValue, expect_optimizer
 from grader.notebook import extract_program
 from grader.notebook.toplevel import select_value
-from grader.submission import Submission
+from grader.run.submission import Submission
 
 from conftest import notebook
 

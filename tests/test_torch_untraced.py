@@ -12,14 +12,14 @@ import torch
 from torch import nn
 
 from conftest import notebook
-from grader.assignment import load_assignment
+from grader.spec.assignment import load_assignment
 from grader.checks import CheckFailed
 from grader.checks.architecture import expect_architecture
 from grader.checks.models import expect_same_outputs
 from grader.frameworks.torch.rebuild import RebuiltModule
 from grader.frameworks.torch.untraced import (expect_layer_order_by_hooks, expect_same_outputs_by_hooks,
                                               hooked_run)
-from grader.submission import Submission
+from grader.run.submission import Submission
 
 REFERENCE = '''
 from torch import nn

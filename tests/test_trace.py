@@ -13,10 +13,10 @@ from __future__ import annotations
 import pytest
 
 from conftest import notebook
-from grader.assignment import load_assignment
-from grader.calltrace import Source
+from grader.spec.assignment import load_assignment
+from grader.run.calltrace import Source
 from grader.sandbox.errors import MissingFunction
-from grader.submission import Submission
+from grader.run.submission import Submission
 
 SPEC = """\
 name = "trace_demo"

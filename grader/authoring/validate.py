@@ -143,7 +143,7 @@ def dependency_problems(tests: list[Collected], exercises: tuple[str, ...]) -> l
 
 def collect_tests(assignment) -> _Collector:
     """The assignment's tests as pytest collects them for grading (same arguments)."""
-    from grader.grading import _forget_other_test_modules, pytest_args
+    from grader.run.grading import _forget_other_test_modules, pytest_args
 
     # As grading does: a same-named test module from another folder (a student kit's copy
     # of these tests, without the hidden ones) must not stand in for this one.
@@ -361,7 +361,7 @@ def _grade_all(paths: list[Path], a, worker, *, isolation: str, jobs: int) -> di
     own, or one started for the run); with more, in the class-grading batch's parallel
     grading processes, each with its own worker and held to the assignment's budget: the
     same grading path, so the same verdicts, in about 1/jobs of the time."""
-    from grader.grading import grade_submission
+    from grader.run.grading import grade_submission
     from grader.sandbox.client import Worker
 
     if jobs <= 1 or worker is not None or len(paths) <= 1:
@@ -389,7 +389,7 @@ def validate(name_or_dir, worker=None, *, isolation: str = "auto", jobs: int = 1
     """Check everything; `worker` lets a caller share one sandbox across validations;
     `jobs` grades the reference, the template and the samples in that many processes."""
     from grader.authoring.assign import MasterError, annotate, make_template, read_master
-    from grader.assignment import AssignmentError, load_assignment
+    from grader.spec.assignment import AssignmentError, load_assignment
 
     report = Report(str(name_or_dir))
     try:
@@ -565,7 +565,7 @@ def _jobs(text: str) -> int:
 
 
 def run(args) -> int:
-    from grader.assignment import AssignmentError, resolve
+    from grader.spec.assignment import AssignmentError, resolve
     from grader.sandbox.client import IsolationUnavailable
 
     try:

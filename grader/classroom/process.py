@@ -141,7 +141,7 @@ class GradingProcess:
         self._answer_guide = None  # how to find written answers, made from the template once
         try:
             if assignment is None:
-                from grader.assignment import load_assignment
+                from grader.spec.assignment import load_assignment
                 assignment = load_assignment(options.assignment)
             self.assignment = assignment
             self.fingerprint = assignment.fingerprint
@@ -192,7 +192,7 @@ class GradingProcess:
                                                f"({self.error})")
             transient = True
         else:
-            from grader.grading import grade_submission
+            from grader.run.grading import grade_submission
             from grader.notebook import load_notebook
             try:
                 notebook = load_notebook(path)

@@ -262,7 +262,7 @@ def serve(fd: int, parent: int) -> None:
     threading.Thread(target=_exit_with_parent, args=(parent, process), daemon=True).start()
     try:
         if process.assignment is not None and not process.error:
-            from grader.warm import prepare
+            from grader.run.warm import prepare
             # while the worker imports TensorFlow
             prepare(process.assignment.keras, plotting=False, enough=process.worker.answered)
         process.ensure_ready()

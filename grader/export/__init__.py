@@ -209,7 +209,7 @@ def copy_grading_files(assignment, dest: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "assignment.toml").write_text(spec_text, encoding="utf-8")
 
-    from grader.assignment import AssignmentError, load_assignment
+    from grader.spec.assignment import AssignmentError, load_assignment
     try:
         copied = load_assignment(folder)
     except AssignmentError as exc:  # a bundle that cannot load its own spec must never ship
@@ -272,7 +272,7 @@ def grade_one(path: Path, assignment, *, include_hidden: bool = True, isolation:
     from grader.frameworks.preload import preload, quiet_env
 
     quiet_env()
-    from grader.grading import grade_submission
+    from grader.run.grading import grade_submission
     from grader.notebook import LoadError, load_notebook
     from grader.sandbox.client import Worker
 
@@ -304,7 +304,7 @@ def build_from_args(args, builder):
     """The part every `grader export PLATFORM` command shares: load the assignment, build,
     and turn either failure into a message and an exit status (2 usage, 1 build failed).
     Returns (assignment, output path) on success, else the exit status."""
-    from grader.assignment import AssignmentError, load_assignment
+    from grader.spec.assignment import AssignmentError, load_assignment
     try:
         assignment = load_assignment(args.assignment)
     except AssignmentError as exc:
@@ -321,7 +321,7 @@ def prepare_entry_point() -> None:
     """Process-wide settings for an in-bundle entry point, made before pytest is imported.
 
     Inside a bundle the grader is not pip-installed, so pytest cannot discover our plugin
-    through its entry point and `grader.grading` must name it; and a platform image may
+    through its entry point and `grader.run.grading` must name it; and a platform image may
     carry pytest plugins of its own that have no business in grading.
     """
     os.environ.setdefault("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")

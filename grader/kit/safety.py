@@ -34,8 +34,8 @@ def collect(assignment) -> list[TestInfo]:
     """The assignment's tests as pytest sees them (markers included), without running any."""
     import pytest
 
-    from grader.grading import _forget_other_test_modules, pytest_args
-    from grader.plugin import _visibility
+    from grader.run.grading import _forget_other_test_modules, pytest_args
+    from grader.run.plugin import _visibility
     from grader.results import Visibility
 
     found: list[TestInfo] = []

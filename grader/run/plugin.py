@@ -4,7 +4,7 @@ It gives tests the `submission` and `reference` fixtures (and `hidden_rng` for h
 inputs), reads the `points` / `exercise` / `visibility` / `depends` markers, and turns
 each test's outcome into a `TestResult`. Two ways in:
 
-- `grader.grading.grade_submission` runs pytest on an assignment's tests with a context
+- `grader.run.grading.grade_submission` runs pytest on an assignment's tests with a context
   already holding the submission (the CLI, batch grading, platform bundles);
 - an instructor runs `pytest assignments/NAME/tests --notebook SUBMISSION.ipynb`, and the
   plugin opens the notebook itself and prints the feedback at the end.
@@ -29,8 +29,8 @@ CONTEXT = pytest.StashKey["GradingContext"]()
 
 @dataclass
 class GradingContext:
-    assignment: Any  # grader.assignment.Assignment
-    submission: Any  # grader.submission.Submission
+    assignment: Any  # grader.spec.assignment.Assignment
+    submission: Any  # grader.run.submission.Submission
     include_hidden: bool = True
     only_exercises: frozenset[str] | None = None  # a self-check of one exercise runs only its tests
     results: list[TestResult] = field(default_factory=list)
@@ -153,9 +153,9 @@ def pytest_configure(config):
 
 
 def _context_from_options(config, notebook: Path) -> GradingContext:
-    from grader.assignment import find_assignment_for, load_assignment
+    from grader.spec.assignment import find_assignment_for, load_assignment
     from grader.sandbox.client import Worker
-    from grader.submission import Submission
+    from grader.run.submission import Submission
 
     name = config.getoption("grader_assignment")
     if name is None:
@@ -207,7 +207,7 @@ def select_items(ctx: GradingContext, items: list) -> tuple[list, list]:
 
 def number_items(items: list) -> None:
     """Number the tests to run, and forget whether an earlier run of the same collected
-    items (grader.collected) recorded them."""
+    items (grader.run.collected) recorded them."""
     for number, item in enumerate(items, start=1):
         item.stash[_NUMBER] = str(number)
         item.stash[_RECORDED] = False

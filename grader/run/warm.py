@@ -79,7 +79,7 @@ def _import_grading() -> None:
     from _pytest.config import default_plugins, essential_plugins
 
     import grader.checks
-    import grader.grading  # noqa: F401  (pytest, the plugin, Submission)
+    import grader.run.grading  # noqa: F401  (pytest, the plugin, Submission)
     import grader.kit.record  # noqa: F401  (a kit's recorded reference answers)
     import grader.kit.replay  # noqa: F401
     import grader.frameworks.keras.rebuild  # noqa: F401
@@ -134,7 +134,7 @@ def _warm_keras(keras: str) -> None:
     model(batch, training=True)
     K.models.model_from_json(model.to_json())
     del model
-    from grader.grading import release_models
+    from grader.run.grading import release_models
     release_models()
 
 

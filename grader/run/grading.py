@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from grader.assignment import Assignment
-from grader.collected import collected, drop
-from grader.plugin import CONTEXT, GradingContext, build_result
+from grader.spec.assignment import Assignment
+from grader.run.collected import collected, drop
+from grader.run.plugin import CONTEXT, GradingContext, build_result
 from grader.results import SubmissionResult
 from grader.sandbox.client import Worker
-from grader.submission import Submission
+from grader.run.submission import Submission
 
 
 class _Inject:
@@ -42,7 +42,7 @@ def pytest_args(assignment: Assignment) -> list[str]:
             "--import-mode=importlib", f"--rootdir={assignment.tests_dir}", "-o", "addopts=",
             "-o", "python_files=test_*.py", "-W", "ignore::DeprecationWarning"]
     if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
-        args += ["-p", "grader.plugin"]
+        args += ["-p", "grader.run.plugin"]
     return args
 
 
@@ -60,7 +60,7 @@ def _forget_other_test_modules(assignment: Assignment) -> None:
 
 def _run_tests(assignment: Assignment, ctx: GradingContext) -> int:
     """pytest on the assignment's tests for this submission: the tests collected once per
-    process (grader.collected) when that is safe, else a whole `pytest.main`."""
+    process (grader.run.collected) when that is safe, else a whole `pytest.main`."""
     args = pytest_args(assignment)
     _forget_other_test_modules(assignment)
     kept = collected(assignment.tests_dir, args, _Inject, ctx)

@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import pytest
 
-from grader.plugin import CONTEXT, GradingContext, number_items, select_items
+from grader.run.plugin import CONTEXT, GradingContext, number_items, select_items
 
 
 @dataclass

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from grader.calltrace import Trace, parse_trace
+from grader.run.calltrace import Trace, parse_trace
 from grader.checks import CheckFailed
 from grader.frameworks.keras.model_pool import POOL, pool_key
 from grader.notebook import LoadError, Program, extract_program, load_notebook
@@ -245,8 +245,8 @@ class Submission:
     def variable(self, name: str, *, exercise: str | None = None, marker: str | None = None,
                  expected: str | None = None, weights: bool = True):
         """A value the notebook builds at the top level (`model`, `optimizer`, `model.optimizer`),
-        built without the training around it: see grader/toplevel_values.py."""
-        from grader.toplevel_values import read_variable
+        built without the training around it: see grader/run/toplevel_values.py."""
+        from grader.run.toplevel_values import read_variable
         return read_variable(self, name, exercise=exercise, marker=marker, expected=expected, weights=weights)
 
     @staticmethod

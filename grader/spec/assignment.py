@@ -12,15 +12,15 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grader.late import LatePolicy, late_problems, policy_from_spec
-from grader.written import Question, questions_from_spec, written_problems
+from grader.spec.late import LatePolicy, late_problems, policy_from_spec
+from grader.spec.written import Question, questions_from_spec, written_problems
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 ASSIGNMENTS_DIR = REPO_ROOT / "assignments"
 
 
@@ -137,7 +137,7 @@ def resolve(name_or_dir: str | Path, near: str | Path | None = None) -> Path:
 
 
 def assignment_for_notebook(notebook: Path) -> str | Path:
-    """The assignment a notebook names in its metadata (`grader.assignment`), else the only
+    """The assignment a notebook names in its metadata (`grader.spec.assignment`), else the only
     kit next to it; raises with what to pass instead when neither says."""
     import json
     try:

@@ -16,7 +16,7 @@ it something a student can trust while they work:
   control socket closes).
 
 The assignment is found next to the notebook (a student kit's `selfcheck/` folder), then
-through GRADER_ASSIGNMENTS, then in the repository (see `grader.assignment.search_folders`).
+through GRADER_ASSIGNMENTS, then in the repository (see `grader.spec.assignment.search_folders`).
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grader.results import SubmissionResult
-from grader.selfcheck_find import SelfCheckError, find_assignment, find_notebook, unknown_exercise
+from grader.kit.find import SelfCheckError, find_assignment, find_notebook, unknown_exercise
 
 __all__ = ["SelfCheckError", "check", "warm_up"]
 
@@ -88,7 +88,7 @@ def warm_up(assignment: str | None = None, *, keras: str = "3", sandbox: str = "
         preload: tuple[str, ...] = ()
         framework = "keras"
         if assignment is not None:
-            from grader.assignment import load_assignment
+            from grader.spec.assignment import load_assignment
             spec = load_assignment(assignment, near=Path.cwd())
             keras, preload, framework = spec.keras, tuple(getattr(spec, "preload", ())), _framework(spec)
         from grader.frameworks.installed import absent_modules
@@ -213,7 +213,7 @@ def _prepare_grading(keras: str, worker, framework: str = "keras") -> None:
     """What grading imports and warms anyway (TensorFlow or torch, pytest, the checks), done
     while the worker imports the same on the other core: on a first check the two waits
     overlap. matplotlib stays importable as usual: this is the student's kernel."""
-    from grader.warm import prepare
+    from grader.run.warm import prepare
     prepare(keras, plotting=True, enough=worker.answered, framework=framework)
 
 
@@ -386,7 +386,7 @@ def _nothing():
 
 
 def _grade(spec, nb_path: Path | None, inputs, checked: list[str], exercise: str | None, worker) -> SubmissionResult:
-    from grader.grading import grade_submission
+    from grader.run.grading import grade_submission
     from grader.notebook import LoadError, load_notebook
 
     STATS["checks"] += 1
