@@ -8,12 +8,14 @@ folder and pytest arguments) and each submission runs pytest's own test loop ove
 with its context in the config's stash: the same hooks, fixtures, markers and reports per
 test as before, in the same order. A session-scoped fixture is torn down after the last
 test, as in any pytest session, so nothing one submission's tests computed reaches the
-next. Anything unusual falls back to `pytest.main()`: an assignment with a conftest.py
-(its hooks may expect a session per submission), a collection error, a run that did not
-end cleanly (the kept session is then dropped).
+next; a conftest.py's fixtures, of any scope, are torn down the same way. Anything
+unusual falls back to `pytest.main()`: a conftest.py with hooks or plugins (`reusable`:
+they may expect a session per submission), a collection error, a run that did not end
+cleanly (the kept session is then dropped).
 """
 from __future__ import annotations
 
+import ast
 import io
 import sys
 from dataclasses import dataclass, field
@@ -106,8 +108,36 @@ _KEPT: dict[tuple, Collected] = {}
 
 
 def reusable(tests_dir: Path) -> bool:
-    """A conftest.py may hold session hooks written for one session per submission."""
-    return not any(Path(tests_dir).rglob("conftest.py"))
+    """A conftest.py's hooks (`pytest_sessionstart`, ...) or plugins may have been written
+    for one session per submission, so a kept session would call them once for many; its
+    fixtures and helpers are torn down per run like the plugin's own and are safe. Decided
+    by reading each conftest: one that does not parse is left to `pytest.main` to report."""
+    return all(_fixtures_only(path) for path in Path(tests_dir).rglob("conftest.py"))
+
+
+def _fixtures_only(conftest: Path) -> bool:
+    """No name starting with `pytest_` bound anywhere in the file (a hook or `pytest_plugins`,
+    however defined, assigned or imported) and no `import *` that could bring one. A name
+    made at run time (`globals()[...]`) is beyond a reading; conftests are the instructor's
+    own files, so this guards against a slip, not against an adversary."""
+    try:
+        tree = ast.parse(conftest.read_bytes(), filename=str(conftest))
+    except (OSError, SyntaxError, ValueError):
+        return False
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names = [node.name]
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            names = [node.id]
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names = [alias.asname or alias.name.split(".")[0] for alias in node.names]
+        elif isinstance(node, ast.Global):
+            names = list(node.names)
+        else:
+            continue
+        if any(name == "*" or name.startswith("pytest_") for name in names):
+            return False
+    return True
 
 
 def collected(tests_dir: Path, args: list[str], make_plugin: Callable[[GradingContext], Any],
