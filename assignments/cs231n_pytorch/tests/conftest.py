@@ -1,9 +1,11 @@
 """What cs231n_pytorch's test files share: where the Sequential exercise lives in a
-notebook, and the named mistakes of a three-layer ConvNet read off a returned module."""
+notebook, the named mistakes of a three-layer ConvNet read off a returned module, and the
+weights the functional tests draw."""
 from __future__ import annotations
 
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -76,7 +78,22 @@ def kaiming_ratios(model: nn.Module) -> list[tuple[str, float, bool]]:
     return out
 
 
+def random_params(seed: int, in_channel: int, channel_1: int, channel_2: int, height: int, width: int,
+                  num_classes: int) -> list[np.ndarray]:
+    """Weights for three_layer_convnet in the notebook's Part II shapes, each of scale
+    sqrt(2 / fan_in) so that every layer's output is of order one and a mistake changes the
+    scores by order one too. Drawn here from a seed, not by the reference: the inputs a
+    visible test gives the reference must be fixed by the tests' own code."""
+    generator = torch.Generator().manual_seed(seed)
+    fc_in = channel_2 * height * width
+    shapes = [((channel_1, in_channel, 5, 5), in_channel * 25), ((channel_1,), 2),
+              ((channel_2, channel_1, 3, 3), channel_1 * 9), ((channel_2,), 2),
+              ((fc_in, num_classes), fc_in), ((num_classes,), 2)]
+    return [(torch.randn(*shape, generator=generator) * (2.0 / fan_in) ** 0.5).numpy().astype(np.float32)
+            for shape, fan_in in shapes]
+
+
 @pytest.fixture
 def convnet():
     return SimpleNamespace(marker=SEQUENTIAL_MARKER, expect_layers=expect_convnet_layers, expect_relus=expect_relus,
-                           kaiming_ratios=kaiming_ratios, layers_of=layers_of)
+                           kaiming_ratios=kaiming_ratios, layers_of=layers_of, random_params=random_params)

@@ -2,12 +2,17 @@
 that also trains: read with `submission.variable`, which never runs the training."""
 import numpy as np
 
+from grader.checks import CheckFailed
 from grader.checks.architecture import expect_architecture
 from grader.checks.models import expect_same_outputs
 from grader.checks.optimizer import expect_optimizer
 from grader.testing import depends, exercise, hidden, points, title
 
 pytestmark = exercise("sequential_convnet")
+# The cell above the TODO sets `channel_1 = 32` and `channel_2 = 16`: the model the exercise
+# describes is the reference at these values. Built from the test's own constants, never
+# from the student's, it is the same model for every submission (a student kit records it).
+NOTEBOOK_CHANNELS = (32, 16)
 NESTEROV = "The exercise asks for Nesterov momentum: optim.SGD(model.parameters(), lr=learning_rate, " \
            "momentum=0.9, nesterov=True)."
 
@@ -29,7 +34,13 @@ def test_sequential_model(submission, reference, convnet):
     c1, c2 = _channels(submission, convnet)
     convnet.expect_layers(found, channel_2=c2, num_classes=10)
     convnet.expect_relus(found)
-    expect_architecture(reference.sequential_convnet(c1, c2), found, exercise="sequential_convnet")
+    if (c1, c2) != NOTEBOOK_CHANNELS:
+        raise CheckFailed(
+            f"The cell sets channel_1 = {c1}, channel_2 = {c2}; the exercise gives channel_1 = "
+            f"{NOTEBOOK_CHANNELS[0]}, channel_2 = {NOTEBOOK_CHANNELS[1]} above the TODO, and the model is "
+            "checked with those.", hint=f"Keep channel_1 = {NOTEBOOK_CHANNELS[0]} and channel_2 = "
+            f"{NOTEBOOK_CHANNELS[1]}; try other sizes in Part V.", diagnosis="channels_changed")
+    expect_architecture(reference.sequential_convnet(*NOTEBOOK_CHANNELS), found, exercise="sequential_convnet")
 
 
 @points(1)
@@ -37,10 +48,9 @@ def test_sequential_model(submission, reference, convnet):
 @title("the model's scores, with the reference's weights")
 @depends("test_sequential_model")
 def test_sequential_scores(submission, reference, convnet, hidden_rng):
-    c1, c2 = _channels(submission, convnet)
     x = hidden_rng.normal(0.0, 1.0, size=(3, 3, 32, 32)).astype(np.float32)
-    expect_same_outputs(reference.sequential_convnet(c1, c2), _model(submission, convnet), x, training=False,
-                        rtol=1e-4, atol=1e-4)
+    expect_same_outputs(reference.sequential_convnet(*NOTEBOOK_CHANNELS), _model(submission, convnet), x,
+                        training=False, rtol=1e-4, atol=1e-4)
 
 
 @points(3)

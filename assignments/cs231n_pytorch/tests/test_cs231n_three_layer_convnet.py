@@ -35,18 +35,28 @@ def _explain_error(submission, exc: StudentCodeError) -> None:
                       diagnosis="padding_missing")
 
 
-def _check(submission, reference, rng, n, c_in, c1, c2, h, w, k, reveal):
-    g = torch.Generator().manual_seed(int(rng.integers(2**31)))
-    params = [p.numpy().astype(np.float32) for p in reference.random_params(g, c_in, c1, c2, h, w, k)]
+def _inputs(convnet, rng, n, c_in, c1, c2, h, w, k):
+    """Images and weights drawn from `rng` alone: what a test hands the reference is fixed
+    by the test's code, so a student kit can answer it from a recording."""
+    params = convnet.random_params(int(rng.integers(2**31)), c_in, c1, c2, h, w, k)
     x = rng.normal(0.0, 1.0, size=(n, c_in, h, w)).astype(np.float32)
-    tx, tp = torch.from_numpy(x), [torch.from_numpy(p) for p in params]
-    expected = reference.three_layer_convnet(tx, tp).numpy()
+    return x, params
+
+
+def _tensors(x, params):
+    return torch.from_numpy(x), [torch.from_numpy(p) for p in params]
+
+
+def _judge(submission, x, params, expected, mistakes, *, reveal):
+    """The student's scores against the reference's, and against each typical wrong
+    version's on the same inputs, so a mismatch is named by the mistake it matches."""
+    n, k = x.shape[0], params[-1].shape[0]
     found = _scores(submission, x, params)
     if found.shape == (n, 10) and k != 10:
         raise CheckFailed(f"The scores have 10 columns for a fc_w with {k}: the number of classes is fc_w's "
                           "second dimension, never a fixed 10.", diagnosis="hardcoded_classes")
     if found.shape == expected.shape and not within_tolerance(found, expected, rtol=1e-4, atol=1e-4):
-        for label, wrong in reference.three_layer_convnet_mistakes(tx, tp).items():
+        for label, wrong in mistakes.items():
             if within_tolerance(found, wrong.numpy(), rtol=1e-4, atol=1e-4):
                 raise CheckFailed(_MISTAKES[label][0], hint=_MISTAKES[label][1], diagnosis=label)
         zeroed = [np.zeros_like(p) for p in params]
@@ -68,16 +78,22 @@ _MISTAKES = {
 
 @points(2)
 @title("scores on the notebook's shapes")
-def test_scores(submission, reference, hidden_rng):
-    _check(submission, reference, np.random.default_rng(231), 4, 3, 6, 9, 32, 32, 10, reveal=True)
+def test_scores(submission, reference, convnet):
+    x, params = _inputs(convnet, np.random.default_rng(231), 4, 3, 6, 9, 32, 32, 10)
+    tx, tp = _tensors(x, params)
+    expected = reference.three_layer_convnet(tx, tp).numpy()
+    _judge(submission, x, params, expected, reference.three_layer_convnet_mistakes(tx, tp), reveal=True)
 
 
 @points(3)
 @hidden
 @title("scores with other batch, image, channel and class sizes")
-def test_scores_other_sizes(submission, reference, hidden_rng):
+def test_scores_other_sizes(submission, reference, convnet, hidden_rng):
     c1, c2 = (int(v) for v in hidden_rng.integers(4, 9, size=2))
     side = int(hidden_rng.choice([8, 12, 16]))
     k = int(hidden_rng.integers(4, 8))
-    _check(submission, reference, hidden_rng, int(hidden_rng.integers(2, 6)), 2, c1, c2, side, side + 4, k,
-           reveal=False)
+    n = int(hidden_rng.integers(2, 6))
+    x, params = _inputs(convnet, hidden_rng, n, 2, c1, c2, side, side + 4, k)
+    tx, tp = _tensors(x, params)
+    expected = reference.three_layer_convnet(tx, tp).numpy()
+    _judge(submission, x, params, expected, reference.three_layer_convnet_mistakes(tx, tp), reveal=False)
