@@ -245,8 +245,9 @@ def expect_input_shape(model: Any, shape: Sequence[int], *, function: str, usual
     before any output, because a hard-coded shape would otherwise surface as the framework's error
     about weight or batch shapes. The message never reveals `shape` (it may be hidden);
     `usual` is the shape the student wrote for, named as "still" when the model kept it."""
-    found = tuple(require(model, "input_shape").input_shape(model))
-    if found != tuple(shape):
+    found, wanted = tuple(require(model, "input_shape").input_shape(model)), tuple(shape)
+    # None: a size the model takes at any value (a fully convolutional module's height)
+    if len(found) != len(wanted) or any(f is not None and f != w for f, w in zip(found, wanted)):
         still = "still " if usual and found == tuple(usual) else ""
         raise CheckFailed(
             f"Called with another input shape, `{function}` returned a model whose input is "

@@ -31,6 +31,7 @@ from grader.checks.limits import MAX_CALLS, GraphTooLarge
 from grader.checks.specs import FOLDABLE, LayerSpec
 from grader.frameworks.torch.describe import function_names
 from grader.frameworks.torch.rebuild import FUNCTIONS, RebuiltModule
+from grader.frameworks.torch.shapes import channels_last, example_input_shape, node_shapes, recorded_input_shape
 from grader.notebook.cellnames import split_label
 
 _PASS_METHODS = frozenset({"contiguous", "clone", "detach", "float"})
@@ -84,13 +85,18 @@ def _fx_graph(module: nn.Module) -> tuple[torch.fx.Graph, nn.Module, dict]:
 
 
 def torch_layer_graph(module: nn.Module, *, cap: int = MAX_CALLS) -> LayerGraph:
-    """The module's canonical graph; remembered on the module (the checks ask often)."""
+    """The module's canonical graph, with each layer's input shape where one is known
+    (`grader.frameworks.torch.shapes`); remembered on the module (the checks ask often)
+    until the shape it is read at changes."""
     held = module.__dict__.get(_MEMO)
     graph, root, locations = _fx_graph(module)
-    key = (id(graph), cap, len(graph.nodes))
+    recorded = recorded_input_shape(module)
+    key = (id(graph), cap, len(graph.nodes), recorded)
     if isinstance(held, tuple) and held[0] == key:
         return held[1]
-    built = _build(graph, root, locations, cap)
+    example = example_input_shape(root, graph)
+    shapes = node_shapes(root, graph, example) if example is not None else None
+    built = _build(graph, root, locations, cap, shapes or {})
     module.__dict__[_MEMO] = (key, built)
     return built
 
@@ -123,10 +129,13 @@ def _conv_spec(m: nn.Conv2d) -> tuple[str, tuple, str]:
         params.append(("groups", m.groups))
     if m.bias is None:
         params.append(("use_bias", False))
+    if m.padding_mode != "zeros":  # the same as zeros where nothing is padded (decided at the graph's shapes)
+        params.append(("padding_mode", str(m.padding_mode)))
     extra = [str(_short(m.kernel_size))]
     extra += [f"{name}={_short(getattr(m, name))}" for name, default in
               (("stride", 1), ("padding", 0), ("dilation", 1)) if _short(getattr(m, name)) != default]
     extra += [f"groups={m.groups}"] * (m.groups != 1) + ["bias=False"] * (m.bias is None)
+    extra += [f"padding_mode='{m.padding_mode}'"] * (m.padding_mode != "zeros")
     return "Conv2D", tuple(params), f"nn.Conv2d({m.in_channels}, {m.out_channels}, {', '.join(extra)})"
 
 
@@ -137,11 +146,20 @@ def _short(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
 
 
-def _pool_params(kernel: Any, stride: Any, padding: Any) -> tuple:
+def _pool_params(kernel: Any, stride: Any, padding: Any, ceil_mode: bool = False) -> tuple:
+    """ceil_mode only when set: on a map the window steps over evenly it changes nothing
+    (decided at the graph's shapes, `grader.checks.equivalence`)."""
     k = _ints(kernel)
     s = _ints(stride) if stride not in (None, (), []) else k
     pad = _ints(padding)
-    return (("pool_size", k), ("strides", s), ("padding", "valid" if not any(pad) else tuple((p, p) for p in pad)))
+    params = (("pool_size", k), ("strides", s), ("padding", "valid" if not any(pad) else tuple((p, p) for p in pad)))
+    return params + ((("ceil_mode", True),) if ceil_mode else ())
+
+
+def _pool_display(name: str, m: nn.Module) -> str:
+    shown = f"nn.{name}({_short(m.kernel_size)}"
+    shown += f", stride={_short(m.stride)}" if _short(m.stride) != _short(m.kernel_size) else ""
+    return shown + (", ceil_mode=True" if m.ceil_mode else "") + ")"
 
 
 def _module_spec(m: nn.Module) -> tuple[str, tuple, str] | None:
@@ -164,13 +182,11 @@ def _module_spec(m: nn.Module) -> tuple[str, tuple, str] | None:
     if isinstance(m, nn.Softmax):
         return _softmax(m.dim, f"nn.Softmax(dim={m.dim})")
     if isinstance(m, nn.MaxPool2d):
-        shown = f"nn.MaxPool2d({_short(m.kernel_size)}" + (
-            f", stride={_short(m.stride)}" if _short(m.stride) != _short(m.kernel_size) else "") + ")"
-        return "MaxPooling2D", _pool_params(m.kernel_size, m.stride, m.padding), shown
+        return "MaxPooling2D", _pool_params(m.kernel_size, m.stride, m.padding, m.ceil_mode), \
+            _pool_display("MaxPool2d", m)
     if isinstance(m, nn.AvgPool2d):
-        shown = f"nn.AvgPool2d({_short(m.kernel_size)}" + (
-            f", stride={_short(m.stride)}" if _short(m.stride) != _short(m.kernel_size) else "") + ")"
-        return "AveragePooling2D", _pool_params(m.kernel_size, m.stride, m.padding), shown
+        return "AveragePooling2D", _pool_params(m.kernel_size, m.stride, m.padding, m.ceil_mode), \
+            _pool_display("AvgPool2d", m)
     if isinstance(m, nn.AdaptiveAvgPool2d):
         size = _ints(m.output_size)
         if size == (1, 1):
@@ -311,7 +327,7 @@ def _functional_conv(node: torch.fx.Node, weight: torch.Tensor | None) -> tuple:
     return tuple(params)
 
 
-def _build(graph: torch.fx.Graph, root: nn.Module, locations: dict, cap: int) -> LayerGraph:
+def _build(graph: torch.fx.Graph, root: nn.Module, locations: dict, cap: int, tensor_shapes: dict) -> LayerGraph:
     where: dict[Any, int] = {}  # tensor-valued fx node -> node index, or -1 - k for the k-th input
     shapes: set = set()  # fx nodes holding sizes, not tensors
     nodes: list[GraphNode] = []
@@ -333,7 +349,8 @@ def _build(graph: torch.fx.Graph, root: nn.Module, locations: dict, cap: int) ->
                 if value in where and where[value] >= 0:
                     outputs.append(where[value])
             continue
-        sources = [where[a] for a in _flat((node.args, node.kwargs)) if isinstance(a, torch.fx.Node) and a in where]
+        tensors = [a for a in _flat((node.args, node.kwargs)) if isinstance(a, torch.fx.Node) and a in where]
+        sources = [where[a] for a in tensors]
         if node.op == "call_module":
             called.add(str(node.target))
             module = modules.get(str(node.target))
@@ -360,6 +377,9 @@ def _build(graph: torch.fx.Graph, root: nn.Module, locations: dict, cap: int) ->
             where[node] = sources[0]
             continue
         kind, params, shown = spec
+        in_shapes = tuple(channels_last(tensor_shapes.get(a)) for a in tensors)
+        if kind == "Concatenate" and in_shapes and in_shapes[0] is not None:
+            params = _canonical_axis(params, len(in_shapes[0]))
         if len(nodes) >= cap:
             raise GraphTooLarge(f"The model has more than {cap} layers; the grader stops reading it there.",
                                 diagnosis="graph_too_large")
@@ -368,15 +388,26 @@ def _build(graph: torch.fx.Graph, root: nn.Module, locations: dict, cap: int) ->
         nodes.append(GraphNode(
             LayerSpec(kind, params, path or node.name, tuple(s for s in sources if s >= 0), display=shown,
                       framework="torch"),
-            layer, None, sum(1 for s in sources if s < 0), origin,
+            layer, in_shapes[0] if in_shapes else None, sum(1 for s in sources if s < 0), origin,
             auto_named=not path or path.replace(".", "").isdigit(), location=location,
-            sources=tuple(sources)))
+            sources=tuple(sources), input_shapes=in_shapes if None not in in_shapes else ()))
         where[node] = len(nodes) - 1
     nodes = _bias_before_batchnorm(nodes)
     nodes, folded = _fold(nodes, tuple(outputs))
     leaves = [p for p, m in root.named_modules() if p and not m._modules and p not in called
               and type(m).__name__ != "Module"]
     return LayerGraph(tuple(nodes), folded, tuple(leaves[:100]))
+
+
+def _canonical_axis(params: tuple, rank: int) -> tuple:
+    """`torch.cat`'s dim as the neutral checks read axes (channels last): dim 1 of an
+    NCHW or (N, features) tensor is the channel axis, -1; a spatial dim moves down one."""
+    dim = dict(params).get("axis")
+    if not isinstance(dim, int) or not -rank <= dim < rank:
+        return params
+    dim %= rank
+    axis = -1 if dim == 1 else (dim - 1 if dim >= 2 else dim)
+    return tuple(("axis", axis) if k == "axis" else (k, v) for k, v in params)
 
 
 def _bias_before_batchnorm(nodes: list[GraphNode]) -> list[GraphNode]:
