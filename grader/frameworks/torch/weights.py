@@ -154,7 +154,9 @@ def outputs(model: nn.Module, inputs: Any, training: bool | None, who: str) -> l
     if _untraced(model) and origin is not None:
         from grader.frameworks.torch.untraced import hooked_run
         submission, name, args, kwargs = origin
-        return list(hooked_run(submission, name, inputs, args=args, kwargs=kwargs, training=training).outputs)
+        found = list(hooked_run(submission, name, inputs, args=args, kwargs=kwargs, training=training).outputs)
+        record_input_shape(model, np.shape(inputs)[1:])
+        return found
     return run(model, inputs, training, who)
 
 
