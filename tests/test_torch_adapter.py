@@ -124,6 +124,7 @@ def test_a_module_that_ignored_its_input_shape_argument_is_found_out():
         expect_input_shape(hard_coded, (3, 32, 32), function="Classifier", usual=(3, 16, 16))
     assert failed.value.diagnosis == "input_shape_ignored"
     assert "still 3x16x16" in failed.value.message and "32" not in failed.value.message
+    assert "in_features" in failed.value.hint and "keras" not in failed.value.hint
     expect_input_shape(crossed(reference_classifier(size=(32, 32))), (3, 32, 32), function="Classifier")
 
 

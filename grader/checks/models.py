@@ -253,7 +253,9 @@ def expect_input_shape(model: Any, shape: Sequence[int], *, function: str, usual
             f"Called with another input shape, `{function}` returned a model whose input is "
             f"{still}{'x'.join(map(str, found))}, not the shape it was given: the model does not follow its "
             f"`input_shape` argument, so it only works for images of one size.",
-            hint="build the input from the argument: `tf.keras.Input(shape=input_shape)`, not a fixed shape.",
+            hint=("compute each layer's sizes (in_channels, in_features) from the argument, not from a fixed image "
+                  "size." if require(model, "input_shape").name == "torch" else
+                  "build the input from the argument: `tf.keras.Input(shape=input_shape)`, not a fixed shape."),
             diagnosis="input_shape_ignored")
 
 

@@ -38,6 +38,7 @@ _PASS_METHODS = frozenset({"contiguous", "clone", "detach", "float"})
 _SHAPE_METHODS = frozenset({"size", "dim"})
 _MEMO = "_grader_torch_layer_graph"
 _TRACED = "_grader_torch_fx_graph"
+_DERIVED = "_grader_torch_derived_input"
 
 
 def _function_name(target: Any) -> str:
@@ -90,11 +91,16 @@ def torch_layer_graph(module: nn.Module, *, cap: int = MAX_CALLS) -> LayerGraph:
     until the shape it is read at changes."""
     held = module.__dict__.get(_MEMO)
     graph, root, locations = _fx_graph(module)
-    recorded = recorded_input_shape(module)
-    key = (id(graph), cap, len(graph.nodes), recorded)
+    example = recorded_input_shape(module)
+    if example is None:  # derived once per graph: a derivation may try several sizes
+        derived = module.__dict__.get(_DERIVED)
+        if not (isinstance(derived, tuple) and derived[0] == id(graph)):
+            derived = (id(graph), example_input_shape(root, graph))
+            module.__dict__[_DERIVED] = derived
+        example = derived[1]
+    key = (id(graph), cap, len(graph.nodes), example)
     if isinstance(held, tuple) and held[0] == key:
         return held[1]
-    example = example_input_shape(root, graph)
     shapes = node_shapes(root, graph, example) if example is not None else None
     built = _build(graph, root, locations, cap, shapes or {})
     module.__dict__[_MEMO] = (key, built)

@@ -16,7 +16,7 @@ two pooling settings the same function here, how many channels does each input o
    setting matters only at some sizes, the test that runs the size the exercise lets
    vary decides, as docs/authoring.md asks of every assignment).
 
-Shapes are found by running the graph once on a batch of two zero images in `eval()`,
+Shapes are found by running the graph once on a batch of one zero image in `eval()`,
 node by node (`torch.fx.Interpreter`), the module left as it was. (Tensors of torch's
 `meta` device would skip the arithmetic, but their first use imports sympy and
 torch._dynamo, about 3 s of CPU in every grading process.) The
@@ -34,10 +34,11 @@ import torch.nn as nn
 from grader.checks import CheckFailed
 
 _RECORDED = "_grader_input_shape"
-# Image sizes tried, in order, for a module with no recorded input (squares first: most
-# courses' images; then the sizes a Linear written for a rectangle may need).
-_SQUARES = (64, 32, 28, 224, 96, 128, 48, 16, 256, 8, 160, 112, 192)
-_SIDES = (64, 32, 48, 96, 128, 28, 224)
+# Image sizes tried, smallest first (a failed try costs a forward pass up to the layer
+# that refuses it, and a large one most), for a module with no recorded input: squares,
+# then rectangles of usual sides (a Linear written for a rectangle).
+_SQUARES = (8, 16, 28, 32, 48, 64, 96, 112, 128, 160, 192, 224, 256)
+_SIDES = (28, 32, 48, 64, 96, 128, 224)
 # Channel-preserving layers that may come before the first weighted one.
 _KEEPS_CHANNELS = (nn.ZeroPad2d, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.ReLU, nn.LeakyReLU,
                    nn.Sigmoid, nn.Tanh, nn.Dropout, nn.Dropout2d, nn.Identity)
@@ -84,7 +85,7 @@ class _Recorder(torch.fx.Interpreter):
 
 
 def node_shapes(root: nn.Module, graph: torch.fx.Graph, shape: tuple) -> dict[torch.fx.Node, tuple] | None:
-    """Each tensor node's output shape (NCHW, batch 2) for an input of `shape` (batch left
+    """Each tensor node's output shape (NCHW, batch 1) for an input of `shape` (batch left
     out); None when the graph does not run at that shape. Runs on zeros in `eval()` on one
     thread; the modules' modes and buffers are put back (a forward may write a buffer)."""
     modes = [(m, m.training) for m in root.modules()]
@@ -95,7 +96,7 @@ def node_shapes(root: nn.Module, graph: torch.fx.Graph, shape: tuple) -> dict[to
         root.eval()
         recorder = _Recorder(root, graph)
         with torch.no_grad():
-            recorder.run(torch.zeros((2, *shape)))
+            recorder.run(torch.zeros((1, *shape)))
         return recorder.shapes
     except Exception:  # noqa: BLE001 - a shape the module does not take
         return None
