@@ -305,6 +305,21 @@ def test_a_concatenation_in_the_other_order_fails_when_fixed_and_passes_with_eit
     assert same_state(before, state(student))
 
 
+def test_the_dimension_of_torch_cat_is_read_and_said_as_torch_counts_it():
+    class Joined(nn.Module):
+        def __init__(self, dim: int):
+            super().__init__()
+            self.a, self.b, self.dim = nn.Conv2d(3, 2, 1), nn.Conv2d(3, 2, 1), dim
+
+        def forward(self, x):
+            return torch.cat([self.a(x), self.b(x)], dim=self.dim)
+
+    expect_architecture(Joined(1), crossed(Joined(-3)), exercise="joined")  # the same axis of NCHW
+    with pytest.raises(CheckFailed) as failed:
+        expect_architecture(Joined(1), crossed(Joined(2)), exercise="joined")
+    assert failed.value.message.startswith("torch.cat has dim=2; expected dim=1."), failed.value.message
+
+
 def test_copy_weights_follows_the_students_order():
     reference, student = up_reference(), crossed(Up(skip_first=True))
     copy_weights(reference, student, merge_order="either")

@@ -83,11 +83,21 @@ def wanted_and_got(exp: LayerGraph, e: int, fnd: LayerGraph, f: int, pairs: dict
     return wanted, list(fnd.feeds(f))
 
 
+# Graphs whose specs count axes channels first, as their students write them (PyTorch's
+# NCHW: `torch.cat(..., dim=1)`), although every graph records shapes channels last.
+_CHANNELS_FIRST = frozenset({"torch"})
+
+
 def channel_concat(g: LayerGraph, i: int) -> bool:
-    """A Concatenate joining along the last (channel) axis."""
+    """A Concatenate joining along the channel axis: the last (Keras), or dim 1 of a
+    channels-first framework's tensor."""
     node = g.nodes[i]
     rank = len(node.input_shape) if node.input_shape is not None else None
-    return node.spec.kind == "Concatenate" and rank is not None and node.spec.param("axis") in (rank - 1, -1)
+    if node.spec.kind != "Concatenate" or rank is None:
+        return False
+    if node.spec.framework in _CHANNELS_FIRST:
+        return node.spec.param("axis") in (1, 1 - rank)
+    return node.spec.param("axis") in (rank - 1, -1)
 
 
 def _segments(shapes: tuple, count: int) -> list[int] | None:

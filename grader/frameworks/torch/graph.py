@@ -406,14 +406,13 @@ def _build(graph: torch.fx.Graph, root: nn.Module, locations: dict, cap: int, te
 
 
 def _canonical_axis(params: tuple, rank: int) -> tuple:
-    """`torch.cat`'s dim as the neutral checks read axes (channels last): dim 1 of an
-    NCHW or (N, features) tensor is the channel axis, -1; a spatial dim moves down one."""
+    """`torch.cat`'s dim counted from the front, as the student reads it: dim=-3 and dim=1
+    of an NCHW tensor are the same concatenation (`grader.checks.merge_order` knows dim 1
+    is a torch tensor's channel axis)."""
     dim = dict(params).get("axis")
     if not isinstance(dim, int) or not -rank <= dim < rank:
         return params
-    dim %= rank
-    axis = -1 if dim == 1 else (dim - 1 if dim >= 2 else dim)
-    return tuple(("axis", axis) if k == "axis" else (k, v) for k, v in params)
+    return tuple(("axis", dim % rank) if k == "axis" else (k, v) for k, v in params)
 
 
 def _bias_before_batchnorm(nodes: list[GraphNode]) -> list[GraphNode]:
