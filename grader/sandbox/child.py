@@ -20,8 +20,9 @@ import types
 from typing import Any
 
 try:
-    from ..frameworks.keras import keras2
-except ImportError:  # under bubblewrap the sandbox package is mounted alone, keras2 beside it (client.py)
+    from ..frameworks.keras import deferred_init, keras2
+except ImportError:  # under bubblewrap the sandbox package is mounted alone, these beside it (client.py)
+    import grader_deferred_init as deferred_init  # type: ignore[no-redef]
     import grader_keras2 as keras2  # type: ignore[no-redef]
 from . import landlock, pristine, private_tmp, protocol, provenance
 from .confine import DEFAULT_LIMITS, apply_limits, apply_seccomp, drop_privileges, shield_sysctls
@@ -309,9 +310,13 @@ def _call(request: dict, blob: bytes, namespace: dict, labels: set[str], max_rep
         return {"ok": False, "missing": True, "probe_missing": is_probe}, b""
     args, kwargs = protocol.decode_value(request.get("args"), blob)
     _seed(int(request.get("seed", 0)))
+    weights = request.get("weights", True) is not False
     started = time.process_time()
     try:
-        value = func(*args, **kwargs)
+        # A model whose weights stay here is built without drawing them until something
+        # reads them (grader/frameworks/keras/deferred_init.py): same values if read.
+        with deferred_init.deferring(not weights):
+            value = func(*args, **kwargs)
     except BaseException as exc:  # noqa: BLE001 - report any failure of the student's code as data
         absent = _missing_in_probe(exc) if is_probe else None
         if absent:
@@ -319,7 +324,7 @@ def _call(request: dict, blob: bytes, namespace: dict, labels: set[str], max_rep
         return {"ok": False, "error": _error(exc, labels)}, b""
     payload = {"value": value, "args_after": list(args) if request.get("return_args") else None}
     try:
-        tree, out_blob = protocol.encode_value(payload, limit=max_reply, weights=request.get("weights", True) is not False)
+        tree, out_blob = protocol.encode_value(payload, limit=max_reply, weights=weights)
     except BaseException as exc:  # noqa: BLE001 - e.g. a model whose config cannot be serialized
         return _unsendable(exc), b""
     return {"ok": True, "value": tree, "cpu": time.process_time() - started}, out_blob

@@ -30,6 +30,7 @@ from .session import CallResult, Session  # noqa: F401
 
 SANDBOX_PACKAGE = Path(__file__).resolve().parent
 KERAS2_ADAPTER = SANDBOX_PACKAGE.parent / "frameworks" / "keras" / "keras2.py"
+DEFERRED_INIT = SANDBOX_PACKAGE.parent / "frameworks" / "keras" / "deferred_init.py"
 TORCH_DESCRIBER = SANDBOX_PACKAGE.parent / "frameworks" / "torch" / "describe.py"
 WORKER_START_TIMEOUT = 120.0
 DEFAULT_REPLY_BYTES = 128 * 1024 ** 2
@@ -202,6 +203,8 @@ def _bwrap_command(python: str, limits: Limits = Limits()) -> list[str]:
     # The child's Keras 2 adapter (stdlib only) beside it, as a module of its own.
     if KERAS2_ADAPTER.is_file():
         cmd += ["--ro-bind", str(KERAS2_ADAPTER), "/opt/grader/grader_keras2.py"]
+    if DEFERRED_INIT.is_file():  # the child's deferred weight initialization (stdlib at import), likewise
+        cmd += ["--ro-bind", str(DEFERRED_INIT), "/opt/grader/grader_deferred_init.py"]
     if TORCH_DESCRIBER.is_file():  # the child's torch describer (numpy and torch only), likewise
         cmd += ["--ro-bind", str(TORCH_DESCRIBER), "/opt/grader/grader_torch_describe.py"]
     # bubblewrap builds the root and /dev on unlimited tmpfs: once every mount point exists,
