@@ -18,6 +18,9 @@ Policy (documented in docs/authoring.md, "Merge order"):
   graph check and the output checks agree (the permutation is neutral; which weight axis
   it runs along is the framework adapter's: `Permuted.role`). A swap that reaches the model's output, or a
   layer that cannot absorb it, still fails.
+- PyTorch's `torch.cat` follows the same policy: its graph records shapes channels last
+  like every graph, and its specs count dims as torch does, where dim 1 is the channel
+  axis (`_CHANNELS_FIRST`).
 """
 from __future__ import annotations
 
