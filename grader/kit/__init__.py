@@ -4,8 +4,9 @@ A kit holds the template notebook, its support files and a self-check bundle: th
 tests, and the reference's answers those tests need, recorded at export time. Modules:
 
 * `values`: recorded values on disk (JSON, `.npy` loaded with `allow_pickle=False`); never pickle;
-* `models`: a reference model as what the checks read of it (layer graph, weights as arrays,
-  outputs), never a config that rebuilds it;
+* `models` (Keras) and `torch_models` (PyTorch): a reference model as what the checks read
+  of it (layer graph, weights as arrays, outputs), never a config that rebuilds it; what both
+  share is `plain`, and `model_records` picks one of the two, so imports run one way;
 * `record`: a `reference` that answers from the real reference module and writes down
   every (function, arguments) -> value it was asked for;
 * `replay`: the kit's `reference`, answering the same calls from the recording only, and

@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from grader.kit import model_records
+from grader.kit.plain import NotRecordable
 from grader.kit.replay import current_test
 from grader.kit.torch_models import is_torch_module_class
-from grader.kit.values import NotRecordable, Store, call_key, describe_call
+from grader.kit.values import Store, call_key, describe_call
 
 
 @dataclass
@@ -59,12 +61,10 @@ class Recorder:
     def _seen(self, value: Any) -> Any:
         """A reference model is handed to tests as a LiveModel: the tests read it as they
         would the model, and the kit learns which outputs and weights they read."""
-        from grader.kit.values import _is_model, live_model
-
-        if not _is_model(value):
+        if not model_records.is_model(value):
             return value
         if id(value) not in self._rec.live:
-            self._rec.live[id(value)] = live_model(value)
+            self._rec.live[id(value)] = model_records.live_model(value)
         return self._rec.live[id(value)]
 
     def __getattr__(self, name: str):
@@ -93,7 +93,7 @@ class Recorder:
             # a PyTorch reference built again would have other random weights, and the
             # kit holds one model per call.
             value = model if model is not None else self._seen(attr(*args, **kwargs))
-            if _is_model_view(value):
+            if model_records.is_live(value):
                 self._rec.models[key] = value
             self._rec.functions.add(name)
             self._rec.keys_by_test.setdefault(test_now, set()).add(key)
@@ -113,12 +113,6 @@ class Recorder:
             return value
 
         return call
-
-
-def _is_model_view(value: Any) -> bool:
-    from grader.kit.models import LiveModel
-    from grader.kit.torch_models import TorchLiveModel
-    return isinstance(value, (LiveModel, TorchLiveModel))
 
 
 def reference_for(ctx: Any) -> Any | None:

@@ -19,12 +19,15 @@ torch model is recorded or read: a Keras kit never needs it.
 """
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-_MEMO = "_grader_layer_graph"
+from grader.kit.plain import (NotRecordable, NotRecordedOutput, from_plain, layer_values, load_arrays,
+                              output_arrays, outputs_key, read_outputs, remember_graph, to_plain)
 
 
 def is_torch_module(value: Any) -> bool:
@@ -41,6 +44,27 @@ def is_torch_module_class(value: Any) -> bool:
     return torch is not None and isinstance(value, type) and issubclass(value, torch.nn.Module)
 
 
+def is_tensor(value: Any) -> bool:
+    """PyTorch reference functions take and return tensors: a kit keys and stores them as
+    arrays. Asked without importing torch (a Keras kit never has it)."""
+    import sys
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.Tensor)
+
+
+def tensor_array(value: Any) -> np.ndarray:
+    """A tensor's values as a NumPy array of the same dtype and shape."""
+    try:
+        return np.ascontiguousarray(value.detach().cpu().numpy())
+    except (TypeError, RuntimeError) as exc:  # bfloat16, sparse, ...: no NumPy twin
+        raise NotRecordable(f"a tensor of dtype {value.dtype} ({exc})") from None
+
+
+def as_tensor(array: np.ndarray) -> Any:
+    import torch
+    return torch.from_numpy(np.array(array))
+
+
 def _numpy(value: Any) -> np.ndarray:
     detach = getattr(value, "detach", None)
     if detach is not None:
@@ -55,18 +79,7 @@ def _flat(result: Any) -> tuple[list[np.ndarray], bool]:
 
 
 def _key(inputs: Any, training: bool) -> str:
-    from grader.kit.models import outputs_key
     return outputs_key(_numpy(inputs), bool(training))
-
-
-class _AnyKey:
-    """Matches the key `grader.checks.graph.layer_graph` remembers a graph under (see
-    `grader.kit.models._AnyKey`): every check gets the recorded graph."""
-
-    def __eq__(self, other: object) -> bool:
-        return True
-
-    __hash__ = None  # type: ignore[assignment]
 
 
 # ---------------------------------------------------------------- export time
@@ -84,7 +97,7 @@ class TorchLiveModel:
         self.outputs: dict[str, tuple[list[np.ndarray], bool]] = {}
         self.orders: dict[str, tuple[list[tuple[str, int]], list[np.ndarray]]] = {}
         self.order_layers: list[Any] = []  # leaf layers the hooks saw that the graph does not hold
-        object.__setattr__(self, _MEMO, (_AnyKey(), self.graph))
+        remember_graph(self, self.graph)
 
     @property
     def layers(self) -> list:
@@ -143,16 +156,42 @@ def layer_record(layer: Any) -> dict:
     return {"class_name": type(layer).__name__,
             "weights": [{"name": str(k), "shape": [int(d) for d in v.shape], "dtype": str(_numpy(v).dtype)}
                         for k, v in layer.state_dict().items()],
-            "spec": None if spec is None else [spec[0], _spec_params(spec[1]), spec[2]]}
-
-
-def _spec_params(params: Any) -> Any:
-    from grader.kit.models import _plain
-    return _plain(params, {})
+            "spec": None if spec is None else [spec[0], to_plain(spec[1], {}), spec[2]]}
 
 
 def layer_arrays(layer: Any) -> list[np.ndarray]:
     return [np.array(_numpy(v)) for v in layer.state_dict().values()]
+
+
+def write(live: TorchLiveModel, folder: Path, name: str) -> dict:
+    """Write one reference module's recording; returns the answers.json entry that finds it."""
+    layers: dict[int, int] = {}
+    graph = to_plain(live.graph, layers)
+    by_id = {id(node.layer): node.layer for node in live.graph.nodes if node.layer is not None}
+    for layer in live.order_layers:  # the layers forward hooks saw, which a folded graph may not hold
+        by_id.setdefault(id(layer), layer)
+        layers.setdefault(id(layer), len(layers))
+    orders = [{"key": key, "order": [[path, layers[id(live.order_layers[i])]] for path, i in order],
+               "count": len(values)} for key, (order, values) in sorted(live.orders.items())]
+    with_weights = bool(live.outputs or live.orders)  # a transplant reads every state entry
+    described, arrays = [], {}
+    for layer_id, index in sorted(layers.items(), key=lambda item: item[1]):
+        layer = by_id[layer_id]
+        described.append(layer_record(layer))
+        for k, value in enumerate(layer_arrays(layer) if with_weights else []):
+            arrays[f"l{index:04d}_w{k:02d}"] = np.asarray(value)
+    index_of, outputs = output_arrays(live.outputs)
+    for n, (_, (_, values)) in enumerate(sorted(live.orders.items())):
+        for k, value in enumerate(values):
+            outputs[f"h{n:04d}_{k:02d}"] = value
+    data = {"graph": graph, "layers": described, "outputs": index_of, "framework": "torch", "orders": orders,
+            "training": bool(live.training)}
+    (folder / f"{name}.graph.json").write_text(json.dumps(data), encoding="utf-8")
+    if arrays:
+        np.savez(folder / f"{name}.weights.npz", **arrays)
+    if outputs:
+        np.savez(folder / f"{name}.outputs.npz", **outputs)
+    return {"$graph_model": name, "weights": bool(arrays)}
 
 
 # ---------------------------------------------------------------- in the kit
@@ -169,8 +208,6 @@ class TorchRecordedLayer:
 
     def state_dict(self) -> "OrderedDict[str, Any]":
         import torch
-
-        from grader.kit.models import NotRecordedOutput
 
         if self._values is None:
             raise NotRecordedOutput("the self-check kit holds no weights of this reference model: the full "
@@ -198,7 +235,7 @@ class TorchRecordedModel:
         self._orders = orders
         self._order_layers = order_layers
         self.training = training
-        object.__setattr__(self, _MEMO, (_AnyKey(), graph))
+        remember_graph(self, graph)
 
     def train(self, mode: bool = True) -> "TorchRecordedModel":
         self.training = bool(mode)
@@ -214,7 +251,6 @@ class TorchRecordedModel:
         return None
 
     def _missing(self, inputs: Any, training: Any, what: str) -> Exception:
-        from grader.kit.models import NotRecordedOutput
         return NotRecordedOutput(
             f"the self-check kit holds no {what} of this reference model for a batch of shape "
             f"{tuple(np.shape(_numpy(inputs)))} in {'train()' if training else 'eval()'} mode: this check is not "
@@ -236,5 +272,35 @@ class TorchRecordedModel:
         return [(path, self._order_layers[i]) for path, i in order], [o.copy() for o in outputs]
 
 
-__all__ = ["TorchLiveModel", "TorchRecordedLayer", "TorchRecordedModel", "is_torch_module",
-           "is_torch_module_class", "layer_arrays", "layer_record"]
+def read(data: dict, entry: dict, folder: Path, inside) -> TorchRecordedModel:
+    """The recorded module of an answers.json entry, from its parsed graph file `data`;
+    `inside` keeps file names in the folder."""
+    name = str(entry["$graph_model"])
+    weights_file = inside(folder, f"{name}.weights.npz")
+    stored = load_arrays(weights_file) if entry.get("weights") and weights_file.is_file() else {}
+    layers: list = []
+    for index, described in enumerate(data["layers"]):
+        names = [str(w["name"]) for w in described["weights"]]
+        spec = described.get("spec")
+        if spec is not None:
+            spec = (str(spec[0]), from_plain(spec[1], []), str(spec[2]))
+        layers.append(TorchRecordedLayer(str(described["class_name"]), names,
+                                         layer_values(stored, index, len(names)), spec))
+    outputs: dict[str, tuple[list, bool]] = {}
+    orders: dict[str, tuple[list, list]] = {}
+    outputs_file = inside(folder, f"{name}.outputs.npz")
+    if (data["outputs"] or data.get("orders")) and outputs_file.is_file():
+        with np.load(outputs_file, allow_pickle=False) as npz:
+            outputs = read_outputs(data["outputs"], npz)
+            for n, item in enumerate(data.get("orders", [])):
+                order = [(str(path), int(i)) for path, i in item["order"]]
+                if any(not 0 <= i < len(layers) for _, i in order):
+                    raise ValueError("the recorded call order names a layer the recording does not hold")
+                orders[str(item["key"])] = (order, [npz[f"h{n:04d}_{k:02d}"] for k in range(int(item["count"]))])
+    return TorchRecordedModel(from_plain(data["graph"], layers), list(layers), outputs, orders, layers,
+                              training=bool(data.get("training", True)))
+
+
+__all__ = ["TorchLiveModel", "TorchRecordedLayer", "TorchRecordedModel", "as_tensor", "is_tensor",
+           "is_torch_module", "is_torch_module_class", "layer_arrays", "layer_record", "read", "tensor_array",
+           "write"]

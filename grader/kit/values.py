@@ -3,8 +3,10 @@
 A kit reaches students, so what it holds must be data a student's machine can read without
 running anything of ours or theirs: JSON for the structure, `.npy` files (read with
 `allow_pickle=False`) for arrays, and for a model what the checks read of it (its layer
-graph, weights as arrays, outputs; `grader.kit.models`), never a config that rebuilds it.
-A value of any other kind cannot be recorded, and the export says which function returned it.
+graph, weights as arrays, outputs; `grader.kit.model_records`), never a config that rebuilds
+it. A PyTorch tensor is kept as its array and read back as a tensor: PyTorch reference
+functions take and return tensors. A value of any other kind cannot be recorded, and the
+export says which function returned it.
 """
 from __future__ import annotations
 
@@ -16,28 +18,11 @@ from typing import Any
 
 import numpy as np
 
+from grader.kit import model_records
+from grader.kit.plain import NotRecordable
+from grader.kit.torch_models import as_tensor, is_tensor, tensor_array
+
 MAX_DEPTH = 20
-
-
-class NotRecordable(Exception):
-    """A value the kit cannot hold as data (the message says what it is)."""
-
-
-def _is_model(value: Any) -> bool:
-    from grader.kit.torch_models import is_torch_module
-    return (hasattr(value, "to_json") and hasattr(value, "get_weights") and hasattr(value, "layers")) \
-        or is_torch_module(value)
-
-
-def live_model(value: Any) -> Any:
-    """The export-time view of a reference model (Keras or PyTorch) that records what the
-    checks read of it; a view already is one."""
-    from grader.kit.models import LiveModel
-    from grader.kit.torch_models import TorchLiveModel, is_torch_module
-
-    if isinstance(value, (LiveModel, TorchLiveModel)):
-        return value
-    return TorchLiveModel(value) if is_torch_module(value) else LiveModel(value)
 
 
 # ---------------------------------------------------------------- keys
@@ -54,9 +39,9 @@ def _canonical(value: Any, depth: int = 0) -> Any:
         return {"float": repr(float(value)), "type": type(value).__name__}
     if isinstance(value, np.bool_):
         return {"bool": bool(value)}
-    if isinstance(value, np.ndarray):
-        data = np.ascontiguousarray(value)
-        return {"array": str(data.dtype), "shape": list(data.shape),
+    if isinstance(value, np.ndarray) or is_tensor(value):
+        data = np.ascontiguousarray(value) if isinstance(value, np.ndarray) else tensor_array(value)
+        return {"array" if isinstance(value, np.ndarray) else "tensor": str(data.dtype), "shape": list(data.shape),
                 "sha256": hashlib.sha256(data.tobytes()).hexdigest()}
     if isinstance(value, (tuple, list)):
         return {type(value).__name__: [_canonical(v, depth + 1) for v in value]}
@@ -77,6 +62,11 @@ def describe_call(function: str, args: tuple, kwargs: dict) -> str:
     def show(v: Any) -> str:
         if isinstance(v, np.ndarray):
             return f"a {v.dtype} array of shape {tuple(v.shape)}"
+        if is_tensor(v):
+            return f"a {str(v.dtype).replace('torch.', '')} tensor of shape {tuple(v.shape)}"
+        if isinstance(v, (list, tuple)) and any(isinstance(i, np.ndarray) or is_tensor(i) for i in v):
+            inner = ", ".join(show(i) for i in v[:2]) + (f", ... ({len(v)} in all)" if len(v) > 2 else "")
+            return f"[{inner}]" if isinstance(v, list) else f"({inner})"
         text = repr(v)
         return text if len(text) <= 40 else text[:37] + "..."
     parts = [show(a) for a in args] + [f"{k}={show(v)}" for k, v in kwargs.items()]
@@ -98,10 +88,8 @@ class Store:
     def finish(self) -> None:
         """Write each model once every test has run: only then is it known which outputs
         the tests asked for and whether they copied its weights."""
-        from grader.kit.models import write
-
         for live, name, tree in self._pending:
-            tree.update(write(live, self.folder, name))
+            tree.update(model_records.write(live, self.folder, name))
         self._pending = []
 
     def _name(self, suffix: str) -> str:
@@ -124,17 +112,19 @@ class Store:
             name = self._name(".npy")
             np.save(self.folder / name, array, allow_pickle=False)
             return {"$npy": name, "scalar": isinstance(value, np.generic)}
+        if is_tensor(value):
+            array = tensor_array(value)
+            name = self._name(".npy")
+            np.save(self.folder / name, array, allow_pickle=False)
+            return {"$npy": name, "tensor": True}
         if isinstance(value, (tuple, list)):
             items = [self.encode(v, depth + 1) for v in value]
             return {"$tuple": items} if isinstance(value, tuple) else items
         if isinstance(value, dict) and all(isinstance(k, str) for k in value):
             return {"$dict": [[k, self.encode(v, depth + 1)] for k, v in value.items()]}
-        from grader.kit.models import LiveModel
-        from grader.kit.torch_models import TorchLiveModel
-
-        if _is_model(value):
-            value = live_model(value)
-        if isinstance(value, (LiveModel, TorchLiveModel)):
+        if model_records.is_model(value):
+            value = model_records.live_model(value)
+        if model_records.is_live(value):
             return self._model(value)
         raise NotRecordable(f"a value of type {type(value).__name__}")
 
@@ -171,12 +161,13 @@ def decode(tree: Any, folder: Path, depth: int = 0) -> Any:
         return float(tree["$float"])
     if "$npy" in tree:
         array = np.load(_inside(folder, tree["$npy"]), allow_pickle=False)
+        if tree.get("tensor"):
+            return as_tensor(array)
         return array[()] if tree.get("scalar") else array
     if "$tuple" in tree:
         return tuple(decode(v, folder, depth + 1) for v in tree["$tuple"])
     if "$dict" in tree:
         return {str(k): decode(v, folder, depth + 1) for k, v in tree["$dict"]}
     if "$graph_model" in tree:
-        from grader.kit.models import read
-        return read(tree, folder, _inside)
+        return model_records.read(tree, folder, _inside)
     raise ValueError(f"the recording holds an unknown value {sorted(tree)}")
