@@ -593,3 +593,36 @@ def test_an_assignment_with_probes_gets_a_kit_that_agrees_with_full_grading(tmp_
     # ResNet50's graph is checked in the kit; its 23 M weights are not shipped, as no visible test copies them
     sizes = sum(p.stat().st_size for p in kit.root.rglob("*") if p.is_file())
     assert sizes < 5_000_000, sizes
+
+
+def test_the_kit_modules_import_one_another_one_way():
+    """Shared recording pieces live in grader/kit/plain.py and one module (model_records)
+    picks Keras's or PyTorch's recording: no kit module reaches itself through its imports,
+    deferred ones inside functions included."""
+    kit = REPO / "grader" / "kit"
+    edges: dict[str, set[str]] = {}
+    for path in kit.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            named = []
+            if isinstance(node, ast.ImportFrom) and node.module == "grader.kit":
+                named = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("grader.kit."):
+                named = [node.module.split(".")[2]]
+            elif isinstance(node, ast.Import):
+                named = [a.name.split(".")[2] for a in node.names if a.name.startswith("grader.kit.")]
+            edges.setdefault(path.stem, set()).update(n for n in named if (kit / f"{n}.py").is_file())
+
+    def reach(start: str) -> set[str]:
+        seen, todo = set(), [start]
+        while todo:
+            for after in edges.get(todo.pop(), ()):
+                if after not in seen:
+                    seen.add(after)
+                    todo.append(after)
+        return seen
+
+    assert edges["plain"] == set(), edges["plain"]
+    assert {"models", "torch_models"} <= edges["model_records"]
+    assert "torch_models" not in edges["models"] and "models" not in edges["torch_models"]
+    circles = sorted(m for m in edges if m in reach(m))
+    assert circles == [], {m: sorted(edges[m]) for m in circles}

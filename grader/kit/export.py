@@ -146,6 +146,20 @@ def _squeeze(text: str) -> str:
     return " ".join(text.split()).casefold()
 
 
+def _shipped_test_names(folder: Path) -> set[str]:
+    """The test functions the kit's own Python files define: a hidden test that shares one's
+    name (`test_scores` in two files) is not revealed by that name appearing."""
+    names: set[str] = set()
+    for path in folder.rglob("*.py"):
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+        except (SyntaxError, ValueError, UnicodeDecodeError):
+            continue
+        names |= {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+                  and n.name.startswith("test")}
+    return names
+
+
 def leaks(folder: Path, assignment, hidden: list[safety.TestInfo]) -> list[str]:
     """Every place the folder holds the secret, a reference body, a hidden test, a written
     question's rubric or model answer, or a model config or saved model that rebuilds."""
@@ -157,6 +171,7 @@ def leaks(folder: Path, assignment, hidden: list[safety.TestInfo]) -> list[str]:
         if func is not None:
             hidden_code.append((info.function, _normalized(ast.get_source_segment(source, func) or "")))
     written = _written_secrets(assignment)
+    shipped = _shipped_test_names(folder)
     found = leak_forms.rebuildable_models(folder)
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         text = path.read_bytes().decode("utf-8", "replace")
@@ -171,7 +186,7 @@ def leaks(folder: Path, assignment, hidden: list[safety.TestInfo]) -> list[str]:
         found += [f"{where} holds the body of reference function `{name}`"
                   for name, body, unparsed in bodies if body in flat or unparsed in code]
         for name, hidden_text in hidden_code:
-            if name in text:
+            if name in text and name not in shipped:
                 found.append(f"{where} names hidden test `{name}`")
             elif hidden_text and hidden_text in flat:
                 found.append(f"{where} holds the code of hidden test `{name}`")
