@@ -331,6 +331,25 @@ def test_copy_weights_follows_the_students_order():
                        atol=1e-5)
 
 
+def test_a_student_kits_recorded_reference_permutes_alike(tmp_path):
+    """The self-check's reference is a recording (graph, layer states, outputs): the
+    transplant after a reordered torch.cat is permuted for it as for the real module."""
+    import json
+
+    from grader.kit.torch_models import TorchLiveModel, read, write
+    live, x = TorchLiveModel(up_reference()), images(2, 3, 8, 8)
+    for training in (False, True):  # what the visible tests ask is recorded at export
+        expect_same_outputs(live, crossed(Up(skip_first=True)), x, training=training, merge_order="either")
+    entry = write(live, tmp_path, "up")
+    recorded = read(json.loads((tmp_path / "up.graph.json").read_text()), entry, tmp_path, lambda f, n: f / n)
+    expect_architecture(recorded, crossed(Up(skip_first=True)), exercise="up", merge_order="either")
+    for training in (False, True):
+        expect_same_outputs(recorded, crossed(Up(skip_first=True)), x, training=training, merge_order="either")
+    with pytest.raises(CheckFailed) as failed:
+        expect_same_outputs(recorded, crossed(Up(skip_first=True)), x, training=False)
+    assert failed.value.diagnosis == "wrong_input_order"
+
+
 def test_either_still_fails_a_swap_that_reaches_the_output():
     class Last(nn.Module):
         def __init__(self, swap: bool):
