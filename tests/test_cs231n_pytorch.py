@@ -30,10 +30,12 @@ BUILD = _build()
 SAMPLES = {s.name: s for s in BUILD.SAMPLES}
 
 
-def _course_notebook(*mistakes: str):
+def _course_notebook(*mistakes: str, edits=()):
     _, nb = BUILD.solved()
     for name in mistakes:
         nb = SAMPLES[name].make(nb)
+    for edit in edits:
+        nb = edit(nb)
     nb = BUILD.course_notebook(nb)
     # Real notebooks have the student's Sequential model in a cell of its own below the
     # template's TODO, and a Part V model of their own after it.
@@ -97,3 +99,19 @@ def test_other_mistakes_each_named(graded):
     skipped = [t for t in result.tests if t.name == "Kaiming-normal weights and zero biases"]
     assert skipped and skipped[0].score == 0  # depends on the layers
     assert "optimizer" not in " ".join(found)  # the optimizer is right and keeps its points
+
+
+@pytest.mark.slow
+def test_the_sequential_model_is_checked_with_the_notebooks_channel_counts(tmp_path, assignment, torch_worker):
+    """The cell above the TODO gives channel_1 = 32, channel_2 = 16; the tests compare the
+    model with the reference at those values (fixed in the tests' code, so a student kit can
+    record it). A consistent model with channel_2 = 12 is told to keep the given values."""
+    path = tmp_path / "channels.ipynb"
+    nbformat.write(_course_notebook(edits=[BUILD._edit("sequential_convnet", "channel_2 = 16", "channel_2 = 12")]),
+                   path)
+    result = grade_submission(path, assignment, torch_worker)
+    failed = [t for t in result.tests if t.score < t.max_score]
+    assert [(t.name, t.diagnosis) for t in failed] == [("the nn.Sequential model", "channels_changed"),
+                                                        ("the model's scores, with the reference's weights", "")]
+    assert "channel_2 = 12" in failed[0].message and "channel_2 = 16" in failed[0].message
+    assert result.score == 20 - 3 - 1
