@@ -27,15 +27,17 @@ keras = pytest.importorskip("keras")
 from grader.frameworks.keras import deferred_init  # noqa: E402
 
 
-def _model(seed: int = 3):
-    """Seeded, unseeded, constant and custom initializers, BatchNormalization's statistics."""
+def _model(seed: int = 3, custom: bool = True):
+    """Seeded, unseeded, constant and (`custom`) a function's initializers, BatchNormalization's
+    statistics."""
     keras.utils.set_random_seed(seed)
     inputs = keras.Input((8, 8, 3))
     x = keras.layers.Conv2D(4, 3, kernel_initializer=keras.initializers.GlorotUniform(seed=0))(inputs)
     x = keras.layers.BatchNormalization()(x)
     x = keras.layers.Conv2D(5, 1, kernel_initializer="he_normal", bias_initializer=keras.initializers.Constant(0.5))(x)
     x = keras.layers.Flatten()(x)
-    outputs = keras.layers.Dense(3, kernel_initializer=lambda shape, dtype=None: np.full(shape, 0.25, "float32"))(x)
+    own = (lambda shape, dtype=None: np.full(shape, 0.25, "float32")) if custom else "zeros"
+    outputs = keras.layers.Dense(3, kernel_initializer=own)(x)
     return keras.Model(inputs, outputs)
 
 
@@ -139,3 +141,30 @@ def test_the_child_defers_only_weightless_calls_and_a_read_sees_the_real_weights
         assert waiting and nothing is None and _shape_of(unread) == _shape_of(model)
     finally:
         submission.close()
+
+
+# ---------------------------------------------------------------- the grading process
+
+def test_a_weightless_rebuild_draws_nothing_and_still_grades_with_the_reference_weights():
+    """Rebuilt without weights, a model gets zeros where its initializers would draw and
+    the constants of the others (BatchNormalization's ones); the output check reads the
+    reference's weights in their place and passes exactly as for the model with weights."""
+    from grader.checks.models import expect_same_outputs
+    from grader.frameworks.keras.rebuild import rebuild
+    from grader.sandbox.protocol import ModelPayload
+    reference = _model(5, custom=False)
+    student = _model(6, custom=False)
+    payload = ModelPayload(config=student.to_json(), weights=(), keras="3", class_name="Functional",
+                           disconnected=(), weightless=True, locations=())
+    rebuilt = rebuild(payload)
+    conv = rebuilt.layers[1]
+    assert not np.any(np.asarray(conv.kernel))
+    bn = rebuilt.layers[2]
+    np.testing.assert_array_equal(np.asarray(bn.gamma), np.ones(4))
+    np.testing.assert_array_equal(np.asarray(bn.moving_variance), np.ones(4))
+    np.testing.assert_array_equal(np.asarray(rebuilt.layers[3].bias), np.full(5, 0.5))
+    x = np.random.default_rng(1).normal(size=(2, 8, 8, 3)).astype(np.float32)
+    for training in (False, True):
+        expect_same_outputs(reference, rebuilt, x, training=training)
+        expect_same_outputs(reference, student, x, training=training)
+    assert not np.any(np.asarray(conv.kernel))  # left as found

@@ -238,7 +238,8 @@ class Submission:
     def model(self, name: str, *args, expected: str = "a tf.keras model", weights: bool = True, **kwargs):
         """Call a function that must return a Keras model; explain clearly when it does not.
         With `weights=False` only its configuration leaves the sandbox (the rebuilt model has
-        fresh weights): for checks that transplant the reference's weights anyway."""
+        placeholder weights, and the child never draws the student's): for checks that
+        transplant the reference's weights anyway."""
         value = self._cached(("call", name, weights), name, args, kwargs).value
         return self._expect_model(name, value, expected)
 
