@@ -8,6 +8,8 @@ Conv2D(F3, 1x1, stride s) -> BN; Add; ReLU.
 A block takes a tensor and returns one, so the probes `identity_block_model` and
 `convolutional_block_model` wrap it into a model in the sandbox (Input -> block -> Model),
 whatever the student's signature (with `training`, without it, or Keras 2's `stage, block`).
+No check reads the student's own weights (the output checks read the reference's), so the
+models come back without them (`weights=False`) and the child never draws them.
 """
 import numpy as np
 
@@ -49,9 +51,9 @@ def expect_block_outputs(submission, probe, reference_model, args, x):
     mode (`training=None`), so each BatchNormalization runs as the block told it to: a
     block that ignores its `training` argument is caught here, while a call with
     `training=False` would have overridden what the student wrote."""
-    trained = submission.probe_model(probe, *args, training=True, expected=EXPECTED)
+    trained = submission.probe_model(probe, *args, training=True, weights=False, expected=EXPECTED)
     expect_same_outputs(reference_model, trained, x, training=True, what="training output")
-    inferred = submission.probe_model(probe, *args, training=False, expected=EXPECTED)
+    inferred = submission.probe_model(probe, *args, training=False, weights=False, expected=EXPECTED)
     try:
         expect_same_outputs(reference_model, inferred, x, training=None, what="inference output")
     except CheckFailed as exc:
@@ -75,7 +77,7 @@ def expect_block_outputs(submission, probe, reference_model, args, x):
 def test_identity_block_skip_connection(submission):
     """The block's input reaches the Add unchanged, the Add comes before the last ReLU, and
     every Conv2D is followed by BatchNormalization."""
-    found = submission.probe_model(IDENTITY, *IDENTITY_VISIBLE, training=True, expected=EXPECTED)
+    found = submission.probe_model(IDENTITY, *IDENTITY_VISIBLE, training=True, weights=False, expected=EXPECTED)
     expect_skip_connection(found, projection=False, exercise="identity_block")
     expect_bn_after_conv(found, minimum=3, every_conv=True)
 
@@ -83,7 +85,7 @@ def test_identity_block_skip_connection(submission):
 @points(3)
 @exercise("identity_block")
 def test_identity_block_layer_graph(submission, reference):
-    found = submission.probe_model(IDENTITY, *IDENTITY_VISIBLE, training=True, expected=EXPECTED)
+    found = submission.probe_model(IDENTITY, *IDENTITY_VISIBLE, training=True, weights=False, expected=EXPECTED)
     expect_architecture(reference.identity_block_model(*IDENTITY_VISIBLE), found, exercise="identity_block")
 
 
@@ -113,7 +115,8 @@ def test_identity_block_outputs_on_hidden_shapes(submission, reference, hidden_r
 def test_convolutional_block_shortcut(submission):
     """The shortcut is a Conv2D -> BatchNormalization projection of the block's input, added
     before the last ReLU, and every Conv2D is followed by BatchNormalization."""
-    found = submission.probe_model(CONVOLUTIONAL, *CONVOLUTIONAL_VISIBLE, training=True, expected=EXPECTED)
+    found = submission.probe_model(CONVOLUTIONAL, *CONVOLUTIONAL_VISIBLE, training=True, weights=False,
+                                   expected=EXPECTED)
     expect_skip_connection(found, projection=True, exercise="convolutional_block")
     expect_bn_after_conv(found, minimum=4, every_conv=True)
 
@@ -121,7 +124,8 @@ def test_convolutional_block_shortcut(submission):
 @points(3)
 @exercise("convolutional_block")
 def test_convolutional_block_layer_graph(submission, reference):
-    found = submission.probe_model(CONVOLUTIONAL, *CONVOLUTIONAL_VISIBLE, training=True, expected=EXPECTED)
+    found = submission.probe_model(CONVOLUTIONAL, *CONVOLUTIONAL_VISIBLE, training=True, weights=False,
+                                   expected=EXPECTED)
     expect_architecture(reference.convolutional_block_model(*CONVOLUTIONAL_VISIBLE), found,
                         exercise="convolutional_block")
 
