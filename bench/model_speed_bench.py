@@ -131,10 +131,18 @@ def _measured(checkout: Path, arm: str, k: int, isolation: str, warmup: int = 1)
 def _unknown_keys(checkout: Path) -> set[str]:
     """The spec keys this checkout's grader does not know: read from its source, since
     importing two graders into one process would mix them."""
-    source = (checkout / "grader" / "assignment.py").read_text(encoding="utf-8")
-    known = set(re.findall(r'^\s*Key\("(\w+)"', source, flags=re.M))
-    ours = (REPO / "grader" / "assignment.py").read_text(encoding="utf-8")
-    return set(re.findall(r'^\s*Key\("(\w+)"', ours, flags=re.M)) - known if known else set()
+    known = set(re.findall(r'^\s*Key\("(\w+)"', _spec_source(checkout), flags=re.M))
+    ours = set(re.findall(r'^\s*Key\("(\w+)"', _spec_source(REPO), flags=re.M))
+    return ours - known if known else set()
+
+
+def _spec_source(checkout: Path) -> str:
+    """The spec module's text: grader/spec/assignment.py since the modules were gathered
+    into folders, grader/assignment.py before."""
+    for path in (checkout / "grader" / "spec" / "assignment.py", checkout / "grader" / "assignment.py"):
+        if path.is_file():
+            return path.read_text(encoding="utf-8")
+    return ""
 
 
 def _without_tables(spec: str, tables: set[str]) -> str:
