@@ -22,7 +22,7 @@ from grader.checks.equivalence import numerically_same
 from grader.checks.graph import layer_graph
 from grader.checks.models import copy_weights, expect_input_shape, expect_output_shape, expect_same_outputs
 from grader.frameworks.torch.rebuild import rebuild_torch
-from grader.frameworks.torch.shapes import record_input_shape
+from grader.frameworks.torch.shapes import forget_input_shape, record_input_shape
 from grader.run.submission import Submission
 from grader.sandbox import protocol
 from grader.spec.assignment import load_assignment
@@ -139,6 +139,9 @@ def test_an_ambiguous_module_says_why_until_it_has_run_on_the_shape():
     other = crossed(reference_classifier(size=(48, 32)))
     record_input_shape(other, (3, 48, 32))  # or the instructor says so
     assert ADAPTER.input_shape(other) == (3, 48, 32)
+    forget_input_shape(other)
+    with pytest.raises(CheckFailed):
+        ADAPTER.input_shape(other)
 
 
 def test_a_module_whose_first_operation_fixes_nothing_says_so():
