@@ -67,20 +67,36 @@ class GradingContext:
         return self._reference
 
 
-def _seed_for(key: tuple) -> None:
+def _seed_for(key: tuple) -> int:
     """Seed Keras from what is being built, so a reference model has the same weights in
     every grading process and whichever test builds it first: the numbers feedback quotes
-    from it ("expected 0.73, found 0.12") are then the same on every regrade."""
+    from it ("expected 0.73, found 0.12") are then the same on every regrade. The seed is
+    returned for PyTorch, which is seeded around the build only (`_torch_kept`)."""
     import hashlib
     import sys
+    seed = int.from_bytes(hashlib.sha256(repr(key).encode("utf-8", "backslashreplace")).digest()[:4], "little")
     try:
         import keras  # TensorFlow imports it anyway; tf_keras processes have it too
     except ImportError:  # pragma: no cover - the kit's replay builds no reference models
-        return
-    seed = int.from_bytes(hashlib.sha256(repr(key).encode("utf-8", "backslashreplace")).digest()[:4], "little")
+        return seed
     keras.utils.set_random_seed(seed)
     if "tf_keras" in sys.modules:
         sys.modules["tf_keras"].utils.set_random_seed(seed)
+    return seed
+
+
+def _torch_kept():
+    """The PyTorch side of keeping reference models, when torch is in use at all (a
+    reference module that builds PyTorch models imported it already)."""
+    if "torch" not in sys.modules:
+        return None
+    from grader.frameworks.torch import kept
+    return kept
+
+
+def _is_kept_module(held) -> bool:
+    kept = _torch_kept()
+    return kept is not None and isinstance(held, kept.KeptModule)
 
 
 class _ReferenceModels:
@@ -88,8 +104,10 @@ class _ReferenceModels:
 
     Building a reference model costs ~0.1 s and every submission's tests build the same few,
     so they are built once per grading process (per function and hashable arguments). Only
-    Keras models are kept: the model checks restore the weights they touch, while arrays a
-    test might change in place are recomputed on every call.
+    models are kept: the model checks restore the weights they touch, while arrays a test
+    might change in place are recomputed on every call. A PyTorch module is handed out as
+    freshly built each time (`grader.frameworks.torch.kept`: weights, modes, no recorded
+    input shape), since a module carries more of its last use than a Keras model does.
     """
 
     _by_module: dict[str, "_ReferenceModels"] = {}
@@ -116,11 +134,21 @@ class _ReferenceModels:
             except TypeError:
                 return attr(*args, **kwargs)
             if key in self._models:
-                return self._models[key]
-            _seed_for(key)
-            value = attr(*args, **kwargs)
+                held = self._models[key]
+                lent = held.lend() if _is_kept_module(held) else held
+                if lent is not None:
+                    return lent
+                del self._models[key]  # a test replaced one of its layers: build it again
+            seed = _seed_for(key)
+            torch_kept = _torch_kept()
+            if torch_kept is None:
+                value = attr(*args, **kwargs)
+            else:
+                value = torch_kept.build_seeded(lambda: attr(*args, **kwargs), seed)
             if hasattr(value, "layers") and hasattr(value, "get_weights"):
                 self._models[key] = value
+            elif torch_kept is not None and torch_kept.is_module(value):
+                self._models[key] = torch_kept.KeptModule(value)
             return value
 
         return call
