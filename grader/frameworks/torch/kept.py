@@ -49,7 +49,7 @@ class KeptModule:
                 current[key].copy_(value)
         for sub, mode in self.modes:
             sub.training = mode
-        module.__dict__.pop(shapes._RECORDED, None)
+        shapes.forget_input_shape(module)
         return module
 
 
