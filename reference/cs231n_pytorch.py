@@ -68,13 +68,3 @@ def sequential_convnet(channel_1, channel_2, num_classes=10):
         nn.Flatten(), nn.Linear(channel_2 * 32 * 32, num_classes),
     )
 
-
-def random_params(generator: torch.Generator, in_channel, channel_1, channel_2, height, width, num_classes):
-    """Weights in the shapes the notebook's Part II uses, scaled so that every layer's
-    output is of order one (a mistake then changes the scores by order one too)."""
-    def draw(*shape, fan_in):
-        return torch.randn(*shape, generator=generator) * (2.0 / fan_in) ** 0.5
-
-    return [draw(channel_1, in_channel, 5, 5, fan_in=in_channel * 25), draw(channel_1, fan_in=2),
-            draw(channel_2, channel_1, 3, 3, fan_in=channel_1 * 9), draw(channel_2, fan_in=2),
-            draw(channel_2 * height * width, num_classes, fan_in=channel_2 * height * width), draw(num_classes, fan_in=2)]
