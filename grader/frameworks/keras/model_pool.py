@@ -33,6 +33,7 @@ both exist while it is graded anyway.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections import OrderedDict
 from typing import Any
 
@@ -68,10 +69,17 @@ def reusable(model: Any) -> bool:
 
 
 def _values(model: Any) -> int:
+    """Counted once per model (a ResNet50's 320 shapes cost ~20 ms on every give-back):
+    a model's weight shapes never change."""
+    counted = getattr(model, "_grader_values", None)
+    if isinstance(counted, int):
+        return counted
     try:
-        return sum(int(np.prod(tuple(w.shape))) for w in model.weights)
+        counted = sum(math.prod(tuple(w.shape)) for w in model.weights)
     except Exception:  # noqa: BLE001 - uncountable: treated as too large to keep
         return 1 << 62
+    object.__setattr__(model, "_grader_values", int(counted))  # outside Keras' attribute tracking
+    return int(counted)
 
 
 def _reset_seed_states(model: Any) -> None:
