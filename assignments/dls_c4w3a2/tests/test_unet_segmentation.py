@@ -10,7 +10,9 @@ pooling), four upsampling_blocks joined to the encoder's skip connections in mir
 Conv2D(n, 3, relu, same, he_normal), Conv2D(n_classes, 1, same).
 
 The blocks take and return tensors, so the probes wrap them into models in the sandbox:
-`conv_block_model` has two outputs, (next_layer, skip_connection). One file for the three
+`conv_block_model` has two outputs, (next_layer, skip_connection); no check reads the
+student's own weights, so block models come back without them (`weights=False`, never
+drawn in the sandbox). One file for the three
 exercises, so they share their helpers. The typical mistakes are named before the layer
 graph is compared, each with its own message: the graph comparison would also catch most
 of them, but in the words of a layer table, not of the U-Net.
@@ -171,7 +173,7 @@ def expect_conv_block_outputs(model, input_shape, n_filters, dropout_prob, max_p
 
 
 def _conv_block(submission, args):
-    return submission.probe_model(CONV, *args, expected=BLOCK)
+    return submission.probe_model(CONV, *args, weights=False, expected=BLOCK)
 
 
 def _expect_conv_block(submission, reference, args, x) -> None:
@@ -268,12 +270,12 @@ def _upsampling_block(submission, args, *, any_size=False):
     connection has that size (returned as is with `any_size`, for checks of each layer's
     own settings); any other failure is the student's own error."""
     try:
-        return submission.probe_model(UP, *args, expected=BLOCK)
+        return submission.probe_model(UP, *args, weights=False, expected=BLOCK)
     except StudentCodeError as exc:
         expansive, contractive, n_filters = args
         try:
             same_size = submission.probe_model(UP, expansive, (*expansive[:2], contractive[2]), n_filters,
-                                               expected=BLOCK)
+                                               weights=False, expected=BLOCK)
         except (SandboxError, CheckFailed):
             raise exc from None
         if any_size:
