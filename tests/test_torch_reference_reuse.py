@@ -114,7 +114,15 @@ def reference_module():
     def happy_model(width=8):
         return nn.Sequential(nn.Conv2d(3, width, 3), nn.BatchNorm2d(width), nn.ReLU())
 
-    module.happy_model = happy_model
+    class ConvolutionalModel(nn.Module):  # an exercise that is a class: called like a function
+        def __init__(self, classes=2):
+            super().__init__()
+            self.fc = nn.Linear(4, classes)
+
+        def forward(self, x):
+            return self.fc(x)
+
+    module.happy_model, module.ConvolutionalModel = happy_model, ConvolutionalModel
     sys.modules[module.__name__] = module
     yield module
     del sys.modules[module.__name__]
@@ -139,9 +147,13 @@ def test_a_kept_reference_module_is_handed_out_as_freshly_built(reference_module
     assert models.happy_model() is not first
 
 
-def test_reference_weights_are_the_same_in_every_process_and_torch_random_state_is_kept(reference_module):
+def test_reference_modules_have_the_same_weights_in_every_process_and_keep_torch_random_state(reference_module):
     rng = torch.random.get_rng_state()
     one = _ReferenceModels(reference_module).happy_model()
     assert torch.equal(rng, torch.random.get_rng_state())
     two = _ReferenceModels(reference_module).happy_model()  # as another grading process builds it
     assert one is not two and same_state(state(one), state(two))
+    models = _ReferenceModels(reference_module)
+    net = models.ConvolutionalModel()
+    assert models.ConvolutionalModel() is net and models.ConvolutionalModel(3) is not net
+    assert same_state(state(net), state(_ReferenceModels(reference_module).ConvolutionalModel()))

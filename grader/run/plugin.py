@@ -94,6 +94,11 @@ def _torch_kept():
     return kept
 
 
+def _is_module_class(attr: type) -> bool:
+    kept = _torch_kept()
+    return kept is not None and kept.is_module_class(attr)
+
+
 def _is_kept_module(held) -> bool:
     kept = _torch_kept()
     return kept is not None and isinstance(held, kept.KeptModule)
@@ -124,8 +129,8 @@ class _ReferenceModels:
 
     def __getattr__(self, name: str):
         attr = getattr(self._module, name)
-        if name.startswith("_") or not callable(attr) or isinstance(attr, type):
-            return attr
+        if name.startswith("_") or not callable(attr) or (isinstance(attr, type) and not _is_module_class(attr)):
+            return attr  # a PyTorch module class (`ConvolutionalModel(...)`) builds a model like a function
 
         def call(*args, **kwargs):
             key = (name, args, tuple(sorted(kwargs.items())))

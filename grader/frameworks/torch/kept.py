@@ -57,6 +57,10 @@ def is_module(value: Any) -> bool:
     return isinstance(value, nn.Module)
 
 
+def is_module_class(value: Any) -> bool:
+    return isinstance(value, type) and issubclass(value, nn.Module)
+
+
 def build_seeded(build: Callable[[], Any], seed: int) -> Any:
     """`build()` with torch's generator seeded, torch's global random state restored after."""
     with torch.random.fork_rng(devices=[]):
@@ -64,4 +68,4 @@ def build_seeded(build: Callable[[], Any], seed: int) -> Any:
         return build()
 
 
-__all__ = ["KeptModule", "build_seeded", "is_module"]
+__all__ = ["KeptModule", "build_seeded", "is_module", "is_module_class"]
