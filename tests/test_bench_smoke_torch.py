@@ -40,7 +40,8 @@ def test_torch_bench_writes_a_well_formed_report(tmp_path, capsys):
     assert target["torch_wall_seconds"] == 0.3  # issue 22
     assert target["torch_wall_over_target"] == pytest.approx(report["conv_bn_torch"]["wall_median"] / 0.3)
     assert target["met"] is (report["conv_bn_torch"]["wall_median"] <= 0.3)
+    assert target["torch_cpu_over_target"] == pytest.approx(report["conv_bn_torch"]["cpu_median"] / 0.3)
     profile = Path(report["profile"])
     assert profile.exists() and "grade_submission" in profile.read_text()
     table = capsys.readouterr().out
-    assert "conv_bn_torch / conv_bn: wall" in table and "target" in table
+    assert "conv_bn_torch / conv_bn: wall" in table and "target" in table and "its CPU" in table
