@@ -108,6 +108,12 @@ def _run(module: nn.Module, x: torch.Tensor, training: bool | None, who: str) ->
     return [o.detach().cpu().numpy() if isinstance(o, torch.Tensor) else np.asarray(o) for o in flat]
 
 
+def _bytes(tensor: torch.Tensor) -> np.ndarray:
+    """A tensor's memory as bytes to hash, whatever its dtype (NumPy has no bfloat16)."""
+    flat = tensor.detach().cpu().contiguous().reshape(-1)
+    return flat.view(torch.uint8).numpy() if flat.numel() else np.zeros(0, np.uint8)
+
+
 class _ReferenceOutputs:
     """A reference module's outputs by (inputs, mode, state), kept on the module itself so
     they go when it goes. Bounded: a hidden test's inputs differ per submission."""
@@ -127,10 +133,10 @@ class _ReferenceOutputs:
         """Everything a forward pass of a deterministic module reads: the inputs, the
         mode asked for (or, for None, each submodule's own), and the state by content."""
         h = hashlib.blake2b(digest_size=16)
-        h.update(np.ascontiguousarray(x.numpy()).tobytes())
+        h.update(_bytes(x))
         for name, tensor in module.state_dict(keep_vars=False).items():
             h.update(f"{name}\0{tuple(tensor.shape)}\0{tensor.dtype}\0".encode())
-            h.update(np.ascontiguousarray(tensor.detach().cpu().numpy()).tobytes())
+            h.update(_bytes(tensor))
         modes = tuple(m.training for m in module.modules()) if training is None else ()
         return (tuple(x.shape), str(x.dtype), training, modes, h.digest())
 
