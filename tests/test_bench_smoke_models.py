@@ -35,7 +35,7 @@ def test_an_assignment_the_baseline_lacks_is_copied_in(tmp_path):
     """A baseline tree whose grader knows every key but `modules` gets dls_c4w3a2 and its
     reference, with `[modules]` removed; an assignment it has is left as it is."""
     bench = _bench()
-    ours = (ROOT / "grader" / "spec" / "assignment.py").read_text(encoding="utf-8")
+    ours = bench._spec_source(ROOT)  # wherever this checkout keeps the spec module
     (tmp_path / "grader").mkdir()
     (tmp_path / "grader" / "assignment.py").write_text(
         "\n".join(line for line in ours.splitlines() if 'Key("modules"' not in line), encoding="utf-8")
