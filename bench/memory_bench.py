@@ -71,7 +71,7 @@ def measure_long_run(n: int, every: int) -> dict:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     sb = _bench("sandbox_bench")
     from grader.frameworks.keras.tensorflow_import import import_quietly
-    from grader.spec.assignment import load_assignment
+    from grader.assignment.spec import load_assignment
     from grader.run.grading import grade_submission
     from grader.sandbox.client import Worker
     assignment = load_assignment("conv_bn")
@@ -110,7 +110,7 @@ def measure_resnet(k: int) -> dict:
     spec.loader.exec_module(notebooks)
     import nbformat
     from grader.frameworks.keras.tensorflow_import import import_quietly
-    from grader.spec.assignment import load_assignment
+    from grader.assignment.spec import load_assignment
     from grader.run.grading import grade_submission
     from grader.sandbox.client import Worker
     assignment = load_assignment("dls_c4w2a1")

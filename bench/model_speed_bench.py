@@ -81,7 +81,7 @@ def measure(arm: str, k: int, isolation: str, warmup: int = 1) -> dict:
     notebook = _notebooks(builder).course_notebook("course" if arm == "unet" else "current")
     import nbformat
     from grader.frameworks.keras.tensorflow_import import import_quietly
-    from grader.spec.assignment import load_assignment
+    from grader.assignment.spec import load_assignment
     from grader.run.grading import grade_submission
     from grader.sandbox.client import Worker
     assignment = load_assignment(name)
@@ -137,9 +137,10 @@ def _unknown_keys(checkout: Path) -> set[str]:
 
 
 def _spec_source(checkout: Path) -> str:
-    """The spec module's text: grader/spec/assignment.py since the modules were gathered
-    into folders, grader/assignment.py before."""
-    for path in (checkout / "grader" / "spec" / "assignment.py", checkout / "grader" / "assignment.py"):
+    """The spec module's text: grader/assignment/spec.py since the modules were gathered
+    into folders, grader/spec/assignment.py for a day, grader/assignment.py before."""
+    for path in (checkout / "grader" / "assignment" / "spec.py", checkout / "grader" / "spec" / "assignment.py",
+                 checkout / "grader" / "assignment.py"):
         if path.is_file():
             return path.read_text(encoding="utf-8")
     return ""

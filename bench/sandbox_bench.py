@@ -236,7 +236,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     if args.preloaded_only:  # the baseline's measured process: print the preloaded arm's summary
         sys.path.insert(0, str(args.checkout))
-        from grader.spec.assignment import load_assignment
+        from grader.assignment.spec import load_assignment
         assignment = load_assignment("conv_bn")
         with tempfile.TemporaryDirectory() as tmp:
             path, _ = _submission(Path(tmp))
@@ -247,7 +247,7 @@ def main(argv: list[str] | None = None) -> dict:
                           "grader_from": str(Path(grader.__file__).resolve().parent.parent)}))
         return {}
 
-    from grader.spec.assignment import load_assignment
+    from grader.assignment.spec import load_assignment
     assignment = load_assignment("conv_bn")
     exercises = frozenset({"happyModel", "convolutional_model"})
     with tempfile.TemporaryDirectory() as tmp:

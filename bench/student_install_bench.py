@@ -174,7 +174,7 @@ def time_checks(kit: str, wheel: Path, downloads: Path, work: Path, warm: int) -
     installed = time.perf_counter() - started
     venv_bytes = sum(p.stat().st_size for p in venv.rglob("*") if p.is_file() and not p.is_symlink())
 
-    from grader.spec.assignment import load_assignment
+    from grader.assignment.spec import load_assignment
     from grader.kit.export import build_kit
     root = build_kit(load_assignment(spec["assignment"]), work / "kit", samples=False).root
     notebook = root / f"{spec['assignment']}.ipynb"  # the kit's notebook, solved as the sample is

@@ -36,7 +36,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from submissions import generate  # noqa: E402
 
-from grader.spec.assignment import load_assignment  # noqa: E402
+from grader.assignment.spec import load_assignment  # noqa: E402
 from grader.classroom.batch import Options, default_jobs, grade_stream  # noqa: E402
 
 

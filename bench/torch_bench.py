@@ -59,7 +59,7 @@ class Arm:
     """One assignment's worker and submission, graded one round at a time."""
 
     def __init__(self, name: str, isolation: str, all_exercises: bool):
-        from grader.spec.assignment import load_assignment
+        from grader.assignment.spec import load_assignment
         from grader.sandbox.client import Worker
         spec_name, exercises = ARMS[name]
         self.name = name

@@ -167,7 +167,7 @@ def _main(argv: list[str] | None) -> int:
         return _report(args)
     if getattr(args, "handler", None) is not None:  # new, assign, validate-assignment, export
         return args.handler(args)
-    from grader.spec.assignment import AssignmentError, load_assignment
+    from grader.assignment.spec import AssignmentError, load_assignment
     from grader.sandbox.client import IsolationUnavailable
     try:
         if args.command == "check":  # a student kit next to the notebook is found by itself
@@ -478,7 +478,7 @@ def _check_command(args) -> int:
     to do, before anything slow starts (a missing path used to take 12 s to be refused)."""
     import time
 
-    from grader.spec.assignment import KIT_FOLDER, AssignmentError, assignment_for_notebook, load_assignment
+    from grader.assignment.spec import KIT_FOLDER, AssignmentError, assignment_for_notebook, load_assignment
     from grader.sandbox.client import IsolationUnavailable
     from grader.kit.find import notebook_assignment
 

@@ -134,7 +134,7 @@ def keras2_worker():
 
 @pytest.fixture(scope="session")
 def conv_bn():
-    from grader.spec.assignment import load_assignment
+    from grader.assignment.spec import load_assignment
     return load_assignment("conv_bn")
 
 
@@ -161,5 +161,5 @@ def quick_conv_bn(tmp_path, conv_bn):
     text = text.replace('reference = "../../reference/conv_bn.py"', f'reference = "{conv_bn.reference}"')
     text = text.replace("call_timeout = 30", "call_timeout = 3")
     (root / "assignment.toml").write_text(text)
-    from grader.spec.assignment import load_assignment
+    from grader.assignment.spec import load_assignment
     return load_assignment(root)

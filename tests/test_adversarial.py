@@ -44,7 +44,7 @@ def started_at():
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    from grader.spec.assignment import load_assignment
+    from grader.assignment.spec import load_assignment
     return load_assignment(attacks.write_assignment(tmp_path_factory.mktemp("tiny"), timeout=3))
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from grader import testing
 from grader.checks import CheckFailed
-from grader.spec.assignment import SPEC_KEYS
+from grader.assignment.spec import SPEC_KEYS
 from grader.checks import architecture, arrays, batchnorm, models, standardize
 from grader.run.submission import Submission
 

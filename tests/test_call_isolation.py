@@ -14,7 +14,7 @@ import pytest
 
 from conftest import notebook
 from student_views import student_views
-from grader.spec.assignment import load_assignment
+from grader.assignment.spec import load_assignment
 from grader.run.grading import grade_submission
 from grader.results import Status
 from grader.sandbox import client

@@ -33,7 +33,7 @@ from grader.classroom.handin import HandIn, PickRule, counted, looks_copied, par
 from grader.classroom.manifest import parse_submission_time
 from grader.classroom.roster import RosterError, read_roster
 from grader.cli import main
-from grader.spec.late import parse_time
+from grader.assignment.late import parse_time
 from test_late_work import _assignment
 
 CAFE = os.fsdecode(b"caf\xe9")  # the name Python gives bytes that are not UTF-8

@@ -13,7 +13,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from conftest import notebook  # noqa: E402
 from grader.run import collected, grading  # noqa: E402
-from grader.spec.assignment import load_assignment  # noqa: E402
+from grader.assignment.spec import load_assignment  # noqa: E402
 
 SAMPLES = Path(__file__).resolve().parent.parent / "assignments" / "conv_bn" / "samples"
 NUMPY_ONLY = frozenset({"standardize", "batchnorm_forward"})  # quick: no model is built

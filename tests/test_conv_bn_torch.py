@@ -29,7 +29,7 @@ OUTPUTS = "output on random inputs, in eval() and train() modes"
 
 @pytest.fixture(scope="module")
 def conv_bn_torch():
-    from grader.spec.assignment import load_assignment
+    from grader.assignment.spec import load_assignment
     return load_assignment("conv_bn_torch")
 
 

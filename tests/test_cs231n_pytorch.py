@@ -12,7 +12,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader.spec.assignment import load_assignment
+from grader.assignment.spec import load_assignment
 from grader.run.grading import grade_submission
 
 ROOT = Path(__file__).resolve().parents[1] / "assignments" / "cs231n_pytorch"

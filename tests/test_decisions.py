@@ -16,9 +16,9 @@ from grader.classroom.final import Decisions, final_grade
 from grader.classroom.gradebook import Gradebook
 from grader.classroom.outputs import Finals, export_grades
 from grader.classroom.process import Graded
-from grader.spec.late import LatePolicy, parse_time
+from grader.assignment.late import LatePolicy, parse_time
 from grader.results import Status, SubmissionResult, TestResult as TR
-from grader.spec.written import Question, RubricLevel
+from grader.assignment.written import Question, RubricLevel
 
 WHY = Question("why_bn", "Why BatchNormalization after Conv2D?", 3.0,
                rubric=(RubricLevel(3, "stable input distributions"), RubricLevel(0, "no reason")))

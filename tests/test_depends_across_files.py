@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import notebook
-from grader.spec.assignment import load_assignment
+from grader.assignment.spec import load_assignment
 from grader.run.grading import grade_submission
 from grader.results import Status
 from grader.testing import depends

@@ -20,7 +20,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from grader.spec.assignment import load_assignment
+from grader.assignment.spec import load_assignment
 from grader.run.grading import grade_submission
 from grader.results import Status
 from grader.run.submission import Submission

@@ -15,7 +15,7 @@ import json
 import pytest
 
 import dls_c4w2a1_notebooks as nbs
-from grader.spec.assignment import load_assignment
+from grader.assignment.spec import load_assignment
 from grader.run.grading import grade_submission
 from grader.notebook.cellnames import cell_names
 from grader.results import Status

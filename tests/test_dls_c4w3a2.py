@@ -14,7 +14,7 @@ import json
 import pytest
 
 import dls_c4w3a2_notebooks as nbs
-from grader.spec.assignment import load_assignment
+from grader.assignment.spec import load_assignment
 from grader.run.grading import grade_submission
 from grader.results import Status
 from grader.run.submission import Submission

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.spec.assignment import load_assignment
+from grader.assignment.spec import load_assignment
 from grader.export import BundleError, register
 from grader.export.coursera import parts_of
 

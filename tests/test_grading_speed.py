@@ -196,7 +196,7 @@ def test_a_preload_that_starts_a_thread_is_refused_by_name(tmp_path):
 
 
 def test_preload_is_a_spec_key_checked_for_module_names():
-    from grader.spec.assignment import spec_problems
+    from grader.assignment.spec import spec_problems
     base = {"exercises": ["f"], "reference": "r.py"}
     assert spec_problems({**base, "preload": ["matplotlib.pyplot", "h5py"]}) == []
     assert "import name" in " ".join(spec_problems({**base, "preload": ["import h5py"]}))

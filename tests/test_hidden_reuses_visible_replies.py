@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from conftest import notebook
-from grader.spec.assignment import load_assignment
+from grader.assignment.spec import load_assignment
 from grader.run.submission import Submission
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "adversarial"))

@@ -10,7 +10,7 @@ import nbformat
 import pytest
 
 from conftest import SAMPLES
-from grader.spec.assignment import load_assignment
+from grader.assignment.spec import load_assignment
 from grader.run.grading import grade_submission
 from grader.results import Status
 

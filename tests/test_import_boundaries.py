@@ -20,7 +20,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 GRADER = ROOT / "grader"
-CORE = ("checks", "notebook", "render", "classroom", "results", "spec")
+CORE = ("checks", "notebook", "render", "classroom", "results", "assignment")
 FORBIDDEN = ("keras", "tensorflow", "tf_keras", "torch", "grader.frameworks.keras", "grader.frameworks.torch")
 
 # Sandbox modules that import a framework or an adapter today, and why: (module path

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import notebook
-from grader.spec.assignment import load_assignment
+from grader.assignment.spec import load_assignment
 from grader.frameworks.keras.keras2 import DIFFERENCES, legacy_targets
 from grader.run.submission import Submission
 

@@ -16,7 +16,7 @@ import pytest
 
 from conftest import notebook
 from grader.run.submission import Submission
-from grader.spec.assignment import load_assignment
+from grader.assignment.spec import load_assignment
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "adversarial"))
 

@@ -23,7 +23,7 @@ from grader.classroom.final import LATE_NAME, Decisions, final_grade
 from grader.classroom.gradebook import Gradebook
 from grader.classroom.manifest import ManifestError, parse_submission_time, read_manifest
 from grader.cli import main
-from grader.spec.late import LatePolicy, late_problems, lateness, parse_time, policy_from_dict, policy_from_spec
+from grader.assignment.late import LatePolicy, late_problems, lateness, parse_time, policy_from_dict, policy_from_spec
 from grader.results import Status, SubmissionResult, TestResult
 
 DUE = "2026-12-04T23:59:00+01:00"

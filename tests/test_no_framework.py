@@ -105,7 +105,7 @@ def test_a_student_kit_without_tensorflow_is_told_its_readme_line(bare, tmp_path
     check() in a real kernel of the venv."""
     from nbclient import NotebookClient
 
-    from grader.spec.assignment import load_assignment
+    from grader.assignment.spec import load_assignment
     from grader.kit.export import build_kit
 
     python, env, tmp = bare

@@ -153,7 +153,7 @@ def test_the_recipe_engines_refuse_the_right_formula():
 
 
 def _kit(name: str, out: Path) -> Path:
-    from grader.spec.assignment import load_assignment
+    from grader.assignment.spec import load_assignment
     from grader.kit.export import build_kit
 
     return build_kit(load_assignment(name), out / f"{name}_kit", samples=False)
@@ -227,7 +227,7 @@ def test_kit_export_refuses_a_conftest_that_exposes_a_correct_helper(tmp_path):
     batch norm through its fixture: nothing is written, and the refusal names the helper."""
     import shutil
 
-    from grader.spec.assignment import load_assignment
+    from grader.assignment.spec import load_assignment
     from grader.kit.export import KitError, build_kit
 
     copy = tmp_path / "conv_bn_torch"

@@ -15,7 +15,7 @@ import re
 import pytest
 
 from conftest import notebook
-from grader.spec.assignment import load_assignment
+from grader.assignment.spec import load_assignment
 from grader.run.grading import grade_submission
 from grader.sandbox.errors import ProbeBlocked, ProbeError
 from grader.run.submission import Submission

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import notebook
-from grader.spec.assignment import load_assignment
+from grader.assignment.spec import load_assignment
 from grader.run.grading import grade_submission
 from grader.results import Status
 
@@ -274,7 +274,7 @@ def test_broken_probes_are_the_instructors_error_not_the_students(tmp_path, work
 
 
 def test_missing_probe_file_is_refused_when_the_spec_is_read(tmp_path):
-    from grader.spec.assignment import AssignmentError
+    from grader.assignment.spec import AssignmentError
     (tmp_path / "assignment.toml").write_text(SPEC)
     (tmp_path / "reference.py").write_text(REFERENCE)
     with pytest.raises(AssignmentError, match="probes"):

@@ -29,7 +29,7 @@ from grader.classroom import review_page as page_text
 from grader.classroom.gradebook import Answer, Gradebook, ManualScore, Override
 from grader.classroom.review import ReviewServer, parse_override, parse_score
 from grader.results import Status, SubmissionResult, TestResult
-from grader.spec.written import Question
+from grader.assignment.written import Question
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "assignments" / "conv_bn" / "samples"

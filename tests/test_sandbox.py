@@ -451,7 +451,7 @@ def _reference_happy_model_source() -> str:
 @pytest.mark.slow
 def test_same_submission_through_two_workers_is_bit_identical(worker, tmp_path):
     """Seeded per call: results do not depend on which worker, or which isolation level, ran it."""
-    from grader.spec.assignment import load_assignment
+    from grader.assignment.spec import load_assignment
     from grader.run.grading import grade_submission
     from grader.frameworks.keras.rebuild import rebuild
 
@@ -485,7 +485,7 @@ def test_same_submission_through_two_workers_is_bit_identical(worker, tmp_path):
 
 
 def test_every_result_names_its_isolation_level(worker, tmp_path):
-    from grader.spec.assignment import load_assignment
+    from grader.assignment.spec import load_assignment
     from grader.run.grading import grade_submission
     tiny = load_assignment(attacks.write_assignment(tmp_path / "tiny"))
     nb = attacks.write_notebook(tmp_path / "correct.ipynb", attacks.CORRECT)
@@ -497,7 +497,7 @@ def test_every_result_names_its_isolation_level(worker, tmp_path):
 
 @pytest.mark.slow
 def test_conv_bn_correct_sample_gets_full_marks(worker, tmp_path):
-    from grader.spec.assignment import load_assignment
+    from grader.assignment.spec import load_assignment
     from grader.run.grading import grade_submission
     sample = REPO / "assignments" / "conv_bn" / "samples" / "correct.ipynb"
     if not sample.exists():

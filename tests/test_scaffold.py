@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from grader.authoring import scaffold
-from grader.spec.assignment import load_assignment
+from grader.assignment.spec import load_assignment
 
 REPO = Path(__file__).resolve().parent.parent
 

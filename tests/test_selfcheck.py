@@ -150,7 +150,7 @@ def test_grader_check_names_a_notebook_away_from_its_kit(tmp_path, capsys):
 
 def test_written_answers_say_empty_when_the_cell_is_there_and_not_found_when_it_is_not():
     from grader.cli import written_answer_lines
-    from grader.spec.written import Question
+    from grader.assignment.written import Question
     questions = [Question(id="why", title="Why?", points=3, prompt="", rubric=()),
                  Question(id="how", title="How?", points=2, prompt="", rubric=()),
                  Question(id="what", title="What?", points=1, prompt="", rubric=())]

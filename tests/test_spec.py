@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.spec.assignment import SPEC_KEYS, AssignmentError, load_assignment
+from grader.assignment.spec import SPEC_KEYS, AssignmentError, load_assignment
 
 REPO = Path(__file__).resolve().parent.parent
 REFERENCE = REPO / "reference" / "conv_bn.py"

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from grader.spec.assignment import AssignmentError, load_assignment, resolve
+from grader.assignment.spec import AssignmentError, load_assignment, resolve
 from grader.kit import safety
 from grader.kit.export import KitError, build_kit, leaks
 from grader.kit.replay import NotRecorded, Replay
@@ -495,7 +495,7 @@ def test_a_wheel_install_with_the_kit_grades_like_the_full_grader(kit, tmp_path)
     for name in ("correct", "relu_before_bn"):
         shutil.copyfile(CONV_BN / "samples" / f"{name}.ipynb", student / f"{name}.ipynb")
     probe = subprocess.run(
-        [str(python), "-c", "import grader, importlib.util as u, grader.spec.assignment as a; print(grader.__file__); "
+        [str(python), "-c", "import grader, importlib.util as u, grader.assignment.spec as a; print(grader.__file__); "
                             "print(u.find_spec('reference')); print(a.ASSIGNMENTS_DIR.exists())"],
         cwd=student, env=_env(), capture_output=True, text=True, check=True)
     where, reference_spec, repo_assignments = probe.stdout.split()

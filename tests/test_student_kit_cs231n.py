@@ -29,7 +29,7 @@ NO_TENSORFLOW = "raise ImportError('a PyTorch self-check imported TensorFlow')\n
 
 @pytest.fixture(scope="module")
 def assignment():
-    from grader.spec.assignment import load_assignment
+    from grader.assignment.spec import load_assignment
     return load_assignment("cs231n_pytorch")
 
 
@@ -47,7 +47,7 @@ def kit(tmp_path_factory, assignment):
 def graded(kit, assignment, torch_worker):
     """Each sample graded by the kit and by the full grader (visible tests only), once."""
     from grader.run.grading import grade_submission
-    from grader.spec.assignment import load_assignment
+    from grader.assignment.spec import load_assignment
 
     kit_spec = load_assignment(kit.spec_dir)
     done: dict[str, tuple] = {}
@@ -81,7 +81,7 @@ def test_kit_ships_visible_tests_and_recordings_only(kit, assignment, tmp_path):
     from grader.kit import safety
     from grader.kit.export import leaks
     from grader.kit.leak_forms import rebuildable_models
-    from grader.spec.assignment import load_assignment
+    from grader.assignment.spec import load_assignment
 
     spec = load_assignment(kit.spec_dir)
     assert spec.framework == "torch"

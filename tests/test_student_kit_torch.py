@@ -45,7 +45,7 @@ NO_TENSORFLOW = "raise ImportError('a PyTorch self-check imported TensorFlow')\n
 def kit(tmp_path_factory):
     """conv_bn_torch's kit, recorded on the master (the samples are compared by the CLI's
     export, which `test_kit_export_compares_every_sample` leaves to a slow run)."""
-    from grader.spec.assignment import load_assignment
+    from grader.assignment.spec import load_assignment
     from grader.kit.export import build_kit
 
     out = tmp_path_factory.mktemp("kit") / "conv_bn_torch_kit"
@@ -72,7 +72,7 @@ def _no_tensorflow_path(folder: Path) -> str:
 # ---------------------------------------------------------------- the kit itself
 
 def test_kit_records_modules_as_data_that_computes_nothing(kit):
-    from grader.spec.assignment import load_assignment
+    from grader.assignment.spec import load_assignment
     from grader.kit.export import leaks
     from grader.kit.leak_forms import rebuildable_models
     from grader.kit.models import NotRecordedOutput
@@ -106,7 +106,7 @@ def test_kit_records_modules_as_data_that_computes_nothing(kit):
 
 def test_kit_grades_a_mistake_like_the_full_grader(kit, tmp_path):
     """The kit's recorded reference and the full grader's live one give the same feedback."""
-    from grader.spec.assignment import load_assignment
+    from grader.assignment.spec import load_assignment
     from grader.run.grading import grade_submission
     from grader.kit.export import comparable
     from grader.sandbox.client import Worker
@@ -166,7 +166,7 @@ def test_leak_scan_finds_module_descriptions_saved_modules_and_module_builders(t
 def test_kit_export_refuses_a_support_file_that_builds_the_reference(tmp_path):
     """The whole export, on a copy of conv_bn_torch whose support file builds the reference
     model: nothing is written, and the refusal names the function."""
-    from grader.spec.assignment import load_assignment
+    from grader.assignment.spec import load_assignment
     from grader.kit.export import KitError, build_kit
 
     copy = tmp_path / "conv_bn_torch"

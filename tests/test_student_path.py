@@ -152,7 +152,7 @@ def _no_traceback(cell) -> None:
 
 @pytest.mark.slow
 def test_a_student_follows_the_kit_readme_from_install_to_feedback(tmp_path, monkeypatch):
-    from grader.spec.assignment import load_assignment
+    from grader.assignment.spec import load_assignment
     from grader.kit.export import build_kit
 
     # The instructor: the kit (with its README) and the wheel.
@@ -193,7 +193,7 @@ def work_the_notebook(kit: Path, env: dict[str, str], tmp_path: Path) -> None:
     from jupyter_core.utils import run_sync
     from nbclient import NotebookClient
 
-    from grader.spec.assignment import load_assignment
+    from grader.assignment.spec import load_assignment
 
     # The notebook as saved: everything solved but happyModel (ReLU before BatchNormalization).
     nb_path = kit / "conv_bn.ipynb"

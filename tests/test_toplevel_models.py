@@ -12,7 +12,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader.spec.assignment import load_assignment
+from grader.assignment.spec import load_assignment
 from grader.checks import CheckFailed
 from grader.checks.optimizer import OptimizerValue, expect_optimizer
 from grader.notebook import extract_program

@@ -25,7 +25,7 @@ from grader.frameworks.torch.rebuild import rebuild_torch
 from grader.frameworks.torch.shapes import forget_input_shape, record_input_shape
 from grader.run.submission import Submission
 from grader.sandbox import protocol
-from grader.spec.assignment import load_assignment
+from grader.assignment.spec import load_assignment
 
 ADAPTER = named("torch")
 

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from conftest import notebook
-from grader.spec.assignment import load_assignment
+from grader.assignment.spec import load_assignment
 from grader.checks import CheckFailed
 from grader.checks.architecture import expect_architecture
 from grader.checks.models import expect_same_outputs

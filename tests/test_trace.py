@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import notebook
-from grader.spec.assignment import load_assignment
+from grader.assignment.spec import load_assignment
 from grader.run.calltrace import Source
 from grader.sandbox.errors import MissingFunction
 from grader.run.submission import Submission

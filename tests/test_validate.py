@@ -11,7 +11,7 @@ import pytest
 
 from grader.authoring import assign, validate as v
 from grader.authoring.assign import CODE_STUB, make_template
-from grader.spec.assignment import load_assignment
+from grader.assignment.spec import load_assignment
 
 REPO = Path(__file__).resolve().parent.parent
 CONV_BN = REPO / "assignments" / "conv_bn"
@@ -266,7 +266,7 @@ def test_collection_ignores_a_same_named_test_module_another_folder_left_loaded(
     import importlib.util
     import sys
 
-    from grader.spec.assignment import load_assignment
+    from grader.assignment.spec import load_assignment
     a = load_assignment("conv_bn")
     own = len(v.collect_tests(a).tests)
     copy = tmp_path / "test_happy_model.py"

@@ -20,7 +20,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_raw_cell
 
-from grader.spec.assignment import load_assignment
+from grader.assignment.spec import load_assignment
 from grader.authoring.assign import MasterError, answer_question, make_template, read_master
 from grader.authoring.validate import written_problems
 from grader.classroom.gradebook import Gradebook
@@ -30,7 +30,7 @@ from grader.notebook import load_notebook
 from grader.notebook.answers import (
     HEADING, MAX_ANSWER_CHARS, TAG, answer_guide, extract_answers,
 )
-from grader.spec.written import Question
+from grader.assignment.written import Question
 
 REPO = Path(__file__).resolve().parent.parent
 CONV_BN = REPO / "assignments" / "conv_bn"

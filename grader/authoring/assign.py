@@ -9,7 +9,7 @@ module derives everything students receive from it, so the two can never disagre
 * hidden material (cells tagged `hidden`, `### BEGIN HIDDEN TESTS` regions) is dropped,
   so the instructor's own checks cannot leak to students;
 * outputs are cleared, so no solution leaks through a printed value or a plot;
-* written answer cells (tagged `written:ID`, see grader.spec.written) keep their tag and hold
+* written answer cells (tagged `written:ID`, see grader.assignment.written) keep their tag and hold
   only the placeholder `YOUR ANSWER HERE`: the model answer in the master never reaches
   students, whatever the cell contains;
 * every code cell is labelled for the grader in `cell.metadata["grader"]`. A graded cell

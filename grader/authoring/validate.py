@@ -349,7 +349,7 @@ def validate(name_or_dir, worker=None, *, isolation: str = "auto", jobs: int = 1
     """Check everything; `worker` lets a caller share one sandbox across validations;
     `jobs` grades the reference, the template and the samples in that many processes."""
     from grader.authoring.assign import MasterError, annotate, make_template, read_master
-    from grader.spec.assignment import AssignmentError, load_assignment
+    from grader.assignment.spec import AssignmentError, load_assignment
 
     report = Report(str(name_or_dir))
     try:
@@ -525,7 +525,7 @@ def _jobs(text: str) -> int:
 
 
 def run(args) -> int:
-    from grader.spec.assignment import AssignmentError, resolve
+    from grader.assignment.spec import AssignmentError, resolve
     from grader.sandbox.client import IsolationUnavailable
 
     try:

@@ -45,7 +45,7 @@ def grade_stream(paths: Iterable[Path], options: Options, *, jobs: int = 1) -> I
 
 
 def _budget(options: Options) -> float:
-    from grader.spec.assignment import AssignmentError, load_assignment
+    from grader.assignment.spec import AssignmentError, load_assignment
     from grader.classroom.supervisor import BUDGET_FLOOR
     try:
         return budget_for(load_assignment(options.assignment), options)

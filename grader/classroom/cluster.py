@@ -57,7 +57,7 @@ class SandboxPlugin(WorkerPlugin):
         self._lock = threading.Lock()  # one submission at a time per grading process
         self.options = _local_options(self.options)
         try:
-            from grader.spec.assignment import load_assignment
+            from grader.assignment.spec import load_assignment
             self.budget = budget_for(load_assignment(self.options.assignment), self.options)
         except Exception:  # noqa: BLE001 - the grading process reports the assignment's problem
             self.budget = self.options.grading_timeout or BUDGET_FLOOR
@@ -93,7 +93,7 @@ class SandboxPlugin(WorkerPlugin):
 def _local_options(options: Options) -> Options:
     """The client names the assignment by its folder on the client's machine; a worker on
     another machine finds the same assignment by name in its own checkout."""
-    from grader.spec.assignment import AssignmentError, resolve
+    from grader.assignment.spec import AssignmentError, resolve
     try:
         resolve(options.assignment)
         return options

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from grader.classroom.decisions import Answer, ManualScore, Override
-from grader.spec.late import Lateness, LatePolicy, lateness
+from grader.assignment.late import Lateness, LatePolicy, lateness
 from grader.results import Status, SubmissionResult, TestResult, Visibility
-from grader.spec.written import Question
+from grader.assignment.written import Question
 
 WRITTEN_EXERCISE = "Written answers"
 LATE_NAME = "Late penalty"
@@ -143,6 +143,6 @@ def final_grade(result: SubmissionResult, decisions: Decisions) -> FinalGrade:
 def submission_time(mtime: float, submitted_at: str) -> datetime:
     """A manifest's time when one was given, else the file's modification time."""
     if submitted_at:
-        from grader.spec.late import parse_time
+        from grader.assignment.late import parse_time
         return parse_time(submitted_at)
     return datetime.fromtimestamp(mtime, tz=timezone.utc)

@@ -46,9 +46,9 @@ from grader.classroom.errors import GradebookError
 from grader.classroom.names import printable
 from grader.classroom.roster import Identities, RosterEntry
 from grader.classroom.storable import storable, storable_text
-from grader.spec.late import LatePolicy, parse_time, policy_from_dict
+from grader.assignment.late import LatePolicy, parse_time, policy_from_dict
 from grader.results import SubmissionResult, submission_result_from_dict
-from grader.spec.written import Question, question_from_dict
+from grader.assignment.written import Question, question_from_dict
 
 __all__ = ["Gradebook", "GradebookError", "Row", "StudentGrade", "Answer", "ManualScore", "Override",
            "GRADED", "UNGRADED", "FAILED", "FILENAME"]

@@ -204,7 +204,7 @@ def hand_ins(tasks: Iterable, manifest_time: Callable[[object], str], stored: Ca
     time an earlier manifest gave the same bytes (a regrade does not make work late); else
     its modification time, which decides only which notebook counts unless `use_mtimes`.
     `stored(key)`: the gradebook's row for a notebook, or None."""
-    from grader.spec.late import parse_time
+    from grader.assignment.late import parse_time
     out = {}
     for task in tasks:
         text = manifest_time(task)

@@ -23,7 +23,7 @@ from grader.classroom.csvtable import read_csv_table
 from grader.classroom.errors import GradebookError
 from grader.classroom.names import printable
 from grader.classroom.roster import normalize_key
-from grader.spec.late import date_alone, parse_time
+from grader.assignment.late import date_alone, parse_time
 
 _SUBMISSION_COLUMNS = ("submission", "path", "notebook")
 _STUDENT_COLUMNS = ("file_or_folder", "file", "folder", "key", "student")

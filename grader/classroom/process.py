@@ -141,7 +141,7 @@ class GradingProcess:
         self._answer_guide = None  # how to find written answers, made from the template once
         try:
             if assignment is None:
-                from grader.spec.assignment import load_assignment
+                from grader.assignment.spec import load_assignment
                 assignment = load_assignment(options.assignment)
             self.assignment = assignment
             self.fingerprint = assignment.fingerprint

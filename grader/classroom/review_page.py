@@ -22,7 +22,7 @@ from grader.render._common import fmt_score
 if TYPE_CHECKING:  # the gradebook's records; only their attributes are used here
     from grader.classroom.final import FinalGrade
     from grader.classroom.gradebook import Answer, ManualScore, Override
-    from grader.spec.written import Question
+    from grader.assignment.written import Question
     from grader.results import SubmissionResult
 
 # Longest part of an answer shown on a card; the rest is counted, not shown. A class's

@@ -209,7 +209,7 @@ def copy_grading_files(assignment, dest: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "assignment.toml").write_text(spec_text, encoding="utf-8")
 
-    from grader.spec.assignment import AssignmentError, load_assignment
+    from grader.assignment.spec import AssignmentError, load_assignment
     try:
         copied = load_assignment(folder)
     except AssignmentError as exc:  # a bundle that cannot load its own spec must never ship
@@ -304,7 +304,7 @@ def build_from_args(args, builder):
     """The part every `grader export PLATFORM` command shares: load the assignment, build,
     and turn either failure into a message and an exit status (2 usage, 1 build failed).
     Returns (assignment, output path) on success, else the exit status."""
-    from grader.spec.assignment import AssignmentError, load_assignment
+    from grader.assignment.spec import AssignmentError, load_assignment
     try:
         assignment = load_assignment(args.assignment)
     except AssignmentError as exc:

@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None, environ=None) -> int:
     parser.add_argument("--sandbox", default="auto", choices=ISOLATION_CHOICES)
     args = parser.parse_args(argv)
     prepare_entry_point()
-    from grader.spec.assignment import AssignmentError, load_assignment
+    from grader.assignment.spec import AssignmentError, load_assignment
     from grader.render import render_text, write_coursera
 
     submission_dir, feedback_path = _paths(environ)

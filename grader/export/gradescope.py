@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None, environ=None) -> int:
     args = parser.parse_args(argv)
     prepare_entry_point()
     import grader
-    from grader.spec.assignment import AssignmentError, load_assignment
+    from grader.assignment.spec import AssignmentError, load_assignment
     from grader.render import render_text, to_gradescope
 
     submission_dir, results_path = _paths(environ)

@@ -25,7 +25,7 @@ def register(platforms) -> argparse.ArgumentParser:
 
 def run(args) -> int:
     """0 written, 1 the assignment is not kit-safe (or would leak), 2 usage."""
-    from grader.spec.assignment import AssignmentError, load_assignment
+    from grader.assignment.spec import AssignmentError, load_assignment
     from grader.kit.export import KitError, build_kit
 
     try:

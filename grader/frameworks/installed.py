@@ -71,7 +71,7 @@ def missing_framework(assignment, *, then: str = "run it again") -> str | None:
     keras = getattr(assignment, "keras", "3")
     if not absent_modules(framework, keras):
         return None
-    from grader.spec.assignment import KIT_FOLDER
+    from grader.assignment.spec import KIT_FOLDER
 
     root = getattr(assignment, "root", None)
     kit = root is not None and Path(root).parent.name == KIT_FOLDER

@@ -290,7 +290,7 @@ def build_kit(assignment, out: str | Path, *, isolation: str = "auto", samples: 
     import nbformat
 
     from grader.authoring.assign import annotate, make_template, read_master
-    from grader.spec.assignment import load_assignment
+    from grader.assignment.spec import load_assignment
     from grader.run.grading import grade_submission
     from grader.kit import record
     from grader.sandbox.client import Worker

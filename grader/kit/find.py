@@ -40,7 +40,7 @@ def unknown_exercise(exercise: str, assignment: str, exercises) -> SelfCheckErro
 
 
 def notebook_assignment(nb_path: Path | None) -> str:
-    """The assignment the notebook names in its metadata (`grader.spec.assignment`), or ""."""
+    """The assignment the notebook names in its metadata (`grader.assignment.spec`), or ""."""
     if nb_path is None:
         return ""
     try:
@@ -87,7 +87,7 @@ def find_assignment(nb_path: Path | None, exercise: str | None, assignment: str 
     """The assignment to check against: the one named (by the caller or the notebook's
     metadata), else the kit next to the notebook, else the only known one holding the
     exercise. Every failure says what to do."""
-    from grader.spec.assignment import AssignmentError, known_assignments, load_assignment
+    from grader.assignment.spec import AssignmentError, known_assignments, load_assignment
 
     near = nb_path.parent if nb_path is not None else Path.cwd()
     named = assignment or notebook_assignment(nb_path)

@@ -16,7 +16,7 @@ it something a student can trust while they work:
   control socket closes).
 
 The assignment is found next to the notebook (a student kit's `selfcheck/` folder), then
-through GRADER_ASSIGNMENTS, then in the repository (see `grader.spec.assignment.search_folders`).
+through GRADER_ASSIGNMENTS, then in the repository (see `grader.assignment.spec.search_folders`).
 """
 from __future__ import annotations
 
@@ -88,7 +88,7 @@ def warm_up(assignment: str | None = None, *, keras: str = "3", sandbox: str = "
         preload: tuple[str, ...] = ()
         framework = "keras"
         if assignment is not None:
-            from grader.spec.assignment import load_assignment
+            from grader.assignment.spec import load_assignment
             spec = load_assignment(assignment, near=Path.cwd())
             keras, preload, framework = spec.keras, tuple(getattr(spec, "preload", ())), _framework(spec)
         from grader.frameworks.installed import absent_modules

@@ -1,6 +1,6 @@
 """Find each written answer in a student's notebook, as text: never executed, never rendered.
 
-An assignment's `[[written]]` questions (grader.spec.written) are answered in a cell tagged
+An assignment's `[[written]]` questions (grader.assignment.written) are answered in a cell tagged
 `written:ID`. Students break tags as often as they break exercise tags: they delete the
 tag, merge the answer into the question cell, split it in two, or retype the whole
 notebook into a new one. So an answer is looked for in two ways:
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from grader.notebook.cellnames import cell_names
-from grader.spec.written import ANSWER_TAG_PREFIX, Question
+from grader.assignment.written import ANSWER_TAG_PREFIX, Question
 
 # What the gradebook keeps of one answer (grader.classroom.gradebook.MAX_ANSWER_CHARS);
 # longer answers are cut here, with a note, rather than silently there.

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.spec.assignment import Assignment
+from grader.assignment.spec import Assignment
 from grader.run.collected import collected, drop
 from grader.run.plugin import CONTEXT, GradingContext, build_result
 from grader.results import SubmissionResult

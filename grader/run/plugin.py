@@ -29,7 +29,7 @@ CONTEXT = pytest.StashKey["GradingContext"]()
 
 @dataclass
 class GradingContext:
-    assignment: Any  # grader.spec.assignment.Assignment
+    assignment: Any  # grader.assignment.spec.Assignment
     submission: Any  # grader.run.submission.Submission
     include_hidden: bool = True
     only_exercises: frozenset[str] | None = None  # a self-check of one exercise runs only its tests
@@ -186,7 +186,7 @@ def pytest_configure(config):
 
 
 def _context_from_options(config, notebook: Path) -> GradingContext:
-    from grader.spec.assignment import find_assignment_for, load_assignment
+    from grader.assignment.spec import find_assignment_for, load_assignment
     from grader.sandbox.client import Worker
     from grader.run.submission import Submission
 

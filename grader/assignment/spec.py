@@ -12,8 +12,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grader.spec.late import LatePolicy, late_problems, policy_from_spec
-from grader.spec.written import Question, questions_from_spec, written_problems
+from grader.assignment.late import LatePolicy, late_problems, policy_from_spec
+from grader.assignment.written import Question, questions_from_spec, written_problems
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -137,7 +137,7 @@ def resolve(name_or_dir: str | Path, near: str | Path | None = None) -> Path:
 
 
 def assignment_for_notebook(notebook: Path) -> str | Path:
-    """The assignment a notebook names in its metadata (`grader.spec.assignment`), else the only
+    """The assignment a notebook names in its metadata (`grader.assignment.spec`), else the only
     kit next to it; raises with what to pass instead when neither says."""
     import json
     try:
