@@ -81,6 +81,25 @@ def pytest_sessionstart(session):
                                     + "; ".join(problems) + f". {INSTALL}.")
 
 
+def _wheel_cache(config) -> Path:
+    """One folder for the whole run: an xdist worker's basetemp is a folder of the run's."""
+    base = config._tmp_path_factory.getbasetemp()
+    return (base.parent if hasattr(config, "workerinput") else base) / "wheel-cache"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _shared_wheels(request):
+    """Wheels repacked for offline pip installs (tests/wheelhouse.py) are packed once per run
+    and linked into each test's folder: three tests need TensorFlow's 1.7 GB wheel."""
+    import wheelhouse
+    wheelhouse.CACHE = _wheel_cache(request.config)
+
+
+def pytest_sessionfinish(session):
+    if not hasattr(session.config, "workerinput"):  # the controller, or a serial run: all done
+        shutil.rmtree(_wheel_cache(session.config), ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def bubblewrap() -> None:
     """Use in a test that means full isolation: skips (or fails, under CI) without it."""

@@ -16,6 +16,14 @@ packed and installed once: the installed tree is the same, at half the bytes.
 A pin of `tensorflow-cpu` where only `tensorflow` is installed (the instructor's set-up,
 which needs the full package for tf_keras) is packed from `tensorflow`'s files under the
 pinned name: the same release and the same dependencies, without GPU kernels' use here.
+
+Several tests of one run need the same wheels (TensorFlow's alone is 1.7 GB, tens of seconds
+to repack on a loaded machine), so with a cache folder (`CACHE`, set by tests/conftest.py
+to one folder shared by the run's xdist workers) a wheel is packed once per run and linked
+into each test's folder. A wheel is the same bytes whoever packs it (fixed dates, stored,
+RECORD order), so a linked one is exactly what that test would have packed; one that
+leaves out files an earlier wheel of the folder packed depends on that folder and is
+never taken from the cache.
 """
 from __future__ import annotations
 
@@ -23,12 +31,16 @@ import base64
 import csv
 import hashlib
 import io
+import os
 import re
 import zipfile
 from importlib import metadata
 from pathlib import Path
 
 INSTALLER_FILES = {"INSTALLER", "REQUESTED", "RECORD", "direct_url.json"}
+
+# The run's folder of wheels packed so far (see the module's docstring); None packs afresh.
+CACHE: Path | None = None
 
 
 def _tag(wheel_text: str) -> str:
@@ -125,5 +137,42 @@ def wheelhouse(requirements: list[str], dest: Path) -> Path:
             dist, as_name = metadata.distribution(twin), name
         if dist.version != version.strip():
             raise ValueError(f"{line}: {dist.version} is installed here")
-        repack(dist, dest, packed, as_name)
+        _repack_or_link(dist, dest, packed, as_name)
     return dest
+
+
+def _installed_paths(dist: metadata.Distribution) -> set[Path]:
+    """The paths `repack` would consider for packing, resolved as it resolves them."""
+    return {Path(dist.locate_file(f)).resolve() for f in dist.files or ()
+            if ".." not in f.parts and "__pycache__" not in f.parts and f.suffix != ".pyc"}
+
+
+def _link(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:  # another file system, or links refused: a copy is the same bytes
+        import shutil
+        shutil.copyfile(source, target)
+
+
+def _repack_or_link(dist: metadata.Distribution, dest: Path, packed: set[Path], as_name: str | None) -> Path:
+    """`repack`, through CACHE when the wheel does not depend on what `dest` already holds."""
+    if CACHE is None or dist.files is None:
+        return repack(dist, dest, packed, as_name)
+    paths = _installed_paths(dist)
+    if paths & packed:  # this wheel would leave files out: it belongs to this folder only
+        return repack(dist, dest, packed, as_name)
+    slot = CACHE / re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{dist.metadata['Name']}-{dist.version}-{as_name or ''}")
+    cached = next(slot.glob("*.whl"), None) if slot.is_dir() else None
+    if cached is None:
+        slot.mkdir(parents=True, exist_ok=True)
+        building = slot / f".building-{os.getpid()}"  # two workers may pack it at once: both land whole
+        building.mkdir(exist_ok=True)
+        wheel = repack(dist, building, set(), as_name)
+        cached = slot / wheel.name
+        os.replace(wheel, cached)
+        building.rmdir()
+    target = dest / cached.name
+    _link(cached, target)
+    packed |= paths
+    return target
