@@ -81,18 +81,26 @@ def pytest_sessionstart(session):
                                     + "; ".join(problems) + f". {INSTALL}.")
 
 
-def _wheel_cache(config) -> Path:
+def _run_folder(config) -> Path:
     """One folder for the whole run: an xdist worker's basetemp is a folder of the run's."""
     base = config._tmp_path_factory.getbasetemp()
-    return (base.parent if hasattr(config, "workerinput") else base) / "wheel-cache"
+    return base.parent if hasattr(config, "workerinput") else base
+
+
+def _wheel_cache(config) -> Path:
+    return _run_folder(config) / "wheel-cache"
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _shared_wheels(request):
-    """Wheels repacked for offline pip installs (tests/wheelhouse.py) are packed once per run
-    and linked into each test's folder: three tests need TensorFlow's 1.7 GB wheel."""
+def _shared_across_workers(request):
+    """What several files need and either xdist worker may build first, built once per run:
+    wheels repacked for offline pip installs (tests/wheelhouse.py; three tests need
+    TensorFlow's 1.7 GB wheel), linked into each test's folder; the generated class and its
+    serial grading (tests/generated_class.py), read by the batch and cluster tests."""
+    import generated_class
     import wheelhouse
     wheelhouse.CACHE = _wheel_cache(request.config)
+    generated_class.SHARED = _run_folder(request.config) / "generated-class"
 
 
 def pytest_sessionfinish(session):

@@ -4,10 +4,16 @@ expensive part, and every other path is compared against it).
 
 The serial grading runs in a `grader` subprocess, so the test process never imports
 TensorFlow: other tests may fork, and a process forked after a TensorFlow op hangs.
+
+Under pytest-xdist those tests may run on either worker; with `SHARED` (a folder of the
+run's, set by tests/conftest.py) the class is generated and graded once per run, under a
+lock the other worker waits on, and read back from the folder: every test reads the same
+grading, as in a serial run. The tests only read the class and its gradebook.
 """
 from __future__ import annotations
 
 import atexit
+import fcntl
 import importlib.util
 import json
 import os
@@ -51,20 +57,45 @@ class SerialRun:
 
 
 _cache: dict[int, SerialRun] = {}
+# The run's folder for the class and its grading (see the module's docstring); None: this process's own.
+SHARED: Path | None = None
 
 
-def serial_run(n: int = CLASS_SIZE) -> SerialRun:
-    if n in _cache:
-        return _cache[n]
-    base = Path(tempfile.mkdtemp(prefix="grader-class-"))
-    atexit.register(shutil.rmtree, base, True)
+def _grade_serially(base: Path, n: int) -> SerialRun:
     submissions, results = base / "submissions", base / "results"
     generate(submissions, n)
     proc = subprocess.run([GRADER, "grade", str(submissions), "-a", "conv_bn", "--jobs", "1", "--out", str(results),
                            "--format", "json"], capture_output=True, text=True, timeout=900, cwd=ROOT)
     lines = [json.loads(line) for line in proc.stdout.splitlines()]
     by_key = {Path(d["submission"]).relative_to(submissions).as_posix(): d for d in lines}
-    _cache[n] = SerialRun(submissions, results, by_key, proc.stderr, proc.returncode)
+    return SerialRun(submissions, results, by_key, proc.stderr, proc.returncode)
+
+
+def _shared_serial_run(folder: Path, n: int) -> SerialRun:
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the other worker grading it: wait, then read its grading
+        record, base = folder / f"class-{n}.json", folder / f"class-{n}"
+        if record.is_file():
+            done = json.loads(record.read_text())
+            return SerialRun(base / "submissions", base / "results", done["json_lines"], done["stderr"],
+                             done["returncode"])
+        shutil.rmtree(base, ignore_errors=True)  # a grading cut short
+        run = _grade_serially(base, n)
+        record.write_text(json.dumps({"json_lines": run.json_lines, "stderr": run.stderr,
+                                      "returncode": run.returncode}))
+        return run
+
+
+def serial_run(n: int = CLASS_SIZE) -> SerialRun:
+    if n in _cache:
+        return _cache[n]
+    if SHARED is not None:
+        _cache[n] = _shared_serial_run(SHARED, n)
+        return _cache[n]
+    base = Path(tempfile.mkdtemp(prefix="grader-class-"))
+    atexit.register(shutil.rmtree, base, True)
+    _cache[n] = _grade_serially(base, n)
     return _cache[n]
 
 
