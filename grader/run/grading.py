@@ -168,31 +168,6 @@ def release_models() -> None:
     if full:
         gc.collect()
         _MEMORY.collected(_rss_mib())
-    _return_freed_memory()
-
-
-def _libc_trim():
-    try:
-        import ctypes
-        import ctypes.util
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-    except (OSError, AttributeError):  # not glibc: nothing to hand back this way
-        return None
-
-
-_TRIM = _libc_trim()
-
-
-def _return_freed_memory() -> None:
-    """Hand the heap's free pages back to the system after each submission.
-
-    glibc keeps memory a process freed for its own reuse. A ResNet50 submission frees
-    hundreds of MiB (its payload, rebuilt layers, eager tensors) in pieces the allocator
-    held on to: the steady-state peak of grading process + worker + child was 1.60 GiB
-    without this and 1.34 GiB with it (bench/model_speed_bench.py, issue 19's 1.5 GiB),
-    at no CPU cost the benchmark could see."""
-    if _TRIM is not None:
-        _TRIM(0)
 
 
 def _reset_keras_state() -> bool:
