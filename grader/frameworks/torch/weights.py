@@ -30,7 +30,7 @@ from grader.checks.graph import layer_graph
 from grader.checks.merge_order import MIXES, MIXES_TRANSPOSED, PER_CHANNEL, Permuted, check_merge_order, permutations
 from grader.checks.models import _layer_pairs, compare_outputs
 from grader.checks.naming import ordinal
-from grader.frameworks.torch.outputs import _fold_bias, _run, _torch_settings_hint
+from grader.frameworks.torch.outputs import _fold_bias, _run, _state, _torch_settings_hint
 from grader.frameworks.torch.shapes import derived_input_shape, record_input_shape, recorded_input_shape
 
 _CHANNEL_AXIS = {MIXES: 1, MIXES_TRANSPOSED: 0, PER_CHANNEL: None}
@@ -121,10 +121,6 @@ def copy_weights(reference: nn.Module, student: nn.Module, *, merge_order: str =
 def _tensors(inputs: Any) -> list[torch.Tensor]:
     items = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
     return [torch.from_numpy(np.ascontiguousarray(np.asarray(x), dtype=np.float32)) for x in items]
-
-
-def _state(module: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
 
 def run(module: nn.Module, inputs: Any, training: bool | None, who: str) -> list[np.ndarray]:
