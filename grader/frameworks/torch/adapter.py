@@ -18,8 +18,7 @@ from grader.checks.merge_order import check_merge_order
 from grader.frameworks.torch.equivalence import numerically_same
 from grader.frameworks.torch.graph import torch_layer_graph
 from grader.frameworks.torch.outputs import expect_same_torch_outputs
-from grader.frameworks.torch.shapes import record_input_shape
-from grader.frameworks.torch.weights import copy_weights, expect_same_outputs_either, input_shape, outputs
+from grader.frameworks.torch.weights import copy_weights, input_shape, outputs
 
 
 def owns(obj: Any) -> bool:
@@ -30,27 +29,16 @@ def _layer_graph(model: nn.Module, cap: int = MAX_CALLS):
     return torch_layer_graph(model, cap=cap)
 
 
-def _traced(module: Any) -> bool:
-    return getattr(module, "fx_graph", 0) is not None
-
-
 def _expect_same_outputs(reference: Any, student: nn.Module, inputs: np.ndarray, *, training: bool | None,
                          rtol: float = 1e-5, atol: float = 1e-6, what: str = "output",
                          merge_order: str = "fixed") -> None:
-    """Both graphs are read at the test's input shape (recorded on both modules first), so
-    the pairing of layers for the transplant is decided where the outputs are compared.
-    `merge_order="either"` on two traced modules permutes the transplant after a reordered
-    `torch.cat` (`weights`); otherwise the plain transplant (`outputs`). A module torch.fx
-    cannot trace has no merges to reorder: it runs in the child as before."""
+    """One output check for both merge orders (`outputs.expect_same_torch_outputs`: both
+    graphs read at the test's input shape, the reference's outputs remembered, the
+    transplant permuted after a reordered `torch.cat` for "either"). A module torch.fx
+    cannot trace runs in the sandbox child instead (`untraced`)."""
     check_merge_order(merge_order)
-    if _traced(student) and not isinstance(inputs, (list, tuple)):
-        shape = np.shape(inputs)[1:]
-        for module in (reference, student):
-            record_input_shape(module, shape)
-    if merge_order == "either" and _traced(student):  # a kit's recorded reference reads like a module
-        expect_same_outputs_either(reference, student, inputs, training=training, rtol=rtol, atol=atol, what=what)
-        return
-    expect_same_torch_outputs(reference, student, inputs, training=training, rtol=rtol, atol=atol, what=what)
+    expect_same_torch_outputs(reference, student, inputs, training=training, rtol=rtol, atol=atol, what=what,
+                              merge_order=merge_order)
 
 
 ADAPTER = Adapter(name="torch", owns=owns, layer_graph=_layer_graph, expect_same_outputs=_expect_same_outputs,

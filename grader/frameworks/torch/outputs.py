@@ -13,6 +13,12 @@ compute the same, and the copy must not fail them for it. The reverse (the refer
 the bias) moves the student's BatchNorm running mean by that bias, which is what the
 reference computes in `eval()`.
 
+Both merge orders take this one path (`expect_same_torch_outputs`), the transplant being
+its parameter: the fixed order's is `transplant` below; `merge_order="either"` passes the
+one permuted after a reordered `torch.cat` (`grader.frameworks.torch.weights`). So the
+remembered reference outputs, the messages and the `train()`/`eval()` handling cannot
+drift apart between the two.
+
 The reference's outputs are remembered on the reference module (`_ReferenceOutputs`):
 the reference, its weights and a visible test's inputs are the same for every
 submission a grading process grades, so its forward passes were paid again and again
@@ -33,26 +39,55 @@ import torch.nn as nn
 from grader.checks import CheckFailed
 from grader.checks.equivalence import align_graphs
 from grader.checks.graph import layer_graph
-from grader.checks.naming import ordinal
+from grader.checks.merge_order import MIXES, MIXES_TRANSPOSED, PER_CHANNEL, Permuted, permutations
+from grader.frameworks.torch.shapes import record_input_shape
 
 
 def _state(module: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
 
-def transplant(reference: nn.Module, student: nn.Module) -> list[str]:
+# The axis a layer's weight keeps its input channels on, by how it reads them
+# (`grader.checks.merge_order`): a Conv2d's (out, in, kh, kw) and a Linear's (out, in)
+# weight on axis 1, a transposed convolution's (in, out, kh, kw) on axis 0; BatchNorm's
+# vectors per channel.
+_CHANNEL_AXIS = {MIXES: 1, MIXES_TRANSPOSED: 0, PER_CHANNEL: None}
+
+
+def permuted_state(source: dict, permuted: Permuted | None) -> dict:
+    """A reference layer's state as the student's layer reads it when its input channels
+    come in another order (`permuted`, after a reordered `torch.cat`); unchanged for None."""
+    if permuted is None:
+        return source
+    axis = _CHANNEL_AXIS[permuted.role]
+    out = dict(source)
+    if axis is None:
+        for key, value in source.items():
+            if value.dim() == 1 and value.shape[0] == len(permuted.perm):
+                out[key] = value[list(permuted.perm)]
+    elif "weight" in source:
+        out["weight"] = torch.from_numpy(permuted.apply([source["weight"].detach().cpu().numpy()], axis)[0])
+    return out
+
+
+def transplant(reference: nn.Module, student: nn.Module, *, merge_order: str = "fixed") -> list[str]:
     """Copy the reference's layer states into the paired student layers; returns the
-    student layers left with their own weights (a shape that does not fit)."""
+    student layers left with their own weights (a shape that does not fit). With
+    `merge_order="either"`, the layers after a `torch.cat` written in another order take
+    the reference's weights permuted alike (none, when the order cannot be absorbed: the
+    outputs then differ and the graph check says why)."""
     ref, stu = layer_graph(reference), layer_graph(student)
+    pairs = align_graphs(ref, stu).pairs
+    permuted = (permutations(ref, stu, pairs) or {}) if merge_order == "either" else {}
     skipped = []
     folded: list[tuple[int, torch.Tensor]] = []  # (student conv node, the reference's bias it lacks)
     with torch.no_grad():
-        for e, f in align_graphs(ref, stu).pairs.items():
+        for e, f in pairs.items():
             source, target = ref.nodes[e].layer, stu.nodes[f].layer
             # A student kit's reference layer is its recorded state dict, not a module.
             if not hasattr(source, "state_dict") or not isinstance(target, nn.Module):
                 continue
-            theirs = source.state_dict()
+            theirs = permuted_state(dict(source.state_dict()), permuted.get(f))
             if isinstance(target, nn.Conv2d) and target.bias is None and theirs.get("bias") is not None:
                 folded.append((f, theirs["bias"]))
             for key, tensor in target.state_dict().items():
@@ -167,25 +202,44 @@ class _ReferenceOutputs:
         return out
 
 
+def one_input(inputs: Any, who: str) -> torch.Tensor:
+    """The test's input as the one float32 tensor a module is called on; several inputs
+    (a list of arrays) are refused by name rather than stacked into one batch."""
+    items = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+    if len(items) != 1:
+        raise CheckFailed(f"{who[:1].upper() + who[1:]} was given {len(items)} inputs; the PyTorch checks call "
+                          "a module on one input tensor.", diagnosis="model_call_failed")
+    return torch.from_numpy(np.ascontiguousarray(np.asarray(items[0]), dtype=np.float32))
+
+
 def expect_same_torch_outputs(reference: nn.Module, student: nn.Module, inputs: np.ndarray, *,
                               training: bool | None, rtol: float = 1e-5, atol: float = 1e-6,
-                              what: str = "output") -> None:
-    """`expect_same_outputs` for two torch modules (it dispatches here): training=True
-    calls both in `train()`, False in `eval()`, None in the mode each was returned in."""
-    from grader.checks.models import _compare, _graph_cause, _settings_hint, _shape_hint
+                              what: str = "output", merge_order: str = "fixed") -> None:
+    """`expect_same_outputs` for two torch modules (the adapter dispatches here, for every
+    merge order): training=True calls both in `train()`, False in `eval()`, None in the
+    mode each was returned in.
+
+    `merge_order` ("fixed" or "either") picks the transplant (`transplant`: the reference's
+    weights permuted after a `torch.cat` written in another order, for "either") and what a
+    difference is explained with. The transplant only reads the reference, so the
+    reference's outputs are the same in both orders, remembered once for both
+    (`_ReferenceOutputs`)."""
+    from grader.checks.models import compare_outputs
     origin = getattr(student, "origin_call", None)
     if getattr(student, "fx_graph", 0) is None and origin is not None:  # untraceable: run in the child
         from grader.frameworks.torch.untraced import expect_same_outputs_by_hooks
         submission, name, args, kwargs = origin
         return expect_same_outputs_by_hooks(reference, student, submission, name, inputs, training=training,
                                             args=args, kwargs=kwargs, rtol=rtol, atol=atol)
-    x = torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32))
+    x = one_input(inputs, "the reference model")
+    for module in (reference, student):  # both graphs (the transplant's pairing) read at the test's shape
+        record_input_shape(module, x.shape[1:])
     remembered = isinstance(reference, nn.Module)  # not a kit's recorded or recording stand-in
-    if remembered:  # before the transplant, which reads the reference only
+    if remembered:
         expected = _ReferenceOutputs.run(reference, x, training, "the reference model")
     saved = [(m, _state(m), m.training) for m in ((student,) if remembered else (reference, student))]
     try:
-        transplant(reference, student)
+        transplant(reference, student, merge_order=merge_order)
         if not remembered:
             expected = _run(reference, x, training, "the reference model")
         found = _run(student, x, training, "your model")
@@ -194,15 +248,8 @@ def expect_same_torch_outputs(reference: nn.Module, student: nn.Module, inputs: 
             for module, state, mode in saved:
                 module.load_state_dict(state)
                 module.train(mode)
-    if len(expected) != len(found):
-        raise CheckFailed(f"Your model returns {len(found)} outputs; the reference returns {len(expected)}.",
-                          hint="return the values of the specification, in its order.",
-                          diagnosis="wrong_output_count")
-    cause = _graph_cause(reference, student, "fixed")
-    for k, (e, f) in enumerate(zip(expected, found)):
-        label = what if len(expected) == 1 else f"{what} {k + 1} (the {ordinal(k)} value returned)"
-        _compare(e, f, training=training, rtol=rtol, atol=atol, what=label, shape_hint=_shape_hint(student),
-                 cause=cause, settings_hint=lambda: _torch_settings_hint(training))
+    compare_outputs(expected, found, reference, student, training=training, rtol=rtol, atol=atol, what=what,
+                    merge_order=merge_order, settings_hint=lambda: _torch_settings_hint(training))
 
 
 def _torch_settings_hint(training: bool | None) -> str:
@@ -211,4 +258,4 @@ def _torch_settings_hint(training: bool | None) -> str:
             f"momentum, and any F.dropout / F.batch_norm whose training= ignores {mode}.")
 
 
-__all__ = ["expect_same_torch_outputs", "transplant"]
+__all__ = ["expect_same_torch_outputs", "one_input", "permuted_state", "transplant"]

@@ -1,6 +1,5 @@
 """The PyTorch adapter's weight transplant and forward passes, as the neutral checks ask
-for them (`copy_weights`, `outputs`, `input_shape`, and `expect_same_outputs` when a
-`torch.cat` was written in another order).
+for them (`copy_weights`, `outputs`, `input_shape`).
 
 `copy_weights` is the transplant an instructor calls: layers paired by the graph match
 (`align_graphs`), every shape checked before anything is written (a failure leaves the
@@ -11,10 +10,9 @@ into the running mean where the student has none.
 
 `merge_order="either"`: a `torch.cat` whose inputs the student wrote in another order
 delivers the reference's channels permuted; the layers after it take the reference's
-weights permuted alike (`grader.checks.merge_order` finds which and how), along the axis
-torch keeps input channels on: axis 1 of a Conv2d's `(out, in, kh, kw)` and a Linear's
-`(out, in)` weight, axis 0 of a transposed convolution's `(in, out, kh, kw)`; BatchNorm's
-vectors per channel.
+weights permuted alike (`grader.checks.merge_order` finds which and how;
+`outputs.permuted_state` applies it to torch's weight layout). The output check of both
+orders is `outputs.expect_same_torch_outputs`.
 """
 from __future__ import annotations
 
@@ -27,14 +25,11 @@ import torch.nn as nn
 from grader.checks import CheckFailed
 from grader.checks.equivalence import align_graphs
 from grader.checks.graph import layer_graph
-from grader.checks.merge_order import MIXES, MIXES_TRANSPOSED, PER_CHANNEL, Permuted, check_merge_order, permutations
-from grader.checks.models import _layer_pairs, compare_outputs
+from grader.checks.merge_order import check_merge_order, permutations
+from grader.checks.models import _layer_pairs
 from grader.checks.naming import ordinal
-from grader.frameworks.torch.outputs import _fold_bias, _run, _state, _torch_settings_hint
+from grader.frameworks.torch.outputs import _fold_bias, _run, _state, one_input, permuted_state
 from grader.frameworks.torch.shapes import derived_input_shape, record_input_shape, recorded_input_shape
-
-_CHANNEL_AXIS = {MIXES: 1, MIXES_TRANSPOSED: 0, PER_CHANNEL: None}
-
 
 def _untraced(module: Any) -> bool:
     return isinstance(module, nn.Module) and getattr(module, "fx_graph", 0) is None
@@ -47,20 +42,6 @@ def _no_graph(operation: str) -> CheckFailed:
         hint="(for the instructor) grade such a module with expect_same_outputs, which runs it in the sandbox with "
              "the reference's weights, or with grader.frameworks.torch.untraced.",
         diagnosis="untraceable_forward")
-
-
-def _permuted_state(source: dict, permuted: Permuted | None) -> dict:
-    if permuted is None:
-        return source
-    axis = _CHANNEL_AXIS[permuted.role]
-    out = dict(source)
-    if axis is None:
-        for key, value in source.items():
-            if value.dim() == 1 and value.shape[0] == len(permuted.perm):
-                out[key] = value[list(permuted.perm)]
-    elif "weight" in source:
-        out["weight"] = torch.from_numpy(permuted.apply([source["weight"].detach().cpu().numpy()], axis)[0])
-    return out
 
 
 def _who(graph: Any, f: int) -> str:
@@ -85,7 +66,7 @@ def _plan(reference: nn.Module, student: nn.Module, merge_order: str) -> tuple[l
         if not hasattr(source, "state_dict") or not isinstance(target, nn.Module) or id(target) in seen:
             continue
         seen.add(id(target))
-        theirs = _permuted_state(dict(source.state_dict()), permuted.get(f))
+        theirs = permuted_state(dict(source.state_dict()), permuted.get(f))
         if isinstance(target, nn.Conv2d) and target.bias is None and theirs.get("bias") is not None:
             folds.append((stu, f, theirs["bias"]))
         for key, tensor in target.state_dict(keep_vars=True).items():
@@ -118,28 +99,20 @@ def copy_weights(reference: nn.Module, student: nn.Module, *, merge_order: str =
             _fold_bias(graph, conv, bias)
 
 
-def _tensors(inputs: Any) -> list[torch.Tensor]:
-    items = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
-    return [torch.from_numpy(np.ascontiguousarray(np.asarray(x), dtype=np.float32)) for x in items]
-
-
 def run(module: nn.Module, inputs: Any, training: bool | None, who: str) -> list[np.ndarray]:
     """One forward pass in the mode asked (`train()` for True, `eval()` for False, the
-    module's own for None) on one input (several: one argument each); the module's mode
-    and state (a BatchNorm's running statistics move in `train()`) are restored, and a
-    pass that ran records its input shape."""
-    tensors = _tensors(inputs)
-    if len(tensors) != 1:
-        raise CheckFailed(f"{who[:1].upper() + who[1:]} was given {len(tensors)} inputs; the PyTorch checks call "
-                          "a module on one input tensor.", diagnosis="model_call_failed")
+    module's own for None) on one input (several are refused); the module's mode and
+    state (a BatchNorm's running statistics move in `train()`) are restored, and a pass
+    that ran records its input shape."""
+    x = one_input(inputs, who)
     state, mode = _state(module), module.training
     try:
-        found = _run(module, tensors[0], training, who)
+        found = _run(module, x, training, who)
     finally:
         with torch.no_grad():
             module.load_state_dict(state)
         module.train(mode)
-    record_input_shape(module, tensors[0].shape[1:])
+    record_input_shape(module, x.shape[1:])
     return found
 
 
@@ -173,27 +146,4 @@ def input_shape(model: nn.Module) -> tuple:
     return derived_input_shape(root, graph)
 
 
-def expect_same_outputs_either(reference: nn.Module, student: nn.Module, inputs: Any, *, training: bool | None,
-                               rtol: float, atol: float, what: str) -> None:
-    """`expect_same_outputs(..., merge_order="either")` for two traced modules: the
-    reference's weights copied in, permuted after a reordered `torch.cat`; both modules
-    get their own weights and modes back."""
-    tensors = _tensors(inputs)
-    if len(tensors) == 1:  # the graphs are then read at the test's shape, on both sides alike
-        record_input_shape(reference, tensors[0].shape[1:])
-        record_input_shape(student, tensors[0].shape[1:])
-    saved = [(m, _state(m), m.training) for m in (reference, student)]
-    try:
-        copy_weights(reference, student, merge_order="either")
-        expected = run(reference, inputs, training, "the reference model")
-        found = run(student, inputs, training, "your model")
-    finally:
-        with torch.no_grad():
-            for module, state, mode in saved:
-                module.load_state_dict(state)
-                module.train(mode)
-    compare_outputs(expected, found, reference, student, training=training, rtol=rtol, atol=atol, what=what,
-                    merge_order="either", settings_hint=lambda: _torch_settings_hint(training))
-
-
-__all__ = ["copy_weights", "expect_same_outputs_either", "input_shape", "outputs", "run"]
+__all__ = ["copy_weights", "input_shape", "outputs", "run"]
