@@ -49,15 +49,19 @@ class _Calls:
 
 
 def call_model(model: Any, inputs: np.ndarray, training: bool | None,
-               substitute: Sequence[tuple[Any, Any]] = ()) -> Any:
+               substitute: Sequence[tuple[Any, Any]] = (), trace: bool = True) -> Any:
     """`model(inputs, training=training)`. A model `stateless()` says yes to is left exactly
     as it was: a training call's BatchNormalization statistics are dropped, not written, and
     each (variable, other variable) pair of `substitute` has the second read in place of the
-    first, so the reference's weights can run in a student's model without copying them in."""
+    first, so the reference's weights can run in a student's model without copying them in.
+    `trace=False`: the eager call, counted nowhere, for a call whose answer is kept elsewhere
+    (`grader.frameworks.keras.reference_outputs`), so no function is traced for it."""
     if not stateless(model):
         if substitute:
             raise ValueError("substituted weights need a model that stateless() accepts")
         return model(inputs, training=training)
+    if not trace:
+        return _eager(model, inputs, training, substitute)
     calls = _calls_of(model)
     slots = calls.slots(substitute)
     key = _key(inputs, training, slots)
@@ -92,6 +96,15 @@ def stateless(model: Any) -> bool:
     if not type(model).__module__.startswith("keras."):
         return False
     return seeds_only_extra(model)
+
+
+def seed_states(model: Any) -> int:
+    """How many seed generators' states (Dropout's, a noise layer's) the model holds: a call
+    of a model with one may draw random numbers."""
+    try:
+        return sum(1 for v in model.variables if _is_seed_state(v))
+    except Exception:  # noqa: BLE001 - uninspectable: assume it draws
+        return 1
 
 
 def seeds_only_extra(model: Any) -> bool:
@@ -195,4 +208,4 @@ def _run_plain(function: Any, inputs: np.ndarray, values: list) -> Any:
         ctx.function_call_options = saved
 
 
-__all__ = ["call_model", "stateless", "MAX_TRACED"]
+__all__ = ["call_model", "stateless", "seed_states", "MAX_TRACED"]

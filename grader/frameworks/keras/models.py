@@ -23,6 +23,7 @@ from grader.checks.merge_order import MIXES, MIXES_TRANSPOSED, PER_CHANNEL, Perm
 from grader.checks.models import _flat_outputs, _layer_pairs, compare_outputs
 from grader.checks.residual import describe
 from grader.frameworks.keras.forward import call_model, stateless
+from grader.frameworks.keras.reference_outputs import reference_outputs
 
 
 # Where a permuted layer's channels run in Keras' weights: a kernel's input channels are
@@ -136,9 +137,9 @@ def _substitution(reference_model: Any, student_model: Any,
 
 
 def _call(model: Any, inputs: np.ndarray, training: bool | None, who: str,
-          substitute: list[tuple[Any, Any]] | None = None) -> list[np.ndarray]:
+          substitute: list[tuple[Any, Any]] | None = None, trace: bool = True) -> list[np.ndarray]:
     try:
-        return _flat_outputs(call_model(model, inputs, training, substitute or ()))
+        return _flat_outputs(call_model(model, inputs, training, substitute or (), trace))
     except Exception as exc:  # noqa: BLE001 - any Keras error becomes feedback
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckFailed(
@@ -158,8 +159,10 @@ def _outputs_without_copy(reference_model: Any, student_model: Any, inputs: np.n
     if substitute is None:
         return None, None
     try:
-        return (_call(reference_model, inputs, training, "the reference model"),
-                _call(student_model, inputs, training, "your model", substitute))
+        expected = reference_outputs(reference_model, inputs, training,
+                                     lambda trace: _call(reference_model, inputs, training, "the reference model",
+                                                         trace=trace))
+        return expected, _call(student_model, inputs, training, "your model", substitute)
     except CheckFailed:
         return None, None
 
