@@ -73,12 +73,13 @@ def measure_long_run(n: int, every: int) -> dict:
     from grader.frameworks.keras.tensorflow_import import import_quietly
     from grader.assignment.spec import load_assignment
     from grader.run.grading import grade_submission
+    from grader.frameworks.sandbox_side import sandbox_side
     from grader.sandbox.client import Worker
     assignment = load_assignment("conv_bn")
     import_quietly(assignment.keras)
     with tempfile.TemporaryDirectory(prefix="grader-memory-") as tmp:
         paths = [g.path for g in _bench("submissions").generate(Path(tmp), 40)]
-        worker = Worker(keras=assignment.keras).start()
+        worker = Worker(framework=sandbox_side(assignment.framework, assignment.keras)).start()
         samples, started, cpu0 = [], time.perf_counter(), sb._own_cpu()
         try:
             with sb.PeakMemory(interval=0.2) as peak:
@@ -112,6 +113,7 @@ def measure_resnet(k: int) -> dict:
     from grader.frameworks.keras.tensorflow_import import import_quietly
     from grader.assignment.spec import load_assignment
     from grader.run.grading import grade_submission
+    from grader.frameworks.sandbox_side import sandbox_side
     from grader.sandbox.client import Worker
     assignment = load_assignment("dls_c4w2a1")
     import_quietly(assignment.keras)
@@ -119,7 +121,7 @@ def measure_resnet(k: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="grader-resnet-") as tmp:
         path = Path(tmp) / "resnet.ipynb"
         nbformat.write(notebooks.course_notebook("current"), str(path))
-        worker = Worker(keras=assignment.keras).start()
+        worker = Worker(framework=sandbox_side(assignment.framework, assignment.keras)).start()
         sandbox = sb._sandbox_python(worker)
         try:
             for i in range(k + 1):  # the first warms the grading process up (imports, reference models)

@@ -83,6 +83,7 @@ def measure(arm: str, k: int, isolation: str, warmup: int = 1) -> dict:
     from grader.frameworks.keras.tensorflow_import import import_quietly
     from grader.assignment.spec import load_assignment
     from grader.run.grading import grade_submission
+    from grader.frameworks.sandbox_side import sandbox_side
     from grader.sandbox.client import Worker
     assignment = load_assignment(name)
     import_quietly(assignment.keras)
@@ -90,7 +91,7 @@ def measure(arm: str, k: int, isolation: str, warmup: int = 1) -> dict:
     with tempfile.TemporaryDirectory(prefix=f"grader-{arm}-") as tmp:
         path = Path(tmp) / f"{arm}.ipynb"
         nbformat.write(notebook, str(path))
-        worker = Worker(keras=assignment.keras, isolation=isolation).start()
+        worker = Worker(framework=sandbox_side(assignment.framework, assignment.keras), isolation=isolation).start()
         sandbox = sb._sandbox_python(worker)
         try:
             for i in range(k + warmup):  # the first ones warm the grading process up

@@ -161,9 +161,10 @@ def _check(result) -> None:
 
 
 def run_preloaded(path, assignment, exercises, n: int, isolation: str) -> dict:
+    from grader.frameworks.sandbox_side import sandbox_side
     from grader.sandbox.client import Worker
     started = time.perf_counter()
-    worker = Worker(keras=assignment.keras, isolation=isolation).start()
+    worker = Worker(framework=sandbox_side(assignment.framework, assignment.keras), isolation=isolation).start()
     startup = time.perf_counter() - started
     rows = []
     try:
@@ -186,13 +187,14 @@ def run_preloaded(path, assignment, exercises, n: int, isolation: str) -> dict:
 
 
 def run_fresh(path, assignment, exercises, n: int, isolation: str) -> dict:
+    from grader.frameworks.sandbox_side import sandbox_side
     from grader.sandbox.client import Worker
     rows, level = [], ""
     for _ in range(n):
         cpu0 = _own_cpu()
         with PeakMemory() as mem:
             t0 = time.perf_counter()
-            worker = Worker(keras=assignment.keras, isolation=isolation).start()
+            worker = Worker(framework=sandbox_side(assignment.framework, assignment.keras), isolation=isolation).start()
             box = 0.0
             try:
                 result = _grade(path, assignment, worker, exercises)

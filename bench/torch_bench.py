@@ -60,6 +60,7 @@ class Arm:
 
     def __init__(self, name: str, isolation: str, all_exercises: bool):
         from grader.assignment.spec import load_assignment
+        from grader.frameworks.sandbox_side import sandbox_side
         from grader.sandbox.client import Worker
         spec_name, exercises = ARMS[name]
         self.name = name
@@ -67,7 +68,7 @@ class Arm:
         self.exercises = None if all_exercises else exercises
         self.path = REPO / "assignments" / spec_name / "samples" / "correct.ipynb"
         started = time.perf_counter()
-        self.worker = Worker(keras=self.assignment.keras, isolation=isolation,
+        self.worker = Worker(framework=sandbox_side(self.assignment.framework, self.assignment.keras), isolation=isolation,
                              framework=getattr(self.assignment, "framework", "keras")).start()
         self.startup = time.perf_counter() - started
         self.sandbox = _sandbox_bench()._sandbox_python(self.worker)

@@ -124,8 +124,9 @@ def chromium() -> str:
 
 @pytest.fixture(scope="session")
 def worker():
+    from grader.frameworks.sandbox_side import sandbox_side
     from grader.sandbox.client import Worker
-    with Worker(keras="3") as w:
+    with Worker(framework=sandbox_side(keras="3")) as w:
         yield w
 
 
@@ -134,8 +135,9 @@ def torch_worker():
     """One PyTorch worker (`framework = "torch"`: torch preloaded, no TensorFlow) for every
     module that grades torch code; its import overlaps with this process's own import of
     torch, which the rebuild and the checks need."""
+    from grader.frameworks.sandbox_side import sandbox_side
     from grader.sandbox.client import Worker
-    w = Worker(framework="torch").launch()
+    w = Worker(framework=sandbox_side("torch")).launch()
     try:
         import torch  # noqa: F401
         w.wait_ready()
@@ -149,8 +151,9 @@ def keras2_worker():
     """One Keras 2 (tf_keras) worker for every module that grades a `keras = "2"` assignment,
     started on first use (each start costs a TensorFlow import); its import overlaps with
     this process's own import of tf_keras, which the reference and rebuild.py need."""
+    from grader.frameworks.sandbox_side import sandbox_side
     from grader.sandbox.client import Worker
-    w = Worker(keras="2").launch()
+    w = Worker(framework=sandbox_side(keras="2")).launch()
     try:
         import tf_keras  # noqa: F401
         w.wait_ready()

@@ -50,6 +50,7 @@ def tiny(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def worker(started_at):
+    from grader.frameworks.sandbox_side import sandbox_side
     from grader.sandbox.client import Limits, Worker
     for path in ABSENT:
         if path.exists():
@@ -59,7 +60,7 @@ def worker(started_at):
     # the data limit well before the 3 s timeout. A fresh child holds ~260 MB already.
     limits = Limits(call_timeout=3, data_bytes=LIMIT_SIGNATURE_DATA, cpu_seconds=30, file_bytes=4 * 1024 ** 2)
     before = {p.pid for p in processes.descendants(os.getpid()) if p.sandbox}  # other modules' workers
-    w = Worker(keras="3", limits=limits, control_timeout=5).start()
+    w = Worker(framework=sandbox_side(keras="3"), limits=limits, control_timeout=5).start()
     yield w
     w.stop()
     os.environ.pop(attacks.SECRET_NAME, None)

@@ -26,8 +26,9 @@ def conv_bn():
 
 @pytest.fixture(scope="module")
 def worker(conv_bn):
+    from grader.frameworks.sandbox_side import sandbox_side
     from grader.sandbox.client import Worker
-    worker = Worker(keras=conv_bn.keras).start()
+    worker = Worker(framework=sandbox_side(keras=conv_bn.keras)).start()
     yield worker
     worker.stop()
 

@@ -134,8 +134,9 @@ def test_full_collection_every_n_submissions_or_on_growth():
 
 @pytest.fixture(scope="module")
 def legacy_worker():
+    from grader.frameworks.sandbox_side import sandbox_side
     from grader.sandbox.client import Worker
-    worker = Worker(keras="2").start()
+    worker = Worker(framework=sandbox_side(keras="2")).start()
     yield worker
     worker.stop()
 
@@ -162,9 +163,10 @@ def test_a_tf_keras_child_does_not_import_keras_3_to_seed_itself(legacy_worker):
 # ---------------------------------------------------------------- preload (spec key)
 
 def test_declared_preloads_reach_every_child_and_missing_ones_are_reported():
+    from grader.frameworks.sandbox_side import sandbox_side
     from grader.sandbox.client import Worker
     source = "import sys\ndef loaded():\n    return 'mailbox' in sys.modules\n"
-    with Worker(keras="3", preload=["mailbox", "no_such_module_for_grader"]) as worker:
+    with Worker(framework=sandbox_side(keras="3"), preload=["mailbox", "no_such_module_for_grader"]) as worker:
         assert [s.split(":")[0] for s in worker.info.get("preload_skipped", [])] == ["no_such_module_for_grader"]
         session = worker.session(_chunks(source))
         try:
@@ -172,7 +174,7 @@ def test_declared_preloads_reach_every_child_and_missing_ones_are_reported():
         finally:
             session.close()
         assert worker.probe()["threads"] == 1  # still safe to fork
-    with Worker(keras="3") as plain:
+    with Worker(framework=sandbox_side(keras="3")) as plain:
         session = plain.session(_chunks(source))
         try:
             assert session.call("loaded").value is False  # the child did not get it some other way

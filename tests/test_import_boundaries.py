@@ -7,9 +7,11 @@ framework exists. Each module is parsed, never imported (importing would pull th
 packages this forbids, and an import hidden inside a function counts as much as one at
 the top), so this holds on a machine without TensorFlow or torch.
 
-The sandbox is the framework's own side (the worker preloads it, the child seeds it and
-installs Keras 2 semantics), so it is checked against a written list of today's
-exceptions: anything new must be added here on purpose, with its reason.
+The sandbox is part of that core: what a framework needs done on the sandbox's side (the
+worker's preload, the child's seeding, a returned model described as data) lives in the
+framework's own package (`grader/frameworks/<name>/child/`), which the worker loads by
+the name it is given (`grader.sandbox.hooks`). Those packages are mounted alone under
+bubblewrap, so they import nothing from the rest of the grader.
 """
 from __future__ import annotations
 
@@ -20,26 +22,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 GRADER = ROOT / "grader"
-CORE = ("checks", "notebook", "render", "classroom", "results", "assignment")
+CORE = ("checks", "notebook", "render", "classroom", "results", "assignment", "sandbox")
 FORBIDDEN = ("keras", "tensorflow", "tf_keras", "torch", "grader.frameworks.keras", "grader.frameworks.torch")
 
-# Sandbox modules that import a framework or an adapter today, and why: (module path
-# under grader/, the imported package, submodules included) -> the reason, for the reader.
-SANDBOX_ALLOWED = {
-    ("sandbox/worker.py", "tensorflow"): "the worker preloads the assignment's framework once, before forking, and "
-                                         "checks that no TensorFlow op ran (a child forked after one hangs)",
-    ("sandbox/worker.py", "keras"): "the same, Keras 3 and its layer modules",
-    ("sandbox/worker.py", "tf_keras"): "the same, for Keras 2 era assignments",
-    ("sandbox/worker.py", "torch"): "the same, for torch assignments",
-    ("sandbox/worker.py", "grader.frameworks.torch.describe"): "preloaded so a child describes a module without "
-                                                               "importing it after the fork",
-    ("sandbox/child.py", "grader.frameworks.keras.keras2"): "Keras 2 semantics installed in the child before the "
-                                                            "student's definitions run",
-    ("sandbox/child.py", "grader.frameworks.keras.deferred_init"): "a model whose weights stay in the child is built "
-                                                                   "without drawing them until something reads them",
-    ("sandbox/protocol.py", "grader.frameworks.torch.describe"): "a returned nn.Module described as data, in the "
-                                                                 "child",
-}
+# Each framework's sandbox-side package (`grader.sandbox.hooks`): mounted alone.
+CHILD_PACKAGES = ("frameworks/keras/child", "frameworks/torch/child")
 
 
 def _modules(parts: tuple[str, ...]) -> list[Path]:
@@ -109,21 +96,55 @@ def test_core_module_imports_no_framework(path):
                      "framework only through grader.checks.adapters (or grader.frameworks.preload to import one)")
 
 
-def _covers(entry: tuple[str, str], where: str, name: str) -> bool:
-    """An allowed (file, package) pair covers that package, its submodules, and the
-    packages above it that `from package.sub import x` names on the way."""
-    path, package = entry
-    return path == where and (name == package or name.startswith(package + ".") or package.startswith(name + "."))
+def _framework_strings(path: Path) -> list[str]:
+    """Framework modules looked up in `sys.modules` (`sys.modules.get("tensorflow")`,
+    `"torch" in sys.modules`, `sys.modules["keras"]`): reaching one without an import."""
+    def modules(node: ast.AST) -> bool:
+        return isinstance(node, ast.Attribute) and node.attr == "modules"
+
+    def named(node: ast.AST | None) -> list[str]:
+        return [node.value] if isinstance(node, ast.Constant) and isinstance(node.value, str) else []
+
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    found: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and modules(node.func.value) \
+                and node.args:
+            found += named(node.args[0])
+        elif isinstance(node, ast.Subscript) and modules(node.value):
+            found += named(node.slice)
+        elif isinstance(node, ast.Compare) and any(modules(c) for c in node.comparators):
+            found += named(node.left)
+    return sorted({name for name in found if forbidden(name)})
 
 
-def test_sandbox_imports_only_the_listed_framework_code():
-    found = {(str(p.relative_to(GRADER)), n) for p in _modules(("sandbox",)) for n in imported_names(p)
-             if forbidden(n)}
-    unlisted = sorted(f for f in found if not any(_covers(e, *f) for e in SANDBOX_ALLOWED))
-    assert not unlisted, f"new framework imports in the sandbox, to list with a reason: {unlisted}"
-    gone = sorted(e for e in SANDBOX_ALLOWED
-                  if not any(f[0] == e[0] and (f[1] == e[1] or f[1].startswith(e[1] + ".")) for f in found))
-    assert not gone, f"listed sandbox imports that are gone, to remove from the list: {gone}"
+@pytest.mark.parametrize("path", _modules(("sandbox",)), ids=lambda p: str(p.relative_to(GRADER)))
+def test_the_sandbox_names_no_framework_module(path):
+    found = _framework_strings(path)
+    assert not found, (f"{path.relative_to(ROOT)} names {found}: what a framework needs in the sandbox belongs in "
+                       "its package under grader/frameworks/<name>/child/, called through grader.sandbox.hooks")
+
+
+def test_the_string_scan_sees_a_sys_modules_lookup(tmp_path):
+    probe = tmp_path / "probe.py"
+    probe.write_text('import sys\n"""A docstring about tensorflow."""\nkeras = {"keras": 3}.get("keras")\n'
+                     'tf = sys.modules.get("tensorflow")\nif "torch" in sys.modules:\n    sys.modules["tf_keras.layers"]\n',
+                     encoding="utf-8")
+    assert _framework_strings(probe) == ["tensorflow", "tf_keras.layers", "torch"]
+
+
+@pytest.mark.parametrize("folder", CHILD_PACKAGES)
+def test_framework_child_packages_import_nothing_else_of_the_grader(folder):
+    """Under bubblewrap the package is mounted alone (as `grader_framework`): an import of
+    the grader's own modules, or an absolute import of the package itself, fails there."""
+    package = ".".join(("grader", *folder.split("/")))
+    for path in sorted((GRADER / folder).glob("*.py")):
+        grader_imports = sorted(n for n in imported_names(path)
+                                if (n == "grader" or n.startswith("grader.")) and not n.startswith(package))
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        absolute_own = [node.module for node in ast.walk(tree)
+                        if isinstance(node, ast.ImportFrom) and not node.level and (node.module or "").startswith("grader")]
+        assert not grader_imports and not absolute_own, (path.relative_to(ROOT), grader_imports, absolute_own)
 
 
 def test_the_core_finds_adapters_without_importing_them():

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import notebook
 from grader.assignment.spec import load_assignment
-from grader.frameworks.keras.keras2 import DIFFERENCES, legacy_targets
+from grader.frameworks.keras.child.keras2 import DIFFERENCES, legacy_targets
 from grader.run.submission import Submission
 
 REPO = Path(__file__).resolve().parent.parent

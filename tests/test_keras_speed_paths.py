@@ -1,7 +1,7 @@
 """The Keras 3 paths that keep a real-sized model cheap (issue 19 §7) compute exactly what
 the plain paths compute.
 
-Deferred initialization (grader/frameworks/keras/deferred_init.py): a model built while
+Deferred initialization (grader/frameworks/keras/child/deferred_init.py): a model built while
 weights are deferred has, whenever anything reads them, the very weights an eager build
 draws, and the child defers only for calls whose model leaves without its weights. Real
 Keras models in this process, and a real sandbox worker for the child's side.
@@ -24,7 +24,7 @@ import attacks  # noqa: E402
 
 keras = pytest.importorskip("keras")
 
-from grader.frameworks.keras import deferred_init  # noqa: E402
+from grader.frameworks.keras.child import deferred_init  # noqa: E402
 
 
 def _model(seed: int = 3, custom: bool = True):

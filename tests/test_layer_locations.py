@@ -17,7 +17,8 @@ import pytest  # noqa: E402
 
 from grader.checks import CheckFailed  # noqa: E402
 from grader.checks.architecture import expect_bn_after_conv, layer_graph  # noqa: E402
-from grader.sandbox import protocol, provenance  # noqa: E402
+from grader.frameworks.keras.child import provenance  # noqa: E402
+from grader.sandbox import protocol  # noqa: E402
 
 from conftest import REPO, SAMPLES  # noqa: E402
 
@@ -123,7 +124,7 @@ def test_a_graded_notebook_names_the_students_cell_and_line(tmp_path, worker, co
 TF_KERAS_SCRIPT = textwrap.dedent("""\
     import json, linecache, sys
     import tf_keras
-    from grader.sandbox import provenance
+    from grader.frameworks.keras.child import provenance
     from grader.checks import CheckFailed
     from grader.checks.architecture import expect_bn_after_conv
     SOURCE = '''from tf_keras import layers as K

@@ -23,6 +23,7 @@ from grader.assignment.spec import load_assignment
 from grader.run.grading import grade_submission
 from grader.results import Status
 from grader.sandbox.cleanup import remove_tree
+from grader.frameworks.sandbox_side import sandbox_side
 from grader.sandbox.client import Worker
 
 SPEC = """\
@@ -145,7 +146,7 @@ def test_hidden_inputs_left_in_files_never_reach_a_visible_test(tmp_path, stash,
 
 @pytest.fixture(scope="module")
 def process_worker():
-    with Worker(keras="3", isolation="process") as w:
+    with Worker(framework=sandbox_side(keras="3"), isolation="process") as w:
         yield w
 
 
@@ -153,7 +154,7 @@ def process_worker():
 def namespace_worker():
     from grader.sandbox.client import IsolationUnavailable
     try:
-        w = Worker(keras="3", isolation="namespace")
+        w = Worker(framework=sandbox_side(keras="3"), isolation="namespace")
     except IsolationUnavailable as exc:
         pytest.skip(f"no network namespaces here: {exc}")
     with w:
@@ -317,7 +318,7 @@ def test_a_child_without_its_own_tmp_still_grades_and_the_result_says_so(tmp_pat
     from grader.sandbox.client import Limits
     tiny = load_assignment(attacks.write_assignment(tmp_path / "tiny", timeout=20))
     nb = attacks.write_notebook(tmp_path / "correct.ipynb", attacks.CORRECT)
-    with Worker(keras="3", isolation="process", limits=Limits(tmp_bytes=-1)) as w:
+    with Worker(framework=sandbox_side(keras="3"), isolation="process", limits=Limits(tmp_bytes=-1)) as w:
         result = grade_submission(nb, tiny, w)
     assert result.score == result.max_score == 3, [(t.name, t.message) for t in result.tests]
     assert result.isolation.startswith("process, /tmp shared: no tmpfs on /tmp"), result.isolation

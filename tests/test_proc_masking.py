@@ -16,6 +16,7 @@ import pytest
 
 from grader.frameworks.keras.rebuild import rebuild
 from grader.sandbox import protocol
+from grader.frameworks.sandbox_side import sandbox_side
 from grader.sandbox.client import Worker
 from grader.sandbox.confine import PROC_MASKED_DIRS, PROC_MASKED_FILES, proc_masks
 
@@ -80,7 +81,7 @@ def _assert_masked(found: dict, model) -> None:
 
 
 def test_sensitive_proc_entries_are_masked_at_full_isolation(bubblewrap):
-    with Worker(keras="3", isolation="strict") as worker:
+    with Worker(framework=sandbox_side(keras="3"), isolation="strict") as worker:
         assert worker.level == "full"
         found, model = _probe(worker)
     _assert_masked(found, model)
@@ -90,7 +91,7 @@ def test_sensitive_proc_entries_are_masked_at_full_isolation(bubblewrap):
                     reason="only a root grader's child could write to /proc (and mount over it)")
 @pytest.mark.parametrize("isolation", ["process", "namespace"])
 def test_sensitive_proc_entries_are_masked_for_a_root_child_at_the_lower_levels(isolation):
-    with Worker(keras="3", isolation=isolation) as worker:
+    with Worker(framework=sandbox_side(keras="3"), isolation=isolation) as worker:
         found, model = _probe(worker)
     _assert_masked(found, model)
 

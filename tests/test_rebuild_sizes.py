@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from grader.frameworks.keras.rebuild import MAX_LAYERS, MAX_PARAMS, ModelRejected, rebuild
+import grader.frameworks.keras.child as keras_side  # noqa: E402 - encodes as the sandbox child does
 from grader.sandbox import protocol
 
 REPO = Path(__file__).resolve().parent.parent
@@ -62,8 +63,9 @@ LEGACY_SCRIPTS = {
         import json, numpy as np, tf_keras
         from grader.frameworks.keras.rebuild import rebuild
         from grader.sandbox import protocol
+        import grader.frameworks.keras.child as keras_side
         model = tf_keras.applications.{RESNET}
-        tree, blob = protocol.encode_value(model, limit=protocol.MAX_BLOB)
+        tree, blob = protocol.encode_value(model, limit=protocol.MAX_BLOB, side=keras_side)
         payload = protocol.decode_value(tree, blob)
         assert payload.keras == "2", payload.keras
         back = rebuild(payload)
@@ -110,7 +112,7 @@ def test_a_keras3_resnet50_crosses_the_wire_and_rebuilds_bit_identically():
     import keras
     model = getattr(keras.applications, RESNET.split("(")[0])(weights=None, input_shape=(64, 64, 3), classes=6)
     assert len(model.layers) <= MAX_LAYERS and model.count_params() <= MAX_PARAMS
-    tree, blob = protocol.encode_value(model, limit=protocol.MAX_BLOB)  # the child's own reply limit
+    tree, blob = protocol.encode_value(model, limit=protocol.MAX_BLOB, side=keras_side)  # the child's own reply limit
     assert len(blob) > 64 * 1024 ** 2  # more than the old limit, which refused it
     payload = protocol.decode_value(tree, blob)
     back = rebuild(payload)

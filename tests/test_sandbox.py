@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "adversarial"))
 import attacks  # noqa: E402
 import processes  # noqa: E402
 
+from grader.frameworks.sandbox_side import sandbox_side  # noqa: E402
 from grader.sandbox import protocol  # noqa: E402
 from grader.sandbox.client import (  # noqa: E402
     IsolationUnavailable, Limits, SandboxTimeout, StudentCodeError, Worker, choose_isolation,
@@ -53,7 +54,7 @@ def worker():
     # Other modules' workers (e.g. the session-wide one in conftest) may be alive: only
     # this module's sandbox processes must be gone after it stops.
     before = {p.pid for p in processes.descendants(os.getpid()) if p.sandbox}
-    w = Worker(keras="3", limits=LIMITS, control_timeout=3).start()
+    w = Worker(framework=sandbox_side(keras="3"), limits=LIMITS, control_timeout=3).start()
     yield w
     w.stop()
     assert not [p for p in processes.descendants(os.getpid()) if p.sandbox and p.pid not in before]
@@ -466,7 +467,7 @@ def test_same_submission_through_two_workers_is_bit_identical(worker, tmp_path):
 
     (m1, inf1, tr1), (m1b, _, _) = outcome(worker)
     assert all(np.array_equal(a, b) for a, b in zip(m1.weights, m1b.weights))  # call order does not matter
-    other = Worker(keras="3", isolation="process", limits=LIMITS).start()
+    other = Worker(framework=sandbox_side(keras="3"), isolation="process", limits=LIMITS).start()
     try:
         (m2, inf2, tr2), _ = outcome(other)
         tiny = load_assignment(attacks.write_assignment(tmp_path / "tiny"))

@@ -80,10 +80,11 @@ print(json.dumps({"skipped": done.skipped, "steps": sorted(done.seconds), "hidde
 def test_a_bubblewrapped_worker_keeps_its_font_list_for_the_next_one(tmp_path, monkeypatch):
     """matplotlib's font list, built in a worker's empty private /tmp, is kept in the user's
     cache and handed to the next worker, which then does not list the fonts again."""
+    from grader.frameworks.sandbox_side import sandbox_side
     from grader.sandbox.client import Worker, _font_list_file
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    first = Worker()
+    first = Worker(framework=sandbox_side())
     if first.level != "full":
         pytest.skip("needs bubblewrap (the other levels share the host's /tmp, where matplotlib keeps it)")
     with first.start():
@@ -91,7 +92,7 @@ def test_a_bubblewrapped_worker_keeps_its_font_list_for_the_next_one(tmp_path, m
     kept = json.loads(_font_list_file().read_text())
     assert _font_list_file().is_relative_to(tmp_path) and kept["name"].startswith("fontlist-v")
     assert json.loads(kept["text"])["_version"] in kept["name"]
-    with Worker().start() as second:
+    with Worker(framework=sandbox_side()).start() as second:
         assert second.info["font_list"] == "seeded"
         # The list travels through a file descriptor: `ps` shows a command line, not 44 KB of fonts.
         cmdline = Path(f"/proc/{second.proc.pid}/cmdline").read_bytes()

@@ -130,8 +130,9 @@ def stateful():
 
 @pytest.fixture(scope="module")
 def worker():
+    from grader.frameworks.sandbox_side import sandbox_side
     from grader.sandbox.client import Worker
-    worker = Worker(keras="3").start()
+    worker = Worker(framework=sandbox_side(keras="3")).start()
     yield worker
     worker.stop()
 

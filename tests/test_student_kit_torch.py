@@ -109,12 +109,13 @@ def test_kit_grades_a_mistake_like_the_full_grader(kit, tmp_path):
     from grader.assignment.spec import load_assignment
     from grader.run.grading import grade_submission
     from grader.kit.export import comparable
+    from grader.frameworks.sandbox_side import sandbox_side
     from grader.sandbox.client import Worker
 
     full_spec = load_assignment("conv_bn_torch")
     kit_spec = load_assignment(kit.spec_dir)
     sample = ROOT / "assignments" / "conv_bn_torch" / "samples" / "relu_before_bn.ipynb"
-    with Worker(keras="3", framework="torch") as worker:
+    with Worker(framework=sandbox_side("torch")) as worker:
         mine = grade_submission(sample, kit_spec, worker, include_hidden=False)
         full = grade_submission(sample, full_spec, worker, include_hidden=False)
     assert not mine.errors
@@ -129,7 +130,7 @@ def test_leak_scan_finds_module_descriptions_saved_modules_and_module_builders(t
     import torch
     from torch import nn
 
-    from grader.frameworks.torch.describe import describe
+    from grader.frameworks.torch.child.describe import describe
     from grader.kit.leak_forms import answering_functions, kit_modules, rebuildable_models
     from grader.kit.torch_models import TorchLiveModel
 

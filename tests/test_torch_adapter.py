@@ -24,6 +24,7 @@ from grader.checks.models import copy_weights, expect_input_shape, expect_output
 from grader.frameworks.torch.rebuild import rebuild_torch
 from grader.frameworks.torch.shapes import forget_input_shape, record_input_shape
 from grader.run.submission import Submission
+import grader.frameworks.torch.child as torch_side  # noqa: E402 - encodes as the sandbox child does
 from grader.sandbox import protocol
 from grader.assignment.spec import load_assignment
 
@@ -32,7 +33,7 @@ ADAPTER = named("torch")
 
 def crossed(module: nn.Module):
     """The student's module as the grading process gets it: described, sent, rebuilt."""
-    tree, blob = protocol.encode_value(module)
+    tree, blob = protocol.encode_value(module, side=torch_side)
     return rebuild_torch(protocol.decode_value(tree, blob))
 
 

@@ -19,12 +19,13 @@ from grader.checks.models import expect_same_outputs
 from grader.frameworks.torch.rebuild import MAX_PARAMS, rebuild_torch
 from grader.frameworks.errors import ModelRejected
 from grader.results import collecting_notes
+import grader.frameworks.torch.child as torch_side  # noqa: E402 - encodes as the sandbox child does
 from grader.sandbox import protocol
 
 
 def crossed(module: nn.Module):
     """The student's module as the grading process gets it: described, sent, rebuilt."""
-    tree, blob = protocol.encode_value(module)
+    tree, blob = protocol.encode_value(module, side=torch_side)
     return rebuild_torch(protocol.decode_value(tree, blob))
 
 
@@ -142,7 +143,7 @@ def test_a_different_eps_shows_in_training_mode(reference):
 # ------------------------------------------------------------------ hostile descriptions
 
 def _payload(module: nn.Module) -> protocol.TorchModulePayload:
-    tree, blob = protocol.encode_value(module)
+    tree, blob = protocol.encode_value(module, side=torch_side)
     return protocol.decode_value(tree, blob)
 
 

@@ -16,6 +16,7 @@ from grader.checks import CheckFailed
 from grader.checks.graph import layer_graph
 from grader.frameworks.torch.rebuild import RebuiltModule, rebuild_torch
 from grader.frameworks.errors import ModelRejected
+import grader.frameworks.torch.child as torch_side  # noqa: E402 - encodes as the sandbox child does
 from grader.sandbox import protocol
 
 
@@ -55,7 +56,7 @@ def _places(tree, path=()):
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_mutated_descriptions_are_rebuilt_or_refused_never_crash(name):
-    tree, blob = protocol.encode_value(MODELS[name]())
+    tree, blob = protocol.encode_value(MODELS[name](), side=torch_side)
     original = protocol.decode_value(tree, blob)
     rng = random.Random(f"torch-fuzz-{name}")
     outcomes = {"rebuilt": 0, "refused": 0}

@@ -18,6 +18,7 @@ from grader.frameworks.torch import outputs
 from grader.frameworks.torch.rebuild import rebuild_torch
 from grader.frameworks.torch.shapes import record_input_shape, recorded_input_shape
 from grader.run.plugin import _ReferenceModels
+import grader.frameworks.torch.child as torch_side  # noqa: E402 - encodes as the sandbox child does
 from grader.sandbox import protocol
 
 X = np.random.default_rng(0).normal(size=(4, 3, 16, 16)).astype(np.float32)
@@ -33,7 +34,7 @@ def happy(*, relu_first: bool = False, dropout: float = 0.0) -> nn.Sequential:
 
 def crossed(module: nn.Module):
     """The student's module as the grading process gets it: described, sent, rebuilt."""
-    tree, blob = protocol.encode_value(module)
+    tree, blob = protocol.encode_value(module, side=torch_side)
     return rebuild_torch(protocol.decode_value(tree, blob))
 
 

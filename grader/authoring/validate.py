@@ -322,12 +322,13 @@ def _grade_all(paths: list[Path], a, worker, *, isolation: str, jobs: int) -> di
     grading processes, each with its own worker and held to the assignment's budget: the
     same grading path, so the same verdicts, in about 1/jobs of the time."""
     from grader.run.grading import grade_submission
+    from grader.frameworks.sandbox_side import sandbox_side
     from grader.sandbox.client import Worker
 
     if jobs <= 1 or worker is not None or len(paths) <= 1:
         own = worker is None
         if own:
-            worker = Worker(keras=a.keras, isolation=isolation, framework=a.framework).start()
+            worker = Worker(framework=sandbox_side(a.framework, a.keras), isolation=isolation).start()
         try:
             return {p: grade_submission(p, a, worker, include_hidden=True) for p in paths}
         finally:

@@ -12,7 +12,7 @@ Everything a check asks repeatedly (the spec list, who reads a node) is computed
 per graph: checks loop over nodes, and a ResNet50 has about 175 of them.
 
 Each node also carries where the student created its layer (cell, line, source line),
-when the sandbox recorded it (`grader.sandbox.provenance`), so feedback can point at
+when the sandbox recorded it (`grader.frameworks.keras.child.provenance`), so feedback can point at
 the student's own code instead of a framework's internal layer names.
 """
 from __future__ import annotations

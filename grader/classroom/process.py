@@ -145,10 +145,10 @@ class GradingProcess:
                 assignment = load_assignment(options.assignment)
             self.assignment = assignment
             self.fingerprint = assignment.fingerprint
+            from grader.frameworks.sandbox_side import sandbox_side
             from grader.sandbox.client import Worker
-            self.worker = Worker(keras=assignment.keras, isolation=options.isolation,
-                                 preload=getattr(assignment, "preload", ()),
-                                 framework=getattr(assignment, "framework", "keras")).launch()
+            self.worker = Worker(framework=sandbox_side(getattr(assignment, "framework", "keras"), assignment.keras),
+                                 isolation=options.isolation, preload=getattr(assignment, "preload", ())).launch()
         except Exception as exc:  # noqa: BLE001 - reported on every submission instead
             self.assignment = getattr(self, "assignment", None)
             self.fingerprint = getattr(self, "fingerprint", "")

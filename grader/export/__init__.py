@@ -274,6 +274,7 @@ def grade_one(path: Path, assignment, *, include_hidden: bool = True, isolation:
     quiet_env()
     from grader.run.grading import grade_submission
     from grader.notebook import LoadError, load_notebook
+    from grader.frameworks.sandbox_side import sandbox_side
     from grader.sandbox.client import Worker
 
     started = time.perf_counter()
@@ -282,7 +283,7 @@ def grade_one(path: Path, assignment, *, include_hidden: bool = True, isolation:
                                 only_exercises=only_exercises)
     worker = None
     try:
-        worker = Worker(keras=assignment.keras, isolation=isolation, framework=assignment.framework).launch()
+        worker = Worker(framework=sandbox_side(assignment.framework, assignment.keras), isolation=isolation).launch()
         # torch for a torch assignment, and then never TensorFlow: its bundle holds none
         preload(getattr(assignment, "framework", "keras"), assignment.keras)
         worker.wait_ready()

@@ -293,6 +293,7 @@ def build_kit(assignment, out: str | Path, *, isolation: str = "auto", samples: 
     from grader.assignment.spec import load_assignment
     from grader.run.grading import grade_submission
     from grader.kit import record
+    from grader.frameworks.sandbox_side import sandbox_side
     from grader.sandbox.client import Worker
 
     out = Path(out)
@@ -329,7 +330,7 @@ def build_kit(assignment, out: str | Path, *, isolation: str = "auto", samples: 
         notebooks = _notebooks_to_record(assignment, annotate(master_nb), work, samples)
         full: dict[Path, Any] = {}
         log(f"recording the reference's answers on {len(notebooks)} notebooks")
-        with Worker(keras=assignment.keras, isolation=isolation, framework=assignment.framework,
+        with Worker(framework=sandbox_side(assignment.framework, assignment.keras), isolation=isolation,
                     preload=getattr(assignment, "preload", ())) as worker:
             with record.recording(spec_dir / "answers") as rec:
                 runs = []

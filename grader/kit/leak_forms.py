@@ -6,7 +6,7 @@ forms a text search for the reference's code never finds:
 * a saved Keras model or a model config that rebuilds the reference (`model_from_json`
   of a pasted config scored marks with no layer written);
 * a saved PyTorch module or state file (`torch.load` restores pickled code), or a module
-  description as the sandbox sends one (`grader.frameworks.torch.describe`: module tree,
+  description as the sandbox sends one (`grader.frameworks.torch.child.describe`: module tree,
   fx graph and state), which `rebuild_torch` turns back into a working module;
 * a function that returns what the reference returns: the grader package once held
   `reference_standardize` and `reference_batchnorm`, each a working answer a notebook

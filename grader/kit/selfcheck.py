@@ -48,6 +48,7 @@ STATS = {"workers_started": 0, "checks": 0}
 def _launch(keras: str, isolation: str, preload: tuple[str, ...] = (), framework: str = "keras"):
     """This kernel's worker for (keras, isolation, preload, framework): reused when alive, else
     launched now without waiting for it (`_ready` waits, after the caller's own preparation)."""
+    from grader.frameworks.sandbox_side import sandbox_side
     from grader.sandbox.client import Worker
 
     key = (keras, isolation, tuple(preload), framework)
@@ -57,7 +58,7 @@ def _launch(keras: str, isolation: str, preload: tuple[str, ...] = (), framework
             return worker
         if worker is not None:
             worker.stop(grace=0.5)
-        worker = Worker(keras=keras, isolation=isolation, preload=preload, framework=framework).launch()
+        worker = Worker(framework=sandbox_side(framework, keras), isolation=isolation, preload=preload).launch()
         STATS["workers_started"] += 1
         _WORKERS[key] = worker
         return worker

@@ -187,6 +187,7 @@ def pytest_configure(config):
 
 def _context_from_options(config, notebook: Path) -> GradingContext:
     from grader.assignment.spec import find_assignment_for, load_assignment
+    from grader.frameworks.sandbox_side import sandbox_side
     from grader.sandbox.client import Worker
     from grader.run.submission import Submission
 
@@ -200,8 +201,8 @@ def _context_from_options(config, notebook: Path) -> GradingContext:
     if name is None:
         raise pytest.UsageError("--notebook needs --assignment NAME (or run the tests of an assignment folder)")
     assignment = load_assignment(name)
-    worker = Worker(keras=assignment.keras, isolation=config.getoption("grader_sandbox"),
-                    preload=assignment.preload, framework=assignment.framework).start()
+    worker = Worker(framework=sandbox_side(assignment.framework, assignment.keras),
+                    isolation=config.getoption("grader_sandbox"), preload=assignment.preload).start()
     submission = Submission(notebook, assignment, worker).open()
     ctx = GradingContext(assignment, submission, include_hidden=not config.getoption("visible_only"),
                          owns_worker=True)

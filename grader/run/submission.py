@@ -188,10 +188,9 @@ class Submission:
             self._cache[key] = result
         return result
 
-    @staticmethod
-    def _cache_key(kind: tuple, args: tuple, kwargs: dict):
-        try:
-            tree, blob = encode_value((list(args), kwargs))
+    def _cache_key(self, kind: tuple, args: tuple, kwargs: dict):
+        try:  # written as they will be sent: a framework's tensors by their contents
+            tree, blob = encode_value((list(args), kwargs), side=self.worker.encoder())
         except TypeError:
             return None
         return kind, repr(tree), hashlib.sha256(blob).hexdigest()

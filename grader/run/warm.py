@@ -158,7 +158,7 @@ def _warm_torch() -> None:
     import torch
     from torch import nn
 
-    from grader.frameworks.torch.describe import describe
+    from grader.frameworks.torch.child.describe import describe
     from grader.frameworks.torch.graph import torch_layer_graph
     from grader.frameworks.torch.rebuild import rebuild_torch
     from grader.sandbox.protocol import TorchModulePayload

@@ -6,7 +6,6 @@ Nothing it says is trusted: the grading process re-checks every value it receive
 """
 from __future__ import annotations
 
-import contextlib
 import errno
 import linecache
 import os
@@ -19,12 +18,7 @@ import traceback
 import types
 from typing import Any
 
-try:
-    from ..frameworks.keras import deferred_init, keras2
-except ImportError:  # under bubblewrap the sandbox package is mounted alone, these beside it (client.py)
-    import grader_deferred_init as deferred_init  # type: ignore[no-redef]
-    import grader_keras2 as keras2  # type: ignore[no-redef]
-from . import landlock, pristine, private_tmp, protocol, provenance
+from . import hooks, landlock, pristine, private_tmp, protocol
 from .confine import DEFAULT_LIMITS, apply_limits, apply_seccomp, drop_privileges, shield_sysctls
 
 try:
@@ -72,83 +66,15 @@ class _Capture:
 
 
 def _seed(seed: int) -> None:
-    """Seed whatever the student's code can draw from. Only the Keras versions already
-    imported are seeded: importing Keras 3 here in a tf_keras worker cost 0.43 s of CPU in
-    every child, for a module most Keras 2 era notebooks never touch."""
+    """Seed whatever the student's code can draw from: Python's and NumPy's generators
+    here, the framework's own in its package (`hooks`)."""
     random.seed(seed)
     try:
         import numpy as np
         np.random.seed(seed % (2 ** 32))
     except ImportError:
         pass
-    torch = sys.modules.get("torch")  # a torch worker's children: module initial weights too
-    if torch is not None:
-        torch.manual_seed(seed)
-    seeded = False
-    with _KERNELS.kept_unless_needed():
-        for name in ("keras", "tf_keras"):
-            module = sys.modules.get(name)
-            try:
-                module.utils.set_random_seed(seed)
-                seeded = True
-            except Exception:  # noqa: BLE001 - absent, or a Keras that exposes it elsewhere
-                pass
-        tf = sys.modules.get("tensorflow")  # never imported just to seed it: ~3 s in a torch child
-        if not seeded and tf is not None:
-            try:
-                tf.random.set_seed(seed)
-            except Exception:  # noqa: BLE001 - seeding is best effort
-                pass
-
-
-class _KernelCache:
-    """When reseeding must empty TensorFlow's kernel cache.
-
-    `tf.random.set_seed` empties it so that a stateful random op (`tf.random.uniform`,
-    tf_keras' initializers) starts its sequence again: its kernel, kept in that cache,
-    holds how far it has drawn. Emptying it also throws away every other kernel, and each
-    is instantiated again in the next call (about 50 ms when a conv_bn model is built
-    again). Every stateful random op TensorFlow's Python API makes asks `get_seed` for its
-    seeds first, so the cache is emptied only when `get_seed` was asked since it last was:
-    a call sees exactly the random state a fresh child would, either way.
-    """
-
-    def __init__(self) -> None:
-        self.drawn = True  # until watching starts, assume the worst
-        self.watching = False
-
-    def watch(self) -> None:
-        """Before any student code: note every request for a random op's seeds."""
-        module = sys.modules.get("tensorflow.python.framework.random_seed")
-        original = getattr(module, "get_seed", None)
-        if original is None or self.watching:
-            return
-
-        def get_seed(*args, **kwargs):
-            self.drawn = True
-            return original(*args, **kwargs)
-
-        module.get_seed = get_seed
-        self.watching, self.drawn = True, False
-
-    @contextlib.contextmanager
-    def kept_unless_needed(self):
-        """Reseed inside: TensorFlow's kernel cache survives unless a random op drew."""
-        context = sys.modules.get("tensorflow.python.eager.context")
-        ctx = getattr(context, "_context", None) if context is not None else None
-        handle = getattr(ctx, "_context_handle", None)
-        if self.drawn or not self.watching or handle is None:
-            self.drawn = not self.watching
-            yield
-            return
-        ctx._context_handle = None  # tf.random.set_seed empties the cache only with a handle
-        try:
-            yield
-        finally:
-            ctx._context_handle = handle
-
-
-_KERNELS = _KernelCache()
+    hooks.call("seed", seed)
 
 
 def _register_sources(chunks: list[dict]) -> None:
@@ -313,9 +239,9 @@ def _call(request: dict, blob: bytes, namespace: dict, labels: set[str], max_rep
     weights = request.get("weights", True) is not False
     started = time.process_time()
     try:
-        # A model whose weights stay here is built without drawing them until something
-        # reads them (grader/frameworks/keras/deferred_init.py): same values if read.
-        with deferred_init.deferring(not weights):
+        # A model whose weights stay here may be built without drawing them until something
+        # reads them (the framework's `building`): the same values if read.
+        with hooks.building(weights):
             value = func(*args, **kwargs)
     except BaseException as exc:  # noqa: BLE001 - report any failure of the student's code as data
         absent = _missing_in_probe(exc) if is_probe else None
@@ -368,10 +294,7 @@ def serve(sock, config: dict, workdir: str | None = None) -> None:
     chunks = header.get("chunks", [])
     _register_sources(chunks)
     labels = {c["label"] for c in chunks}
-    provenance.install(labels)  # where each Keras layer is created, for the feedback
-    if "torch" in sys.modules:  # and each torch module (grader/frameworks/torch/describe.py)
-        protocol._torch_adapter().record_creations(labels)
-    _KERNELS.watch()
+    hooks.call("watch", labels)  # the framework notes where each layer is created, for the feedback
     privileges = drop_privileges()
     if not tmp.startswith("shared"):  # its own /tmp and /dev/shm: the only places it may write (landlock)
         writes = landlock.confine_writes(("/tmp",) if "/dev/shm" in tmp else ("/tmp", "/dev/shm"))
@@ -381,13 +304,13 @@ def serve(sock, config: dict, workdir: str | None = None) -> None:
     seccomp = apply_seccomp() if config.get("seccomp", True) else "off"
     _seed(int(header.get("seed", 0)))
     namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
-    keras2.install()  # Keras 2 era code keeps its Keras 2 semantics (grader/frameworks/keras)
+    hooks.call("before_definitions")  # e.g. Keras 2 era code keeps its Keras 2 semantics
     before = pristine.Snapshot.now()  # what the probes will be loaded with (see pristine)
     errors = _load(header, namespace, labels)
     defined = sorted(k for k, v in namespace.items() if callable(v) and not k.startswith("__"))
     _send(sock, {"id": "load", "loaded": True, "errors": errors, "defined": defined,
                  "output": capture.take(), "seccomp": seccomp, "privileges": privileges, "tmp": tmp})
-    _start_tensorflow()
+    hooks.call("after_definitions")  # e.g. TensorFlow's runtime warmed while the tests are set up
     probes: dict[str, Any] = {}
     while True:
         try:
@@ -407,20 +330,6 @@ def serve(sock, config: dict, workdir: str | None = None) -> None:
         except OSError:
             break
     os._exit(0)
-
-
-def _start_tensorflow() -> None:
-    """Bring up TensorFlow's eager runtime (~30 ms of CPU: the context, its devices and
-    thread pools, the op registries) while the grading process sets up its tests, instead
-    of inside the first call. Only after the student's definitions have run, so settings
-    they make at import time (threads, devices) still apply. A constant is all it makes:
-    no kernel runs, no seed is drawn, no Keras name is taken."""
-    tf = sys.modules.get("tensorflow")
-    try:
-        if tf is not None:
-            tf.constant(0.0)
-    except Exception:  # noqa: BLE001 - the first call would meet the same problem and report it
-        pass
 
 
 def _send(sock, reply: dict, blob: bytes = b"") -> None:

@@ -23,15 +23,13 @@ from pathlib import Path
 from typing import Sequence
 
 from . import protocol
+from .hooks import MOUNTED_NAME, FrameworkSide
 # The errors and the session live in modules of their own; importing them from here still works.
 from .errors import (IsolationUnavailable, MissingFunction, ProbeError, ReplyRejected,  # noqa: F401
                      SandboxCrashed, SandboxError, SandboxTimeout, StudentCodeError, WorkerFailed)
 from .session import CallResult, Session  # noqa: F401
 
 SANDBOX_PACKAGE = Path(__file__).resolve().parent
-KERAS2_ADAPTER = SANDBOX_PACKAGE.parent / "frameworks" / "keras" / "keras2.py"
-DEFERRED_INIT = SANDBOX_PACKAGE.parent / "frameworks" / "keras" / "deferred_init.py"
-TORCH_DESCRIBER = SANDBOX_PACKAGE.parent / "frameworks" / "torch" / "describe.py"
 WORKER_START_TIMEOUT = 120.0
 DEFAULT_REPLY_BYTES = 128 * 1024 ** 2
 
@@ -61,26 +59,24 @@ class Limits:
                 "processes": self.processes}
 
 
-def _clean_env(keras: str) -> dict[str, str]:
-    """The worker sees no secrets from the grader's environment: only what it needs."""
+def _clean_env(framework: FrameworkSide | None = None) -> dict[str, str]:
+    """The worker sees no secrets from the grader's environment: only what it needs (and
+    what its framework reads at import, from the framework's side)."""
     env = {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "HOME": "/tmp",
         "LANG": "C.UTF-8",
         "OPENBLAS_NUM_THREADS": "1",
         "OMP_NUM_THREADS": "1",
-        "TF_CPP_MIN_LOG_LEVEL": "3",
-        "TF_ENABLE_ONEDNN_OPTS": "0",
         "PYTHONHASHSEED": "0",
         "PYTHONDONTWRITEBYTECODE": "1",
         "MPLBACKEND": "Agg",
-        "KERAS_HOME": "/tmp/.keras",
     }
     for key in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):  # machine quirks, see shared notes
         if key in os.environ:
             env[key] = os.environ[key]
-    if keras == "2":
-        env["TF_USE_LEGACY_KERAS"] = "1"
+    if framework is not None:
+        env.update({str(k): str(v) for k, v in framework.env.items()})
     return env
 
 
@@ -146,7 +142,7 @@ def _python_roots() -> list[str]:
     return sorted(r for r in roots if r and os.path.isdir(r))
 
 
-def _bwrap_command(python: str, limits: Limits = Limits()) -> list[str]:
+def _bwrap_command(python: str, limits: Limits = Limits(), framework: FrameworkSide | None = None) -> list[str]:
     # Two capabilities are kept, inside the sandbox's own user namespace: CAP_SYS_ADMIN, with
     # which each child mounts a /tmp of its own (private_tmp), and CAP_SETPCAP, with which
     # it then empties its bounding set: every capability is gone for good before any
@@ -200,13 +196,9 @@ def _bwrap_command(python: str, limits: Limits = Limits()) -> list[str]:
         python = str(Path(VENV_IN_SANDBOX) / Path(python).relative_to(venv))
     # The sandbox package alone, under its own name: no grader, references or tests.
     cmd += ["--ro-bind", str(SANDBOX_PACKAGE), "/opt/grader/grader_sandbox"]
-    # The child's Keras 2 adapter (stdlib only) beside it, as a module of its own.
-    if KERAS2_ADAPTER.is_file():
-        cmd += ["--ro-bind", str(KERAS2_ADAPTER), "/opt/grader/grader_keras2.py"]
-    if DEFERRED_INIT.is_file():  # the child's deferred weight initialization (stdlib at import), likewise
-        cmd += ["--ro-bind", str(DEFERRED_INIT), "/opt/grader/grader_deferred_init.py"]
-    if TORCH_DESCRIBER.is_file():  # the child's torch describer (numpy and torch only), likewise
-        cmd += ["--ro-bind", str(TORCH_DESCRIBER), "/opt/grader/grader_torch_describe.py"]
+    # The framework's sandbox-side package (hooks) beside it, alone, under a name of its own.
+    if framework is not None:
+        cmd += ["--ro-bind", str(framework.folder), f"/opt/grader/{MOUNTED_NAME}"]
     # bubblewrap builds the root and /dev on unlimited tmpfs: once every mount point exists,
     # make both read-only, so /tmp and /dev/shm (size-limited) are the only writable places.
     cmd += ["--remount-ro", "/dev", "--remount-ro", "/",
@@ -257,11 +249,15 @@ def choose_isolation(requested: str = "auto") -> str:
     return "process"
 
 
-def worker_command(level: str, limits: Limits = Limits()) -> tuple[list[str], dict[str, str] | None]:
+def worker_command(level: str, limits: Limits = Limits(),
+                   framework: FrameworkSide | None = None) -> tuple[list[str], dict[str, str] | None]:
     python = sys.executable
     if level == "full":
-        return _bwrap_command(python, limits), None
-    extra = {"PYTHONPATH": str(SANDBOX_PACKAGE.parent)}
+        return _bwrap_command(python, limits, framework), None
+    paths = [str(SANDBOX_PACKAGE.parent)]
+    if framework is not None and "." not in framework.package and framework.folder.name == framework.package:
+        paths.append(str(framework.folder.parent))  # a framework package outside the grader, by its folder
+    extra = {"PYTHONPATH": os.pathsep.join(paths)}
     cmd = [python, "-s", "-m", "grader.sandbox.worker"]
     if level == "namespace":
         cmd = ["unshare", "-n", "--"] + cmd
@@ -273,11 +269,12 @@ def worker_command(level: str, limits: Limits = Limits()) -> tuple[list[str], di
 class Worker:
     """One preloaded worker process; thread-safe for one caller at a time per session."""
 
-    def __init__(self, *, keras: str = "3", isolation: str = "auto", limits: Limits = Limits(),
-                 seccomp: bool = True, control_timeout: float = 10.0, preload: Sequence[str] = (),
-                 framework: str = "keras"):
-        self.keras = keras
-        self.framework = framework  # spec key `framework`: the worker preloads "keras" or "torch"
+    def __init__(self, *, framework: FrameworkSide | None = None, isolation: str = "auto", limits: Limits = Limits(),
+                 seccomp: bool = True, control_timeout: float = 10.0, preload: Sequence[str] = ()):
+        # The framework package the worker preloads and its children use (`hooks`), from
+        # `grader.frameworks.sandbox_side`; None: plain Python.
+        self.framework = framework
+        self._encoder = None  # that package, imported here to encode the arguments sent in
         self.preload = tuple(preload)  # modules the worker imports before forking (spec key `preload`)
         self.requested_isolation = isolation
         self.limits = limits
@@ -298,8 +295,8 @@ class Worker:
     def launch(self) -> "Worker":
         """Start the worker without waiting for its ~3 s import (overlap it with your own)."""
         ours, theirs = socket.socketpair()
-        cmd, extra = worker_command(self.level, self.limits)
-        env = _clean_env(self.keras)
+        cmd, extra = worker_command(self.level, self.limits, self.framework)
+        env = _clean_env(self.framework)
         child_config = {"limits": self.limits.child_config(), "seccomp": self.seccomp,
                         "max_reply_bytes": self.limits.max_reply_bytes,
                         "tmp_bytes": self.limits.tmp_bytes, "shm_bytes": self.limits.shm_bytes}
@@ -315,7 +312,10 @@ class Worker:
         env["GRADER_CONTROL_FD"] = str(theirs.fileno())
         env["GRADER_CHILD_CONFIG"] = json.dumps(child_config)
         env["GRADER_PRELOAD"] = json.dumps(list(self.preload))
-        env["GRADER_FRAMEWORK"] = self.framework
+        if self.framework is not None:
+            mounted = self.level == "full"  # under bubblewrap the package is mounted alone
+            env["GRADER_FRAMEWORK_PACKAGE"] = MOUNTED_NAME if mounted else self.framework.package
+            env["GRADER_FRAMEWORK_OPTIONS"] = json.dumps(self.framework.options)
         if self.level == "full":
             # --clearenv drops the environment: hand each variable over explicitly.
             pre = cmd[: cmd.index("--chdir")]
@@ -434,6 +434,13 @@ class Worker:
         session = Session(self, ours, reply["pid"])
         session.load(chunks, support or {}, seed, timeout or self.limits.call_timeout, list(future))
         return session
+
+    def encoder(self):
+        """The framework package, in this process: it writes the framework's values (tensors)
+        sent as arguments as the children read them (`protocol.encode_value(side=...)`)."""
+        if self._encoder is None and self.framework is not None:
+            self._encoder = self.framework.module()
+        return self._encoder
 
     def probe(self) -> dict:
         """The worker's own state (TensorFlow context, threads): for tests and diagnostics."""

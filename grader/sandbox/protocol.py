@@ -26,13 +26,19 @@ from typing import Any
 
 import numpy as np
 
-from . import provenance
+from . import hooks
 
 # Caps on what one message may carry. The header holds JSON (configs, captured output,
 # tracebacks); the blob holds arrays and model weights. A happyModel's weights are
 # about 40 KB; 64 MiB leaves room for honest work and refuses memory bombs.
 MAX_HEADER = 8 * 1024 * 1024
 MAX_DISCONNECTED = 100  # layer names listed per returned model
+# A returned model's layer locations ([name, cell label, line, source]): how many, how long.
+MAX_LOCATIONS = 5000
+MAX_LOCATION_NAME = 200
+MAX_LOCATION_LABEL = 200
+MAX_LOCATION_SOURCE = 120
+MAX_LOCATION_LINE = 10_000_000
 MAX_BLOB = 256 * 1024 * 1024  # a ResNet50 (23.6 M float32 weights) is 90 MiB; rebuild.MAX_PARAMS is 200 MB
 MAX_ARRAYS = 100_000
 MAX_NDIM = 32
@@ -54,7 +60,8 @@ class ModelPayload:
     """A Keras model as pure data: its JSON config and its weights, in `get_weights()` order.
 
     The grading process turns this back into a model only through `grader.frameworks.keras.rebuild`, which
-    refuses anything outside an allow-list of built-in layers.
+    refuses anything outside an allow-list of built-in layers. Part of the wire's vocabulary,
+    as arrays are: the child's framework package writes it (`hooks.encode`).
     """
 
     config: str
@@ -70,13 +77,14 @@ class ModelPayload:
     # reference's weights anyway need not ship millions of numbers out of the sandbox.
     weightless: bool = False
     # Where the student's code created each layer, as (layer name, cell label, line, source
-    # line), recorded in the child by `provenance`; feedback points at the student's code.
+    # line), recorded in the child (grader/frameworks/keras/child/provenance.py); feedback
+    # points at the student's code.
     locations: tuple[tuple[str, str, int, str], ...] = ()
 
 
 @dataclass(frozen=True)
 class TorchModulePayload:
-    """A PyTorch module as pure data (see `grader.frameworks.torch.describe`): its module
+    """A PyTorch module as pure data (see `grader.frameworks.torch.child.describe`): its module
     tree and `torch.fx` graph as JSON, its state dict as (key, array) pairs. Rebuilt in the
     grading process only by `grader.frameworks.torch.rebuild`, from an allow-list."""
 
@@ -84,11 +92,6 @@ class TorchModulePayload:
     state: tuple[tuple[str, np.ndarray], ...]
     class_name: str
     weightless: bool = False
-
-
-# In the sandbox child of a torch assignment (set by the worker before it forks), arrays
-# sent as torch tensors arrive as torch tensors; everywhere else as numpy arrays.
-TENSORS_AS_TORCH = False
 
 
 @dataclass(frozen=True)
@@ -151,14 +154,21 @@ def recv_message(sock, *, max_header: int = MAX_HEADER, max_blob: int = MAX_BLOB
 
 # ---------------------------------------------------------------- values
 
-def encode_value(value: Any, *, limit: int | None = None, weights: bool = True) -> tuple[Any, bytes]:
+def encode_value(value: Any, *, limit: int | None = None, weights: bool = True,
+                 side: Any = None) -> tuple[Any, bytes]:
     """Turn a Python value into (JSON tree, blob of raw array bytes).
 
     `limit` refuses values whose arrays add up to more bytes, before any copy is made: a
     child asked to send back 10 GB should say so, not die of its own memory limit.
+    `side` is the framework package that encodes its own values (models, tensors; see
+    `hooks`): by default the one this process loaded, if any.
     """
     arrays: list[np.ndarray] = []
-    tree = _encode(value, arrays, depth=0, weights=weights)
+    side = side if side is not None else hooks.ACTIVE
+    encode = getattr(side, "encode", None)
+    add = lambda array: _add_array(np.asarray(array), arrays)["$array"]  # noqa: E731
+    tree = _encode(value, arrays, depth=0, weights=weights,
+                   framework=(lambda v: encode(v, add, weights)) if encode is not None else None)
     if not arrays:
         return tree, b""
     total = sum(a.nbytes for a in arrays)
@@ -181,7 +191,7 @@ def _add_array(arr: np.ndarray, arrays: list[np.ndarray]) -> dict[str, int]:
     return {"$array": len(arrays) - 1}
 
 
-def _encode(value: Any, arrays: list[np.ndarray], depth: int, weights: bool = True) -> Any:
+def _encode(value: Any, arrays: list[np.ndarray], depth: int, weights: bool = True, framework: Any = None) -> Any:
     if depth > 20:
         return {"$unsupported": "nested too deeply"}
     if value is None or isinstance(value, (bool, str)):
@@ -195,82 +205,20 @@ def _encode(value: Any, arrays: list[np.ndarray], depth: int, weights: bool = Tr
     if isinstance(value, np.generic):
         return {"$scalar": _add_array(np.asarray(value), arrays)["$array"]}
     if isinstance(value, tuple):
-        return {"$tuple": [_encode(v, arrays, depth + 1, weights) for v in value]}
+        return {"$tuple": [_encode(v, arrays, depth + 1, weights, framework) for v in value]}
     if isinstance(value, list):
-        return [_encode(v, arrays, depth + 1, weights) for v in value]
+        return [_encode(v, arrays, depth + 1, weights, framework) for v in value]
     if isinstance(value, dict) and all(isinstance(k, str) for k in value):
-        return {"$dict": {k: _encode(v, arrays, depth + 1, weights) for k, v in value.items()}}
-    model = _encode_model(value, arrays, weights)
-    if model is not None:
-        return model
-    torch_value = _encode_torch(value, arrays, weights)
-    if torch_value is not None:
-        return torch_value
-    if hasattr(value, "numpy") and callable(value.numpy):  # a TensorFlow eager tensor
+        return {"$dict": {k: _encode(v, arrays, depth + 1, weights, framework) for k, v in value.items()}}
+    own = framework(value) if framework is not None else None
+    if own is not None:  # a model or tensor of the framework (hooks)
+        return own
+    if hasattr(value, "numpy") and callable(value.numpy):  # an eager tensor of any kind
         try:
             return _add_array(np.asarray(value.numpy()), arrays)
         except Exception:  # noqa: BLE001 - anything odd is simply unsupported
             pass
     return {"$unsupported": type(value).__name__}
-
-
-def _encode_model(value: Any, arrays: list[np.ndarray], with_weights: bool = True) -> dict | None:
-    if not (hasattr(value, "to_json") and hasattr(value, "get_weights") and hasattr(value, "layers")):
-        return None
-    module = type(value).__module__ or ""
-    keras = "2" if module.startswith("tf_keras") else "3"
-    weights = [_add_array(np.asarray(w), arrays)["$array"] for w in value.get_weights()] if with_weights else []
-    return {"$model": {"config": value.to_json(), "weights": weights, "keras": keras,
-                       "class_name": type(value).__name__, "disconnected": (unreached := _unreached_layers(value)),
-                       "weightless": not with_weights,
-                       "locations": provenance.locations_for(value, [name for name, _ in unreached])}}
-
-
-def _torch_adapter():
-    """The child's torch describer: in the grader package, or mounted beside the sandbox
-    package under bubblewrap (see client.py)."""
-    try:
-        from ..frameworks.torch import describe
-    except ImportError:
-        import grader_torch_describe as describe  # type: ignore[no-redef]
-    return describe
-
-
-def _encode_torch(value: Any, arrays: list[np.ndarray], weights: bool) -> dict | None:
-    """A torch tensor as an array, a torch module as its description; None for anything
-    else (only when torch is already imported: nothing here imports it)."""
-    torch = sys.modules.get("torch")
-    if torch is None:
-        return None
-    if isinstance(value, torch.Tensor):
-        return {"$tensor": _add_array(_torch_adapter().tensor_array(value), arrays)["$array"]}
-    if isinstance(value, torch.nn.Module):
-        add = lambda array: _add_array(array, arrays)["$array"]  # noqa: E731
-        return {"$torch": _torch_adapter().describe(value, add, weights=weights,
-                                                    labels=frozenset(provenance._LABELS))}
-    return None
-
-
-def _unreached_layers(model: Any) -> list[list[str]]:
-    """[name, class name] of every layer reached forward from the model's own layers
-    (through `_outbound_nodes`, Keras 2 and 3 alike) that is not one of them: created
-    and called, never connected to the outputs. Best effort: a surprise gives []."""
-    try:
-        own = list(model.layers)
-        seen = {id(layer) for layer in own} | {id(model)}
-        frontier, found = own, []
-        while frontier and len(found) < MAX_DISCONNECTED:
-            for node in list(getattr(frontier.pop(0), "_outbound_nodes", None) or ()):
-                layer = getattr(node, "operation", None)
-                layer = layer if layer is not None else getattr(node, "layer", None)
-                if layer is not None and id(layer) not in seen:
-                    seen.add(id(layer))
-                    found.append(layer)
-                    frontier.append(layer)
-        return [[str(getattr(layer, "name", "?"))[:100], type(layer).__name__[:100]]
-                for layer in found[:MAX_DISCONNECTED]]
-    except Exception:  # noqa: BLE001 - a missing list only weakens the feedback
-        return []
 
 
 def decode_value(tree: Any, blob: bytes) -> Any:
@@ -345,7 +293,7 @@ def _decode(tree: Any, arrays: list[np.ndarray], depth: int) -> Any:
         return Unsupported(str(body))
     if tag == "$tensor":
         array = _array(arrays, body)
-        return _as_torch(array) if TENSORS_AS_TORCH else array
+        return hooks.call("tensor_from_array", array, default=array)  # a torch tensor in a torch child
     if tag == "$torch" and isinstance(body, dict):
         return _torch_payload(body, arrays)
     if tag == "$model" and isinstance(body, dict):
@@ -365,11 +313,6 @@ def _decode(tree: Any, arrays: list[np.ndarray], depth: int) -> Any:
     raise ProtocolError(f"unknown value tag {tag!r} in reply")
 
 
-def _as_torch(array: np.ndarray) -> Any:
-    torch = sys.modules.get("torch")
-    return torch.from_numpy(array) if torch is not None else array
-
-
 def _torch_payload(body: dict, arrays: list[np.ndarray]) -> TorchModulePayload:
     """Only the shape of the message is checked here; what it describes is vetted by
     `grader.frameworks.torch.rebuild` before anything is built from it."""
@@ -387,9 +330,19 @@ def _locations(value: Any) -> tuple[tuple[str, str, int, str], ...]:
     a malformed entry is dropped (a location only improves the feedback)."""
     if value is None:
         return ()
-    if not isinstance(value, list) or len(value) > provenance.MAX_LOCATIONS:
+    if not isinstance(value, list) or len(value) > MAX_LOCATIONS:
         raise ProtocolError("malformed model in reply")
-    return tuple((e[0], e[1], e[2], e[3]) for e in value if provenance.valid_entry(e))
+    return tuple((e[0], e[1], e[2], e[3]) for e in value if _valid_location(e))
+
+
+def _valid_location(entry: Any) -> bool:
+    """One received [layer name, cell label, line, source], within the child's own bounds."""
+    return (isinstance(entry, list) and len(entry) == 4
+            and isinstance(entry[0], str) and 0 < len(entry[0]) <= MAX_LOCATION_NAME
+            and isinstance(entry[1], str) and 0 < len(entry[1]) <= MAX_LOCATION_LABEL
+            and type(entry[2]) is int and 0 < entry[2] <= MAX_LOCATION_LINE
+            and isinstance(entry[3], str) and len(entry[3]) <= MAX_LOCATION_SOURCE
+            and not any(ord(c) < 32 for c in entry[1] + entry[3]))
 
 
 def _array(arrays: list[np.ndarray], key: Any) -> np.ndarray:

@@ -30,6 +30,8 @@ class ChildControl(Protocol):
 
     def status(self, pid: int, wait: float = 0.5) -> dict: ...
 
+    def encoder(self) -> Any: ...
+
 
 @dataclass
 class CallResult:
@@ -105,7 +107,7 @@ class Session:
         if self.dead_reason:
             raise SandboxCrashed(self.dead_reason)
         try:
-            tree, blob = protocol.encode_value((list(args), kwargs))
+            tree, blob = protocol.encode_value((list(args), kwargs), side=self.worker.encoder())
         except TypeError as exc:
             raise ValueError(f"cannot send these arguments to the sandbox: {exc}") from None
         started = time.perf_counter()

@@ -1,11 +1,15 @@
-"""The sandbox worker: imports TensorFlow once, then forks one child per submission.
+"""The sandbox worker: imports the assignment's framework once, then forks one child per
+submission.
 
 Importing TensorFlow costs about 3 s and 600 MB; building a student's model costs about
 0.1 s. So the worker pays the import once and each submission gets a fresh fork, which
-shares the imported modules copy-on-write and starts in milliseconds.
+shares the imported modules copy-on-write and starts in milliseconds. Which framework,
+and what importing it means, is the framework package's business (`hooks`): the worker
+loads the package it is given (GRADER_FRAMEWORK_PACKAGE) and calls its `preload`.
 
-The worker must never run a TensorFlow op itself: a child forked after any op hangs in
-its first op. It runs no student code either; children do, after confining themselves.
+The worker must never run a framework op itself: a child forked after a TensorFlow op
+hangs in its first op. It runs no student code either; children do, after confining
+themselves.
 
 Control protocol (over the socket given as fd in GRADER_CONTROL_FD, framed by
 `protocol`): the grading process sends {"cmd": "spawn"} with a socket passed as
@@ -33,7 +37,7 @@ import sys
 import tempfile
 import time
 
-from . import protocol
+from . import hooks, protocol
 from .cleanup import remove_tree
 
 
@@ -92,13 +96,11 @@ def _built_font_list(seeded: bool) -> dict:
 
 def _preload() -> dict:
     started = time.perf_counter()
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     seeded = _seed_font_list()
     import numpy  # noqa: F401
-    if os.environ.get("GRADER_FRAMEWORK") == "torch":  # a PyTorch assignment: no TensorFlow at all
-        versions = _preload_torch()
-    else:
-        versions = _preload_keras()
+    hooks.activate(os.environ.pop("GRADER_FRAMEWORK_PACKAGE", "") or None)
+    versions = hooks.call("preload", json.loads(os.environ.pop("GRADER_FRAMEWORK_OPTIONS", "") or "{}"),
+                          default={}) or {}
     try:
         # Nearly every notebook imports pyplot at the top; paying that once here instead of
         # in every child saves 0.3-0.6 s per submission. (Agg backend, no TF involved.)
@@ -123,33 +125,6 @@ def _preload() -> dict:
     return info
 
 
-def _preload_keras() -> dict:
-    import tensorflow as tf  # noqa: F401
-    if os.environ.get("TF_USE_LEGACY_KERAS") == "1":
-        import tf_keras as keras  # noqa: F401
-    else:
-        import keras  # noqa: F401
-        import keras.layers  # noqa: F401
-        import keras.models  # noqa: F401
-    return {"keras": keras.__version__, "tensorflow": tf.__version__}
-
-
-def _preload_torch() -> dict:
-    """torch, its layers and torch.fx (what describing a module needs), imported once and
-    shared; no tensor is made here. Arrays the grading process sends as tensors arrive in
-    the children as torch tensors."""
-    import torch
-    import torch.fx  # noqa: F401
-    import torch.nn  # noqa: F401
-    import torch.nn.functional  # noqa: F401
-    protocol.TENSORS_AS_TORCH = True
-    try:
-        from ..frameworks.torch import describe  # noqa: F401
-    except ImportError:  # under bubblewrap: mounted beside the sandbox package (client.py)
-        import grader_torch_describe  # noqa: F401
-    return {"torch": torch.__version__}
-
-
 class PreloadUnsafe(Exception):
     """A declared preload left the worker unable to fork working children."""
 
@@ -162,15 +137,11 @@ def _threads() -> int:
 
 
 def _fork_hazard(threads_before: int) -> str:
-    """What would make a forked child hang: a TensorFlow context, or a thread more than before."""
-    try:
-        if "tensorflow" in sys.modules:  # a torch worker never imports it just to ask
-            from tensorflow.python.eager import context
-            ctx = context.context_safe()
-            if ctx is not None and getattr(ctx, "_initialized", True):
-                return "ran a TensorFlow op"
-    except Exception:  # noqa: BLE001 - no TensorFlow context module: nothing to hang on
-        pass
+    """What would make a forked child hang: the framework's own hazard (a TensorFlow
+    context), or a thread more than before."""
+    hazard = hooks.call("fork_hazard", default="")
+    if hazard:
+        return str(hazard)
     threads = _threads()
     return f"started {threads - threads_before} thread(s)" if threads > threads_before else ""
 
@@ -265,17 +236,8 @@ class _Sweeper:
 
 def _probe() -> dict:
     """The worker's own state, for tests: a TensorFlow op run here would hang every child."""
-    info: dict = {"pid": os.getpid(), "tensorflow_imported": "tensorflow" in sys.modules,
-                  "torch_imported": "torch" in sys.modules}
-    try:
-        if not info["tensorflow_imported"]:
-            raise ImportError("TensorFlow is not imported in this worker")
-        from tensorflow.python.eager import context
-        ctx = context.context_safe()
-        info["tf_context_created"] = ctx is not None
-        info["tf_context_initialized"] = bool(ctx is not None and getattr(ctx, "_initialized", True))
-    except Exception as exc:  # noqa: BLE001
-        info["tf_context_error"] = f"{type(exc).__name__}: {exc}"
+    info: dict = {"pid": os.getpid(), "framework": getattr(hooks.ACTIVE, "__name__", None),
+                  **(hooks.call("state", default={}) or {})}
     try:
         info["threads"] = len(os.listdir("/proc/self/task"))
     except OSError:

@@ -269,7 +269,7 @@ def rebuild(payload: ModelPayload):
         # Layers the config cannot hold (Keras drops what never reaches the outputs): kept
         # beside the model, outside Keras' attribute tracking, for the architecture check.
         object.__setattr__(model, "_grader_disconnected", tuple(name for name, _ in payload.disconnected))
-    # Where the student created each layer (grader.sandbox.provenance), for the feedback.
+    # Where the student created each layer (grader.frameworks.keras.child.provenance), for the feedback.
     object.__setattr__(model, "_grader_locations", {n: (cell, line, src) for n, cell, line, src in payload.locations})
     if payload.keras != "2":
         _record_seed_states(model)

@@ -29,7 +29,7 @@ from grader.checks import CheckFailed
 from grader.checks.graph import GraphNode, LayerGraph, Location, _fold_activations, _foldable
 from grader.checks.limits import MAX_CALLS, GraphTooLarge
 from grader.checks.specs import FOLDABLE, LayerSpec
-from grader.frameworks.torch.describe import function_names
+from grader.frameworks.torch.child.describe import function_names
 from grader.frameworks.torch.rebuild import FUNCTIONS, RebuiltModule
 from grader.frameworks.torch.shapes import channels_last, example_input_shape, node_shapes, recorded_input_shape
 from grader.notebook.cellnames import split_label

@@ -7,14 +7,15 @@ knows where a layer was created, so before any student code runs it wraps the ba
 the worker preloaded it for a keras = "2" assignment): each new layer's name is mapped
 to the innermost frame of the student's cells on the stack. Layer names survive
 `to_json()` and the rebuild in the grading process, so the map travels with the
-model payload (`protocol.ModelPayload.locations`) and is attached to the rebuilt model.
+model payload (`grader.sandbox.protocol.ModelPayload.locations`) and is attached to the rebuilt model.
 
 Only data leaves: (name, cell label, line, trimmed source line), bounded in count and
 length here and validated again on the trusted side. A layer created outside the
 student's cells (inside Keras, or instructor code) gets no location: the checks then
 fall back to describing it by position.
 
-Like `protocol`, this module imports nothing from the rest of `grader`.
+Mounted with the rest of this package in the sandbox: it imports nothing from the rest of
+`grader`. The limits below are checked again on the trusted side (`grader.sandbox.protocol`).
 """
 from __future__ import annotations
 
@@ -133,14 +134,4 @@ def locations_for(model: Any, extra_names: list[str] | tuple = ()) -> list[list]
     return out
 
 
-def valid_entry(entry: Any) -> bool:
-    """The trusted side's check of one received [name, label, line, source]."""
-    return (isinstance(entry, list) and len(entry) == 4
-            and isinstance(entry[0], str) and 0 < len(entry[0]) <= MAX_NAME
-            and isinstance(entry[1], str) and 0 < len(entry[1]) <= MAX_LABEL
-            and type(entry[2]) is int and 0 < entry[2] <= MAX_LINE
-            and isinstance(entry[3], str) and len(entry[3]) <= MAX_SOURCE
-            and not any(ord(c) < 32 for c in entry[1] + entry[3]))
-
-
-__all__ = ["MAX_LOCATIONS", "install", "locations_for", "trim", "valid_entry"]
+__all__ = ["MAX_LOCATIONS", "install", "locations_for", "trim"]

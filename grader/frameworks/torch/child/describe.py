@@ -16,8 +16,8 @@ process refuses it, with the name in the message. A module `torch.fx` cannot tra
 (data-dependent control flow in `forward`) travels with the reason and the line instead
 of a graph.
 
-Like `grader.sandbox.protocol`, this module imports nothing from the rest of `grader`:
-under bubblewrap it is mounted beside the sandbox package as a module of its own.
+Like the rest of this package, it imports nothing from the rest of `grader`: under
+bubblewrap the package is mounted alone (`grader.sandbox.hooks`).
 """
 from __future__ import annotations
 
