@@ -27,6 +27,9 @@ The package's functions (the interface, by name):
   tensor) as a JSON tree whose arrays go through `add_array(array) -> index`; None for
   anything else. Used on both sides: the child's replies, the grading process's arguments.
 - `tensor_from_array(array)`: in the child, what a `$tensor` argument arrives as.
+- `tensor_parents(tensor) -> (layer class name, [input tensors]) | None`: in the child, one
+  step back through the layer that made a symbolic tensor (`trace`: which watched call an
+  argument derives from).
 
 Like `protocol`, this module imports nothing from the rest of `grader`.
 """

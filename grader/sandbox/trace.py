@@ -19,6 +19,8 @@ import linecache
 import types
 from typing import Any
 
+from . import hooks
+
 # The built-in probe through which the grading process asks for a trace. Defined in the
 # probe source so that it runs with the student's names in scope; never a student's name.
 TRACE_PROBE = "grader_trace"
@@ -87,38 +89,31 @@ class _Recorder:
         return self._through_layers(value)
 
     def _through_layers(self, value: Any) -> dict | None:
+        """Back from `value` through the layers that made it, one step at a time: each step is
+        the framework's to take (`tensor_parents`, see `hooks`), as only it knows how a
+        tensor remembers its layer."""
         frontier, via, steps = [(value, [])], None, 0
         seen: set[int] = set()
         while frontier and steps < MAX_HISTORY:
             tensor, path = frontier.pop(0)
             steps += 1
-            history = getattr(tensor, "_keras_history", None)
-            if history is None or id(tensor) in seen:
+            if id(tensor) in seen:
                 continue
             seen.add(id(tensor))
             try:
-                layer, node_index = history[0], history[1]
-                inputs = _node_inputs(layer._inbound_nodes[node_index])
-            except (AttributeError, IndexError, TypeError):
+                step = hooks.call("tensor_parents", tensor)
+            except Exception:  # noqa: BLE001 - an odd tensor ends this path, nothing more
+                step = None
+            if not step:
                 continue
-            via = path + [type(layer).__name__[:100]]
+            layer_name, inputs = step
+            via = path + [str(layer_name)[:100]]
             for parent in inputs:
                 found = self.produced.get(id(parent))
                 if found is not None:
                     return {**found, "via": list(reversed(via))[:20]}
                 frontier.append((parent, via))
         return None
-
-
-def _node_inputs(node) -> list:
-    """The tensors a layer call read: Keras 3 lists them in `input_tensors`; tf_keras keeps
-    them in `keras_inputs` (its `input_tensors` is a lone tensor for a one-input call)."""
-    inputs = getattr(node, "keras_inputs", None)
-    if inputs is None:
-        inputs = getattr(node, "input_tensors", None)
-    if inputs is None:
-        return []
-    return list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
 
 
 def _student_labels(namespace: dict) -> set[str]:

@@ -97,5 +97,23 @@ def encode(value: Any, add_array: Callable[[Any], int], weights: bool) -> dict |
     return encode_value(value, add_array, weights)
 
 
+def tensor_parents(tensor: Any) -> tuple[str, list] | None:
+    """The layer that made a symbolic tensor (its class name) and the tensors it read, for
+    `grader.sandbox.trace` (which watched call an argument derives from); None at an input."""
+    history = getattr(tensor, "_keras_history", None)
+    if history is None:
+        return None
+    layer, node_index = history[0], history[1]
+    node = layer._inbound_nodes[node_index]
+    # Keras 3 lists a call's inputs in `input_tensors`; tf_keras keeps them in `keras_inputs`
+    # (its `input_tensors` is a lone tensor for a one-input call).
+    inputs = getattr(node, "keras_inputs", None)
+    if inputs is None:
+        inputs = getattr(node, "input_tensors", None)
+    if inputs is None:
+        inputs = []
+    return type(layer).__name__, list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+
+
 __all__ = ["after_definitions", "before_definitions", "building", "encode", "fork_hazard", "preload",
-           "seed", "state", "watch"]
+           "seed", "state", "tensor_parents", "watch"]
