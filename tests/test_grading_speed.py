@@ -21,7 +21,7 @@ keras = pytest.importorskip("keras")
 from grader.run.grading import _Memory  # noqa: E402
 from grader.frameworks.keras.model_pool import ModelPool, pool_key, reusable  # noqa: E402
 from grader.frameworks.keras.rebuild import rebuild  # noqa: E402
-from grader.sandbox.protocol import ModelPayload  # noqa: E402
+from grader.frameworks.keras.child.payload import ModelPayload  # noqa: E402
 
 
 def _model(seed: int, dropout: bool = False):

@@ -151,7 +151,7 @@ def test_a_weightless_rebuild_draws_nothing_and_still_grades_with_the_reference_
     reference's weights in their place and passes exactly as for the model with weights."""
     from grader.checks.models import expect_same_outputs
     from grader.frameworks.keras.rebuild import rebuild
-    from grader.sandbox.protocol import ModelPayload
+    from grader.frameworks.keras.child.payload import ModelPayload
     reference = _model(5, custom=False)
     student = _model(6, custom=False)
     payload = ModelPayload(config=student.to_json(), weights=(), keras="3", class_name="Functional",

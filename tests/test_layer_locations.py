@@ -17,6 +17,7 @@ import pytest  # noqa: E402
 
 from grader.checks import CheckFailed  # noqa: E402
 from grader.checks.architecture import expect_bn_after_conv, layer_graph  # noqa: E402
+import grader.frameworks.keras.child as keras_side  # noqa: E402 - reads models as the grading process does
 from grader.frameworks.keras.child import provenance  # noqa: E402
 from grader.sandbox import protocol  # noqa: E402
 
@@ -81,12 +82,15 @@ def _model_tree(locations):
 def test_locations_are_validated_as_bounded_data():
     good = ["conv2d", "cell In [3] [happyModel]", 12, "tfl.Conv2D(32, 7),"]
     payload = protocol.decode_value(_model_tree([good, ["x", "cell 1", -4, ""], ["y", "cell\x1b[2J", 1, ""],
-                                                 ["z", "cell 1", 1, "a" * 500], "junk"]), b"")
+                                                 ["z", "cell 1", 1, "a" * 500], "junk"]), b"",
+                                    side=keras_side)
     assert payload.locations == (("conv2d", "cell In [3] [happyModel]", 12, "tfl.Conv2D(32, 7),"),)
     with pytest.raises(protocol.ProtocolError):
-        protocol.decode_value(_model_tree([good] * (provenance.MAX_LOCATIONS + 1)), b"")
+        protocol.decode_value(_model_tree([good] * (provenance.MAX_LOCATIONS + 1)), b"", side=keras_side)
     with pytest.raises(protocol.ProtocolError):
-        protocol.decode_value(_model_tree({"conv2d": good}), b"")
+        protocol.decode_value(_model_tree({"conv2d": good}), b"", side=keras_side)
+    with pytest.raises(protocol.ProtocolError):  # a model is the framework's to read: without it, refused
+        protocol.decode_value(_model_tree([good]), b"")
 
 
 def test_trim_keeps_one_printable_line():

@@ -215,7 +215,7 @@ def test_student_error_inside_probe_names_their_function_cell_and_line(tmp_path,
 
 def test_weightless_payload_carries_no_weights(worker):
     """`weights=False` ships the configuration only: no weight arrays cross the wire."""
-    from grader.sandbox.protocol import ModelPayload
+    from grader.frameworks.keras.child.payload import ModelPayload
     source = ("import tensorflow as tf\n\ndef big():\n    return tf.keras.Sequential("
               "[tf.keras.Input((64,)), tf.keras.layers.Dense(512), tf.keras.layers.Dense(512)])\n")
     session = worker.session([{"source": source, "line": 1, "label": "cell 1 [big]", "kind": "def"}])

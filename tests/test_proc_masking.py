@@ -14,6 +14,7 @@ import os
 import numpy as np
 import pytest
 
+from grader.frameworks.keras.child.payload import ModelPayload
 from grader.frameworks.keras.rebuild import rebuild
 from grader.sandbox import protocol
 from grader.frameworks.sandbox_side import sandbox_side
@@ -75,7 +76,7 @@ def _assert_masked(found: dict, model) -> None:
         assert found[f"{name}:create"].startswith("refused"), found[f"{name}:create"]
     assert files or dirs, "this kernel has none of the masked entries: the test shows nothing"
     # Normal grading still works: a model built in the child comes back and runs here.
-    assert isinstance(model, protocol.ModelPayload)
+    assert isinstance(model, ModelPayload)
     out = np.asarray(rebuild(model)(np.ones((1, 3), np.float32)))
     assert out.shape == (1, 2)
 

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from grader.frameworks.keras.rebuild import MODEL_CLASSES, ModelRejected, rebuild, vet_config
-from grader.sandbox.protocol import ModelPayload
+from grader.frameworks.keras.child.payload import ModelPayload
 
 FUZZ = settings(max_examples=100, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

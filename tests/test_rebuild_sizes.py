@@ -35,7 +35,7 @@ LEGACY_SCRIPTS = {
     "model_too_big": """
         import json, resource, tf_keras
         from grader.frameworks.keras.rebuild import ModelRejected, rebuild
-        from grader.sandbox.protocol import ModelPayload
+        from grader.frameworks.keras.child.payload import ModelPayload
         L = tf_keras.layers
         config = json.loads(tf_keras.Sequential([tf_keras.Input((1024,)), L.Dense(4), L.Dense(4)]).to_json())
         for layer in config["config"]["layers"][-2:]:
@@ -51,7 +51,7 @@ LEGACY_SCRIPTS = {
     "layer_output_too_big": """
         import json, tf_keras
         from grader.frameworks.keras.rebuild import ModelRejected, rebuild
-        from grader.sandbox.protocol import ModelPayload
+        from grader.frameworks.keras.child.payload import ModelPayload
         model = tf_keras.Sequential([tf_keras.Input((8, 8, 3)), tf_keras.layers.UpSampling2D(size=(1000, 1000))])
         try:
             rebuild(ModelPayload(model.to_json(), (), "2", "Sequential"))
@@ -66,7 +66,7 @@ LEGACY_SCRIPTS = {
         import grader.frameworks.keras.child as keras_side
         model = tf_keras.applications.{RESNET}
         tree, blob = protocol.encode_value(model, limit=protocol.MAX_BLOB, side=keras_side)
-        payload = protocol.decode_value(tree, blob)
+        payload = protocol.decode_value(tree, blob, side=keras_side)
         assert payload.keras == "2", payload.keras
         back = rebuild(payload)
         x = np.random.default_rng(0).random((2, 64, 64, 3), dtype=np.float32)
@@ -114,7 +114,7 @@ def test_a_keras3_resnet50_crosses_the_wire_and_rebuilds_bit_identically():
     assert len(model.layers) <= MAX_LAYERS and model.count_params() <= MAX_PARAMS
     tree, blob = protocol.encode_value(model, limit=protocol.MAX_BLOB, side=keras_side)  # the child's own reply limit
     assert len(blob) > 64 * 1024 ** 2  # more than the old limit, which refused it
-    payload = protocol.decode_value(tree, blob)
+    payload = protocol.decode_value(tree, blob, side=keras_side)
     back = rebuild(payload)
     x = np.random.default_rng(0).random((2, 64, 64, 3), dtype=np.float32)
     np.testing.assert_array_equal(np.asarray(back(x)), np.asarray(model(x)))
@@ -149,7 +149,7 @@ def test_a_resnet50_returned_by_a_student_is_graded_through_the_real_sandbox(wor
         value = session.call("f").value
     finally:
         session.close()
-    model = rebuild(value) if isinstance(value, protocol.ModelPayload) else value
+    model = rebuild(value) if isinstance(value, keras_side.ModelPayload) else value
     assert model.count_params() == 23_600_006
     assert model.output.shape[-1] == 6
 

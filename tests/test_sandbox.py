@@ -26,6 +26,7 @@ import attacks  # noqa: E402
 import processes  # noqa: E402
 
 from grader.frameworks.sandbox_side import sandbox_side  # noqa: E402
+import grader.frameworks.keras.child as keras_side  # noqa: E402 - models as the sandbox child sends them
 from grader.sandbox import protocol  # noqa: E402
 from grader.sandbox.client import (  # noqa: E402
     IsolationUnavailable, Limits, SandboxTimeout, StudentCodeError, Worker, choose_isolation,
@@ -295,13 +296,13 @@ def keras():
 
 
 def _payload(model):
-    return protocol.ModelPayload(model.to_json(), tuple(model.get_weights()), "3", type(model).__name__)
+    return keras_side.ModelPayload(model.to_json(), tuple(model.get_weights()), "3", type(model).__name__)
 
 
 def _rebuild(model_or_config, weights=()):
     from grader.frameworks.keras.rebuild import rebuild
     if isinstance(model_or_config, dict):
-        return rebuild(protocol.ModelPayload(json.dumps(model_or_config), tuple(weights), "3", "Sequential"))
+        return rebuild(keras_side.ModelPayload(json.dumps(model_or_config), tuple(weights), "3", "Sequential"))
     return rebuild(_payload(model_or_config))
 
 

@@ -58,6 +58,14 @@ ABACUS = textwrap.dedent('''\
     def encode(value, add_array, weights):
         if isinstance(value, fractions.Fraction):
             return {"$tensor": add_array(np.array([value.numerator, value.denominator], dtype=np.int64))}
+        if isinstance(value, complex):  # a value of its own kind, read back only by this package
+            return {"$complex": [value.real, value.imag]}
+        return None
+
+    def decode(tag, body, array):
+        if tag == "$complex":
+            real, imag = body
+            return complex(float(real), float(imag))
         return None
 
     def tensor_from_array(array):
@@ -75,6 +83,9 @@ STUDENT = textwrap.dedent('''\
 
     def kind(x):
         return type(x).__name__
+
+    def rotate(z):
+        return z * 1j
 
     def seen():
         m = _abacus()
@@ -112,10 +123,12 @@ def test_a_third_framework_plugs_in_without_the_sandbox_knowing_it(abacus, level
             assert session.call("kind", Fraction(3, 4)).value == "Fraction"
             back = session.call("half", Fraction(3, 4), seed=5).value
             np.testing.assert_array_equal(back, [3, 8])
+            rotated = session.call("rotate", complex(2, 1)).value
             seen = session.call("seen", seed=7, weights=False).value
             assert session.call("frameworks").value == []  # no TensorFlow, no torch: nothing preloaded them
         finally:
             session.close()
+    assert rotated == complex(-1, 2)  # its own tag, written in the child, read by the package here
     assert seen["labels"] == ["cell In [3]"]
     assert seen["events"] == ["preload", "watch", "before_definitions", "after_definitions"]
     assert seen["seeds"][0] == 11 and seen["seeds"][-1] == 7  # the session's seed, then each call's

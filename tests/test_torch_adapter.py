@@ -34,7 +34,7 @@ ADAPTER = named("torch")
 def crossed(module: nn.Module):
     """The student's module as the grading process gets it: described, sent, rebuilt."""
     tree, blob = protocol.encode_value(module, side=torch_side)
-    return rebuild_torch(protocol.decode_value(tree, blob))
+    return rebuild_torch(protocol.decode_value(tree, blob, side=torch_side))
 
 
 def images(*shape: int, seed: int = 0) -> np.ndarray:

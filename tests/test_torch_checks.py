@@ -26,7 +26,7 @@ from grader.sandbox import protocol
 def crossed(module: nn.Module):
     """The student's module as the grading process gets it: described, sent, rebuilt."""
     tree, blob = protocol.encode_value(module, side=torch_side)
-    return rebuild_torch(protocol.decode_value(tree, blob))
+    return rebuild_torch(protocol.decode_value(tree, blob, side=torch_side))
 
 
 def happy(*, order: str = "ok", num_features: int = 8, bias: bool = False, eps: float = 1e-5) -> nn.Sequential:
@@ -142,16 +142,16 @@ def test_a_different_eps_shows_in_training_mode(reference):
 
 # ------------------------------------------------------------------ hostile descriptions
 
-def _payload(module: nn.Module) -> protocol.TorchModulePayload:
+def _payload(module: nn.Module) -> torch_side.TorchModulePayload:
     tree, blob = protocol.encode_value(module, side=torch_side)
-    return protocol.decode_value(tree, blob)
+    return protocol.decode_value(tree, blob, side=torch_side)
 
 
-def _edited(module: nn.Module, edit) -> protocol.TorchModulePayload:
+def _edited(module: nn.Module, edit) -> torch_side.TorchModulePayload:
     payload = _payload(module)
     description = copy.deepcopy(payload.description)
     edit(description)
-    return protocol.TorchModulePayload(description, payload.state, payload.class_name)
+    return torch_side.TorchModulePayload(description, payload.state, payload.class_name)
 
 
 def test_sizes_are_refused_before_anything_is_allocated():
@@ -193,10 +193,10 @@ def test_state_must_fit_the_rebuilt_layers():
     payload = _payload(happy())
     wrong = tuple((k, np.zeros((3, 3), np.float32) if k == "1.weight" else a) for k, a in payload.state)
     with pytest.raises(ModelRejected, match="`1.weight` has shape"):
-        rebuild_torch(protocol.TorchModulePayload(payload.description, wrong, payload.class_name))
+        rebuild_torch(torch_side.TorchModulePayload(payload.description, wrong, payload.class_name))
     extra = payload.state + (("evil", np.zeros(1, np.float32)),)
     with pytest.raises(ModelRejected, match="none of its layers"):
-        rebuild_torch(protocol.TorchModulePayload(payload.description, extra, payload.class_name))
+        rebuild_torch(torch_side.TorchModulePayload(payload.description, extra, payload.class_name))
 
 
 FLATTENS = {

@@ -57,7 +57,7 @@ def _places(tree, path=()):
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_mutated_descriptions_are_rebuilt_or_refused_never_crash(name):
     tree, blob = protocol.encode_value(MODELS[name](), side=torch_side)
-    original = protocol.decode_value(tree, blob)
+    original = protocol.decode_value(tree, blob, side=torch_side)
     rng = random.Random(f"torch-fuzz-{name}")
     outcomes = {"rebuilt": 0, "refused": 0}
     for _ in range(400):
@@ -67,7 +67,7 @@ def test_mutated_descriptions_are_rebuilt_or_refused_never_crash(name):
             container, key = rng.choice(places)
             container[key] = copy.deepcopy(rng.choice(JUNK))
             places = list(_places(description))
-        payload = protocol.TorchModulePayload(description, original.state, original.class_name)
+        payload = torch_side.TorchModulePayload(description, original.state, original.class_name)
         try:
             model = rebuild_torch(payload)
         except ModelRejected as exc:

@@ -35,7 +35,7 @@ def happy(*, relu_first: bool = False, dropout: float = 0.0) -> nn.Sequential:
 def crossed(module: nn.Module):
     """The student's module as the grading process gets it: described, sent, rebuilt."""
     tree, blob = protocol.encode_value(module, side=torch_side)
-    return rebuild_torch(protocol.decode_value(tree, blob))
+    return rebuild_torch(protocol.decode_value(tree, blob, side=torch_side))
 
 
 def counted(module: nn.Module) -> list:

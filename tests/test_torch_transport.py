@@ -15,7 +15,7 @@ from grader.checks.graph import layer_graph
 from grader.frameworks.torch.rebuild import RebuiltModule, rebuild_torch
 from grader.frameworks.errors import ModelRejected
 from grader.sandbox import protocol
-from grader.sandbox.protocol import TorchModulePayload
+from grader.frameworks.torch.child.payload import TorchModulePayload
 
 STUDENT = '''
 import torch

@@ -26,7 +26,9 @@ from grader.notebook.cellnames import split_label
 from grader.frameworks.keras.rebuild import ModelRejected, rebuild
 from grader.sandbox import client
 from grader.sandbox.channel import Channel, LoadState, Recipe
-from grader.sandbox.protocol import ModelPayload, TorchModulePayload, Unsupported, encode_value
+from grader.frameworks.keras.child.payload import ModelPayload
+from grader.frameworks.torch.child.payload import TorchModulePayload
+from grader.sandbox.protocol import Unsupported, encode_value
 from grader.sandbox.trace import PROBE_SOURCE, TRACE_PROBE
 from grader.frameworks.torch.probe import TORCH_PROBE_SOURCE
 

@@ -161,7 +161,7 @@ def _warm_torch() -> None:
     from grader.frameworks.torch.child.describe import describe
     from grader.frameworks.torch.graph import torch_layer_graph
     from grader.frameworks.torch.rebuild import rebuild_torch
-    from grader.sandbox.protocol import TorchModulePayload
+    from grader.frameworks.torch.child.payload import TorchModulePayload
 
     module = nn.Sequential(nn.ZeroPad2d(1), nn.Conv2d(3, 2, 3, bias=False), nn.BatchNorm2d(2), nn.ReLU(),
                            nn.MaxPool2d(2), nn.Flatten(), nn.Linear(2 * 4 * 4, 1), nn.Sigmoid())

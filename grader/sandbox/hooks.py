@@ -26,6 +26,9 @@ The package's functions (the interface, by name):
 - `encode(value, add_array, weights) -> dict | None`: a framework value (a model, a
   tensor) as a JSON tree whose arrays go through `add_array(array) -> index`; None for
   anything else. Used on both sides: the child's replies, the grading process's arguments.
+- `decode(tag, body, array) -> value | None`: a value of a tag of the framework's own
+  (`$model`), read back from its JSON body, its arrays fetched by `array(index)` (checked by
+  the wire); ValueError when the body is malformed. Used in the grading process.
 - `tensor_from_array(array)`: in the child, what a `$tensor` argument arrives as.
 - `tensor_parents(tensor) -> (layer class name, [input tensors]) | None`: in the child, one
   step back through the layer that made a symbolic tensor (`trace`: which watched call an

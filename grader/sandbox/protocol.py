@@ -32,13 +32,6 @@ from . import hooks
 # tracebacks); the blob holds arrays and model weights. A happyModel's weights are
 # about 40 KB; 64 MiB leaves room for honest work and refuses memory bombs.
 MAX_HEADER = 8 * 1024 * 1024
-MAX_DISCONNECTED = 100  # layer names listed per returned model
-# A returned model's layer locations ([name, cell label, line, source]): how many, how long.
-MAX_LOCATIONS = 5000
-MAX_LOCATION_NAME = 200
-MAX_LOCATION_LABEL = 200
-MAX_LOCATION_SOURCE = 120
-MAX_LOCATION_LINE = 10_000_000
 MAX_BLOB = 256 * 1024 * 1024  # a ResNet50 (23.6 M float32 weights) is 90 MiB; rebuild.MAX_PARAMS is 200 MB
 MAX_ARRAYS = 100_000
 MAX_NDIM = 32
@@ -53,45 +46,6 @@ class ProtocolError(Exception):
 
 class MessageTooLarge(ProtocolError):
     pass
-
-
-@dataclass(frozen=True)
-class ModelPayload:
-    """A Keras model as pure data: its JSON config and its weights, in `get_weights()` order.
-
-    The grading process turns this back into a model only through `grader.frameworks.keras.rebuild`, which
-    refuses anything outside an allow-list of built-in layers. Part of the wire's vocabulary,
-    as arrays are: the child's framework package writes it (`hooks.encode`).
-    """
-
-    config: str
-    weights: tuple[np.ndarray, ...]
-    keras: str  # "3" or "2" (tf_keras)
-    class_name: str
-    # Layers the student's code created and called on the model's tensors but whose
-    # results never reach its outputs, as (name, class name). Keras leaves them out of
-    # `model.layers` and `to_json()`, so without this list they would vanish here and the
-    # checks could only call them "missing".
-    disconnected: tuple[tuple[str, str], ...] = ()
-    # Sent without its weights (asked for with `weights=False`): a check that transplants the
-    # reference's weights anyway need not ship millions of numbers out of the sandbox.
-    weightless: bool = False
-    # Where the student's code created each layer, as (layer name, cell label, line, source
-    # line), recorded in the child (grader/frameworks/keras/child/provenance.py); feedback
-    # points at the student's code.
-    locations: tuple[tuple[str, str, int, str], ...] = ()
-
-
-@dataclass(frozen=True)
-class TorchModulePayload:
-    """A PyTorch module as pure data (see `grader.frameworks.torch.child.describe`): its module
-    tree and `torch.fx` graph as JSON, its state dict as (key, array) pairs. Rebuilt in the
-    grading process only by `grader.frameworks.torch.rebuild`, from an allow-list."""
-
-    description: dict
-    state: tuple[tuple[str, np.ndarray], ...]
-    class_name: str
-    weightless: bool = False
 
 
 @dataclass(frozen=True)
@@ -221,16 +175,19 @@ def _encode(value: Any, arrays: list[np.ndarray], depth: int, weights: bool = Tr
     return {"$unsupported": type(value).__name__}
 
 
-def decode_value(tree: Any, blob: bytes) -> Any:
+def decode_value(tree: Any, blob: bytes, *, side: Any = None) -> Any:
     """Turn (JSON tree, blob) back into data. Runs on the trusted side: never unpickles,
-    and allocates no array before its size has been checked against the bytes received."""
+    and allocates no array before its size has been checked against the bytes received.
+    `side` is the framework package that reads its own values (a returned model: `hooks`
+    `decode`), by default the one this process loaded, if any; without one, a reply that
+    holds a model is malformed."""
     arrays: list[np.ndarray] = []
     if isinstance(tree, dict) and set(tree) == {"$arrays", "$value"}:
         arrays = _read_arrays(tree["$arrays"], blob)
         tree = tree["$value"]
     elif blob:
         raise ProtocolError("reply carries data it does not describe")
-    return _decode(tree, arrays, depth=0)
+    return _decode(tree, arrays, depth=0, side=side if side is not None else hooks.ACTIVE)
 
 
 def _read_arrays(table: Any, blob: bytes) -> list[np.ndarray]:
@@ -267,13 +224,13 @@ def _read_arrays(table: Any, blob: bytes) -> list[np.ndarray]:
     return arrays
 
 
-def _decode(tree: Any, arrays: list[np.ndarray], depth: int) -> Any:
+def _decode(tree: Any, arrays: list[np.ndarray], depth: int, side: Any = None) -> Any:
     if depth > 40:
         raise ProtocolError("returned value is nested too deeply")
     if tree is None or isinstance(tree, (bool, int, float, str)):
         return tree
     if isinstance(tree, list):
-        return [_decode(v, arrays, depth + 1) for v in tree]
+        return [_decode(v, arrays, depth + 1, side) for v in tree]
     if not isinstance(tree, dict) or len(tree) != 1:
         raise ProtocolError("malformed value in reply")
     (tag, body), = tree.items()
@@ -286,63 +243,31 @@ def _decode(tree: Any, arrays: list[np.ndarray], depth: int) -> Any:
             raise ProtocolError("malformed float in reply")
         return float(body)
     if tag == "$tuple" and isinstance(body, list):
-        return tuple(_decode(v, arrays, depth + 1) for v in body)
+        return tuple(_decode(v, arrays, depth + 1, side) for v in body)
     if tag == "$dict" and isinstance(body, dict):
-        return {str(k): _decode(v, arrays, depth + 1) for k, v in body.items()}
+        return {str(k): _decode(v, arrays, depth + 1, side) for k, v in body.items()}
     if tag == "$unsupported":
         return Unsupported(str(body))
     if tag == "$tensor":
         array = _array(arrays, body)
         return hooks.call("tensor_from_array", array, default=array)  # a torch tensor in a torch child
-    if tag == "$torch" and isinstance(body, dict):
-        return _torch_payload(body, arrays)
-    if tag == "$model" and isinstance(body, dict):
-        weights = body.get("weights")
-        if not isinstance(body.get("config"), str) or not isinstance(weights, list):
-            raise ProtocolError("malformed model in reply")
-        unreached = body.get("disconnected") or []
-        if not (isinstance(unreached, list) and len(unreached) <= MAX_DISCONNECTED
-                and all(isinstance(d, list) and len(d) == 2 and all(isinstance(s, str) for s in d)
-                        for d in unreached)):
-            raise ProtocolError("malformed model in reply")
-        return ModelPayload(config=body["config"], weights=tuple(_array(arrays, w) for w in weights),
-                            keras=str(body.get("keras", "3")), class_name=str(body.get("class_name", "")),
-                            disconnected=tuple((d[0][:100], d[1][:100]) for d in unreached),
-                            weightless=body.get("weightless") is True and not weights,
-                            locations=_locations(body.get("locations")))
-    raise ProtocolError(f"unknown value tag {tag!r} in reply")
+    return _framework_value(tag, body, arrays, side)
 
 
-def _torch_payload(body: dict, arrays: list[np.ndarray]) -> TorchModulePayload:
-    """Only the shape of the message is checked here; what it describes is vetted by
-    `grader.frameworks.torch.rebuild` before anything is built from it."""
-    state = body.get("state")
-    if not (isinstance(state, list) and len(state) <= MAX_ARRAYS
-            and all(isinstance(e, list) and len(e) == 2 and isinstance(e[0], str) for e in state)):
-        raise ProtocolError("malformed torch module in reply")
-    return TorchModulePayload(description=body, state=tuple((e[0], _array(arrays, e[1])) for e in state),
-                              class_name=str(body.get("class_name", ""))[:300],
-                              weightless=body.get("weightless") is True and not state)
-
-
-def _locations(value: Any) -> tuple[tuple[str, str, int, str], ...]:
-    """Layer locations are bounded data: a list that is not one, or too long, is refused;
-    a malformed entry is dropped (a location only improves the feedback)."""
+def _framework_value(tag: str, body: Any, arrays: list[np.ndarray], side: Any) -> Any:
+    """A value only the framework can read (a model): its package checks the body's form
+    and fetches its arrays through here, so every array is still checked as above."""
+    if side is None or not hasattr(side, "decode") or not tag.startswith("$"):
+        raise ProtocolError(f"unknown value tag {str(tag)[:40]!r} in reply")
+    try:
+        value = side.decode(tag, body, lambda key: _array(arrays, key))
+    except ProtocolError:
+        raise
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+        raise ProtocolError(str(exc)[:200] or f"malformed {tag[1:]} in reply") from None
     if value is None:
-        return ()
-    if not isinstance(value, list) or len(value) > MAX_LOCATIONS:
-        raise ProtocolError("malformed model in reply")
-    return tuple((e[0], e[1], e[2], e[3]) for e in value if _valid_location(e))
-
-
-def _valid_location(entry: Any) -> bool:
-    """One received [layer name, cell label, line, source], within the child's own bounds."""
-    return (isinstance(entry, list) and len(entry) == 4
-            and isinstance(entry[0], str) and 0 < len(entry[0]) <= MAX_LOCATION_NAME
-            and isinstance(entry[1], str) and 0 < len(entry[1]) <= MAX_LOCATION_LABEL
-            and type(entry[2]) is int and 0 < entry[2] <= MAX_LOCATION_LINE
-            and isinstance(entry[3], str) and len(entry[3]) <= MAX_LOCATION_SOURCE
-            and not any(ord(c) < 32 for c in entry[1] + entry[3]))
+        raise ProtocolError(f"unknown value tag {str(tag)[:40]!r} in reply")
+    return value
 
 
 def _array(arrays: list[np.ndarray], key: Any) -> np.ndarray:

@@ -138,7 +138,7 @@ class Session:
             failure.via_probe = probe
             raise failure
         try:
-            payload = protocol.decode_value(reply.get("value"), out_blob)
+            payload = protocol.decode_value(reply.get("value"), out_blob, side=self.worker.encoder())
         except protocol.ProtocolError as exc:  # a child that sends malformed data is not trusted again
             self._reject(f"running `{name}`", f"what it returned could not be read back ({exc})")
         if not isinstance(payload, dict) or "value" not in payload:

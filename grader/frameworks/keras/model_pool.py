@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from grader.sandbox.protocol import ModelPayload
+from grader.frameworks.keras.child.payload import ModelPayload
 
 SEED_STATES = "_grader_seed_states"  # set by grader.frameworks.keras.rebuild: [(variable, value at rebuild)]
 

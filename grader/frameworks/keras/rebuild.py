@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from grader.frameworks.errors import ModelRejected
-from grader.sandbox.protocol import ModelPayload
+from grader.frameworks.keras.child.payload import ModelPayload
 
 ALLOWED_LAYERS = frozenset({
     "InputLayer", "Dense", "Conv1D", "Conv2D", "Conv3D", "DepthwiseConv2D", "SeparableConv2D",

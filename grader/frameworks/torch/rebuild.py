@@ -28,7 +28,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from grader.frameworks.errors import ModelRejected
-from grader.sandbox.protocol import TorchModulePayload
+from grader.frameworks.torch.child.payload import TorchModulePayload
 
 MAX_MODULES = 2000
 MAX_NODES = 5000

@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 from . import deferred_init, keras2, provenance, seeding
 from .encode import encode_value
+from .payload import ModelPayload, decode_model
 
 
 def preload(options: dict) -> dict:
@@ -97,6 +98,11 @@ def encode(value: Any, add_array: Callable[[Any], int], weights: bool) -> dict |
     return encode_value(value, add_array, weights)
 
 
+def decode(tag: str, body: Any, array: Callable[[Any], Any]) -> ModelPayload | None:
+    """In the grading process: a `$model` body as a ModelPayload (ValueError if malformed)."""
+    return decode_model(body, array) if tag == "$model" else None
+
+
 def tensor_parents(tensor: Any) -> tuple[str, list] | None:
     """The layer that made a symbolic tensor (its class name) and the tensors it read, for
     `grader.sandbox.trace` (which watched call an argument derives from); None at an input."""
@@ -115,5 +121,5 @@ def tensor_parents(tensor: Any) -> tuple[str, list] | None:
     return type(layer).__name__, list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
 
 
-__all__ = ["after_definitions", "before_definitions", "building", "encode", "fork_hazard", "preload",
+__all__ = ["ModelPayload", "after_definitions", "before_definitions", "building", "decode", "encode", "fork_hazard", "preload",
            "seed", "state", "tensor_parents", "watch"]

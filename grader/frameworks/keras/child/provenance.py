@@ -7,7 +7,7 @@ knows where a layer was created, so before any student code runs it wraps the ba
 the worker preloaded it for a keras = "2" assignment): each new layer's name is mapped
 to the innermost frame of the student's cells on the stack. Layer names survive
 `to_json()` and the rebuild in the grading process, so the map travels with the
-model payload (`grader.sandbox.protocol.ModelPayload.locations`) and is attached to the rebuilt model.
+model payload (`payload.ModelPayload.locations`) and is attached to the rebuilt model.
 
 Only data leaves: (name, cell label, line, trimmed source line), bounded in count and
 length here and validated again on the trusted side. A layer created outside the

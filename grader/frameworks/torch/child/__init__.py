@@ -15,6 +15,7 @@ import sys
 from typing import Any, Callable
 
 from . import describe as _describe
+from .payload import TorchModulePayload, decode_module
 
 _LABELS: set[str] = set()
 
@@ -59,9 +60,14 @@ def encode(value: Any, add_array: Callable[[Any], int], weights: bool) -> dict |
     return None
 
 
+def decode(tag: str, body: Any, array: Callable[[Any], Any]) -> TorchModulePayload | None:
+    """In the grading process: a `$torch` body as a TorchModulePayload (ValueError if malformed)."""
+    return decode_module(body, array) if tag == "$torch" else None
+
+
 def tensor_from_array(array: Any) -> Any:
     torch = sys.modules.get("torch")
     return torch.from_numpy(array) if torch is not None else array
 
 
-__all__ = ["encode", "preload", "seed", "state", "tensor_from_array", "watch"]
+__all__ = ["TorchModulePayload", "decode", "encode", "preload", "seed", "state", "tensor_from_array", "watch"]
