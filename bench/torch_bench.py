@@ -68,8 +68,8 @@ class Arm:
         self.exercises = None if all_exercises else exercises
         self.path = REPO / "assignments" / spec_name / "samples" / "correct.ipynb"
         started = time.perf_counter()
-        self.worker = Worker(framework=sandbox_side(self.assignment.framework, self.assignment.keras), isolation=isolation,
-                             framework=getattr(self.assignment, "framework", "keras")).start()
+        self.worker = Worker(framework=sandbox_side(self.assignment.framework, self.assignment.keras),
+                             isolation=isolation).start()
         self.startup = time.perf_counter() - started
         self.sandbox = _sandbox_bench()._sandbox_python(self.worker)
         self.runs: list[dict] = []
