@@ -8,8 +8,8 @@ model another submission has finished with is reused: every variable is overwrit
 this submission's weights, so what the checks see is exactly what a fresh rebuild gives.
 
 A model sent without its weights (`weights=False`: a U-Net, a ResNet50) is rebuilt with
-placeholder weights (zeros where the initializer would draw at random, the constants of
-the others), which no check reads (the output checks read the reference's in their
+placeholder weights (those the initializer would draw at random hold no memory and read as
+zeros, the others their constants), which no check reads (the output checks read the reference's in their
 place); reused, it keeps the weights of its first rebuild, which the checks leave as they
 found them (grader.frameworks.keras.models).
 

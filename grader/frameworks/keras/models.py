@@ -105,8 +105,18 @@ def copy_weights(reference_model: Any, student_model: Any, *, merge_order: str =
     pairs = _weighted_pairs(reference_model, student_model, check_merge_order(merge_order))
     for ref_layer, stu_layer, who, _ in pairs:
         _check_shapes(ref_layer, stu_layer, who)
+    _materialize(student_model)
     for ref_layer, stu_layer, _, permuted in pairs:
         stu_layer.set_weights(_reference_values(ref_layer, permuted))
+
+
+def _materialize(model: Any) -> None:
+    """Memory for the variables a weightless rebuild left without it (their reads give
+    zeros; grader.frameworks.keras.rebuild), so they can be written: only the copying path
+    writes a model's weights."""
+    for variable in getattr(model, "variables", ()):
+        if getattr(variable, "_value", 0) is None and hasattr(variable, "_deferred_initialize"):
+            variable._deferred_initialize()
 
 
 def _dtype(value: Any) -> str:
@@ -169,6 +179,7 @@ def _outputs_without_copy(reference_model: Any, student_model: Any, inputs: np.n
 
 def _outputs_with_copy(reference_model: Any, student_model: Any, inputs: np.ndarray,
                        training: bool | None, merge_order: str = "fixed") -> tuple[list, list]:
+    _materialize(student_model)
     ref_state, stu_state = reference_model.get_weights(), student_model.get_weights()
     try:
         copy_weights(reference_model, student_model, merge_order=merge_order)

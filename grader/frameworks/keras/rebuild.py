@@ -380,9 +380,9 @@ def _rebuild_keras3(text: str, weights, weightless: bool = False):
             if getattr(variable, "_value", None) is None:
                 if weightless and _draws_at_random(variable):
                     # No check reads a weightless model's own weights (the output checks
-                    # read the reference's): zeros cost no random draw (0.4 s a ResNet50).
-                    variable._initialize(np.zeros(tuple(variable.shape), dtype=variable.dtype))
-                    variable._initializer = None
+                    # read the reference's): left without memory (94 MB a ResNet50), a read
+                    # gives zeros, and the copying path gives it memory first (models.py).
+                    variable._initializer = keras.initializers.Zeros()
                 else:
                     variable._deferred_initialize()
         return model
