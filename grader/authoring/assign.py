@@ -34,6 +34,8 @@ from pathlib import Path
 
 import nbformat
 
+from grader.exit_codes import EXIT_OK, EXIT_UNGRADED, EXIT_USAGE
+
 BEGIN_SOLUTION = "### BEGIN SOLUTION"
 END_SOLUTION = "### END SOLUTION"
 BEGIN_HIDDEN = "### BEGIN HIDDEN TESTS"
@@ -266,16 +268,16 @@ def run(args) -> int:
     source = Path(args.source)
     if not source.is_file():
         print(f"grader: {source}: no such file", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     missing = [f for f in args.copy if not Path(f).is_file()]
     if missing:
         print(f"grader: cannot copy {', '.join(missing)}: no such file", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     try:
         target = assign(source, args.out)
     except MasterError as exc:
         print(f"grader: {source}: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_UNGRADED
     for extra in args.copy:
         shutil.copyfile(extra, Path(args.out) / Path(extra).name)
     template = nbformat.read(target, as_version=4)
@@ -288,4 +290,4 @@ def run(args) -> int:
           + (f"; copied {', '.join(Path(f).name for f in args.copy)}" if args.copy else ""))
     if not graded:
         print("warning: no cell holds a solution region, so there is nothing to grade", file=sys.stderr)
-    return 0
+    return EXIT_OK

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import nbformat
 
+from grader.exit_codes import EXIT_OK, EXIT_USAGE
+
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 SPEC = '''\
@@ -461,8 +463,8 @@ def run(args) -> int:
         root = create(args.name, parent, getattr(args, "framework", "keras"))
     except ScaffoldError as exc:
         print(f"grader: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     words = " (PyTorch)" if getattr(args, "framework", "keras") == "torch" else ""
     print(f"created {root}{words}: spec, reference, 2 exercises with a test file each, master, template, 2 samples\n"
           f"next: edit it, then `grader validate-assignment {root}`")
-    return 0
+    return EXIT_OK

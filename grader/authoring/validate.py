@@ -32,6 +32,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from grader.exit_codes import EXIT_OK, EXIT_UNGRADED, EXIT_USAGE
 from grader.authoring.materials import find_master, find_release
 from grader.sandbox.client import ISOLATION_CHOICES
 
@@ -533,11 +534,11 @@ def run(args) -> int:
         resolve(args.assignment)
     except AssignmentError as exc:
         print(f"grader: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     try:
         report = validate(args.assignment, isolation=args.sandbox, jobs=getattr(args, "jobs", 1))
     except IsolationUnavailable as exc:
         print(f"grader: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_UNGRADED
     print(report.render())
-    return 0 if report.ok else 1
+    return EXIT_OK if report.ok else EXIT_UNGRADED

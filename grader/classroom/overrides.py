@@ -22,6 +22,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from grader.exit_codes import EXIT_OK, EXIT_USAGE
 from grader.classroom.errors import GradebookError
 from grader.classroom.names import printable
 
@@ -290,7 +291,7 @@ def run(args) -> int:
         return _usage(str(exc))
     print(change.describe())
     print("rewritten: " + ", ".join(printable(p) for p in change.derived))
-    return 0
+    return EXIT_OK
 
 
 def _show_history(results: str, student: str | None) -> int:
@@ -301,9 +302,9 @@ def _show_history(results: str, student: str | None) -> int:
         print("no overrides recorded" + (f" for {printable(student)}" if student else ""))
     for entry in entries:
         print(entry.describe())
-    return 0
+    return EXIT_OK
 
 
 def _usage(message: str) -> int:
     print(f"grader override: {printable(message, keep=chr(10))}", file=sys.stderr)
-    return 2
+    return EXIT_USAGE

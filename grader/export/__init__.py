@@ -25,6 +25,7 @@ import traceback
 from importlib import metadata
 from pathlib import Path
 
+from grader.exit_codes import EXIT_UNGRADED, EXIT_USAGE
 from grader.results import SubmissionResult
 
 # Nothing a platform needs, and caches would make two builds of the same sources differ.
@@ -310,12 +311,12 @@ def build_from_args(args, builder):
         assignment = load_assignment(args.assignment)
     except AssignmentError as exc:
         print(f"grader: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     try:
         return assignment, builder(assignment, args.out)
     except (BundleError, OSError) as exc:
         print(f"grader: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_UNGRADED
 
 
 def prepare_entry_point() -> None:

@@ -28,6 +28,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from grader.exit_codes import EXIT_OK
 from grader.export import (TORCH_CPU_INDEX, BundleError, as_submitted, build_from_args, copy_grading_files,
                            error_result, find_submission, grade_one, prepare_entry_point, python_version,
                            requirements_text)
@@ -240,7 +241,7 @@ def run(args) -> int:
             print(f"  part {part}: {', '.join(exercises)}")
     else:
         print("  no [coursera] parts table in assignment.toml: each part id must name an exercise")
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from grader.exit_codes import EXIT_OK, EXIT_USAGE
 from grader.classroom.csvtable import read_csv_table, read_csv_text
 from grader.classroom.errors import GradebookError
 from grader.classroom.names import csv_cell, printable
@@ -482,9 +483,9 @@ def run(args) -> int:
         exported = export_class(plan)
     except GradebookError as exc:
         print(f"grader: {printable(str(exc))}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     for line in exported.warnings:
         print(f"grader: {line}", file=sys.stderr)
     columns = ", ".join(f"{printable(a.name)} (of {_number(a.max_total)})" for a in exported.assignments)
     print(f"wrote {printable(exported.path)}: {exported.students} students, {columns}")
-    return 0
+    return EXIT_OK

@@ -22,6 +22,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from grader.exit_codes import EXIT_OK
 from grader.export import (TORCH_CPU_INDEX, BundleError, as_submitted, build_from_args, copy_grading_files,
                            error_result, find_submission, grade_one, prepare_entry_point, python_version,
                            requirements_text)
@@ -229,7 +230,7 @@ def run(args) -> int:
     heavy = "PyTorch, CPU build" if assignment.framework == "torch" else "TensorFlow"
     print(f"wrote {out} ({count} files, {out.stat().st_size // 1024} KiB): upload it as the autograder of "
           f"a Gradescope programming assignment; the image's set-up takes several minutes ({heavy}).")
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":

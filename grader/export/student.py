@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from grader.exit_codes import EXIT_OK, EXIT_UNGRADED, EXIT_USAGE
+
 
 def register(platforms) -> argparse.ArgumentParser:
     p = platforms.add_parser(
@@ -32,14 +34,14 @@ def run(args) -> int:
         assignment = load_assignment(args.assignment)
     except AssignmentError as exc:
         print(f"grader: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     try:
         kit = build_kit(assignment, args.out, isolation=args.sandbox, samples=not args.no_samples,
                         log=lambda m: print(f"grader: {m}", file=sys.stderr))
     except KitError as exc:
         print(f"grader: {assignment.name}: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_UNGRADED
     print(f"wrote {kit.root}: {kit.notebook.name}, {len(kit.tests)} visible tests, {kit.calls} recorded "
           f"answers; left out {len(kit.dropped)} hidden tests; kit results equal the full grader's on "
           f"{', '.join(kit.checked)}")
-    return 0
+    return EXIT_OK
