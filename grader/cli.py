@@ -14,7 +14,7 @@ This module is the top-level parser, the dispatch and the answers to a missing o
 package; each command lives with what it does and registers its own sub-parser and
 handler: the classroom's (`grade`, `report`, `review`, `override`) in
 `grader.classroom.command`, the student's `check` in `grader.kit.command`, the
-instructor's authoring and export commands in `grader.authoring.command`. The exit
+instructor's authoring commands in `grader.authoring.command` and `export` in `grader.export`. The exit
 statuses have their home in `grader.exit_codes`.
 """
 from __future__ import annotations
@@ -36,6 +36,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """Every command, in the order `grader --help` lists them."""
+    from grader import export
     from grader.authoring import command as authoring_command
     from grader.classroom import command as classroom_command
 
@@ -45,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     classroom_command.register_grading(sub)  # grade, report
     kit_command.register(sub)  # check
     classroom_command.register_review(sub)  # review
-    authoring_command.register(sub)  # new, assign, validate-assignment, export
+    authoring_command.register(sub)  # new, assign, validate-assignment
+    export.register(sub)  # export: platform bundles and the student kit
     classroom_command.register_override(sub)  # override
     return parser
 

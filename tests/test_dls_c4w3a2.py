@@ -141,7 +141,7 @@ def test_template_keeps_the_course_notebook_without_solutions(assignment):
     markers: the template students (and a kit) get keeps the signatures, docstrings and
     every other cell, and no line of the solutions."""
     from grader.authoring.assign import make_template, read_master
-    from grader.authoring.materials import find_master
+    from grader.assignment.materials import find_master
 
     template = make_template(read_master(find_master(assignment)))
     text = "\n".join(c.source for c in template.cells)

@@ -33,7 +33,7 @@ import nbformat
 import pytest
 
 from grader.exit_codes import EXIT_OK, EXIT_UNGRADED, EXIT_USAGE
-from grader.authoring.materials import find_master, find_release
+from grader.assignment.materials import find_master, find_release
 from grader.sandbox.client import ISOLATION_CHOICES
 
 PASS, FAIL, SKIP = "✔", "✘", "–"

@@ -40,7 +40,7 @@ class AnswerReading:
 def _guide(assignment):
     from grader.notebook.answers import answer_guide
     try:
-        from grader.authoring.materials import student_template
+        from grader.assignment.materials import student_template
         template = student_template(assignment)
     except Exception:  # noqa: BLE001 - without the template the questions' titles still find answers
         template = None

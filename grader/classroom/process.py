@@ -226,7 +226,7 @@ class GradingProcess:
 
         try:
             if self._answer_guide is None:
-                from grader.authoring.materials import student_template
+                from grader.assignment.materials import student_template
                 self._answer_guide = answer_guide(self.assignment.questions, student_template(self.assignment))
             if isinstance(notebook, LoadError):
                 return {}

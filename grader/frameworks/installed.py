@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+
+import grader
 from pathlib import Path
 
 # The pyproject extra that brings each framework, and the modules it must make importable.
@@ -46,12 +48,16 @@ def absent_modules(framework: str = "keras", keras: str = "3") -> list[str]:
             if name not in sys.modules and importlib.util.find_spec(name) is None]
 
 
+def wheel_name(version: str = grader.__version__) -> str:
+    """The grader wheel's file name, as a student kit ships it (and its README installs it)."""
+    return f"grader-{version}-py3-none-any.whl"
+
+
 def install_advice(framework: str = "keras", keras: str = "3", *, kit: bool = False) -> str:
     """What to run: the kit README's own line for a student kit (the grader came as a wheel
     file, and a plain `grader[...]` would look for it on the package index), else the extra."""
     extra = _needs(framework, keras)[0]
     if kit:
-        from grader.kit.readme import wheel_name
         return (f'in the kit folder run pip install "{wheel_name()}[{extra},student]" (the install line of '
                 f'its README.md)')
     return f'pip install "grader[{extra}]" (or, from a student kit, the install line of its README.md)'

@@ -9,13 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import grader
+from grader.frameworks.installed import wheel_name
 
 KERAS_EXTRA = {"3": "keras", "2": "keras2"}  # the pyproject extra that brings the assignment's TensorFlow
 README = "README.md"
-
-
-def wheel_name(version: str = grader.__version__) -> str:
-    return f"grader-{version}-py3-none-any.whl"
 
 
 def install_line(keras: str = "3", version: str = grader.__version__, framework: str = "keras") -> str:

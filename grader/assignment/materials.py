@@ -1,8 +1,8 @@
 """Where an assignment's own notebooks are: the master, the release, the template students got.
 
-Grading needs the template too (to find written answers whose tags students broke), so this
-sits apart from validation: the class-grading side imports it without importing the
-validator, which itself grades through the class-grading side.
+Grading needs the template too (to find written answers whose tags students broke), and
+validation needs the master and the release: both read the assignment's folder through
+here, beside its spec, so class grading never reaches up into the authoring tools.
 """
 from __future__ import annotations
 
