@@ -155,3 +155,29 @@ def test_the_front_ends_pick_each_frameworks_package():
     assert torch.package == "grader.frameworks.torch.child" and not torch.env
     for side in (keras3, torch):
         assert (side.folder / "__init__.py").is_file() and side.folder == Path(side.module().__file__).parent
+
+
+@pytest.mark.skipif(choose_isolation("auto") != "full", reason="bubblewrap is not available here")
+@pytest.mark.parametrize("framework", ["keras", "torch"])
+def test_under_bubblewrap_the_child_sees_its_framework_package_and_nothing_else_of_the_grader(framework):
+    """The sandbox package and the framework's own package, each mounted alone: no
+    reference, no tests, no grading code (rebuild, checks) where student code runs."""
+    side = sandbox_side(framework)
+    code = textwrap.dedent('''\
+        import importlib.util, os, sys
+
+        def look():
+            return {"opt": sorted(os.listdir("/opt/grader")),
+                    "package": sorted(n for n in os.listdir("/opt/grader/grader_framework") if n.endswith(".py")),
+                    "grader": importlib.util.find_spec("grader") is not None,
+                    "loaded": sorted(m for m in sys.modules if m == "grader" or m.startswith("grader."))}
+        ''')
+    with Worker(framework=side, isolation="full") as worker:
+        session = worker.session([{"source": code, "line": 1, "label": "cell In [1]", "kind": "def"}])
+        try:
+            seen = session.call("look").value
+        finally:
+            session.close()
+    assert set(seen["opt"]) <= {"grader_sandbox", "grader_framework", "venv"}, seen["opt"]
+    assert seen["package"] == sorted(p.name for p in side.folder.glob("*.py")), seen["package"]
+    assert not seen["grader"] and not seen["loaded"], seen
