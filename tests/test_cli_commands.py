@@ -79,3 +79,20 @@ def test_exit_statuses_keep_their_meaning(tmp_path, capsys):
     listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()
               if line.startswith("    ") and not line.startswith("     ")]  # a command's first help line
     assert listed == COMMANDS
+
+
+def test_a_commands_expected_errors_become_one_line_and_their_exit_status(capsys):
+    from grader.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_UNGRADED, EXIT_USAGE, reported
+
+    def raising(exc):
+        def action():
+            raise exc
+        return action
+
+    assert reported(lambda: EXIT_OK) == EXIT_OK
+    assert reported(raising(ValueError("bad spec")), usage=(ValueError,), ungraded=(OSError,)) == EXIT_USAGE
+    assert reported(raising(OSError("no bubblewrap")), usage=(ValueError,), ungraded=(OSError,)) == EXIT_UNGRADED
+    assert reported(raising(KeyboardInterrupt())) == EXIT_INTERRUPTED
+    assert capsys.readouterr().err.splitlines() == ["grader: bad spec", "grader: no bubblewrap", "grader: interrupted"]
+    with pytest.raises(RuntimeError):  # an error nobody expected is not hidden behind a status
+        reported(raising(RuntimeError("bug")), usage=(ValueError,))

@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from grader.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_UNGRADED, EXIT_USAGE
+from grader.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_UNGRADED, EXIT_USAGE, reported
 from grader.sandbox.client import ISOLATION_CHOICES
 
 
@@ -111,14 +111,7 @@ def run_grade(args) -> int:
     if not args.cluster:
         from grader.frameworks.installed import require_framework
         require_framework(assignment, then="run the command again")
-    try:
-        return _grade(args, assignment)
-    except IsolationUnavailable as exc:
-        print(f"grader: {exc}", file=sys.stderr)
-        return EXIT_UNGRADED
-    except KeyboardInterrupt:
-        print("grader: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    return reported(lambda: _grade(args, assignment), ungraded=(IsolationUnavailable,))
 
 
 def _grade(args, assignment) -> int:

@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from grader.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_UNGRADED, EXIT_USAGE
+from grader.exit_codes import EXIT_OK, EXIT_UNGRADED, EXIT_USAGE, reported
 from grader.sandbox.client import ISOLATION_CHOICES
 
 
@@ -60,17 +60,9 @@ def run(args) -> int:
     from grader.frameworks.installed import require_framework
     require_framework(assignment, then="run the command again")  # said before anything starts, as above
     print(f"grader: checking {path.name} against {assignment.name} (about 5 s)...", file=sys.stderr, flush=True)
-    try:
-        return _check(args, assignment, started)
-    except AssignmentError as exc:  # the spec's budget or questions, read while grading
-        print(f"grader: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except IsolationUnavailable as exc:
-        print(f"grader: {exc}", file=sys.stderr)
-        return EXIT_UNGRADED
-    except KeyboardInterrupt:
-        print("grader: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    # AssignmentError here: the spec's budget or questions, read while grading
+    return reported(lambda: _check(args, assignment, started), usage=(AssignmentError,),
+                    ungraded=(IsolationUnavailable,))
 
 
 def _check(args, assignment, started: float | None = None) -> int:
