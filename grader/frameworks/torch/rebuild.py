@@ -28,6 +28,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from grader.frameworks.errors import ModelRejected
+from grader.frameworks.torch.child.describe import F_FUNCTIONS, OPERATOR_FUNCTIONS, TORCH_FUNCTIONS
 from grader.frameworks.torch.child.payload import TorchModulePayload
 
 MAX_MODULES = 2000
@@ -44,18 +45,15 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z_0-9]{0,200}")
 
 def _functions() -> dict[str, Callable]:
     table: dict[str, Callable] = {}
-    for name in ("add", "sub", "mul", "cat", "flatten", "relu", "sigmoid", "tanh", "softmax", "reshape",
-                 "squeeze", "unsqueeze", "mean", "matmul", "mm", "transpose", "permute", "max_pool2d",
-                 "avg_pool2d", "conv2d", "stack", "t"):
+    for name in TORCH_FUNCTIONS:
         fn = getattr(torch, name, None)
         if fn is not None:
             table[f"torch.{name}"] = fn
-    for name in ("relu", "leaky_relu", "sigmoid", "tanh", "softmax", "log_softmax", "max_pool2d", "avg_pool2d",
-                 "adaptive_avg_pool2d", "conv2d", "linear", "dropout", "dropout2d", "batch_norm", "pad"):
+    for name in F_FUNCTIONS:
         fn = getattr(F, name, None)
         if fn is not None:
             table[f"F.{name}"] = fn
-    for name in ("add", "sub", "mul", "truediv", "floordiv", "neg", "getitem", "matmul"):
+    for name in OPERATOR_FUNCTIONS:
         table[f"operator.{name}"] = getattr(operator, name)
     table["getattr"] = _tensor_attribute
     return table

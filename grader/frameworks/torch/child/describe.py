@@ -100,6 +100,16 @@ ARGUMENTS: dict[str, Callable[[Any], dict]] = {
 }
 
 
+# The functions a traced `forward` may call, by module: one list for both sides (the child
+# names them, `grader.frameworks.torch.rebuild` finds them again by those names).
+TORCH_FUNCTIONS = ("add", "sub", "mul", "cat", "flatten", "relu", "sigmoid", "tanh", "softmax", "reshape",
+                   "squeeze", "unsqueeze", "mean", "matmul", "mm", "transpose", "permute", "max_pool2d",
+                   "avg_pool2d", "conv2d", "stack", "t")
+F_FUNCTIONS = ("relu", "leaky_relu", "sigmoid", "tanh", "softmax", "log_softmax", "max_pool2d", "avg_pool2d",
+               "adaptive_avg_pool2d", "conv2d", "linear", "dropout", "dropout2d", "batch_norm", "pad")
+OPERATOR_FUNCTIONS = ("add", "sub", "mul", "truediv", "floordiv", "neg", "getitem", "matmul")
+
+
 def function_names() -> dict[Any, str]:
     """The functions a traced `forward` may call, by the name both sides use. Built on
     each call (cheap) so that a student who replaced `torch.add` in the child gets their
@@ -107,18 +117,15 @@ def function_names() -> dict[Any, str]:
     import torch
     import torch.nn.functional as F
     table: dict[Any, str] = {}
-    for name in ("add", "sub", "mul", "cat", "flatten", "relu", "sigmoid", "tanh", "softmax", "reshape",
-                 "squeeze", "unsqueeze", "mean", "matmul", "mm", "transpose", "permute", "max_pool2d",
-                 "avg_pool2d", "conv2d", "stack", "t"):
+    for name in TORCH_FUNCTIONS:
         fn = getattr(torch, name, None)
         if fn is not None:
             table.setdefault(fn, f"torch.{name}")
-    for name in ("relu", "leaky_relu", "sigmoid", "tanh", "softmax", "log_softmax", "max_pool2d", "avg_pool2d",
-                 "adaptive_avg_pool2d", "conv2d", "linear", "dropout", "dropout2d", "batch_norm", "pad"):
+    for name in F_FUNCTIONS:
         fn = getattr(F, name, None)
         if fn is not None:
             table.setdefault(fn, f"F.{name}")
-    for name in ("add", "sub", "mul", "truediv", "floordiv", "neg", "getitem", "matmul"):
+    for name in OPERATOR_FUNCTIONS:
         table.setdefault(getattr(operator, name), f"operator.{name}")
     table.setdefault(getattr, "getattr")
     return table
@@ -371,4 +378,4 @@ def tensor_array(value: Any) -> np.ndarray:
     return array if array.flags.c_contiguous else array.copy(order="C")
 
 
-__all__ = ["ARGUMENTS", "FORMAT", "describe", "function_names", "record_creations", "run_with_hooks", "tensor_array"]
+__all__ = ["ARGUMENTS", "FORMAT", "F_FUNCTIONS", "OPERATOR_FUNCTIONS", "TORCH_FUNCTIONS", "describe", "function_names", "record_creations", "run_with_hooks", "tensor_array"]
