@@ -162,17 +162,12 @@ def _grade(args, assignment) -> int:
     if args.cluster:
         from grader.classroom.cluster import ClusterError
         cluster_errors = (ClusterError,)
-    try:
-        if args.out:
-            return _grade_into(args, assignment, options, tasks, roster, jobs, times)
-        identities = Identities(roster) if roster else None
-        return _grade_to_stdout(args, assignment, options, tasks, identities, jobs)
-    except GradebookError as exc:
-        print(f"grader: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except cluster_errors as exc:
-        print(f"grader: {exc}", file=sys.stderr)
-        return EXIT_UNGRADED
+    if args.out:
+        return reported(lambda: _grade_into(args, assignment, options, tasks, roster, jobs, times),
+                        usage=(GradebookError,), ungraded=cluster_errors)
+    return reported(lambda: _grade_to_stdout(args, assignment, options, tasks,
+                                             Identities(roster) if roster else None, jobs),
+                    usage=(GradebookError,), ungraded=cluster_errors)
 
 
 def _stream(args, options, paths, jobs, fingerprint):
